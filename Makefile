@@ -1,0 +1,72 @@
+# Unmasked: `make lab` to learn, `make test` to check everything. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Use the active virtual or conda environment; otherwise create and use .venv.
+ifneq ($(VIRTUAL_ENV),)
+ENV_DIR := $(VIRTUAL_ENV)
+else ifneq ($(CONDA_PREFIX),)
+ENV_DIR := $(CONDA_PREFIX)
+else
+ENV_DIR := .venv
+endif
+PY := $(ENV_DIR)/bin/python
+STAMP := $(ENV_DIR)/.unmasked-setup-stamp
+
+# Without an NVIDIA GPU, cap torch below 2.14 so pip takes the CPU build (see constraints.txt).
+ifeq ($(shell command -v nvidia-smi 2>/dev/null),)
+CONSTRAINT := -c constraints.txt
+endif
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+LAB ?=
+SUBMISSIONS ?=
+GRADES ?= grades
+JOBS ?= 2
+
+.PHONY: help setup lab test test-fast labs data checkpoint grade bench check-env clean
+
+help:
+	@echo "make lab         set up, then open JupyterLab at the course"
+	@echo "make test        set up, then run every test and execute every notebook (fast mode)"
+	@echo "make labs        regenerate labs/ from solutions/"
+	@echo "make data        regenerate data/ with the project's own scripts"
+	@echo "make checkpoint  retrain the shipped toy model checkpoint"
+	@echo "make grade LAB=labs/lab01_tokens.ipynb SUBMISSIONS=dir   grade a class's submissions"
+	@echo "make bench       run the benchmarks and print measured figures"
+
+$(STAMP): pyproject.toml constraints.txt
+	@if [ ! -x "$(PY)" ]; then echo "creating $(ENV_DIR)"; python3 -m venv "$(ENV_DIR)"; fi
+	"$(PY)" -m pip install $(CONSTRAINT) -e ".[dev]"
+	@touch "$@"
+
+setup: $(STAMP)
+
+check-env: setup
+	"$(PY)" -m unmasked.check_env
+
+lab: setup
+	"$(ENV_DIR)/bin/jupyter" lab $(ROOT_FLAG) notebooks/00_welcome.ipynb
+
+test: setup
+	UNMASKED_FAST=1 "$(PY)" -m pytest
+
+labs: setup
+	"$(PY)" -m unmasked.labs
+
+data: setup
+	"$(PY)" -m unmasked.sessions --n 250 --seed 0 --out data/sessions
+
+checkpoint: setup
+	"$(PY)" -m unmasked.train --out data/checkpoints
+
+grade: setup
+	@if [ -z "$(LAB)" ] || [ -z "$(SUBMISSIONS)" ]; then \
+	  echo "usage: make grade LAB=labs/lab01_tokens.ipynb SUBMISSIONS=path/to/submissions [GRADES=grades] [JOBS=2]"; exit 2; fi
+	"$(PY)" -m unmasked.grading "$(LAB)" "$(SUBMISSIONS)" --out "$(GRADES)" -j $(JOBS)
+
+bench: setup
+	@for script in benchmarks/*.py; do echo "== $$script"; "$(PY)" "$$script" || exit 1; done
+
+clean:
+	rm -rf .venv build *.egg-info utils/*.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,80 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from unmasked import env
+
+
+def test_pick_device_without_gpu_says_cpu_and_why(monkeypatch):
+    monkeypatch.delenv("UNMASKED_DEVICE", raising=False)
+    monkeypatch.setattr(env, "_available", lambda: {"cuda": False, "mps": False, "cpu": True})
+    choice = env.pick_device()
+    assert choice.device == "cpu"
+    assert "no CUDA or MPS" in choice.reason
+    assert str(choice).startswith("device=cpu")
+
+
+def test_pick_device_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.delenv("UNMASKED_DEVICE", raising=False)
+    monkeypatch.setattr(env, "_available", lambda: {"cuda": False, "mps": True, "cpu": True})
+    assert env.pick_device().device == "mps"
+    monkeypatch.setattr(env, "_available", lambda: {"cuda": True, "mps": True, "cpu": True})
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Test GPU")
+    choice = env.pick_device()
+    assert choice.device == "cuda" and "Test GPU" in choice.reason
+
+
+def test_pick_device_override_by_argument_and_environment(monkeypatch):
+    monkeypatch.setenv("UNMASKED_DEVICE", "cpu")
+    monkeypatch.setattr(env, "_available", lambda: {"cuda": True, "mps": False, "cpu": True})
+    choice = env.pick_device()
+    assert choice.device == "cpu" and "UNMASKED_DEVICE" in choice.reason
+    choice = env.pick_device("cuda:0")
+    assert choice.device == "cuda:0" and "argument" in choice.reason
+
+
+def test_pick_device_rejects_unknown_and_missing(monkeypatch):
+    monkeypatch.setattr(env, "_available", lambda: {"cuda": False, "mps": False, "cpu": True})
+    with pytest.raises(ValueError, match="accepted: cuda, mps, cpu"):
+        env.pick_device("tpu")
+    monkeypatch.setenv("UNMASKED_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="no cuda device"):
+        env.pick_device()
+
+
+def test_pick_device_verbose_prints(monkeypatch, capsys):
+    monkeypatch.delenv("UNMASKED_DEVICE", raising=False)
+    env.pick_device(verbose=True)
+    assert capsys.readouterr().out.startswith("device=")
+
+
+def test_seed_everything_repeats_every_generator():
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    env.seed_everything(123)
+    first = draw()
+    env.seed_everything(123)
+    assert draw() == first
+    env.seed_everything(124)
+    assert draw() != first
+
+
+def test_seed_everything_rejects_bad_seed():
+    with pytest.raises(ValueError):
+        env.seed_everything(-1)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", False), ("0", False), ("1", True), ("true", True), ("off", False)])
+def test_fast_mode(monkeypatch, value, expected):
+    monkeypatch.setenv("UNMASKED_FAST", value)
+    assert env.fast_mode() is expected
+    assert env.fast_or("full", "fast") == ("fast" if expected else "full")
+
+
+def test_fast_mode_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("UNMASKED_FAST", "maybe")
+    with pytest.raises(ValueError, match="UNMASKED_FAST"):
+        env.fast_mode()

@@ -1,0 +1,38 @@
+"""Papermill injects parameters after the `parameters` cell, and the notebook obeys them."""
+
+import papermill as pm
+
+from nbhelpers import ROOT
+
+
+def _stdout(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                   if o.get("output_type") == "stream")
+
+
+def test_injected_parameters_change_the_run(tmp_path):
+    out = tmp_path / "welcome.ipynb"
+    nb = pm.execute_notebook(
+        str(ROOT / "notebooks" / "00_welcome.ipynb"), str(out), kernel_name="python3",
+        parameters={"LOG_LINES": 7, "SEED": 3}, cwd=str(ROOT / "notebooks"), progress_bar=False,
+    )
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    injected = tags.index(["injected-parameters"])
+    assert tags[injected - 1] == ["parameters"], "injected right after the parameters cell"
+    assert "LOG_LINES = 7" in nb.cells[injected].source
+    # The slider starts where the parameter says: its state is in the widget's output data.
+    widget_states = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widget_states, "the welcome notebook shows a widget"
+    assert "checks OK" in _stdout(nb)
+
+
+def test_lab_parameters_are_injectable(tmp_path):
+    out = tmp_path / "lab.ipynb"
+    nb = pm.execute_notebook(
+        str(ROOT / "solutions" / "lab01_tokens.ipynb"), str(out), kernel_name="python3",
+        parameters={"FAST": True, "SEED": 5}, cwd=str(ROOT / "solutions"), progress_bar=False,
+    )
+    figure = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert figure, "the lab ends with a plotly figure"
+    xs = figure[-1]["data"]["application/vnd.plotly.v1+json"]["data"][0]["x"]
+    assert len(xs) == 20, "FAST=True shortens the plotted range to 20 turns"

@@ -1,0 +1,106 @@
+"""Where the course runs: device choice, seeding and the fast-mode switch.
+
+Nothing in the course assumes a GPU. `pick_device` prefers cuda, then mps, then cpu, and
+always says why it chose what it chose, so a learner on a laptop knows what to expect.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+VALID_DEVICES = ("cuda", "mps", "cpu")
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """The device picked and the reason, printable as one line for the learner."""
+
+    device: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"device={self.device} ({self.reason})"
+
+
+def _available() -> dict[str, bool]:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(mps is not None and mps.is_available()),
+        "cpu": True,
+    }
+
+
+def pick_device(prefer: str | None = None, *, verbose: bool = False) -> DeviceChoice:
+    """Choose cuda, then mps, then cpu; `prefer` or UNMASKED_DEVICE overrides the order.
+
+    An override naming a device that is not there is an error rather than a silent fallback:
+    a learner who asked for cuda should hear that it is missing, not wait on the CPU.
+    """
+    available = _available()
+    requested, source = prefer, "argument"
+    if requested is None and os.environ.get("UNMASKED_DEVICE"):
+        requested, source = os.environ["UNMASKED_DEVICE"], "UNMASKED_DEVICE"
+    if requested is not None:
+        name = requested.strip().lower()
+        kind = name.split(":")[0]
+        if kind not in VALID_DEVICES:
+            raise ValueError(
+                f"unknown device {requested!r} from {source}; accepted: {', '.join(VALID_DEVICES)}"
+                " (cuda may carry an index, as in cuda:1)"
+            )
+        if not available[kind]:
+            raise RuntimeError(
+                f"{source} asks for {requested!r} but torch sees no {kind} device here; "
+                f"available: {', '.join(k for k, v in available.items() if v)}"
+            )
+        choice = DeviceChoice(name, f"requested by {source}")
+    elif available["cuda"]:
+        import torch
+
+        choice = DeviceChoice("cuda", f"CUDA GPU found: {torch.cuda.get_device_name(0)}")
+    elif available["mps"]:
+        choice = DeviceChoice("mps", "Apple GPU (MPS) found, no CUDA")
+    else:
+        choice = DeviceChoice("cpu", "no CUDA or MPS GPU found; every notebook runs on CPU")
+    if verbose:
+        print(choice)
+    return choice
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch so that the same run prints the same numbers on CPU."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # numpy is a dependency, but seeding should never be what breaks
+        pass
+    import torch
+
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def fast_mode() -> bool:
+    """True when UNMASKED_FAST is set to a true value: notebooks shrink their work for CI."""
+    value = os.environ.get("UNMASKED_FAST", "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"UNMASKED_FAST={value!r}; accepted: 1/true/yes/on or 0/false/no/off")
+
+
+def fast_or(full, fast):
+    """The value for this run: `fast` in fast mode, else `full` (the learner's default)."""
+    return fast if fast_mode() else full
