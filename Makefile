@@ -46,7 +46,8 @@ check-env: setup
 	"$(PY)" -m unmasked.check_env
 
 lab: setup
-	"$(ENV_DIR)/bin/jupyter" lab $(ROOT_FLAG) notebooks/00_welcome.ipynb
+	"$(ENV_DIR)/bin/jupyter" lab $(ROOT_FLAG) --ServerApp.root_dir="$(CURDIR)" \
+	  --LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb
 
 test: setup
 	UNMASKED_FAST=1 "$(PY)" -m pytest
