@@ -1,0 +1,347 @@
+"""unmasked.costs and unmasked.latency: the seed's arithmetic, the simulation's bookkeeping, bad input."""
+
+import copy
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unmasked import costs, latency
+
+SONNET = "claude-sonnet-4"
+
+
+@pytest.fixture(scope="module")
+def prices():
+    return costs.load_prices()
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return json.loads(costs.PRICES_PATH.read_text())
+
+
+# ----------------------------------------------------------------- the seed's arithmetic
+
+
+def test_150k_tokens_at_3_dollars_per_million_is_45_cents(prices):
+    assert prices[SONNET].input_cost_per_token * costs.PER_MILLION == pytest.approx(3.0)
+    assert costs.token_cost(150_000, prices[SONNET].input_cost_per_token) == pytest.approx(0.45)
+    one_turn = costs.simulate_session(1, 150_000, SONNET, output_tokens=0, caching=False, prices=prices)
+    assert one_turn.total_cost == pytest.approx(0.45)
+
+
+def test_twenty_turns_at_150k_is_9_dollars(prices):
+    flat = costs.session_cost(20, 0, SONNET, initial_history=150_000, output_tokens=0, caching=False, prices=prices)
+    assert flat == pytest.approx(9.0)
+
+
+def test_cache_hit_is_a_tenth_of_input_for_anthropic(prices):
+    for name in ("claude-sonnet-4", "claude-opus-4-5", "claude-haiku-4-5"):
+        p = prices[name]
+        assert p.cache_read_input_token_cost == pytest.approx(0.1 * p.input_cost_per_token)
+        assert p.cache_creation_input_token_cost == pytest.approx(1.25 * p.input_cost_per_token)
+
+
+def test_seed_decode_arithmetic():
+    assert latency.ar_decode_seconds(8_000, 100) == pytest.approx(80.0)
+    assert latency.diffusion_decode_seconds(16, 0.060) == pytest.approx(0.96)
+
+
+# ----------------------------------------------------------------- prices.json
+
+
+def test_every_entry_has_source_date_and_litellm_fields(raw):
+    entries = {k: v for k, v in raw.items() if not k.startswith("_")}
+    assert len(entries) >= 5
+    kinds = {v.get("kind") for v in entries.values()}
+    assert "diffusion" in kinds and "autoregressive" in kinds
+    assert {v.get("tier") for v in entries.values()} >= {"frontier", "mid", "fast"}
+    for name, entry in entries.items():
+        for field in costs.REQUIRED_FIELDS:
+            assert field in entry, (name, field)
+        assert entry["source"].startswith("https://"), name
+        assert entry.get("note"), f"{name} should say how its figures were verified"
+
+
+@pytest.mark.parametrize("field", costs.REQUIRED_FIELDS)
+def test_missing_field_names_entry_and_field(raw, field):
+    bad = copy.deepcopy(raw)
+    del bad[SONNET][field]
+    with pytest.raises(costs.PriceFileError, match=rf"{SONNET}.*{field}"):
+        costs.validate_prices(bad)
+
+
+@pytest.mark.parametrize("field", costs.PRICE_FIELDS)
+def test_negative_price_names_entry_and_field(raw, field):
+    bad = copy.deepcopy(raw)
+    bad["mercury-2"][field] = -1e-6
+    with pytest.raises(costs.PriceFileError, match=rf"mercury-2.*{field}.*non-negative"):
+        costs.validate_prices(bad)
+
+
+def test_bad_kind_and_bad_file(raw, tmp_path):
+    bad = copy.deepcopy(raw)
+    bad[SONNET]["kind"] = "recurrent"
+    with pytest.raises(costs.PriceFileError, match="accepted: autoregressive, diffusion"):
+        costs.validate_prices(bad)
+    path = tmp_path / "p.json"
+    path.write_text("{not json")
+    with pytest.raises(costs.PriceFileError, match="not valid JSON"):
+        costs.load_prices(path)
+    with pytest.raises(costs.PriceFileError, match="no price file"):
+        costs.load_prices(tmp_path / "missing.json")
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def test_unknown_model_lists_accepted(prices):
+    with pytest.raises(ValueError, match=r"unknown model 'gpt-99'; accepted: .*claude-sonnet-4.*mercury-2"):
+        costs.simulate_session(3, 1000, "gpt-99", prices=prices)
+
+
+@pytest.mark.parametrize("kwargs", [dict(tokens_per_turn=-1), dict(output_tokens=-5), dict(system_tokens=-1),
+                                    dict(turns=-2), dict(turns=2.5)])
+def test_negative_tokens_rejected(prices, kwargs):
+    args = dict(turns=3, tokens_per_turn=1000) | kwargs
+    with pytest.raises(ValueError, match="must be"):
+        costs.simulate_session(args.pop("turns"), args.pop("tokens_per_turn"), SONNET, prices=prices, **args)
+
+
+@pytest.mark.parametrize("ratio", [0, -0.1, 1.5, float("nan")])
+def test_ratio_outside_unit_interval_rejected(ratio):
+    with pytest.raises(ValueError, match=r"ratio must be in \(0, 1\]"):
+        costs.CompactionPolicy(ratio=ratio)
+
+
+def test_ratio_one_is_allowed():
+    assert costs.CompactionPolicy(ratio=1.0).ratio == 1.0
+
+
+# ----------------------------------------------------------------- simulation bookkeeping
+
+
+def test_uncached_session_is_a_triangular_sum(prices):
+    p = prices[SONNET]
+    turns, new, out = 10, 1_000, 100
+    res = costs.simulate_session(turns, new, SONNET, output_tokens=out, caching=False, prices=prices)
+    # turn t sends the t-1 earlier turns (new + out each) plus its own new tokens
+    expected_input = sum((t - 1) * (new + out) + new for t in range(1, turns + 1))
+    assert sum(t.uncached_input for t in res.turns) == expected_input
+    assert res.total_cost == pytest.approx(expected_input * p.input_cost_per_token
+                                           + turns * out * p.output_cost_per_token)
+    assert res.cumulative_cost[-1] == pytest.approx(res.total_cost)
+
+
+def test_caching_splits_reads_and_writes(prices):
+    res = costs.simulate_session(5, 2_000, SONNET, output_tokens=200, system_tokens=1_000, caching=True,
+                                 prices=prices)
+    first, second = res.turns[0], res.turns[1]
+    assert first.cached_input == 1_000 and first.cache_write == 2_000  # the system prompt starts warm
+    assert second.cached_input == first.prompt_tokens  # the whole previous prompt is a cache hit
+    assert second.cache_write == 200 + 2_000  # last turn's output and this turn's new tokens
+    for t in res.turns:
+        assert t.uncached_input == 0
+        assert t.cached_input + t.cache_write == t.prompt_tokens
+
+
+def test_caching_makes_long_sessions_cheaper_but_first_turn_dearer(prices):
+    kw = dict(output_tokens=250, prices=prices)
+    cached = costs.simulate_session(40, 3_500, SONNET, caching=True, **kw)
+    plain = costs.simulate_session(40, 3_500, SONNET, caching=False, **kw)
+    assert cached.total_cost < 0.25 * plain.total_cost
+    assert cached.turns[0].cost > plain.turns[0].cost  # a cache write costs 1.25x input
+
+
+def test_compaction_bounds_the_prompt_and_records_summaries(prices):
+    policy = costs.CompactionPolicy(threshold=20_000, keep_last=2, ratio=0.1)
+    res = costs.simulate_session(40, 3_500, SONNET, output_tokens=250, caching=False, policy=policy, prices=prices)
+    assert res.compactions >= 2
+    assert max(t.prompt_tokens for t in res.turns) <= 20_000
+    for t in res.turns:
+        if t.compacted:
+            assert t.summary_tokens == round(0.1 * t.compacted_tokens)
+            assert t.compaction_cost > 0 and t.compaction_s > 0
+
+
+def test_compaction_invalidates_cache_except_system(prices):
+    policy = costs.CompactionPolicy(threshold=15_000, keep_last=1, ratio=0.2)
+    res = costs.simulate_session(12, 3_000, SONNET, output_tokens=0, system_tokens=500, caching=True,
+                                 policy=policy, prices=prices)
+    compacted = [t for t in res.turns if t.compacted]
+    assert compacted
+    for t in compacted:
+        assert t.cached_input == 500
+
+
+def test_no_compaction_when_threshold_never_reached(prices):
+    policy = costs.CompactionPolicy(threshold=10**9)
+    a = costs.simulate_session(10, 1_000, SONNET, policy=policy, prices=prices)
+    b = costs.simulate_session(10, 1_000, SONNET, prices=prices)
+    assert a.compactions == 0 and a.total_cost == pytest.approx(b.total_cost)
+
+
+def test_cheaper_compactor_is_cheaper(prices):
+    kw = dict(output_tokens=250, caching=False, prices=prices)
+    same = costs.CompactionPolicy(threshold=25_000, compactor=None)
+    haiku = costs.CompactionPolicy(threshold=25_000, compactor="claude-haiku-4-5")
+    assert (costs.session_cost(40, 3_500, SONNET, policy=haiku, **kw)
+            < costs.session_cost(40, 3_500, SONNET, policy=same, **kw))
+
+
+def test_uncached_compaction_saves_most_and_cached_saves_less(prices):
+    policy = costs.CompactionPolicy(threshold=25_000, keep_last=2, ratio=0.1)
+    kw = dict(output_tokens=250, prices=prices)
+    save_u = costs.compaction_savings(40, 3_500, SONNET, policy, caching=False, **kw)
+    save_c = costs.compaction_savings(40, 3_500, SONNET, policy, caching=True, **kw)
+    assert 0.5 < save_u < 0.9
+    assert save_c < save_u
+
+
+@settings(max_examples=30, deadline=None)
+@given(turns=st.integers(1, 30), new=st.integers(0, 5_000), out=st.integers(0, 1_000), caching=st.booleans())
+def test_costs_are_nonnegative_and_cumulative_is_monotone(turns, new, out, caching):
+    res = costs.simulate_session(turns, new, SONNET, output_tokens=out, caching=caching,
+                                 policy=costs.CompactionPolicy(threshold=8_000, keep_last=1, ratio=0.3))
+    cum = res.cumulative_cost
+    assert all(b >= a for a, b in zip(cum, cum[1:]))
+    assert all(t.latency_s >= 0 for t in res.turns)
+
+
+def test_diffusion_decode_uses_steps_when_given(prices):
+    res = costs.simulate_session(2, 1_000, "mercury-2", output_tokens=8_000, diffusion_steps=16,
+                                 diffusion_step_seconds=0.06, prices=prices)
+    assert res.turns[0].decode_s == pytest.approx(0.96)
+    res = costs.simulate_session(2, 1_000, "mercury-2", output_tokens=1_009, prices=prices)
+    assert res.turns[0].decode_s == pytest.approx(1.0)  # published 1,009 tok/s
+
+
+# ----------------------------------------------------------------- thresholds
+
+
+def test_break_even_exists_uncached_and_moves_up_with_caching(prices):
+    kw = dict(output_tokens=250, prices=prices)
+    uncached = costs.break_even_threshold(SONNET, 3_500, 10, caching=False, **kw)
+    cached = costs.break_even_threshold(SONNET, 3_500, 10, caching=True, **kw)
+    assert uncached is not None and cached is not None
+    assert cached > uncached
+
+
+def test_break_even_shrinks_with_a_longer_horizon(prices):
+    short = costs.break_even_threshold(SONNET, 3_500, 5, caching=True, output_tokens=250, prices=prices)
+    long = costs.break_even_threshold(SONNET, 3_500, 30, caching=True, output_tokens=250, prices=prices)
+    assert long is not None and (short is None or long <= short)
+
+
+def test_best_threshold_returns_the_cheapest_row(prices):
+    grid = range(10_000, 100_001, 10_000)
+    rows = costs.threshold_sweep(30, 3_000, SONNET, grid, caching=True, prices=prices)
+    best, cost = costs.best_threshold(30, 3_000, SONNET, grid, caching=True, prices=prices)
+    assert cost == pytest.approx(min(c for _, c in rows))
+
+
+# ----------------------------------------------------------------- latency
+
+
+def test_prefill_is_linear_plus_quadratic():
+    pf = latency.PrefillModel(a=1e-4, b=1e-9)
+    assert pf.seconds(10_000) == pytest.approx(1e-4 * 1e4 + 1e-9 * 1e8)
+    assert pf.crossover_tokens == pytest.approx(1e5)
+    # cached prefix: new tokens still attend to it
+    assert pf.seconds(1_000, 9_000) == pytest.approx(pf.seconds(10_000) - pf.seconds(9_000))
+
+
+def test_reference_coefficients_follow_from_shape():
+    ref = latency.REFERENCE_PREFILL
+    flops = 8 * 989e12 * 0.4
+    assert ref.a == pytest.approx(2 * 70e9 / flops)
+    assert ref.b == pytest.approx(80 * 8192 / flops)
+    assert ref.crossover_tokens == pytest.approx(2 * 70e9 / (80 * 8192))
+
+
+def test_latency_bad_input():
+    with pytest.raises(ValueError, match="tokens_per_second"):
+        latency.ar_decode_seconds(10, 0)
+    with pytest.raises(ValueError, match="steps"):
+        latency.diffusion_decode_seconds(0, 0.06)
+    with pytest.raises(ValueError, match="utilisation"):
+        latency.prefill_coefficients(utilisation=1.5)
+    with pytest.raises(ValueError, match="new_tokens"):
+        latency.REFERENCE_PREFILL.seconds(-1)
+
+
+# ----------------------------------------------------------------- ledger and figures
+
+
+def test_ledger_covers_every_claim_with_a_valid_verdict(prices):
+    rows = costs.claims_ledger(prices)
+    claims = " | ".join(r["claim"] for r in rows)
+    for needle in ("$0.45", "$9", "90%", "82%", "10:1", "20-30k", "1,000+", "80 s", "16 steps"):
+        assert needle in claims, needle
+    for r in rows:
+        assert r["verdict"] in costs.VERDICTS
+        assert r["computed"] and r["reason"] and r["assumptions"]
+
+
+def test_ledger_verdicts_follow_the_numbers(prices):
+    rows = {r["claim"]: r for r in costs.claims_ledger(prices)}
+    assert rows["$0.45 per turn at 150k tokens"]["verdict"] == "holds with caveat"  # caching is the caveat
+    # with the prices made cache-free the same claim holds outright
+    flat = dict(prices)
+    flat[SONNET] = costs.ModelPrice(**{**prices[SONNET].__dict__, "cache_read_input_token_cost": 3e-6})
+    rows = {r["claim"]: r for r in costs.claims_ledger(flat)}
+    assert rows["$0.45 per turn at 150k tokens"]["verdict"] == "holds"
+
+
+def test_figures_have_one_trace_per_session_and_copy_traces(prices):
+    import plotly.graph_objects as go
+
+    a = costs.simulate_session(10, 2_000, SONNET, prices=prices)
+    b = costs.simulate_session(10, 2_000, SONNET, policy=costs.CompactionPolicy(threshold=8_000), prices=prices)
+    fig = costs.cumulative_cost_figure({"no compaction": a, "compaction": b})
+    assert len(fig.data) == 2 and list(fig.data[0].y) == pytest.approx(a.cumulative_cost)
+    lat = costs.turn_latency_figure({"no compaction": a, "compaction": b})
+    assert list(lat.data[1].y) == pytest.approx(b.latencies)
+    widget = go.Figure(fig)  # FigureWidget needs a kernel for display, not for updates
+    longer = costs.cumulative_cost_figure({"no compaction": costs.simulate_session(20, 2_000, SONNET, prices=prices),
+                                           "compaction": b})
+    costs.copy_traces(widget, longer)
+    assert len(widget.data[0].x) == 20 and widget.layout.title.text == longer.layout.title.text
+    assert latency.prefill_figure(100_000).data
+
+
+def test_calculator_results_compare_like_with_like(prices):
+    res = costs.calculator_results(30, 3_000, SONNET, True, 20_000, 0.1, "mercury-2", prices=prices)
+    assert list(res) == ["no compaction", "with compaction"]
+    plain, compacted = res.values()
+    assert plain.compactions == 0 and compacted.compactions > 0
+    assert compacted.policy.compactor == "mercury-2" and plain.caching and compacted.caching
+    cost_fig, latency_fig = costs.calculator_figures(30, 3_000, SONNET, True, 20_000, 0.1, "mercury-2", prices=prices)
+    assert f"${plain.total_cost:,.2f}" in cost_fig.layout.title.text
+
+
+def test_copy_traces_refuses_a_different_figure(prices):
+    import plotly.graph_objects as go
+
+    a = costs.simulate_session(5, 1_000, SONNET, prices=prices)
+    two = costs.cumulative_cost_figure({"x": a, "y": a})
+    with pytest.raises(ValueError, match="traces"):
+        costs.copy_traces(go.Figure(two), costs.cumulative_cost_figure({"x": a}))
+
+
+def test_lost_in_the_middle_data_matches_the_papers_claim():
+    lim = costs.LOST_IN_THE_MIDDLE
+    # Liu et al.: the worst position falls below closed-book; start and end beat the middle
+    assert min(lim["accuracy"]) < lim["closed_book"] < lim["oracle"]
+    assert lim["accuracy"][0] > lim["accuracy"][1] < lim["accuracy"][-1]
+    fig = costs.position_accuracy_figure(lim)
+    assert len(fig.data) == 3 and list(fig.data[0].y) == list(lim["accuracy"])
+
+
+def test_threshold_sweep_figure_draws_a_never_line_per_label(prices):
+    rows = costs.threshold_sweep(10, 2_000, SONNET, [5_000, 10_000], caching=False, prices=prices)
+    fig = costs.threshold_sweep_figure({"a": rows, "b": rows})
+    assert len(fig.data) == 4
+    assert list(fig.data[1].y) == [rows[0][1]] * 2
