@@ -1,0 +1,387 @@
+"""The grader: planted submissions end as rows with reasons, and its pure parts behave.
+
+The slow tests grade every fixture in tests/fixtures/grading/ once (-j 2, short timeouts) and
+assert its row; see make_fixtures.py there for what each fixture plants.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from unmasked.grading import checks as registry
+from unmasked.grading.__main__ import main as cli
+from unmasked.grading.notebook import (
+    MIME,
+    InvalidSubmission,
+    inject_parameters,
+    make_probe,
+    read_probe,
+    read_submission,
+)
+from unmasked.grading.procs import kill_tree
+from unmasked.grading.report import grades_csv, score_figure
+from unmasked.grading.results import score_checks
+from unmasked.grading.runner import Grader, Options, grade, submission_key
+from unmasked.grading.spec import Call, Outcome, raises, returns
+
+FIXTURES = Path(__file__).parent / "fixtures" / "grading"
+_spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
+make_fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_fixtures)
+EXPECTED = make_fixtures.EXPECTED
+FAST = dict(jobs=2, timeout=60, cell_timeout=10, progress=False)
+
+
+# ---- the planted submissions, graded for real --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grades")
+    started = time.monotonic()
+    results = grade("labs/lab01_tokens.ipynb", FIXTURES, out, **FAST)
+    print(f"graded {len(results)} fixtures in {time.monotonic() - started:.0f} s")
+    return out, {Path(r["submission"]).stem: r for r in results}
+
+
+def test_fixtures_are_in_sync_with_the_lab():
+    assert make_fixtures.main(["--check"]) == 0, "run python tests/fixtures/grading/make_fixtures.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_planted_submission_gets_its_row(graded, name):
+    _, results = graded
+    status, points, phrase = EXPECTED[name]
+    row = results[name]
+    assert (row["status"], row["points"], row["max_points"]) == (status, points, make_fixtures.MAX), row["reason"]
+    assert phrase in row["reason"]
+    assert len(row["checks"]) == 6 and all(c["message"] for c in row["checks"] if not c["passed"])
+
+
+@pytest.mark.slow
+def test_outputs_on_disk(graded):
+    out, results = graded
+    with open(out / "grades.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["submission"] for r in rows] == sorted(f"{n}.ipynb" for n in EXPECTED)
+    assert all(r["reason"] and r["lab"] == "lab01_tokens" and r["max_points"] == "9" for r in rows)
+    assert {r["submission"]: float(r["points"]) for r in rows} == {f"{n}.ipynb": results[n]["points"] for n in EXPECTED}
+    for name in EXPECTED:
+        feedback = (out / "feedback" / f"{name}.md").read_text()
+        assert f"**Score:** {results[name]['points']:g} / 9" in feedback
+        assert json.loads((out / "results" / f"{name}.json").read_text()) == results[name]
+    assert "plotly" in (out / "scores.html").read_text()[:5000].lower()
+    # nothing but the grader's own files: no temp files left, nothing written by a submission
+    expected = ["feedback", "grades.csv", "plotly.min.js", "results", "scores.html"]
+    assert sorted(p.name for p in out.iterdir()) == expected
+
+
+@pytest.mark.slow
+def test_cheater_finds_no_checks_and_cannot_touch_grades(graded):
+    out, results = graded
+    first = results["cheater"]["checks"][0]
+    # count_text_tokens answers 1000 + the number of files holding hidden checks that it found
+    assert "returned 1000;" in first["message"], first["message"]
+    assert "hacked" not in (out / "grades.csv").read_text()
+
+
+@pytest.mark.slow
+def test_untouched_lab_fails_every_check_with_feedback(graded):
+    _, results = graded
+    checks = results["untouched"]["checks"]
+    assert all(c["ran"] and not c["passed"] and "NotImplementedError" in c["message"] for c in checks)
+    assert all(c["hint"] for c in checks)
+
+
+@pytest.mark.slow
+def test_wall_clock_limit_stops_a_submission(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "infinite_loop.ipynb", subs)
+    started = time.monotonic()
+    [row] = grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "timeout": 6, "cell_timeout": 60})
+    assert time.monotonic() - started < 40
+    assert row["status"] == "timeout" and "ran past the 6 s limit" in row["reason"], row["reason"]
+    assert row["points"] == 0 and not any(c["ran"] for c in row["checks"])
+
+
+@pytest.mark.slow
+def test_killing_the_grader_loses_no_finished_grade(tmp_path):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    for k in range(2):
+        shutil.copy(FIXTURES / "solution.ipynb", subs / f"s{k}.ipynb")
+    command = [sys.executable, "-m", "unmasked.grading", "lab01_tokens", str(subs), "--out", str(out), "-j", "1", "-q",
+               "--cell-timeout", "10", "--timeout", "60"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while not (out / "grades.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait()
+    finished = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+    with open(out / "grades.csv", newline="") as handle:
+        rows = {r["submission"] for r in csv.DictReader(handle)}
+    assert rows and rows <= {f"{k}.ipynb" for k in finished}
+    roots = [r for r in Path(tempfile.gettempdir()).glob("unmasked-grading-*")
+             if (r / "grader.pid").exists() and (r / "grader.pid").read_text() == str(proc.pid)]
+    assert len(roots) == 1
+    deadline = time.monotonic() + 20  # the orphaned worker stops its kernel and removes its scratch
+    while list(roots[0].glob("grade-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not list(roots[0].glob("grade-*"))
+    results = grade("lab01_tokens", subs, out, **FAST)
+    assert [(r["status"], r["points"]) for r in results] == [("graded", 9)] * 2
+    assert all(results[int(k[1:])]["graded_at"] == old["graded_at"] for k, old in finished.items())
+    assert not roots[0].exists(), "the next run sweeps what a killed grader left"
+
+
+def test_rerun_skips_what_is_graded_unless_forced_or_changed(tmp_path, monkeypatch):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("empty", "not_json"):  # graded without a kernel: fast
+        shutil.copy(FIXTURES / f"{name}.ipynb", subs)
+    out = tmp_path / "out"
+    calls = []
+    original = Grader.grade_one
+
+    def counting(self, path, rel):
+        calls.append(rel)
+        return original(self, path, rel)
+
+    monkeypatch.setattr(Grader, "grade_one", counting)
+    first = grade("lab01_tokens", subs, out, **FAST)
+    assert sorted(calls) == ["empty.ipynb", "not_json.ipynb"]
+    calls.clear()
+    assert grade("lab01_tokens", subs, out, **FAST) == first and calls == []
+    (subs / "empty.ipynb").write_text("{}")  # resubmitted: graded again, with the new reason
+    again = grade("lab01_tokens", subs, out, **FAST)
+    assert calls == ["empty.ipynb"] and "not a Jupyter notebook" in again[0]["reason"]
+    calls.clear()
+    grade("lab01_tokens", subs, out, **{**FAST, "force": True})
+    assert sorted(calls) == ["empty.ipynb", "not_json.ipynb"]
+
+
+# ---- the pure parts ------------------------------------------------------------------------
+
+
+def _nb(*cells):
+    return nbformat.writes(new_notebook(cells=list(cells))).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "phrase"),
+    [(b"", "empty"), (b"  \n", "empty"), (b"{not json", "not JSON"), (b"[1, 2]", "not a Jupyter notebook"),
+     (b"\xff\xfe", "not UTF-8"),
+     (b'{"cells": [42], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "cell 1 is not")],
+)
+def test_read_submission_rejects_what_is_not_a_notebook(data, phrase):
+    with pytest.raises(InvalidSubmission, match=phrase):
+        read_submission(data)
+
+
+def test_read_submission_keeps_sources_only():
+    from nbformat.v4 import new_output
+
+    cell = new_code_cell("x = 1", outputs=[new_output("stream", name="stdout", text="junk")])
+    cell.metadata["tags"] = ["parameters"]
+    nb = read_submission(_nb(new_markdown_cell("# hi"), cell))
+    assert [c.source for c in nb.cells] == ["# hi", "x = 1"]
+    assert nb.cells[1].outputs == [] and nb.cells[1].metadata["tags"] == ["parameters"]
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_inject_parameters_does_not_trust_tags():
+    params = {"FAST": True, "SEED": 3}
+    tagged = new_code_cell("SEED = 0\nFAST = False")
+    tagged.metadata["tags"] = ["parameters"]
+    forged = new_code_cell("FAST = False")
+    forged.metadata["tags"] = ["injected-parameters"]  # a learner's fake injection is dropped
+    nb = inject_parameters(read_submission(_nb(forged, tagged, new_code_cell("print(SEED)"))), params)
+    sources = [c.source for c in nb.cells]
+    assert sources[0].endswith("FAST = True\nSEED = 3\n") and sources[2] == sources[0]
+    assert sources[1] == "SEED = 0\nFAST = False" and len(sources) == 4
+    # tag deleted: the cell is found by what it assigns
+    cells = _nb(new_code_cell("import os"), new_code_cell("SEED = 0  # mine"))
+    untagged = inject_parameters(read_submission(cells), params)
+    assert [c.source for c in untagged.cells] == [sources[0], "import os", "SEED = 0  # mine", sources[0]]
+    # no parameters cell at all: injected at the top only
+    bare = inject_parameters(read_submission(_nb(new_code_cell("print(1)"))), params)
+    assert [c.source for c in bare.cells] == [sources[0], "print(1)"]
+
+
+def test_submission_key_is_a_safe_file_name():
+    assert submission_key("alice/lab01 tokens.ipynb") == "alice__lab01_tokens"
+    assert submission_key("../../etc/passwd.ipynb") == "etc__passwd"
+    assert "/" not in submission_key("a/b/c.ipynb")
+
+
+def test_checks_registry():
+    assert "lab01_tokens" in registry.available()
+    lab = registry.load("labs/lab01_tokens.ipynb")
+    assert lab.max_points == 9 and lab.parameters == {"FAST": True, "SEED": 0}
+    with pytest.raises(ValueError, match="lab01_tokens"):
+        registry.load("lab99_nothing")
+
+
+def test_lab01_inputs_change_with_the_seed_but_the_outline_does_not():
+    lab = registry.load("lab01_tokens")
+    a, b = lab.build(1), lab.build(2)
+    assert [(c.name, c.points) for c in a] == [(c.name, c.points) for c in b]
+    assert [c.calls for c in a] != [c.calls for c in b]
+    assert [c.calls for c in a] == [c.calls for c in lab.build(1)]
+
+
+@pytest.mark.parametrize("lab", registry.available())
+def test_every_check_module_keeps_the_contract(lab):
+    """Same outline for any seed; arguments survive the trip into the kernel as JSON."""
+    checks = registry.load(lab)
+    a, b = checks.build(0), checks.build(12345)
+    assert [(c.name, c.points) for c in a] == [(c.name, c.points) for c in b]
+    for check in a:
+        for call in check.calls:
+            assert json.loads(json.dumps(list(call.args))) == list(call.args), (check.name, call)
+    make_probe(a, checks.call_timeout_s)  # raises if anything is not JSON
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", [lab for lab in registry.available() if lab != "lab01_tokens"])  # lab01: fixtures
+def test_every_lab_with_checks_gives_its_solution_full_marks_and_its_stub_zero(lab, tmp_path, repo_root):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(repo_root / "solutions" / f"{lab}.ipynb", subs / "solution.ipynb")
+    shutil.copy(repo_root / "labs" / f"{lab}.ipynb", subs / "untouched.ipynb")
+    solution, untouched = grade(lab, subs, tmp_path / "out", **FAST)
+    assert solution["status"] == "graded" and solution["points"] == solution["max_points"], solution["reason"]
+    assert untouched["points"] == 0, untouched["reason"]
+
+
+def _run_probe(checks, namespace, monkeypatch, timeout=0.5):
+    """Execute the appended cell in-process and return the outcomes the grader reads back."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+    probe = make_probe(checks, timeout)
+    exec(probe.cell.source, namespace)
+    cell = {"outputs": [{"output_type": "display_data", "data": obj} for obj in shown]}
+    return probe, read_probe(cell, probe)
+
+
+def test_probe_reports_values_errors_timeouts_and_mutation(monkeypatch):
+    def loops(x):
+        while True:
+            pass
+
+    def mutates(x):
+        x.append(1)
+        return x
+
+    namespace = {"double": lambda x: 2 * x, "boom": lambda x: 1 / 0, "loops": loops, "mutates": mutates, "n": 3}
+    check = returns("double", 1, "double", [(1,), (2.5,)], [2, 5.0])
+    odd = returns("odd", 1, "boom", [(1,)], [0])
+    slow = returns("slow", 1, "loops", [(1,), (2,)], [0, 0])
+    missing = returns("missing", 1, "nowhere", [(1,)], [0])
+    not_callable = returns("n", 1, "n", [(1,)], [0])
+    from unmasked.grading.spec import leaves_args_unchanged
+
+    mut = leaves_args_unchanged("mut", 1, "mutates", [([1, 2],)])
+    checks = [check, odd, slow, missing, not_callable, mut]
+    started = time.monotonic()
+    probe, outcomes = _run_probe(checks, namespace, monkeypatch)
+    assert time.monotonic() - started < 5, "the second call to a hung function is skipped"
+    assert outcomes["0:0"] == Outcome(value=2, type="int") and outcomes["0:1"].value == 5.0
+    assert outcomes["1:0"].raised("ZeroDivisionError") and outcomes["1:0"].raised("ArithmeticError")
+    assert outcomes["2:0"].error == "Timeout" and "skipped" in outcomes["2:1"].message
+    assert outcomes["3:0"].error == "NameError" and outcomes["4:0"].error == "TypeError"
+    assert outcomes["5:0"].args_after == [[1, 2, 1]]
+    verdicts = score_checks(checks, outcomes)
+    assert [v["passed"] for v in verdicts] == [True, False, False, False, False, False]
+    assert "changed its argument" in verdicts[5]["message"]
+
+
+def test_probe_report_must_be_ours_and_single(monkeypatch):
+    probe = make_probe([returns("x", 1, "f", [(1,)], [1])], 1)
+    ours = {"token": probe.token, "results": [{"id": "0:0", "value": 1, "type": "int"}]}
+    forged = {"token": "guess", "results": [{"id": "0:0", "value": 1, "type": "int"}]}
+    out = lambda *objs: {"outputs": [{"output_type": "display_data", "data": {MIME: o}} for o in objs]}  # noqa: E731
+    assert read_probe(out(ours), probe)["0:0"].value == 1
+    from unmasked.grading.notebook import ProbeError
+
+    for cell in (out(), out(forged), out(forged, ours)):
+        with pytest.raises(ProbeError):
+            read_probe(cell, probe)
+
+
+def test_a_check_that_crashes_on_odd_values_fails_instead_of_crashing_the_grader():
+    check = raises("r", 1, "f", [(1,)], "ValueError")
+    broken = type(check)("b", 2, (Call("f"),), lambda calls, outs: outs[0].value.nope)
+    verdicts = score_checks([check, broken], {"0:0": Outcome(value=1, type="int"), "1:0": Outcome(value=1)})
+    assert [v["points"] for v in verdicts] == [0, 0] and "could not check" in verdicts[1]["message"]
+
+
+def test_grades_csv_and_figure():
+    rows = [
+        {"submission": "b.ipynb", "lab": "l", "points": 1.5, "max_points": 9, "status": "graded", "reason": "a, b"},
+        {"submission": "a.ipynb", "lab": "l", "points": 0, "max_points": 9, "status": "invalid", "reason": "empty"},
+    ]
+    text = grades_csv(rows)
+    assert text.splitlines()[0] == "submission,lab,points,max_points,status,reason"
+    assert text.splitlines()[1:] == ["a.ipynb,l,0,9,invalid,empty", 'b.ipynb,l,1.5,9,graded,"a, b"']
+    fig = score_figure(rows, "l")
+    assert sorted(t.name for t in fig.data) == ["graded (1)", "invalid (1)"]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_kill_tree_reaches_a_child_in_another_session():
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    child = int(parent.stdout.readline())
+    kill_tree(parent.pid)
+    assert parent.wait(timeout=10) == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        if state == "Z":  # killed, waiting for init to reap it
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() or state == "Z"
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    assert cli(["lab99_nothing", str(tmp_path), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "no hidden checks for lab 'lab99_nothing'" in capsys.readouterr().err
+    assert cli(["lab01_tokens", str(tmp_path), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "no .ipynb files" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="-j must be at least 1"):
+        Options(jobs=0)
+
+
+def test_kernel_env_keeps_the_kernel_in_its_scratch_folder(tmp_path, monkeypatch):
+    from unmasked.grading.worker import kernel_env
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "/shared/cache")
+    monkeypatch.setenv("UNMASKED_GRADING_OUT", "/secret/grades")
+    env = kernel_env(tmp_path)
+    assert env["HOME"] == env["PWD"] == str(tmp_path) and env["UNMASKED_FAST"] == "1"
+    assert all(env[k].startswith(str(tmp_path)) for k in ("TMPDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR"))
+    assert "TIKTOKEN_CACHE_DIR" not in env and "UNMASKED_GRADING_OUT" not in env

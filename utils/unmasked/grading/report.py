@@ -1,0 +1,126 @@
+"""What the instructor gets: grades.csv, one feedback page per submission, a score histogram.
+
+Every file is written atomically (a temporary file in the same folder, then os.replace), so a
+grader killed mid-write leaves the previous version, never half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from .results import STATUSES
+
+CSV_FIELDS = ("submission", "lab", "points", "max_points", "status", "reason")
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def number(x: float) -> str:
+    return f"{x:g}"
+
+
+def grades_csv(results: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in sorted(results, key=lambda r: r["submission"]):
+        row = {k: r[k] for k in CSV_FIELDS}
+        writer.writerow({**row, "points": number(r["points"]), "max_points": number(r["max_points"])})
+    return buffer.getvalue()
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def feedback_markdown(result: dict) -> str:
+    """The learner-facing page: the score, a table of checks, then what to fix and why."""
+    lines = [
+        f"# Feedback: {result['submission']}",
+        "",
+        f"**Lab:** {result['lab']}  ",
+        f"**Score:** {number(result['points'])} / {number(result['max_points'])}  ",
+        f"**Status:** {result['status']}: {result['reason']}",
+        "",
+        "| Check | Points | Result |",
+        "|---|---|---|",
+    ]
+    for c in result["checks"]:
+        verdict = "passed" if c["passed"] else ("not run" if not c["ran"] else "failed")
+        lines.append(f"| {_md(c['name'])} | {number(c['points'])} / {number(c['max_points'])} | {verdict} |")
+    failed = [c for c in result["checks"] if not c["passed"]]
+    if failed:
+        lines += ["", "## What to fix", ""]
+        for c in failed:
+            lines.append(f"- **{c['name']}**: {c['message']}")
+            if c.get("hint"):
+                lines.append(f"  *Hint:* {c['hint']}")
+    errors = result.get("cell_errors") or []
+    if errors:
+        lines += ["", "## Cells that raised an error", ""]
+        lines += [f"- {e['cell']}: `{e['ename']}`" + (f": {e['evalue']}" if e["evalue"] else "") for e in errors]
+    if result.get("interrupted"):
+        lines += ["", "## Cells stopped by the time limit", ""]
+        lines += [f"- {cell}" for cell in result["interrupted"]]
+    if result.get("truncated"):
+        lines += ["", "The notebook printed more than the grader keeps; the rest of its output was dropped."]
+    lines += [
+        "",
+        "---",
+        "The hidden checks call your functions with inputs drawn afresh for every grading run, so a",
+        "function that only works for the examples in the notebook will not pass them.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def score_figure(results: list[dict], lab: str = "") -> go.Figure:
+    """Histogram of points, one colour per status, so crashes stand apart from low scores."""
+    fig = go.Figure()
+    counts = Counter(r["status"] for r in results)
+    top = max((r["max_points"] for r in results), default=1) or 1
+    for status in STATUSES:
+        points = [r["points"] for r in results if r["status"] == status]
+        if points:
+            fig.add_trace(
+                go.Histogram(
+                    x=points, name=f"{status} ({counts[status]})", xbins=dict(start=-0.5, end=top + 0.5, size=1)
+                )
+            )
+    fig.update_layout(
+        barmode="stack",
+        title=f"Score distribution{' · ' + lab if lab else ''} ({len(results)} submissions)",
+        xaxis_title=f"points (out of {number(top)})",
+        yaxis_title="submissions",
+        height=420,
+    )
+    return fig
+
+
+def write_figure(fig: go.Figure, path: Path) -> None:
+    """HTML that works offline: plotly.js is written once next to it, not embedded in every page."""
+    import plotly.offline
+
+    bundle = path.parent / "plotly.min.js"
+    if not bundle.exists():
+        atomic_write(bundle, plotly.offline.get_plotlyjs())
+    atomic_write(path, fig.to_html(include_plotlyjs="directory", full_html=True))

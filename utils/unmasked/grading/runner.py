@@ -1,0 +1,337 @@
+"""Grade a folder of submissions in parallel, each in its own worker process and scratch folder.
+
+The parent never runs a learner's code. For each submission it checks the file, copies a
+clean version with the parameters injected into a fresh scratch folder, starts a worker
+(unmasked.grading.worker) in its own session, and kills that worker and everything it started
+if it outlives --timeout. Every finished grade is written at once (results/, feedback/,
+grades.csv, atomically), so killing the grader loses nothing that finished; a re-run skips a
+submission whose file and checks are unchanged since it was graded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from . import checks as registry
+from .notebook import InvalidSubmission, cell_label, inject_parameters, read_submission
+from .procs import kill_tree
+from .report import atomic_write, feedback_markdown, grades_csv, score_figure, write_figure
+from .results import STATUSES, make_result, not_run
+from .worker import entry
+
+GRACE_S = 10.0  # the worker stops itself at --timeout; the parent kills it this much later
+
+
+def _context():
+    """A forkserver that has papermill and tiktoken loaded: each worker forks from it, warm.
+
+    Forking from the grader itself would copy its threads (the pool, tqdm); the forkserver is
+    single-threaded. Platforms without fork fall back to spawn, which is slower but the same.
+    """
+    global _CONTEXT
+    if _CONTEXT is None:
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            _CONTEXT = multiprocessing.get_context("forkserver")
+            _CONTEXT.set_forkserver_preload(["unmasked.grading._warm"])
+        else:
+            _CONTEXT = multiprocessing.get_context("spawn")
+    return _CONTEXT
+
+
+_CONTEXT = None
+
+
+@dataclass
+class Options:
+    jobs: int = 2
+    timeout: float = 300.0  # wall clock per submission, everything included
+    cell_timeout: float = 60.0  # per cell; the cell is interrupted and the run goes on
+    force: bool = False
+    seed: int = 0  # injected as SEED when the lab has that parameter
+    check_seed: int | None = None  # None: a secret seed per submission
+    kernel_name: str = "python3"
+    max_output_mb: float = 5.0
+    progress: bool = True
+    keep_scratch: bool = False
+
+    def __post_init__(self):
+        if self.jobs < 1:
+            raise ValueError(f"-j must be at least 1, got {self.jobs}")
+        if self.timeout <= 0 or self.cell_timeout <= 0:
+            raise ValueError(
+                f"timeouts must be > 0 s, got --timeout {self.timeout} and --cell-timeout {self.cell_timeout}"
+            )
+
+
+SCRATCH_PREFIX = "unmasked-grading-"
+
+
+def sweep_scratch() -> None:
+    """Remove scratch folders left by graders that were killed (their pid file names a dead pid)."""
+    for root in Path(tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
+        try:
+            pid = int((root / "grader.pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(root, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # not ours to judge: unreadable, or a live grader's
+
+
+def find_submissions(folder: Path) -> list[Path]:
+    """Every .ipynb under `folder`, skipping hidden folders and .ipynb_checkpoints."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"submissions folder {folder} does not exist or is not a folder")
+    found = []
+    for path in sorted(folder.rglob("*.ipynb")):
+        parts = path.relative_to(folder).parts
+        if any(p.startswith(".") or p == ".ipynb_checkpoints" for p in parts) or not path.is_file():
+            continue
+        found.append(path)
+    return found
+
+
+def submission_key(rel: str) -> str:
+    """A file name for a submission's feedback and result: `alice/lab01.ipynb` -> `alice__lab01`."""
+    stem = rel[: -len(".ipynb")] if rel.endswith(".ipynb") else rel
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__")).strip("._") or "submission"
+
+
+class Grader:
+    def __init__(self, lab: str | Path, submissions: Path, out: Path, options: Options):
+        self.lab = registry.load(lab)
+        self.outline = self.lab.outline()
+        self.submissions, self.out, self.opts = Path(submissions), Path(out), options
+        self.parameters = dict(self.lab.parameters)
+        if "SEED" in self.parameters:
+            self.parameters["SEED"] = options.seed
+        self.lock = threading.RLock()  # re-entered when Ctrl-C lands inside _store
+        self.live: set = set()  # worker processes not yet reaped
+        self.stopping = False
+        self.results: dict[str, dict] = {}
+
+    # ---- one submission ------------------------------------------------------------------
+
+    def fingerprint(self, sha: str) -> str:
+        text = f"{sha}:{self.lab.fingerprint}:{json.dumps(self.parameters, sort_keys=True)}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def grade_one(self, path: Path, rel: str) -> dict | None:
+        started = time.monotonic()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return self._result(rel, "invalid", f"cannot read the file: {exc.strerror}", "", started)
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            nb = inject_parameters(read_submission(data), self.parameters)
+        except InvalidSubmission as exc:
+            return self._result(rel, "invalid", str(exc), sha, started)
+        scratch = Path(tempfile.mkdtemp(prefix="grade-", dir=self.scratch_root))
+        try:
+            notebook = scratch / (Path(rel).name if Path(rel).name.endswith(".ipynb") else "submission.ipynb")
+            nbformat.write(nb, notebook)
+            return self._run_worker(nb, notebook, scratch, rel, sha, started)
+        finally:
+            if not self.opts.keep_scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _run_worker(self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float) -> dict | None:
+        check_seed = self.opts.check_seed if self.opts.check_seed is not None else secrets.randbelow(2**62)
+        job = {
+            "submission": rel,
+            "notebook": str(notebook),
+            "scratch": str(scratch),
+            "lab": self.lab.lab,
+            "cell_timeout": self.opts.cell_timeout,
+            "timeout": self.opts.timeout,
+            "check_seed": check_seed,
+            "grader_pid": os.getpid(),
+            "kernel_name": self.opts.kernel_name,
+            "max_output_bytes": int(self.opts.max_output_mb * 2**20),
+        }
+        reader, writer = _context().Pipe(duplex=False)
+        with self.lock:
+            if self.stopping:
+                return None
+            proc = _context().Process(target=entry, args=(job, writer), daemon=False)
+            proc.start()
+            self.live.add(proc)
+        writer.close()  # ours; the worker holds its own copy, so its exit reads as EOF here
+        events, killed = [], False
+        deadline = time.monotonic() + self.opts.timeout + GRACE_S
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    killed = True
+                    self._kill(proc)
+                    break
+                if reader.poll(min(remaining, 1.0)):
+                    try:
+                        events.append(json.loads(reader.recv_bytes()))
+                    except EOFError:
+                        break
+                    except ValueError:
+                        continue
+                    if events[-1].get("event") == "result":
+                        break
+            proc.join(GRACE_S)
+            if proc.exitcode is None:
+                self._kill(proc)
+                proc.join()
+        finally:
+            reader.close()
+            with self.lock:
+                self.live.discard(proc)
+        if self.stopping:
+            return None
+        result = next((e["result"] for e in reversed(events) if e.get("event") == "result"), None)
+        if result is not None and result.get("status") in STATUSES:
+            return self._finish(result, sha, started)
+        cells = [e["index"] for e in events if e.get("event") == "cell"]
+        where = cell_label(nb.cells[cells[-1]]) if cells and cells[-1] < len(nb.cells) else "the hidden checks"
+        if killed:
+            reason = f"ran past the {self.opts.timeout:g} s limit for a submission, in {where}; killed"
+            return self._result(rel, "timeout", reason, sha, started, check_seed=check_seed)
+        crash = next((e for e in events if e.get("event") == "crash"), None)
+        if crash:
+            print(f"grading worker crashed on {rel}:\n{crash.get('traceback', '')}", file=sys.stderr)
+        code = proc.exitcode or 0
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        detail = crash["error"][:200] if crash else "no message"
+        reason = f"the grading worker {how} in {where}: {detail}"
+        return self._result(rel, "error", reason, sha, started, check_seed=check_seed)
+
+    def _result(self, rel, status, reason, sha, started, **extra) -> dict:
+        result = make_result(rel, self.lab.lab, status, reason, not_run(self.outline, reason), **extra)
+        return self._finish(result, sha, started)
+
+    def _finish(self, result: dict, sha: str, started: float) -> dict:
+        result.update(
+            sha256=sha,
+            fingerprint=self.fingerprint(sha),
+            duration_s=round(time.monotonic() - started, 2),
+            graded_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        return result
+
+    def _kill(self, proc) -> None:
+        if proc.exitcode is None and proc.pid:  # not reaped yet, so its pid is still its own
+            kill_tree(proc.pid)
+
+    # ---- the whole folder ----------------------------------------------------------------
+
+    def _paths(self, rel: str) -> tuple[Path, Path]:
+        key = submission_key(rel)
+        return self.out / "results" / f"{key}.json", self.out / "feedback" / f"{key}.md"
+
+    def _store(self, result: dict) -> None:
+        result_path, feedback_path = self._paths(result["submission"])
+        with self.lock:
+            self.results[result["submission"]] = result
+            atomic_write(result_path, json.dumps(result, indent=1))
+            atomic_write(feedback_path, feedback_markdown(result))
+            atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
+
+    def _previous(self, rel: str, path: Path) -> dict | None:
+        result_path, _ = self._paths(rel)
+        try:
+            old = json.loads(result_path.read_text(encoding="utf-8"))
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except (OSError, ValueError):
+            return None
+        if old.get("submission") == rel and old.get("fingerprint") == self.fingerprint(sha):
+            return old
+        return None
+
+    def _restore(self) -> None:
+        """Rewrite any result or feedback file that changed behind our back during the run.
+
+        Learner code runs as the same OS user as the grader, so it could write here if it
+        found the folder; the grades in memory are the ones we trust.
+        """
+        for rel, result in self.results.items():
+            for path, expected in zip(self._paths(rel), (json.dumps(result, indent=1), feedback_markdown(result))):
+                try:
+                    intact = path.read_text(encoding="utf-8") == expected
+                except (OSError, UnicodeDecodeError):
+                    intact = False
+                if not intact:
+                    print(f"warning: {path} changed during grading; restored", file=sys.stderr)
+                    atomic_write(path, expected)
+
+    def run(self) -> list[dict]:
+        sweep_scratch()
+        self.scratch_root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+        (self.scratch_root / "grader.pid").write_text(str(os.getpid()))
+        try:
+            return self._run()
+        finally:
+            if not self.opts.keep_scratch:
+                shutil.rmtree(self.scratch_root, ignore_errors=True)
+
+    def _run(self) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        subs = find_submissions(self.submissions)
+        if not subs:
+            raise ValueError(f"no .ipynb files under {self.submissions}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        pending = []
+        for path in subs:
+            rel = path.relative_to(self.submissions).as_posix()
+            old = None if self.opts.force else self._previous(rel, path)
+            if old is not None:
+                self.results[rel] = old
+            else:
+                pending.append((path, rel))
+        bar = tqdm(total=len(subs), initial=len(subs) - len(pending), desc=f"grading {self.lab.lab}",
+                   unit="nb", disable=not self.opts.progress, file=sys.stderr)
+        pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
+        try:
+            futures = [pool.submit(self.grade_one, path, rel) for path, rel in pending]
+            for future in as_completed(futures):
+                result = future.result()
+                if result is not None:
+                    self._store(result)
+                    bar.set_postfix_str(f"{result['submission'][:30]}: {result['status']}", refresh=False)
+                bar.update()
+        except BaseException:
+            with self.lock:
+                self.stopping = True
+                for proc in list(self.live):
+                    self._kill(proc)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+            pool.shutdown(wait=True)
+            if self.results:
+                self._restore()
+                atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
+        ordered = [self.results[p.relative_to(self.submissions).as_posix()] for p in subs]
+        write_figure(score_figure(ordered, self.lab.lab), self.out / "scores.html")
+        return ordered
+
+
+def grade(lab: str | Path, submissions: str | Path, out: str | Path, **options) -> list[dict]:
+    """Grade every notebook under `submissions` against `lab`'s hidden checks; results in `out`."""
+    return Grader(lab, Path(submissions), Path(out), Options(**options)).run()
