@@ -170,7 +170,14 @@ def _as_message(message) -> Mapping:
     )
 
 
-def _count_message(message: Mapping, enc: tiktoken.Encoding) -> int:
+@functools.lru_cache(maxsize=8192)
+def _count_text(text: str, encoding: str) -> int:
+    # Compaction and evaluation count the same tool outputs again and again as a history grows;
+    # BPE over 100 kB of log is the cost, hashing it is not.
+    return len(get_encoding(encoding).encode(text, disallowed_special=()))
+
+
+def _count_message(message: Mapping, encoding: str) -> int:
     n = TOKENS_PER_MESSAGE
     for key in _MESSAGE_TEXT_FIELDS:
         value = message.get(key)
@@ -178,7 +185,7 @@ def _count_message(message: Mapping, enc: tiktoken.Encoding) -> int:
             continue
         if not isinstance(value, str):
             raise TypeError(f"message field {key!r} must be text, got {type(value).__name__}")
-        n += len(enc.encode(value, disallowed_special=()))
+        n += _count_text(value, encoding)
         if key == "name":
             n += TOKENS_PER_NAME
     for call in message.get("tool_calls") or ():
@@ -186,8 +193,8 @@ def _count_message(message: Mapping, enc: tiktoken.Encoding) -> int:
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments, sort_keys=True)
-        n += len(enc.encode(function.get("name", ""), disallowed_special=()))
-        n += len(enc.encode(arguments, disallowed_special=()))
+        n += _count_text(function.get("name", ""), encoding)
+        n += _count_text(arguments, encoding)
     return n
 
 
@@ -197,9 +204,9 @@ def count_tokens(text_or_messages, encoding: str = DEFAULT_ENCODING) -> int:
     A list of messages (dicts with role/content/name/tool_calls, or objects with
     `.to_message()`) gets the per-message framing and reply priming that OpenAI documents.
     """
-    enc = get_encoding(encoding)
+    get_encoding(encoding)  # validates the name, seeds the offline cache
     if isinstance(text_or_messages, str):
-        return len(enc.encode(text_or_messages, disallowed_special=()))
+        return _count_text(text_or_messages, encoding)
     if isinstance(text_or_messages, Mapping) or hasattr(text_or_messages, "to_message"):
         text_or_messages = [text_or_messages]
     try:
@@ -208,7 +215,7 @@ def count_tokens(text_or_messages, encoding: str = DEFAULT_ENCODING) -> int:
         raise TypeError(f"count_tokens() takes text or a list of chat messages: {exc}") from None
     if not messages:
         return 0
-    return sum(_count_message(m, enc) for m in messages) + TOKENS_REPLY_PRIMING
+    return sum(_count_message(m, encoding) for m in messages) + TOKENS_REPLY_PRIMING
 
 
 try:  # seed the cache at import, so plain tiktoken.get_encoding works offline from here on

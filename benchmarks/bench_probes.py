@@ -1,0 +1,80 @@
+"""How long the probe evaluation takes: 250 sessions x 4 probes x 6 contexts, deterministic, on the CPU.
+
+The six are the full-context baseline and the five offline rungs of the compaction ladder
+(truncation, keep_last, observation_masking, extractive, anchored); the LLM compactor needs an
+endpoint and is not run. Each session is compacted once per compactor (at the default 10:1
+target), each context is answered by the deterministic Reader (4 probes) and scored by the
+rubric. The target is at most 60 s. Prints measured figures; it is not a test.
+
+    python benchmarks/bench_probes.py [--sessions 250] [--target 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+
+def pin_to_one_core() -> str:
+    """Run on a single core, so the figure does not depend on how many the machine has."""
+    if hasattr(os, "sched_setaffinity"):
+        core = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {core})
+        return f"pinned to core {core}"
+    return "not pinned (no sched_setaffinity on this OS)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=250)
+    parser.add_argument("--target", type=float, default=10.0, help="target compression ratio (10 means 10:1)")
+    args = parser.parse_args()
+    where = pin_to_one_core()
+
+    import pandas as pd
+
+    from unmasked.evaluation import DETERMINISTIC, evaluate, meets_bar, verdict_table
+    from unmasked.sessions import load_sessions
+    from unmasked.tokens import count_tokens
+
+    count_tokens("warm up the tokenizer")  # load the encoding before the clock starts
+    start = time.perf_counter()
+    sessions = load_sessions(limit=args.sessions)
+    load_s = time.perf_counter() - start
+    tokens = sum(s.n_tokens for s in sessions)
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    df = evaluate(sessions, DETERMINISTIC, target_ratio=1 / args.target, progress=True)
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+
+    per = df.drop_duplicates(["session", "compactor"]).groupby("compactor", sort=False)
+    compaction = per["seconds"].sum()
+    answering = df.groupby("compactor", sort=False)["answer_seconds"].sum()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, {where}")
+    print(f"loaded {len(sessions)} sessions ({tokens / 1e6:.1f}M tokens) in {load_s:.1f} s")
+    print(f"contexts run: {df['compactor'].nunique()} ({', '.join(DETERMINISTIC)}); "
+          f"probes scored: {len(df)} = {len(sessions)} sessions x 4 probes x {df['compactor'].nunique()}")
+    print(f"{'context':<22}{'compact s':>10}{'answer s':>10}{'mean score':>12}{'median ratio':>14}   (wall seconds)")
+    for name in DETERMINISTIC:
+        rows = df[df["compactor"] == name]
+        print(f"{name:<22}{compaction[name]:>10.1f}{answering[name]:>10.1f}{rows['score'].mean():>12.2f}"
+              f"{rows['compression_ratio'].median():>14.1f}")
+    print(f"total: {total:.1f} s wall, {cpu:.1f} s CPU for {len(df)} probe scores (target <= 60 s): "
+          f"{'MET' if total <= 60 else 'NOT MET'} (wall)")
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 20)
+    print("\nmean score by compactor and category:")
+    print(df.pivot_table(index="compactor", columns="category", values="score", sort=False).round(2).to_string())
+    print("\nwithin 0.3 of full context:")
+    print(verdict_table(df).round(1).to_string())
+    print("\nthe bar (every category within 0.3 at >= 10:1):")
+    print(meets_bar(df, ["extractive", "anchored"]).round(2).to_string())
+    if cpu < 0.8 * total:
+        print(f"note: the process had the CPU for only {100 * cpu / total:.0f}% of the wall time; "
+              "other work on this machine slowed it down")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""Probes, the reader, the rubric, the LLM answerer and judge, and the evaluation harness."""
+
+from __future__ import annotations
+
+import inspect
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from unmasked import evaluation as ev
+from unmasked import probes as pr
+from unmasked.llm import ChatClient, ChatServer
+from unmasked.sessions import PROBE_CATEGORIES, KeyFact, Probe, generate_session, generate_sessions
+
+
+@pytest.fixture(scope="module")
+def sessions():
+    return generate_sessions(16, seed=7, min_tokens=20_000, max_tokens=60_000, progress=False)
+
+
+def _probe(key=("postgres",), stale=(), variants=None):
+    variants = variants or {}
+    return Probe("factual_recall", "Which database?", "postgres",
+                 [KeyFact(k, variants.get(k, [])) for k in key], [KeyFact(s, variants.get(s, [])) for s in stale])
+
+
+def _mean_by_category(sessions, answerer, context=lambda s, ps: s.messages()):
+    scores = {c: [] for c in PROBE_CATEGORIES}
+    for s in sessions:
+        ps = pr.make_probes(s)
+        for p in ps:
+            scores[p.category].append(pr.rubric_score(answerer(context(s, ps), p.question), p).score)
+    return {c: sum(v) / len(v) for c, v in scores.items()}
+
+
+# ---- probes and matching ------------------------------------------------------------------------
+
+
+def test_make_probes_gives_one_per_category_in_order(sessions):
+    probes = pr.make_probes(sessions[0])
+    assert [p.category for p in probes] == list(PROBE_CATEGORIES)
+    broken = generate_session(3, 5_000)
+    broken.probes = broken.probes[:2]
+    with pytest.raises(ValueError, match="has no probe for"):
+        pr.make_probes(broken)
+
+
+def test_states_is_case_insensitive_uses_variants_and_whole_words():
+    fact = KeyFact("9000", ["port 9000"])
+    assert pr.states(fact, "It listens on PORT 9000 now")
+    assert not pr.states(fact, "request 19000 took 90001 ms")
+    assert pr.states(KeyFact("postgres", ["postgresql"]), "We use PostgreSQL.")
+    assert pr.states(KeyFact("src/app.py", ["app.py"]), "edited lib/app.py")
+
+
+@pytest.mark.parametrize(("answer", "stale"), [
+    ("The dev server runs on port 3000.", True),
+    ("We moved the dev server from port 3000 to 8080.", False),
+    ("Port 3000 was taken, so we switched to 8080.", False),
+    ("- SUPERSEDED (by: we will no longer use port 3000. D...): the server runs on port 3000.", False),
+    ("Decision: use cursor pagination, because offset queries got slow.", False),  # inside a key fact
+    ("Use offset pagination.", True),
+])
+def test_stale_fact_counts_only_when_stated_as_current(answer, stale):
+    probe = _probe(key=("8080", "offset queries got slow"), stale=("port 3000", "offset pagination"),
+                   variants={"offset pagination": ["offset"]})
+    assert bool(pr.rubric_score(answer, probe).stale) is stale
+
+
+def test_rubric_scores_coverage_and_penalises_stale_facts():
+    probe = _probe(key=("postgres", "concurrent writes", "8080"), stale=("port 3000",))
+    assert pr.rubric_score("", probe).score == 0
+    assert pr.rubric_score("postgres for concurrent writes on port 8080", probe).score == 5
+    two = pr.rubric_score("Postgres, for concurrent writes.", probe)
+    assert two.score == pytest.approx(5 * 2 / 3, abs=1e-3) and two.missing == ["8080"]
+    stale = pr.rubric_score("Postgres for concurrent writes, on port 8080. The server runs on port 3000.", probe)
+    assert stale.score == pytest.approx(5 - pr.STALE_PENALTY) and stale.stale == ["port 3000"]
+    assert pr.rubric_score("port 3000", probe).score == 0, "clipped at 0"
+    with pytest.raises(ValueError, match="answer must be text"):
+        pr.rubric_score(None, probe)
+
+
+def test_every_reference_answer_scores_full_marks(sessions):
+    """The truths are self-consistent: the reference answer states every key fact and no stale one."""
+    for s in sessions:
+        for p in pr.make_probes(s):
+            result = pr.rubric_score(p.reference_answer, p)
+            assert result.score == 5, (s.id, p.category, result)
+
+
+# ---- the reader -----------------------------------------------------------------------------------
+
+
+def test_reader_never_gets_the_probe():
+    params = list(inspect.signature(pr.Reader.answer).parameters)
+    assert params == ["self", "messages", "question"]
+    params = list(inspect.signature(pr.LLMAnswerer.__call__).parameters)
+    assert params == ["self", "messages", "question"]
+
+
+def test_reader_on_full_context_scores_at_least_4_5_in_every_category(sessions):
+    means = _mean_by_category(sessions, pr.Reader())
+    assert all(m >= 4.5 for m in means.values()), means
+
+
+def test_reader_with_the_facts_removed_scores_low(sessions):
+    reader = pr.Reader()
+    full = _mean_by_category(sessions, reader)
+    redacted = _mean_by_category(sessions, reader, lambda s, ps: pr.redact_facts(s.messages(), ps))
+    assert all(m <= 0.5 for m in redacted.values()), redacted
+    assert min(full.values()) - max(redacted.values()) >= 4
+
+
+def test_reader_without_the_planted_turns_scores_low(sessions):
+    """Only the turns where facts were planted go; the noise (which names the files) stays."""
+
+    def without_planted(s, ps):
+        planted = {f.turn_index for f in s.facts}
+        return [{**m, "content": "[removed]"} if i in planted else m for i, m in enumerate(s.messages())]
+
+    redacted = _mean_by_category(sessions, pr.Reader(), without_planted)
+    assert sum(redacted.values()) / len(redacted) <= 1.5, redacted
+
+
+def test_reader_prefers_the_latest_statement():
+    messages = [
+        {"role": "user", "content": "Set up the dev server please."},
+        {"role": "assistant", "content": "The dev server runs on port 3000."},
+        {"role": "assistant", "content": "Tests pass. Reading the logs now."},
+        {"role": "assistant", "content": "Port 3000 clashes with grafana, so I moved the dev server to port 8080."},
+    ]
+    answer = pr.Reader().answer(messages, "Which port does the dev server listen on now?")
+    assert "8080" in answer and "The dev server runs on port 3000." not in answer
+    probe = _probe(key=("8080",), stale=("port 3000",))
+    assert pr.rubric_score(answer, probe).score == 5
+
+
+def test_reader_is_deterministic_and_reads_tool_arguments(sessions):
+    s = sessions[0]
+    q = pr.make_probes(s)[2].question
+    assert pr.Reader().answer(s.messages(), q) == pr.Reader().answer(s.messages(), q)
+    call = {"role": "assistant", "content": "",
+            "tool_calls": [{"id": "c1", "type": "function",
+                            "function": {"name": "edit_file", "arguments": '{"path": "src/app.py"}'}}]}
+    assert pr.context_lines([call]) == ["edit_file: path=src/app.py"]
+    assert "src/app.py" in pr.Reader().answer([call], "Which files did we edit?")
+
+
+def test_reader_and_context_errors():
+    with pytest.raises(ValueError, match="list of chat messages"):
+        pr.context_lines("just text")
+    with pytest.raises(ValueError, match="question must be"):
+        pr.Reader().answer([{"role": "user", "content": "hi"}], " ")
+    assert pr.Reader().answer([{"role": "user", "content": "hello"}], "Which database?") == ""
+
+
+# ---- the LLM answerer and judge, over a real local endpoint -----------------------------------------
+
+
+def test_llm_answerer_over_http_matches_the_reader(sessions):
+    s = sessions[1]
+    probe = pr.make_probes(s)[0]
+    with ChatServer(pr.reader_endpoint) as server:
+        answerer = pr.LLMAnswerer(client=ChatClient(server.base_url, "reader"))
+        answer = answerer(s.messages(), probe.question)
+    assert answer == pr.Reader().answer(s.messages(), probe.question)
+    request = pr.build_answer_request(s.messages(), probe.question, max_context_tokens=500)
+    assert "cut to fit" in request[1]["content"] and probe.reference_answer not in request[1]["content"]
+
+
+def test_llm_judge_over_http_applies_the_same_rubric(sessions):
+    probe = pr.make_probes(sessions[2])[1]
+    answers = [probe.reference_answer, "", "No idea."]
+    with ChatServer(pr.rubric_endpoint) as server:
+        judge = pr.LLMJudge(client=ChatClient(server.base_url, "rubric"))
+        for answer in answers:
+            judged = judge(answer, probe)
+            assert judged.judge == "llm" and judged.score == pr.rubric_score(answer, probe).score
+
+
+def test_judge_reply_parsing_and_configuration(monkeypatch):
+    assert pr.parse_judge_reply("SCORE: 3.5\nmissed the port") == 3.5
+    assert pr.parse_judge_reply("**SCORE:** 9") == 5.0
+    with pytest.raises(ValueError, match="SCORE"):
+        pr.parse_judge_reply("I think it is fine")
+    monkeypatch.delenv("UNMASKED_LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert not pr.llm_configured()
+    monkeypatch.setenv("UNMASKED_LLM_BASE_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.setenv("UNMASKED_LLM_MODEL", "m")
+    assert pr.llm_configured()
+
+
+# ---- evaluate and its statistics -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def table(sessions):
+    return ev.evaluate(sessions[:6], ev.DETERMINISTIC, progress=False)
+
+
+def test_evaluate_returns_a_tidy_table(table):
+    for column in ("session", "category", "compactor", "score", "compression_ratio", "seconds"):
+        assert column in table.columns
+    assert len(table) == 6 * 4 * len(ev.DETERMINISTIC)
+    assert table.groupby(["session", "category", "compactor"]).size().max() == 1
+    full = table[table["compactor"] == "full"]
+    assert (full["compression_ratio"] == 1).all() and (full["score"] >= 4.5).all()
+    assert (table[table["compactor"] != "full"]["compression_ratio"] > 2).all()
+    assert table["score"].between(0, 5).all()
+    assert (table[table["compactor"] == "keep_last"]["score"].mean()
+            < table[table["compactor"] == "extractive"]["score"].mean())
+
+
+def test_evaluate_is_deterministic_and_checks_its_input(sessions, table):
+    again = ev.evaluate(sessions[:6], ev.DETERMINISTIC, progress=False)
+    pd.testing.assert_series_equal(again["score"], table["score"])
+    with pytest.raises(ValueError, match="unknown compactor"):
+        ev.evaluate(sessions[:1], ["full", "magic"], progress=False)
+    with pytest.raises(ValueError, match="non-empty list of Session"):
+        ev.evaluate([], ["full"], progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        ev.evaluate(sessions[:1], ["full", "full"], progress=False)
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_mean(table):
+    a, b = ev.bootstrap_ci(table, seed=3), ev.bootstrap_ci(table, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert ((a["lo"] <= a["mean"] + 1e-9) & (a["mean"] <= a["hi"] + 1e-9)).all()
+    assert len(a) == 4 * len(ev.DETERMINISTIC)
+    constant = pd.DataFrame({"category": ["x"] * 5, "compactor": ["c"] * 5, "score": [2.0] * 5})
+    row = ev.bootstrap_ci(constant).iloc[0]
+    assert row["lo"] == row["hi"] == 2.0
+    with pytest.raises(ValueError, match="level"):
+        ev.bootstrap_ci(table, level=95)
+
+
+@pytest.mark.parametrize(("score", "full", "within"), [(4.7, 5.0, True), (4.69, 5.0, False), (5.0, 4.0, True),
+                                                       (0.0, 0.3, True)])
+def test_within_margin(score, full, within):
+    assert ev.within_margin(score, full) is within
+
+
+def _synthetic(rows):
+    return pd.DataFrame([{"session": s, "category": c, "compactor": k, "score": v, "compression_ratio": r}
+                         for s, c, k, v, r in rows])
+
+
+def test_verdicts_compare_each_category_with_full_context():
+    rows = []
+    for i in range(4):
+        rows += [(f"s{i}", "factual_recall", "full", 5.0, 1.0), (f"s{i}", "decision_tracking", "full", 4.0, 1.0),
+                 (f"s{i}", "factual_recall", "a", 4.8, 10.0), (f"s{i}", "decision_tracking", "a", 3.0, 10.0)]
+    v = ev.verdicts(_synthetic(rows))
+    a = v[v["compactor"] == "a"].set_index("category")
+    assert a.loc["factual_recall", "within"] and not a.loc["decision_tracking", "within"]
+    assert a.loc["decision_tracking", "gap"] == pytest.approx(1.0)
+    grid = ev.verdict_table(_synthetic(rows))
+    assert bool(grid.loc["full", "every category"]) and not bool(grid.loc["a", "every category"])
+    with pytest.raises(ValueError, match="no 'full' rows"):
+        ev.verdicts(_synthetic([r for r in rows if r[2] != "full"]))
+
+
+def test_largest_ratio_within_finds_the_last_passing_target():
+    rows = []
+    for target, score in [(2, 5.0), (5, 4.9), (10, 4.75), (20, 4.0), (50, 2.0)]:
+        for c in ("factual_recall", "artifact_management"):
+            rows.append({"session": "s", "category": c, "compactor": "x", "score": score,
+                         "compression_ratio": target * 1.5, "target": float(target)})
+    for c in ("factual_recall", "artifact_management"):
+        rows.append({"session": "s", "category": c, "compactor": "full", "score": 5.0, "compression_ratio": 1.0,
+                     "target": 1.0})
+    result = ev.largest_ratio_within(pd.DataFrame(rows)).set_index("compactor")
+    assert result.loc["x", "largest_target"] == 10 and result.loc["x", "measured_ratio"] == 15
+    assert result.loc["x", "targets_within"] == [2.0, 5.0, 10.0]
+
+
+def test_ratio_sweep_runs_each_target_and_figures_build(sessions):
+    sweep = ev.ratio_sweep(sessions[:2], ["extractive", "truncation"], ratios=(2, 10), progress=False)
+    assert set(sweep["target"]) == {1.0, 2.0, 10.0}
+    assert len(sweep) == 2 * 4 * (1 + 2 * 2)
+    trunc = sweep[sweep["compactor"] == "truncation"].groupby("target")["compression_ratio"].median()
+    assert trunc[10.0] > trunc[2.0] > 1
+    summary = ev.sweep_summary(sweep)
+    assert isinstance(ev.sweep_figure(summary), go.Figure)
+    assert len(ev.sweep_figure(summary).data) == 2
+    with pytest.raises(ValueError, match="ratios"):
+        ev.ratio_sweep(sessions[:1], ["extractive"], ratios=(0.5,), progress=False)
+
+
+def test_scores_figure_and_failures(table):
+    ci = ev.bootstrap_ci(table)
+    fig = ev.scores_figure(ci)
+    assert isinstance(fig, go.Figure) and len(fig.data) == len(ev.DETERMINISTIC) + 1
+    worst = ev.worst_failures(table, n=3)
+    assert len(worst) == 3 and (worst["lost"].diff().dropna() <= 0).all()
+    assert (worst["compactor"] != "full").all()
+    assert isinstance(ev.failures_figure(worst), go.Figure)
