@@ -319,7 +319,8 @@ def test_calculator_results_compare_like_with_like(prices):
     assert plain.compactions == 0 and compacted.compactions > 0
     assert compacted.policy.compactor == "mercury-2" and plain.caching and compacted.caching
     cost_fig, latency_fig = costs.calculator_figures(30, 3_000, SONNET, True, 20_000, 0.1, "mercury-2", prices=prices)
-    assert f"${plain.total_cost:,.2f}" in cost_fig.layout.title.text
+    assert f"&#36;{plain.total_cost:,.2f}" in cost_fig.layout.title.text
+    assert "$" not in cost_fig.layout.title.text, "two '$' make plotly.js typeset LaTeX and drop the title"
 
 
 def test_copy_traces_refuses_a_different_figure(prices):

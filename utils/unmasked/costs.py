@@ -458,8 +458,8 @@ def cumulative_cost_figure(results: Mapping[str, SessionResult], title: str | No
     for label, res in results.items():
         fig.add_scatter(x=[t.turn for t in res.turns], y=res.cumulative_cost, name=label, mode="lines+markers",
                         marker=dict(size=4))
-    if title is None:
-        title = "Cumulative session cost: " + ", ".join(f"{k} ${r.total_cost:,.2f}" for k, r in results.items())
+    if title is None:  # &#36; is "$": plotly.js would read the text between two "$" as LaTeX and hide the title
+        title = "Cumulative session cost: " + ", ".join(f"{k} &#36;{r.total_cost:,.2f}" for k, r in results.items())
     fig.update_layout(title=title, xaxis_title="turn", yaxis_title="cumulative cost (USD)",
                       template="plotly_white", legend=dict(orientation="h", y=-0.2))
     return fig

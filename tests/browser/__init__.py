@@ -1,0 +1,1 @@
+"""Helpers that drive JupyterLab in Chromium for tests/test_browser.py."""
