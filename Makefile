@@ -24,11 +24,12 @@ SUBMISSIONS ?=
 GRADES ?= grades
 JOBS ?= 2
 
-.PHONY: help setup lab test test-fast labs data checkpoint grade bench check-env clean
+.PHONY: help setup lab test test-browser labs data checkpoint grade bench check-env clean
 
 help:
 	@echo "make lab         set up, then open JupyterLab at the course"
 	@echo "make test        set up, then run every test and execute every notebook (fast mode)"
+	@echo "make test-browser  only the browser tests (real JupyterLab in Chromium)"
 	@echo "make labs        regenerate labs/ from solutions/"
 	@echo "make data        regenerate data/ with the project's own scripts"
 	@echo "make checkpoint  retrain the shipped toy model checkpoint"
@@ -51,6 +52,9 @@ lab: setup
 
 test: setup
 	UNMASKED_FAST=1 "$(PY)" -m pytest
+
+test-browser: setup
+	UNMASKED_FAST=1 "$(PY)" -m pytest tests/test_browser.py -m browser
 
 labs: setup
 	"$(PY)" -m unmasked.labs
