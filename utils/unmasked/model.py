@@ -1,0 +1,155 @@
+"""A small transformer, nanoGPT style, that is bidirectional by default.
+
+A masked diffusion LM is an ordinary transformer encoder: every position attends to every
+other one, and there is no timestep input (LLaDA and MDLM show that the fraction of [MASK]
+tokens tells the model how noisy its input is). Setting `causal=True` in the config gives the
+autoregressive twin from the same code: the only difference is the attention mask.
+
+Positions use rotary embeddings (RoPE, Su et al. 2021, as in LLaMA and LLaDA) rather than
+nanoGPT's learned table: copying a span needs "the token after the one I just copied", a
+relative offset that RoPE gives every head for free.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int
+    max_len: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+    causal: bool = False
+    pad_id: int | None = None  # keys holding this id are ignored by attention (batch padding)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "max_len", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"n_embd ({self.n_embd}) must split into n_head ({self.n_head}) heads of even width")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rope_tables(head_dim: int, max_len: int, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotation angle for every (position, frequency pair)."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2).float() / head_dim)
+    angles = torch.outer(torch.arange(max_len).float(), inv_freq)  # (max_len, head_dim/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each (even, odd) pair of channels of x (B, H, T, D) by its position's angle."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.flatten(-2)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.n_head, self.causal, self.dropout = config.n_head, config.causal, config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x, cos, sin, key_mask=None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        attn_mask = None
+        if key_mask is not None:  # (B, T) True = may be attended to
+            attn_mask = key_mask[:, None, None, :]
+            if self.causal:
+                attn_mask = attn_mask & torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=self.causal and attn_mask is None,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(config.n_embd), nn.LayerNorm(config.n_embd)
+        self.attn, self.mlp = SelfAttention(config), MLP(config)
+
+    def forward(self, x, cos, sin, key_mask=None):
+        x = x + self.attn(self.ln1(x), cos, sin, key_mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class TransformerLM(nn.Module):
+    """Token ids (B, T) -> logits (B, T, vocab). Bidirectional unless config.causal."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying, as in GPT-2 and nanoGPT
+        cos, sin = rope_tables(config.n_embd // config.n_head, config.max_len)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2's scaled init of the residual projections
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        if idx.dim() != 2:
+            raise ValueError(f"idx must be (batch, length) token ids, got shape {tuple(idx.shape)}")
+        B, T = idx.shape
+        if T > self.config.max_len:
+            raise ValueError(f"sequence of {T} tokens exceeds max_len={self.config.max_len}")
+        key_mask = None
+        if self.config.pad_id is not None:
+            is_token = idx != self.config.pad_id
+            if not bool(is_token.all()):
+                key_mask = is_token
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        x = self.drop(self.wte(idx))
+        for block in self.blocks:
+            x = block(x, cos, sin, key_mask)
+        return self.lm_head(self.ln_f(x))
