@@ -1,0 +1,94 @@
+"""The animation and the live panel are built from a real sampler trace, without a browser."""
+
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from test_sampling import MASK, TinyBidirectional
+from unmasked.sampling import generate
+from unmasked.viz import (
+    MASK_TEXT, accuracy_vs_steps, commit_histogram, display_piece, sample_figure, sampling_panel,
+    trace_animation,
+)
+
+PIECES = [f"w{i} " for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def trace():
+    _, tr = generate(TinyBidirectional().eval(), torch.arange(1, 6)[None], 20, 5, mask_id=MASK)
+    return tr
+
+
+def cells(frame):
+    return [c for row in frame.data[0].text for c in row]
+
+
+def values(frame):
+    return [v for row in frame.data[0].z for v in row]
+
+
+def test_animation_has_one_frame_per_step_plus_the_start(trace):
+    fig = trace_animation(trace, PIECES, cols=8)
+    assert isinstance(fig, go.Figure) and not isinstance(fig, go.FigureWidget)
+    assert len(fig.frames) == trace.steps_used + 1
+    assert cells(fig.frames[0])[:20] == [MASK_TEXT] * 20
+    assert MASK_TEXT not in cells(fig.frames[-1])[:20]
+    for i, frame in enumerate(fig.frames):  # the mask count falls by exactly the step's commits
+        n_masked = cells(frame)[:20].count(MASK_TEXT)
+        assert n_masked == 20 - sum(trace.commits_per_step[:i])
+        assert f"step {i} of {trace.steps_used}" in frame.layout.title.text
+
+
+def test_animation_colours_by_commit_step_or_confidence(trace):
+    fig = trace_animation(trace, PIECES, cols=5)
+    commit = trace.commit_step()
+    assert values(fig.frames[-1])[:20] == [c + 1 for c in commit]
+    assert all(v is None for v in values(fig.frames[0]))
+    conf = trace_animation(trace, PIECES, color_by="confidence", cols=5)
+    assert values(conf.frames[-1])[:20] == pytest.approx(trace.commit_confidence())
+    with pytest.raises(ValueError, match="step, confidence"):
+        trace_animation(trace, PIECES, color_by="entropy")
+
+
+def test_animation_has_play_button_and_labelled_slider(trace):
+    fig = trace_animation(trace, lambda t: PIECES[t])
+    buttons = fig.layout.updatemenus[0].buttons
+    assert buttons[0].method == "animate" and "Play" in buttons[0].label
+    slider = fig.layout.sliders[0]
+    assert slider.currentvalue.visible
+    assert [s.args[0][0] for s in slider.steps] == [f.name for f in fig.frames]
+
+
+def test_display_piece_makes_whitespace_visible_and_escapes_html():
+    assert display_piece(" a\n") == "·a⏎"
+    assert display_piece("<b>") == "&lt;b&gt;" and display_piece("\"") == "\""
+    assert display_piece("x" * 30).endswith("…")
+
+
+def test_sample_figure_and_panel_build():
+    model = TinyBidirectional().eval()
+    fig = sample_figure(model, torch.arange(1, 6)[None], 12, PIECES, mask_id=MASK, threshold=0.5)
+    assert len(fig.frames) >= 2
+    panel = sampling_panel(model, torch.arange(1, 6)[None], 12, PIECES, mask_id=MASK)
+    controls = {w.description: w for box in panel.children[0].children for w in box.children}
+    assert {"steps", "schedule", "tau", "temperature", "block length"} <= set(controls)
+    out = panel.children[-1]
+
+    def shown_title():
+        (output,) = out.outputs
+        return output["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+
+    assert "8 steps" in shown_title()
+    controls["steps"].value = 3  # a control change re-samples and replaces the figure
+    assert "3 steps" in shown_title() and len(out.outputs) == 1
+    controls["adaptive (tau)"].value = True
+    assert "tau=0.9" in shown_title()
+
+
+def test_summary_charts():
+    hist = commit_histogram([{"kind": "key", "when": 0.1}, {"kind": "value", "when": 0.9}])
+    assert [t.name.split(" ")[0] for t in hist.data] == ["key", "value"]
+    acc = accuracy_vs_steps([{"schedule": "linear", "K": 2, "accuracy": 50.0},
+                             {"schedule": "linear", "K": 1, "accuracy": 10.0}])
+    assert list(acc.data[0].x) == [1, 2]

@@ -1,0 +1,626 @@
+"""Iterative unmasking: how a masked diffusion LM writes a sequence in a few parallel steps.
+
+The answer region starts as all [MASK]. At every step the model predicts a token for every
+masked position at once, and we *commit* some of those predictions, keeping the rest masked
+for the next step. What varies between samplers is how many to commit and which:
+
+- how many: a fixed schedule over `steps` (linear, the same count per step, as LLaDA's
+  `get_num_transfer_tokens`; or cosine, MaskGIT's), or adaptive: every position whose
+  confidence exceeds a threshold tau, at least one per step (Fast-dLLM's parallel decoding);
+- which: the most confident predictions ("low_confidence" remasking: the least confident stay
+  masked) or a random choice ("random" remasking);
+- where: the whole answer at once, or left-to-right blocks (LLaDA's semi-autoregressive mode),
+  committing only inside the current block.
+
+A committed token is never changed again. `generate` records every commit in a `Trace`, which
+`unmasked.viz` replays as an animation.
+
+References: Nie et al. 2025, "Large Language Diffusion Models" (LLaDA, arXiv:2502.09992) and
+ML-GSAI/LLaDA generate.py; Chang et al. 2022, "MaskGIT" (arXiv:2202.04200); Wu et al. 2025,
+"Fast-dLLM" (arXiv:2505.22618).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+SCHEDULES = ("linear", "cosine")
+REMASKING = ("low_confidence", "random")
+
+
+# ---------------------------------------------------------------------------- schedules
+
+
+def num_transfer_tokens(n_masked: int, steps: int, schedule: str = "linear") -> list[int]:
+    """How many tokens to commit at each of `steps` steps so that all `n_masked` get committed.
+
+    linear: LLaDA's rule. Its noise schedule is linear in t, so each step should unmask the
+    same expected number; the remainder of n_masked / steps goes to the first steps.
+    cosine: MaskGIT's rule. After step t of T, a fraction cos(pi/2 * t/T) is still masked, so
+    the first steps commit few tokens (little context yet) and the last steps many.
+
+    Every step commits at least one token, so `steps` may not exceed `n_masked`; `generate`
+    clamps it before calling this.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; accepted: {', '.join(SCHEDULES)}")
+    if not isinstance(n_masked, int) or n_masked < 0:
+        raise ValueError(f"n_masked must be a non-negative int, got {n_masked!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if n_masked == 0:
+        return [0] * steps
+    if steps > n_masked:
+        raise ValueError(
+            f"steps={steps} exceeds the {n_masked} masked tokens; each step commits at least one,"
+            " so use steps <= n_masked"
+        )
+    if schedule == "linear":
+        base, rem = divmod(n_masked, steps)
+        return [base + (1 if i < rem else 0) for i in range(steps)]
+    # cosine: tokens still masked after step t is round(n * cos(pi/2 * t / T)), made strictly
+    # decreasing (at least one commit per step) and ending at zero.
+    still_masked = [round(n_masked * math.cos(math.pi / 2 * t / steps)) for t in range(steps + 1)]
+    still_masked[0], still_masked[-1] = n_masked, 0
+    for t in range(1, steps + 1):  # at least one commit per step ...
+        still_masked[t] = min(still_masked[t], still_masked[t - 1] - 1)
+    for t in range(steps - 1, -1, -1):  # ... and enough left for the steps that follow
+        still_masked[t] = max(still_masked[t], still_masked[t + 1] + 1)
+    return [still_masked[t] - still_masked[t + 1] for t in range(steps)]
+
+
+# ---------------------------------------------------------------------------- one step
+
+
+def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator=None) -> torch.Tensor:
+    """Scores whose argmax is a sample from softmax(logits / temperature) (the Gumbel-max trick).
+
+    Computed in float64: Zheng et al. 2024 (arXiv:2409.02908) found that low-precision Gumbel
+    noise lowers the quality of masked diffusion samples, and LLaDA uses float64 for this reason.
+    exp(l) / (-log u)^T has the same argmax as l / T + Gumbel noise. Temperature 0 is argmax.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature!r}")
+    logits = logits.to(torch.float64)
+    if temperature == 0:
+        return logits
+    u = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
+    u = u.clamp_min(torch.finfo(torch.float64).tiny)  # log(0) would give an infinite score
+    return logits - temperature * torch.log(-torch.log(u))  # log of LLaDA's exp(l) / (-log u)^T
+
+
+class Step(NamedTuple):
+    """What one unmasking step did: the new sequence and what it committed, by position."""
+
+    x: torch.Tensor  # LongTensor[T], the sequence after the step
+    positions: torch.Tensor  # LongTensor[k], committed positions, in reading order
+    tokens: torch.Tensor  # LongTensor[k], the tokens committed there
+    confidences: torch.Tensor  # float64[k], the model's probability of each committed token
+
+
+def unmask_step(
+    logits: torch.Tensor,
+    x: torch.Tensor,
+    mask_id: int,
+    k: int | None,
+    *,
+    candidates: torch.Tensor | None = None,
+    temperature: float = 0.0,
+    remasking: str = "low_confidence",
+    threshold: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Step:
+    """Commit k masked positions of `x` (or, with a threshold, every one above it); keep the rest masked.
+
+    logits: FloatTensor[T, V], the model's prediction for every position of x: LongTensor[T].
+    candidates: BoolTensor[T], positions allowed to be committed (default: every [MASK]);
+      a semi-autoregressive sampler passes the masked positions of the current block.
+    remasking="low_confidence" commits the k predictions with the highest probability;
+      "random" commits k random masked positions.
+    threshold: commit every candidate whose probability is strictly above it, and the best-scoring
+      one even when none is (Fast-dLLM), so each step makes progress; k is ignored. Strictly
+      above, so tau=1.0 commits exactly one token per step.
+    Pure: x is not modified.
+    """
+    if remasking not in REMASKING:
+        raise ValueError(f"unknown remasking {remasking!r}; accepted: {', '.join(REMASKING)}")
+    if x.dim() != 1 or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"expected x of shape [T] and logits of shape [T, V]; got x {tuple(x.shape)},"
+            f" logits {tuple(logits.shape)}"
+        )
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1] (a probability), got {threshold!r}")
+    masked = x == mask_id
+    if candidates is None:
+        candidates = masked
+    candidates = candidates & masked
+    n_candidates = int(candidates.sum())
+    if threshold is None:
+        if k is None or not 0 <= k <= n_candidates:
+            raise ValueError(f"k must be an int in [0, {n_candidates}] (the masked candidates), got {k!r}")
+
+    # Propose a token everywhere; never propose [MASK] itself.
+    logits = logits.to(torch.float64).clone()
+    if 0 <= mask_id < logits.shape[-1]:
+        logits[:, mask_id] = -math.inf
+    proposal = add_gumbel_noise(logits, temperature, generator).argmax(dim=-1)
+    prob = F.softmax(logits, dim=-1).gather(-1, proposal[:, None]).squeeze(-1)
+
+    if remasking == "low_confidence":
+        score = prob
+    else:
+        score = torch.rand(prob.shape, dtype=torch.float64, device=prob.device, generator=generator)
+    score = torch.where(candidates, score, torch.full_like(score, -math.inf))
+
+    if threshold is not None:
+        chosen = candidates & (prob > threshold)
+        if n_candidates and not chosen.any():
+            chosen[score.argmax()] = True
+    else:
+        chosen = torch.zeros_like(candidates)
+        if k:
+            chosen[torch.topk(score, k).indices] = True
+
+    positions = chosen.nonzero().squeeze(-1)
+    new_x = x.clone()
+    new_x[positions] = proposal[positions]
+    return Step(new_x, positions, proposal[positions], prob[positions])
+
+
+# ---------------------------------------------------------------------------- the trace
+
+
+@dataclass
+class TraceStep:
+    """One forward pass of the sampler: what it committed (absolute positions in the sequence)."""
+
+    positions: list[int]
+    tokens: list[int]
+    confidences: list[float]
+    block: int
+
+
+@dataclass
+class Trace:
+    """Everything the sampler did, step by step, enough to replay it (see unmasked.viz)."""
+
+    prompt: list[int]  # the tokens before the masked region
+    length: int  # the masked region: positions len(prompt) .. len(prompt) + length - 1
+    mask_id: int
+    steps: list[TraceStep] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    suffix: list[int] = field(default_factory=list)  # tokens after the region (infilling), if any
+
+    @property
+    def prompt_length(self) -> int:
+        return len(self.prompt)
+
+    @property
+    def steps_used(self) -> int:
+        """Forward passes of the model: the cost of sampling."""
+        return len(self.steps)
+
+    @property
+    def commits_per_step(self) -> list[int]:
+        return [len(s.positions) for s in self.steps]
+
+    def commit_step(self) -> list[int]:
+        """For each generated position (0 .. length-1), the step (0-based) that committed it; -1 if none."""
+        out = [-1] * self.length
+        for i, s in enumerate(self.steps):
+            for p in s.positions:
+                out[p - self.prompt_length] = i
+        return out
+
+    def commit_confidence(self) -> list[float]:
+        """For each generated position, the model's probability of the token when it was committed."""
+        out = [float("nan")] * self.length
+        for s in self.steps:
+            for p, c in zip(s.positions, s.confidences):
+                out[p - self.prompt_length] = c
+        return out
+
+    def states(self) -> list[list[int]]:
+        """The generated region before any step and after each step (mask_id where still masked)."""
+        current = [self.mask_id] * self.length
+        out = [list(current)]
+        for s in self.steps:
+            for p, t in zip(s.positions, s.tokens):
+                current[p - self.prompt_length] = t
+            out.append(list(current))
+        return out
+
+    def tokens(self) -> list[int]:
+        """The generated tokens at the end."""
+        return self.states()[-1]
+
+
+# ---------------------------------------------------------------------------- the sampler
+
+
+def _logits(model, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    out = getattr(out, "logits", out)
+    if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != x.shape:
+        raise ValueError(
+            f"model(idx) must return logits of shape [B, T, V] for idx {tuple(x.shape)};"
+            f" got {getattr(out, 'shape', type(out))}"
+        )
+    return out
+
+
+def _device_of(model, default: torch.device) -> torch.device:
+    """Where the model's weights live (sampling runs there), or `default` for a plain callable."""
+    try:
+        return next(iter(model.parameters())).device
+    except (AttributeError, StopIteration):
+        return default
+
+
+def _blocks(length: int, block_length: int | None) -> list[tuple[int, int]]:
+    """[start, end) of each semi-autoregressive block, relative to the answer; the last may be shorter."""
+    if block_length is None:
+        block_length = length
+    if not isinstance(block_length, int) or block_length < 1:
+        raise ValueError(f"block_length must be a positive int or None, got {block_length!r}")
+    return [(s, min(s + block_length, length)) for s in range(0, length, block_length)]
+
+
+def split_steps(steps: int, sizes: list[int]) -> list[int]:
+    """Share a step budget among blocks: as evenly as possible, at least one and at most `size` each."""
+    n = len(sizes)
+    base, rem = divmod(steps, n)
+    return [max(1, min(size, base + (1 if i < rem else 0))) for i, size in enumerate(sizes)]
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompt: torch.Tensor,
+    length: int,
+    steps: int,
+    *,
+    mask_id: int,
+    schedule: str = "linear",
+    remasking: str = "low_confidence",
+    block_length: int | None = None,
+    temperature: float = 0.0,
+    threshold: float | None = None,
+    seed: int = 0,
+    suffix: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, Trace]:
+    """Fill `length` masked positions after `prompt` by iterative unmasking; return (tokens, trace).
+
+    model(idx: LongTensor[1, T]) -> logits [1, T, V], bidirectional (it sees the masks ahead).
+    prompt: LongTensor[1, P]. Returns LongTensor[1, P + length] and the Trace of every step.
+    steps: the total budget of forward passes, shared evenly among blocks; each block uses at
+      most as many steps as it has tokens (more could only commit nothing).
+    threshold: adaptive decoding (Fast-dLLM): each step commits every position of the current
+      block whose probability is above tau, at least one; `steps` and `schedule` are then unused
+      and the trace says how many steps it took.
+    seed: seeds the Gumbel noise (temperature > 0) and random remasking; greedy low-confidence
+      decoding does not depend on it.
+    suffix: LongTensor[1, S] of context after the masked region (infilling); the result is
+      then [1, P + length + S].
+    """
+    if prompt.dim() != 2 or prompt.shape[0] != 1:
+        raise ValueError(f"prompt must be a LongTensor of shape [1, P], got shape {tuple(prompt.shape)}")
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length!r}")
+    if threshold is None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; accepted: {', '.join(SCHEDULES)}")
+    if remasking not in REMASKING:
+        raise ValueError(f"unknown remasking {remasking!r}; accepted: {', '.join(REMASKING)}")
+    if suffix is None:
+        suffix = prompt.new_zeros((1, 0))
+    if suffix.dim() != 2 or suffix.shape[0] != 1:
+        raise ValueError(f"suffix must be a LongTensor of shape [1, S], got shape {tuple(suffix.shape)}")
+    if (prompt == mask_id).any() or (suffix == mask_id).any():
+        raise ValueError("the prompt or suffix contains mask_id; only the generated region may be masked")
+
+    P = prompt.shape[1]
+    device = _device_of(model, prompt.device)
+    x = torch.cat([prompt[0].to(device), torch.full((length,), mask_id, dtype=torch.long, device=device),
+                   suffix[0].to(device)])
+    generator = torch.Generator(device=device).manual_seed(seed)
+    blocks = _blocks(length, block_length)
+    block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
+    trace = Trace(
+        prompt=prompt[0].tolist(), length=length, mask_id=mask_id, suffix=suffix[0].tolist(),
+        settings=dict(steps=steps, schedule=schedule, remasking=remasking, block_length=block_length,
+                      temperature=temperature, threshold=threshold, seed=seed),
+    )
+
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()  # dropout would make sampling random even at temperature 0
+    try:
+        for b, (start, end) in enumerate(blocks):
+            in_block = torch.zeros_like(x, dtype=torch.bool)
+            in_block[P + start:P + end] = True
+            counts = None if threshold is not None else num_transfer_tokens(end - start, block_steps[b], schedule)
+            i = 0
+            while bool((x[in_block] == mask_id).any()):
+                logits = _logits(model, x[None])[0]
+                step = unmask_step(
+                    logits, x, mask_id, None if counts is None else counts[i],
+                    candidates=in_block, temperature=temperature, remasking=remasking,
+                    threshold=threshold, generator=generator,
+                )
+                x = step.x
+                trace.steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
+                                             step.confidences.tolist(), b))
+                i += 1
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+    return x[None], trace
+
+
+@torch.no_grad()
+def generate_many(
+    model,
+    prompts: Sequence[Sequence[int]],
+    length: int,
+    steps: int,
+    *,
+    mask_id: int,
+    pad_id: int,
+    schedule: str = "linear",
+    remasking: str = "low_confidence",
+    block_length: int | None = None,
+    temperature: float = 0.0,
+    threshold: float | None = None,
+    seed: int = 0,
+) -> list[tuple[list[int], Trace]]:
+    """`generate` for many prompts at once: one forward pass per step for the whole batch.
+
+    Rows are laid out [prompt][MASK * length][PAD ...], as the toy model was trained, so a model
+    that ignores [PAD] keys (unmasked.model with config.pad_id) gives each row the same answer as
+    `generate` would. Returns, per prompt, (prompt + generated ids, Trace).
+    """
+    if not prompts:
+        return []
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length!r}")
+    if threshold is None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; accepted: {', '.join(SCHEDULES)}")
+    device = _device_of(model, torch.device("cpu"))
+    B, T = len(prompts), max(len(p) for p in prompts) + length
+    x = torch.full((B, T), pad_id, dtype=torch.long, device=device)
+    starts = []
+    for i, p in enumerate(prompts):
+        if mask_id in p:
+            raise ValueError(f"prompt {i} contains mask_id; only the answer region may be masked")
+        x[i, :len(p)] = torch.tensor(list(p), dtype=torch.long)
+        x[i, len(p):len(p) + length] = mask_id
+        starts.append(len(p))
+    settings = dict(steps=steps, schedule=schedule, remasking=remasking, block_length=block_length,
+                    temperature=temperature, threshold=threshold, seed=seed)
+    traces = [Trace(prompt=list(map(int, p)), length=length, mask_id=mask_id, settings=dict(settings)) for p in prompts]
+    generators = [torch.Generator(device=device).manual_seed(seed) for _ in prompts]
+    blocks = _blocks(length, block_length)
+    block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
+
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        for b, (start, end) in enumerate(blocks):
+            in_block = torch.zeros_like(x, dtype=torch.bool)
+            for i, s0 in enumerate(starts):
+                in_block[i, s0 + start:s0 + end] = True
+            counts = None if threshold is not None else num_transfer_tokens(end - start, block_steps[b], schedule)
+            i_step = 0
+            while bool(((x == mask_id) & in_block).any()):
+                logits = _logits(model, x)
+                for r in range(B):
+                    cand = in_block[r] & (x[r] == mask_id)
+                    if not bool(cand.any()):
+                        continue
+                    step = unmask_step(logits[r], x[r], mask_id, None if counts is None else counts[i_step],
+                                       candidates=in_block[r], temperature=temperature, remasking=remasking,
+                                       threshold=threshold, generator=generators[r])
+                    x[r] = step.x
+                    traces[r].steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
+                                                     step.confidences.tolist(), b))
+                i_step += 1
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+    return [(x[r, :starts[r] + length].tolist(), traces[r]) for r in range(B)]
+
+
+# ---------------------------------------------------------------------------- analysis
+
+
+def json_char_roles(text: str) -> list[str]:
+    """Role of each character of a JSON text: "key", "value" or "punctuation" (quotes, braces, commas, spaces).
+
+    A string is a key when the next non-space character after it is ':'. Used to ask which
+    parts of a record the sampler commits early.
+    """
+    roles = ["punctuation"] * len(text)
+    i = 0
+    while i < len(text):
+        if text[i] == '"':
+            j = i + 1
+            while j < len(text) and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            k = j + 1
+            while k < len(text) and text[k].isspace():
+                k += 1
+            role = "key" if k < len(text) and text[k] == ":" else "value"
+            for c in range(i + 1, min(j, len(text))):
+                roles[c] = role
+            i = j + 1
+        else:
+            if text[i] not in '{}[],: \t\n\r':
+                roles[i] = "value"  # a bare number, true, false or null
+            i += 1
+    return roles
+
+
+def json_token_roles(ids: Sequence[int], decode: Callable[[list[int]], str],
+                     special_ids: Sequence[int] = ()) -> list[str]:
+    """Role of each token of a JSON record ("key", "value", "punctuation"; "special" for eos etc.).
+
+    decode(ids) -> text (e.g. Vocab.decode). A token takes the role of most of its characters.
+    """
+    special = set(int(s) for s in special_ids)
+    plain = [int(t) for t in ids if int(t) not in special]
+    text = decode(plain)
+    char_roles = json_char_roles(text)
+    out, start, n_plain = [], 0, 0
+    for t in ids:
+        if int(t) in special:
+            out.append("special")
+            continue
+        n_plain += 1
+        end = min(len(decode(plain[:n_plain])), len(text))
+        span = char_roles[start:end] or ["punctuation"]
+        out.append(max(("key", "value", "punctuation"), key=span.count))
+        start = end
+    return out
+
+
+def commit_times(trace: Trace, kinds: Sequence[str]) -> list[dict]:
+    """One row per generated position: its kind and when it was committed, from 0 (first step) to 1 (last)."""
+    if len(kinds) != trace.length:
+        raise ValueError(f"need one kind per generated position ({trace.length}), got {len(kinds)}")
+    last = max(trace.steps_used - 1, 1)
+    return [{"position": p, "kind": k, "step": s, "when": s / last}
+            for p, (k, s) in enumerate(zip(kinds, trace.commit_step()))]
+
+
+# ---------------------------------------------------------------------------- notebook 04 experiments
+# These take the toy model and its Vocab (unmasked.train.load_checkpoint) and short sessions.
+
+
+def answer_text(ids: Sequence[int], vocab) -> str:
+    """The generated record as text: everything before the first [EOS], specials dropped."""
+    ids = [int(i) for i in ids]
+    if vocab.eos_id in ids:
+        ids = ids[: ids.index(vocab.eos_id)]
+    return vocab.decode(ids, skip_special=True)
+
+
+def record_case(session, vocab) -> tuple[torch.Tensor, list[int]]:
+    """(prompt [1, P], target ids): the session then [SEP]; the target is its record JSON then [EOS]."""
+    from unmasked.train import encode_example
+
+    prompt, target = encode_example(session, vocab)
+    return torch.tensor([prompt]), target
+
+
+def prose_case(session, vocab, length: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Free text of a given length: (prefix [1, A], suffix [1, S], the hidden span) from the session itself.
+
+    The middle `length` tokens of the session text are hidden; the rest of the session, [SEP] and
+    the gold record follow as context, so the model has the same facts as in `record_case`.
+    """
+    prompt, target = record_case(session, vocab)
+    text = prompt[0, :-1].tolist()  # without [SEP]
+    if len(text) < length + 2:
+        raise ValueError(f"session {session.id} has {len(text)} text tokens, too few to hide {length}")
+    start = (len(text) - length) // 2
+    prefix = text[:start]
+    suffix = text[start + length:] + [vocab.sep_id] + target
+    return torch.tensor([prefix]), torch.tensor([suffix]), text[start:start + length]
+
+
+def adaptive_steps(model, vocab, sessions, threshold: float = 0.9, progress: bool = True) -> list[dict]:
+    """Steps needed at threshold tau for each session's JSON record and for free text of the same length.
+
+    Both regions have len(record JSON + [EOS]) tokens, so the only difference is the kind of text.
+    For the record, scaffold_done_at / values_done_at give the step after which every key and
+    punctuation token / every value token was committed (0 if there was none).
+    """
+    from tqdm.auto import tqdm
+
+    specials = (vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id)
+    rows = []
+    for s in tqdm(sessions, desc=f"adaptive tau={threshold}", disable=not progress):
+        prompt, target = record_case(s, vocab)
+        L = len(target)
+        out, trace = generate(model, prompt, L, L, mask_id=vocab.mask_id, threshold=threshold)
+        kinds = json_token_roles(trace.tokens(), vocab.decode, specials)
+        done = {kind: 1 + max((c for c, k in zip(trace.commit_step(), kinds) if k in group), default=-1)
+                for kind, group in (("scaffold", ("key", "punctuation")), ("values", ("value",)))}
+        rows.append({"session": s.id, "text": "JSON record", "length": L, "steps": trace.steps_used,
+                     "exact": out[0, prompt.shape[1]:].tolist() == target,
+                     "scaffold_done_at": done["scaffold"], "values_done_at": done["values"]})
+        prefix, suffix, hidden = prose_case(s, vocab, L)
+        out, trace = generate(model, prefix, L, L, mask_id=vocab.mask_id, threshold=threshold, suffix=suffix)
+        rows.append({"session": s.id, "text": "free text", "length": L, "steps": trace.steps_used,
+                     "exact": out[0, prefix.shape[1]:prefix.shape[1] + L].tolist() == hidden})
+    return rows
+
+
+def commit_order(model, vocab, sessions, steps: int | None = None, progress: bool = True) -> list[dict]:
+    """When each token of each generated record was committed, with its kind (key, value, punctuation, special).
+
+    The record region has len(record JSON + [EOS]) tokens; steps=None means one token per step,
+    the finest ordering. Kinds come from the generated text itself (json_token_roles).
+    """
+    from tqdm.auto import tqdm
+
+    specials = (vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id)
+    rows = []
+    for s in tqdm(sessions, desc="commit order", disable=not progress):
+        prompt, target = record_case(s, vocab)
+        L = len(target)
+        _, trace = generate(model, prompt, L, steps or L, mask_id=vocab.mask_id)
+        kinds = json_token_roles(trace.tokens(), vocab.decode, specials)
+        pieces = [vocab.token_str(t) for t in trace.tokens()]
+        for row, piece in zip(commit_times(trace, kinds), pieces):
+            rows.append({"session": s.id, **row, "token": piece})
+    return rows
+
+
+def quality_vs_steps(model, vocab, sessions, answer_len: int, ks: Sequence[int],
+                     schedules: Sequence[str] = SCHEDULES, batch_size: int = 16, progress: bool = True) -> list[dict]:
+    """Field exact match (%) of records filled with K steps, for each K and schedule.
+
+    accuracy: the mean over the six fields of the share of sessions with that field exactly right;
+    all_fields: the share of sessions with every field right. Greedy (temperature 0), so no seed noise.
+    """
+    from tqdm.auto import tqdm
+
+    from unmasked.train import FIELDS, field_accuracy
+
+    cases = [record_case(s, vocab)[0][0].tolist() for s in sessions]
+    records = [s.record for s in sessions]
+    rows = []
+    runs = [(schedule, k) for schedule in schedules for k in ks]
+    for schedule, k in tqdm(runs, desc="K x schedule", disable=not progress):
+        texts = []
+        for i in range(0, len(cases), batch_size):
+            chunk = cases[i:i + batch_size]
+            outs = generate_many(model, chunk, answer_len, k, mask_id=vocab.mask_id, pad_id=vocab.pad_id,
+                                 schedule=schedule)
+            texts += [answer_text(ids[len(p):], vocab) for p, (ids, _) in zip(chunk, outs)]
+        acc = field_accuracy(texts, records)
+        rows.append({"schedule": schedule, "K": min(k, answer_len),
+                     "accuracy": 100 * sum(acc[f] for f in FIELDS) / len(FIELDS),
+                     "all_fields": 100 * acc["all"]})
+    return rows
+
+
+def smallest_k_within(rows: Sequence[dict], schedule: str, full_k: int, points: float = 2.0) -> int | None:
+    """The smallest K whose accuracy is within `points` of K = full_k (one token per step), or None."""
+    by_k = {r["K"]: r["accuracy"] for r in rows if r["schedule"] == schedule}
+    if full_k not in by_k:
+        return None
+    return min(k for k, a in by_k.items() if a >= by_k[full_k] - points)
