@@ -10,21 +10,11 @@ check) takes at most 1 s. Prints measured figures; it is not a test.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import time
 
-
-def pin_to_one_core() -> str:
-    """Run on a single core, so the figure does not depend on how many the machine has."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS", "TOKENIZERS_PARALLELISM"):
-        os.environ[var] = "1" if var != "TOKENIZERS_PARALLELISM" else "false"
-    if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"pinned to core {core}"
-    return "not pinned (no sched_setaffinity on this OS)"
+from unmasked.env import pin_to_one_core
 
 
 def main() -> None:
@@ -37,13 +27,14 @@ def main() -> None:
 
     from unmasked.compaction import COMPACTORS, compact_context
     from unmasked.sessions import generate_session
-    from unmasked.tokens import count_tokens
+    from unmasked.tokens import clear_count_cache, count_tokens
 
     session = generate_session(args.seed, args.tokens)
     count_tokens("warm up the tokenizer")
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, {where}")
     print(f"session {session.id}: {session.n_tokens:,} tokens, {len(session.turns)} turns")
 
+    clear_count_cache()  # generating the session counted its turns; measure what a fresh history costs
     start = time.perf_counter()
     count_tokens(session.turns)
     print(f"counting the history alone: {time.perf_counter() - start:.3f} s")
@@ -54,6 +45,7 @@ def main() -> None:
             continue  # needs an endpoint; its time is the model's, not ours
         times = []
         for _ in range(args.repeats):
+            clear_count_cache()  # every run counts the history from cold, as for a history never seen
             ctx = compact_context(session.turns, session.task, compactor=name)
             times.append(ctx.seconds)
         results[name] = (statistics.median(times), max(times), ctx)

@@ -16,14 +16,7 @@ import os
 import platform
 import time
 
-
-def pin_to_one_core() -> str:
-    """Run on a single core, so the figure does not depend on how many the machine has."""
-    if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"pinned to core {core}"
-    return "not pinned (no sched_setaffinity on this OS)"
+from unmasked.env import pin_to_one_core
 
 
 def main() -> None:

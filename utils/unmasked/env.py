@@ -104,3 +104,19 @@ def fast_mode() -> bool:
 def fast_or(full, fast):
     """The value for this run: `fast` in fast mode, else `full` (the learner's default)."""
     return fast if fast_mode() else full
+
+
+def pin_to_one_core() -> str:
+    """Run this process (and the thread pools it starts later) on one core, for benchmarks.
+
+    The course's speed targets are stated for one CPU core, so a figure should not depend on how
+    many cores the machine happens to have. Returns a line saying what was done.
+    """
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+        os.environ[var] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    if hasattr(os, "sched_setaffinity"):
+        core = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {core})
+        return f"pinned to core {core}"
+    return "not pinned (no sched_setaffinity on this OS)"

@@ -177,6 +177,11 @@ def _count_text(text: str, encoding: str) -> int:
     return len(get_encoding(encoding).encode(text, disallowed_special=()))
 
 
+def clear_count_cache() -> None:
+    """Forget cached counts, so that a benchmark measures a cold count of a new history."""
+    _count_text.cache_clear()
+
+
 def _count_message(message: Mapping, encoding: str) -> int:
     n = TOKENS_PER_MESSAGE
     for key in _MESSAGE_TEXT_FIELDS:
