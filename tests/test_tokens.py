@@ -166,3 +166,12 @@ def test_bad_messages_raise_type_error(bad):
 def test_empty_history_is_zero():
     assert tokens.count_tokens([]) == 0
     assert tokens.count_tokens("") == 0
+
+
+def test_keep_newest_tokens_keeps_the_end_within_the_limit():
+    text = " ".join(f"turn{i}" for i in range(200))
+    assert tokens.keep_newest_tokens(text, None, "[cut]") == text
+    assert tokens.keep_newest_tokens(text, 10_000, "[cut]") == text
+    short = tokens.keep_newest_tokens(text, 20, "[cut]")
+    assert short.startswith("[cut]\n") and short.endswith("turn199")
+    assert tokens.count_tokens(short.split("\n", 1)[1]) <= 20

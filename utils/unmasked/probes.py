@@ -557,15 +557,12 @@ def build_answer_request(messages: Sequence[Mapping], question: str, *, max_cont
     accepts it; max_context_tokens keeps its newest part for a model with a small window.
     """
     from unmasked.compaction.messages import to_messages, transcript
-    from unmasked.tokens import decode, encode
+    from unmasked.tokens import keep_newest_tokens
 
     if not isinstance(question, str) or not question.strip():
         raise ValueError("question must be a non-empty string")
-    text = transcript(to_messages(list(messages)))
-    if max_context_tokens is not None:
-        ids = encode(text)
-        if len(ids) > max_context_tokens:
-            text = "[... the oldest part of the conversation is cut to fit the model ...]\n" + decode(ids[-max_context_tokens:])
+    text = keep_newest_tokens(transcript(to_messages(list(messages))), max_context_tokens,
+                              "[... the oldest part of the conversation is cut to fit the model ...]")
     user = f"<conversation>\n{text}\n</conversation>\n\n<question>\n{question}\n</question>"
     return [{"role": "system", "content": ANSWER_INSTRUCTIONS}, {"role": "user", "content": user}]
 

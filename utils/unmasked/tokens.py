@@ -149,6 +149,19 @@ def decode(ids: Iterable[int], encoding: str = DEFAULT_ENCODING) -> str:
     return get_encoding(encoding).decode(list(ids))
 
 
+def keep_newest_tokens(text: str, max_tokens: int | None, note: str, encoding: str = DEFAULT_ENCODING) -> str:
+    """The last `max_tokens` tokens of `text`, after a `note` line, when it is longer.
+
+    For an endpoint with a small window: in an agent's history the oldest part matters least.
+    """
+    if max_tokens is None:
+        return text
+    ids = encode(text, encoding)
+    if len(ids) <= max_tokens:
+        return text
+    return note + "\n" + decode(ids[-max_tokens:], encoding)
+
+
 # OpenAI's cookbook ("How to count tokens with tiktoken") documents these for the chat models:
 # every message costs 3 tokens of framing, a `name` field 1 more, and every reply is primed
 # with 3 (<|start|>assistant<|message|>). Tool calls are not documented; we count the tokens of

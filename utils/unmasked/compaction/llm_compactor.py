@@ -11,7 +11,7 @@ import re
 from importlib import resources
 
 from unmasked.llm import ChatClient, client_from_env
-from unmasked.tokens import decode, encode
+from unmasked.tokens import keep_newest_tokens
 
 from .compactors import Compactor
 from .messages import parse_transcript, transcript
@@ -35,11 +35,7 @@ def build_summary_request(messages: list[dict], current_task: str, budget_tokens
     """
     template = load_prompt() if template is None else template
     system = template.replace("{current_task}", current_task).replace("{budget_tokens}", str(budget_tokens))
-    text = transcript(messages)
-    if max_input_tokens is not None:
-        ids = encode(text)
-        if len(ids) > max_input_tokens:
-            text = "[... earlier turns cut to fit the model ...]\n" + decode(ids[-max_input_tokens:])
+    text = keep_newest_tokens(transcript(messages), max_input_tokens, "[... earlier turns cut to fit the model ...]")
     user = f"Summarize this conversation.\n<transcript>\n{text}\n</transcript>"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
