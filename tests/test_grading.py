@@ -385,3 +385,30 @@ def test_kernel_env_keeps_the_kernel_in_its_scratch_folder(tmp_path, monkeypatch
     assert env["HOME"] == env["PWD"] == str(tmp_path) and env["UNMASKED_FAST"] == "1"
     assert all(env[k].startswith(str(tmp_path)) for k in ("TMPDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR"))
     assert "TIKTOKEN_CACHE_DIR" not in env and "UNMASKED_GRADING_OUT" not in env
+
+
+def test_probe_builds_arguments_and_reports_dataclasses(monkeypatch):
+    from dataclasses import dataclass
+
+    from unmasked.grading.spec import last, make, ref
+
+    @dataclass
+    class Point:
+        x: int
+        y: list
+
+    namespace = {"total": lambda t: t.sum().item(), "kind": lambda t: str(t.dtype),
+                 "point": lambda x: Point(x, [x, x]), "same": lambda v: v}
+    tensor = make("torch:tensor", [[1, 2], [3, 4]], dtype=ref("torch:float64"))
+    checks = [
+        returns("total", 1, "total", [(tensor,)], [10.0]),
+        returns("kind", 1, "kind", [(tensor,)], ["torch.float64"]),
+        returns("point", 1, "point", [(3,)], [{"x": 3, "y": [3, 3]}]),
+        returns("last", 1, "same", [(last(make("builtins:int", "4"), make("builtins:int", "5")),)], [5]),
+        returns("plain dicts pass through", 1, "same", [({"a": [1, {"b": 2}]},)], [{"a": [1, {"b": 2}]}]),
+        returns("bad path", 1, "same", [(make("no_such_module:thing"),)], [0]),
+    ]
+    _, outcomes = _run_probe(checks, namespace, monkeypatch)
+    assert outcomes["5:0"].error == "ModuleNotFoundError" and "could not build" in outcomes["5:0"].message
+    verdicts = score_checks(checks, outcomes)
+    assert [v["passed"] for v in verdicts] == [True, True, True, True, True, False], [v["message"] for v in verdicts]

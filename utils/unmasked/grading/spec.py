@@ -19,7 +19,8 @@ from typing import Any
 class Call:
     """One call the kernel makes after the learner's cells: `func(*args, **kwargs)`.
 
-    Arguments must be JSON values (they travel inside the appended cell). With
+    Arguments must be JSON values (they travel inside the appended cell); `make` describes
+    one the kernel builds before the call (a tensor, a dataclass, a DataFrame). With
     `watch_args`, the kernel also reports the arguments after the call, to catch mutation.
     """
 
@@ -91,6 +92,25 @@ class Check:
             raise ValueError(f"a check needs a name and points > 0, got {self.name!r} with {self.points}")
         if not self.calls:
             raise ValueError(f"check {self.name!r} makes no calls into the notebook")
+
+
+def make(path: str, *args, **kwargs) -> dict:
+    """An argument the kernel builds by calling `path` ("module:name") on (built) JSON arguments.
+
+    make("torch:tensor", [[1, 2]], dtype=ref("torch:long")) arrives as a LongTensor. The value
+    travels as {"__call__": path, "args": [...], "kwargs": {...}} and shows as such in feedback.
+    """
+    return {"__call__": path, "args": list(args), "kwargs": dict(kwargs)}
+
+
+def ref(path: str) -> dict:
+    """An argument that is an object found by its path, e.g. ref("torch:float32")."""
+    return {"__ref__": path}
+
+
+def last(*steps) -> dict:
+    """Build `steps` in order and pass the last one: last(make("torch:manual_seed", 0), make(...))."""
+    return {"__last__": list(steps)}
 
 
 def short(value: Any, width: int = 60) -> str:
