@@ -450,35 +450,32 @@ def break_even_threshold(
 # --------------------------------------------------------------------------- figures
 
 
-def cumulative_cost_figure(results: Mapping[str, SessionResult], title: str | None = None):
-    """Cumulative dollars per turn, one line per labelled session."""
+def _per_turn_figure(results: Mapping[str, SessionResult], series: str, title: str, yaxis_title: str):
+    """One line per labelled session of `series` (a per-turn list on SessionResult) against the turn."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for label, res in results.items():
-        fig.add_scatter(x=[t.turn for t in res.turns], y=res.cumulative_cost, name=label, mode="lines+markers",
+        fig.add_scatter(x=[t.turn for t in res.turns], y=getattr(res, series), name=label, mode="lines+markers",
                         marker=dict(size=4))
-    if title is None:  # &#36; is "$": plotly.js would read the text between two "$" as LaTeX and hide the title
-        title = "Cumulative session cost: " + ", ".join(f"{k} &#36;{r.total_cost:,.2f}" for k, r in results.items())
-    fig.update_layout(title=title, xaxis_title="turn", yaxis_title="cumulative cost (USD)",
+    fig.update_layout(title=title, xaxis_title="turn", yaxis_title=yaxis_title,
                       template="plotly_white", legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+def cumulative_cost_figure(results: Mapping[str, SessionResult], title: str | None = None):
+    """Cumulative dollars per turn, one line per labelled session."""
+    if title is None:  # &#36; is "$": plotly.js would read the text between two "$" as LaTeX and hide the title
+        title = "Cumulative session cost: " + ", ".join(f"{k} &#36;{r.total_cost:,.2f}" for k, r in results.items())
+    return _per_turn_figure(results, "cumulative_cost", title, "cumulative cost (USD)")
 
 
 def turn_latency_figure(results: Mapping[str, SessionResult], title: str | None = None):
     """Seconds per turn (prefill + decode + any compaction), one line per labelled session."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for label, res in results.items():
-        fig.add_scatter(x=[t.turn for t in res.turns], y=res.latencies, name=label, mode="lines+markers",
-                        marker=dict(size=4))
     if title is None:
         title = "Per-turn latency: " + ", ".join(
             f"{k} mean {(r.total_latency_s / max(1, len(r.turns))):.1f} s" for k, r in results.items())
-    fig.update_layout(title=title, xaxis_title="turn", yaxis_title="seconds (prefill + decode + compaction)",
-                      template="plotly_white", legend=dict(orientation="h", y=-0.2))
-    return fig
+    return _per_turn_figure(results, "latencies", title, "seconds (prefill + decode + compaction)")
 
 
 def context_figure(results: Mapping[str, SessionResult], title: str = "Prompt size per turn"):
