@@ -22,6 +22,7 @@ ML-GSAI/LLaDA generate.py; Chang et al. 2022, "MaskGIT" (arXiv:2202.04200); Wu e
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -280,6 +281,31 @@ def split_steps(steps: int, sizes: list[int]) -> list[int]:
     return [max(1, min(size, base + (1 if i < rem else 0))) for i, size in enumerate(sizes)]
 
 
+def _check_settings(length, steps, schedule: str, remasking: str, threshold) -> None:
+    """The ValueErrors that generate and generate_many share, each naming what is accepted."""
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length!r}")
+    if threshold is None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; accepted: {', '.join(SCHEDULES)}")
+    if remasking not in REMASKING:
+        raise ValueError(f"unknown remasking {remasking!r}; accepted: {', '.join(REMASKING)}")
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    """Sample in eval mode (dropout would make sampling random even at temperature 0), then restore."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        yield
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -312,14 +338,7 @@ def generate(
     """
     if prompt.dim() != 2 or prompt.shape[0] != 1:
         raise ValueError(f"prompt must be a LongTensor of shape [1, P], got shape {tuple(prompt.shape)}")
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a positive int, got {length!r}")
-    if threshold is None and (not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; accepted: {', '.join(SCHEDULES)}")
-    if remasking not in REMASKING:
-        raise ValueError(f"unknown remasking {remasking!r}; accepted: {', '.join(REMASKING)}")
+    _check_settings(length, steps, schedule, remasking, threshold)
     if suffix is None:
         suffix = prompt.new_zeros((1, 0))
     if suffix.dim() != 2 or suffix.shape[0] != 1:
@@ -340,10 +359,7 @@ def generate(
                       temperature=temperature, threshold=threshold, seed=seed),
     )
 
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()  # dropout would make sampling random even at temperature 0
-    try:
+    with _eval_mode(model):
         for b, (start, end) in enumerate(blocks):
             in_block = torch.zeros_like(x, dtype=torch.bool)
             in_block[P + start:P + end] = True
@@ -360,9 +376,6 @@ def generate(
                 trace.steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
                                              step.confidences.tolist(), b))
                 i += 1
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
     return x[None], trace
 
 
@@ -390,12 +403,7 @@ def generate_many(
     """
     if not prompts:
         return []
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a positive int, got {length!r}")
-    if threshold is None and (not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; accepted: {', '.join(SCHEDULES)}")
+    _check_settings(length, steps, schedule, remasking, threshold)
     device = _device_of(model, torch.device("cpu"))
     B, T = len(prompts), max(len(p) for p in prompts) + length
     x = torch.full((B, T), pad_id, dtype=torch.long, device=device)
@@ -413,10 +421,7 @@ def generate_many(
     blocks = _blocks(length, block_length)
     block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
 
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
+    with _eval_mode(model):
         for b, (start, end) in enumerate(blocks):
             in_block = torch.zeros_like(x, dtype=torch.bool)
             for i, s0 in enumerate(starts):
@@ -436,9 +441,6 @@ def generate_many(
                     traces[r].steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
                                                      step.confidences.tolist(), b))
                 i_step += 1
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
     return [(x[r, :starts[r] + length].tolist(), traces[r]) for r in range(B)]
 
 
