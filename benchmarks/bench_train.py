@@ -2,8 +2,8 @@
 
     python benchmarks/bench_train.py [--steps 20] [--threads N] [--device cpu|cuda|mps]
 
-Prints parameters, training tokens/s (prompt + answer tokens through forward and backward) and the
-speed of one-shot filling. Figures depend on the machine and on what else runs on it; the
+Prints parameters, training tokens/s (every position of the padded batch through forward and
+backward) and the speed of filling records one-shot and slot by slot. Figures depend on the machine and on what else runs on it; the
 script says what it measured on, and times only steps after a warm-up.
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from unmasked.env import pick_device, seed_everything
 from unmasked.sessions import load_short_sessions
-from unmasked.train import TrainConfig, build_vocab, encode_example, fill_answers, new_model, train_model
+from unmasked.train import RecordLayout, TrainConfig, build_vocab, encode_example, fill_answers, new_model, train_model
 
 
 def main() -> None:
@@ -34,9 +34,11 @@ def main() -> None:
     seed_everything(0)
     sessions = load_short_sessions("train", limit=2000)
     vocab = build_vocab(sessions)
-    examples = [encode_example(s, vocab) for s in sessions]
+    layout = RecordLayout.fit([s.record for s in sessions], vocab)
+    examples = [encode_example(s, vocab, layout) for s in sessions]
     warmup = 3
     cfg = TrainConfig(steps=args.steps + warmup, device=device)
+    cfg.max_len = cfg.prompt_room + layout.length(vocab)
     model = new_model(vocab, cfg)
     history = train_model(model, vocab, examples, cfg, progress=False)
     timed = history[warmup:]
@@ -47,12 +49,13 @@ def main() -> None:
     print(f"model: {cfg.n_layer} layers x {cfg.n_embd} wide, {cfg.n_head} heads, {model.num_params():,} parameters")
     print(f"training: {tokens / seconds:,.0f} tokens/s, {seconds / len(timed):.2f} s/step (batch {cfg.batch_size}, "
           f"{len(timed)} timed steps)")
-    prompts = [encode_example(s, vocab)[0] for s in load_short_sessions("test", limit=args.fill_n)]
-    start = time.perf_counter()
-    fill_answers(model, vocab, prompts, 200, method="one_shot")
-    seconds = time.perf_counter() - start
-    n_tokens = sum(len(p) + 200 for p in prompts)
-    print(f"one-shot filling: {len(prompts) / seconds:.1f} records/s ({n_tokens / seconds:,.0f} tokens/s forward only)")
+    prompts = [vocab.encode(s.text) + [vocab.sep_id] for s in load_short_sessions("test", limit=args.fill_n)]
+    for method in ("one_shot", "slots"):
+        start = time.perf_counter()
+        fill_answers(model, vocab, prompts, layout, method=method)
+        seconds = time.perf_counter() - start
+        print(f"{method} filling: {len(prompts) / seconds:.1f} records/s ({seconds / len(prompts) * 1000:.0f} ms per record, "
+              f"batches of 32; untrained, so its slots may end at other steps than a trained model's)")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,26 @@ def test_padding_keys_are_ignored():
         assert torch.allclose(model(ids), model(padded)[:, :10], atol=1e-5)
 
 
+def test_positions_count_from_the_anchor_whatever_comes_before():
+    """With [SEP] as anchor, the answer after it gets the same position ids for any prompt length or padding."""
+    SEP, PAD = 2, 0
+    seed_everything(0)
+    model = TransformerLM(ModelConfig(vocab_size=50, max_len=64, n_layer=2, n_head=2, n_embd=32, pad_id=PAD,
+                                      anchor_id=SEP, anchor_pos=20)).eval()
+    answer = torch.tensor([[1, 1, 1, 1]])
+    short = torch.cat([torch.tensor([[7, 8, SEP]]), answer], dim=1)
+    long = torch.cat([torch.tensor([[PAD, PAD, 9, 9, 9, 7, 8, SEP]]), answer], dim=1)
+    assert model.positions(short)[0, -5:].tolist() == [20, 21, 22, 23, 24]
+    assert model.positions(long)[0, -5:].tolist() == [20, 21, 22, 23, 24]
+    assert model.positions(long)[0, 0].item() == 20 - 7  # left padding counts back from the anchor
+    assert model.positions(torch.tensor([[5, 6, 7]])).tolist() == [[0, 1, 2]]  # no anchor: plain 0, 1, 2
+    left_padded = torch.cat([torch.full((1, 4), PAD), short], dim=1)
+    with torch.no_grad():  # padding in front changes nothing: its keys are ignored, positions are anchored
+        assert torch.allclose(model(short), model(left_padded)[:, 4:], atol=1e-5)
+    with pytest.raises(ValueError, match="anchor_pos"):
+        ModelConfig(vocab_size=50, max_len=8, n_layer=1, n_head=2, n_embd=16, anchor_id=SEP, anchor_pos=8)
+
+
 def test_rope_preserves_norms_and_depends_on_position():
     cos, sin = rope_tables(8, 16)
     x = torch.randn(1, 1, 16, 8)

@@ -358,39 +358,42 @@ def corpus():
     from unmasked.sessions import generate_short_sessions
     from unmasked.train import build_vocab
 
+    from unmasked.train import RecordLayout
+
     sessions = generate_short_sessions(3, seed=0)
-    return sessions, build_vocab(sessions)
+    vocab = build_vocab(sessions)
+    return sessions, vocab, RecordLayout.fit([s.record for s in sessions], vocab)
 
 
 def test_experiments_score_a_model_known_to_be_right(corpus):
     from unmasked.sampling import adaptive_steps, commit_order, quality_vs_steps, record_case, smallest_k_within
 
-    sessions, vocab = corpus
-    oracle = RecordOracle([(record_case(s, vocab)[0][0].tolist(), record_case(s, vocab)[1]) for s in sessions], vocab)
-    answer_len = max(len(record_case(s, vocab)[1]) for s in sessions) + 4
-    rows = quality_vs_steps(oracle, vocab, sessions, answer_len, [1, 4], progress=False, batch_size=2)
+    sessions, vocab, layout = corpus
+    cases = [record_case(s, vocab, layout) for s in sessions]
+    oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases], vocab)
+    rows = quality_vs_steps(oracle, vocab, layout, sessions, [1, 4], progress=False, batch_size=2)
     assert {(r["schedule"], r["K"]) for r in rows} == {(s, k) for s in ("linear", "cosine") for k in (1, 4)}
     assert all(r["accuracy"] == 100.0 and r["all_fields"] == 100.0 for r in rows)
     assert smallest_k_within(rows, "linear", 4) == 1 and smallest_k_within(rows, "linear", 99) is None
 
-    adaptive = adaptive_steps(oracle, vocab, sessions, threshold=0.9, progress=False)
+    adaptive = adaptive_steps(oracle, vocab, layout, sessions, threshold=0.9, progress=False)
     json_rows = [r for r in adaptive if r["text"] == "JSON record"]
     assert len(adaptive) == 6 and all(r["steps"] == 1 and r["exact"] for r in json_rows)
     assert all(r["scaffold_done_at"] == 1 and r["values_done_at"] == 1 for r in json_rows)
 
-    order = commit_order(oracle, vocab, sessions[:1], steps=4, progress=False)
+    order = commit_order(oracle, vocab, layout, sessions[:1], steps=4, progress=False)
     assert {r["kind"] for r in order} >= {"key", "value", "punctuation", "special"}
-    assert len(order) == len(record_case(sessions[0], vocab)[1])
+    assert len(order) == layout.length(vocab)
 
 
 def test_prose_case_hides_the_middle_of_the_session(corpus):
     from unmasked.sampling import prose_case, record_case
 
-    sessions, vocab = corpus
-    prompt, target = record_case(sessions[0], vocab)
-    prefix, suffix, hidden = prose_case(sessions[0], vocab, 20)
+    sessions, vocab, layout = corpus
+    prompt, target = record_case(sessions[0], vocab, layout)
+    prefix, suffix, hidden = prose_case(sessions[0], vocab, layout, 20)
     text = prompt[0, :-1].tolist()
     assert prefix[0].tolist() + hidden + suffix[0].tolist()[: len(text) - prefix.shape[1] - 20] == text
     assert suffix[0].tolist()[-len(target):] == target and len(hidden) == 20
     with pytest.raises(ValueError, match="too few"):
-        prose_case(sessions[0], vocab, len(text))
+        prose_case(sessions[0], vocab, layout, len(text))

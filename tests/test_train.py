@@ -7,8 +7,9 @@ import torch
 
 from unmasked.sessions import generate_short_sessions, record_fields, record_to_json
 from unmasked.train import (
-    DEFAULT_CHECKPOINT, CheckpointError, TrainConfig, build_vocab, encode_example, evaluate, field_accuracy,
-    fill_answers, load_checkpoint, make_batch, new_model, parse_record_fields, save_checkpoint, train_model,
+    DEFAULT_CHECKPOINT, FIELDS, CheckpointError, RecordLayout, TrainConfig, answer_text, build_vocab, encode_example,
+    evaluate, field_accuracy, fill_answers, load_checkpoint, make_batch, new_model, parse_record_fields,
+    save_checkpoint, train_model,
 )
 from unmasked.vocab import SPECIALS, Vocab, split_chunks
 
@@ -21,6 +22,11 @@ def sessions():
 @pytest.fixture(scope="module")
 def vocab(sessions):
     return build_vocab(sessions)
+
+
+@pytest.fixture(scope="module")
+def layout(sessions, vocab):
+    return RecordLayout.fit([s.record for s in sessions], vocab)
 
 
 def _contains(haystack, needle):
@@ -65,10 +71,10 @@ def test_chunks_cover_text_and_cut_before_words():
     assert "".join(split_chunks("a  b\n\n  c,'d'")) == "a  b\n\n  c,'d'"
 
 
-def test_every_record_value_copies_cleanly_from_the_session(sessions, vocab):
+def test_every_record_value_copies_cleanly_from_the_session(sessions, vocab, layout):
     """The record's values are the same token sequences in the JSON as in the session text."""
     for s in sessions:
-        prompt, target = encode_example(s, vocab)
+        prompt, target = encode_example(s, vocab, layout)
         for key, value in s.record.items():
             for item in value if isinstance(value, list) else [value]:
                 piece = vocab.encode(item)
@@ -79,25 +85,43 @@ def test_every_record_value_copies_cleanly_from_the_session(sessions, vocab):
 # ---------------------------------------------------------------------------- examples and batches
 
 
-def test_encode_example_layout(sessions, vocab):
-    prompt, target = encode_example(sessions[0], vocab)
-    assert prompt[-1] == vocab.sep_id and target[-1] == vocab.eos_id
-    assert vocab.decode(prompt[:-1]) == sessions[0].text
-    assert vocab.decode(target[:-1]) == record_to_json(sessions[0].record)
+def test_encode_example_puts_each_value_in_its_fixed_slot(sessions, vocab, layout):
+    slots = layout.slot_index(vocab)
+    for s in sessions[:20]:
+        prompt, target = encode_example(s, vocab, layout)
+        assert prompt[-1] == vocab.sep_id and vocab.decode(prompt[:-1]) == s.text
+        assert len(target) == len(slots) == layout.length(vocab)  # one length for every record
+        assert answer_text(target, vocab) == record_to_json(s.record)  # the filler decodes away
+        for k, key in enumerate(FIELDS):
+            value = [t for t, slot in zip(target, slots) if slot == k]
+            assert len(value) == layout.widths[key]
+            assert json.loads(vocab.decode([t for t in value if t != vocab.eos_id])) == s.record[key]
+            n = value.index(vocab.eos_id) if vocab.eos_id in value else len(value)
+            assert all(t == vocab.eos_id for t in value[n:])  # filler only after the value
+    assert all(slot == -1 for slot, t in zip(slots, target) if vocab.decode([t]) in ('{"', "}"))
 
 
-def test_make_batch_pads_answers_with_eos_and_rows_with_pad(sessions, vocab):
-    examples = [encode_example(s, vocab) for s in sessions[:4]]
-    ids, answer, lengths = make_batch(examples, vocab, extra_eos=3)
-    region = max(len(t) for _, t in examples) + 3
-    assert torch.all(lengths == region)
-    for i, (p, t) in enumerate(examples):
-        assert ids[i, : len(p)].tolist() == p and not answer[i, : len(p)].any()
-        assert ids[i, len(p) : len(p) + len(t)].tolist() == t
-        assert torch.all(ids[i, len(p) + len(t) : len(p) + region] == vocab.eos_id)
-        assert torch.all(ids[i, len(p) + region :] == vocab.pad_id)
+def test_layout_fits_the_longest_value_and_refuses_longer(sessions, vocab, layout):
+    longest = max(sessions, key=lambda s: len(vocab.encode(json.dumps(s.record["files"]))))
+    assert layout.widths["files"] == len(vocab.encode(json.dumps(longest.record["files"]))) + 2
+    assert RecordLayout.from_dict(json.loads(json.dumps(layout.to_dict()))).widths == layout.widths
+    too_long = dict(longest.record, database="x " * 40)
     with pytest.raises(ValueError, match="does not fit"):
-        make_batch(examples, vocab, answer_len=3)
+        layout.encode(too_long, vocab)
+    with pytest.raises(ValueError, match="widths"):
+        RecordLayout({"task": 4})
+
+
+def test_make_batch_left_pads_so_answers_share_columns(sessions, vocab, layout):
+    examples = [encode_example(s, vocab, layout) for s in sessions[:4]]
+    ids, answer, lengths = make_batch(examples, vocab)
+    A = layout.length(vocab)
+    assert torch.all(lengths == A) and answer[:, -A:].all() and not answer[:, :-A].any()
+    for i, (p, t) in enumerate(examples):
+        assert ids[i, -A:].tolist() == t and ids[i, -A - len(p):-A].tolist() == p
+        assert torch.all(ids[i, : ids.shape[1] - A - len(p)] == vocab.pad_id)
+    with pytest.raises(ValueError, match="same length"):
+        make_batch([examples[0], (examples[1][0], examples[1][1][:-1])], vocab)
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -124,32 +148,57 @@ def test_scoring_sees_a_wrong_field_and_survives_broken_json(sessions):
 class Oracle(torch.nn.Module):
     """A model known to be right: it puts all probability on the gold answer token."""
 
-    def __init__(self, vocab, sessions):
+    def __init__(self, vocab, layout, sessions):
         super().__init__()
         self.vocab, self.dummy = vocab, torch.nn.Parameter(torch.zeros(1))
-        self.gold = {tuple(p): t for p, t in (encode_example(s, vocab) for s in sessions)}
+        self.gold = {tuple(p): t for p, t in (encode_example(s, vocab, layout) for s in sessions)}
+        self.calls = 0
 
     def forward(self, idx):
+        self.calls += 1
         logits = torch.zeros(*idx.shape, self.vocab.size)
         for b, row in enumerate(idx.tolist()):
             sep = row.index(self.vocab.sep_id)
-            target = self.gold[tuple(row[: sep + 1])]
-            for j in range(sep + 1, len(row)):
-                k = j - sep - 1
-                logits[b, j, target[k] if k < len(target) else self.vocab.eos_id] = 10.0
+            start = next(i for i, t in enumerate(row) if t != self.vocab.pad_id)  # rows are left-padded
+            target = self.gold[tuple(row[start : sep + 1])]
+            logits[b, sep + 1 :, :][torch.arange(len(target)), torch.tensor(target)] = 10.0
         return logits
 
 
-@pytest.mark.parametrize("method", ["one_shot", "confidence"])
-def test_evaluation_of_a_known_right_model_scores_100_percent(sessions, vocab, method):
-    oracle = Oracle(vocab, sessions[:10])
-    result = evaluate(oracle, vocab, sessions[:10], answer_len=200, method=method, batch_size=4, max_steps=4)
+@pytest.mark.parametrize("method", ["one_shot", "slots", "confidence"])
+def test_evaluation_of_a_known_right_model_scores_100_percent(sessions, vocab, layout, method):
+    oracle = Oracle(vocab, layout, sessions[:10])
+    result = evaluate(oracle, vocab, sessions[:10], layout, method=method, batch_size=4, max_steps=4)
     assert result["accuracy"] == {k: 1.0 for k in result["accuracy"]}
 
 
-def test_fill_answers_rejects_unknown_method(vocab):
+def test_partial_credit_counts_valid_json_and_right_slot_tokens(sessions, vocab, layout):
+    from unmasked.train import partial_credit
+
+    records = [s.record for s in sessions[:2]]
+    gold = [layout.encode(r, vocab) for r in records]
+    assert partial_credit(gold, records, layout, vocab) == {"valid_json": 1.0, "token_accuracy": 1.0}
+    slots = [i for i, k in enumerate(layout.slot_index(vocab)) if k >= 0]
+    blank = [t if i not in slots else vocab.eos_id for i, t in enumerate(gold[0])]  # keys right, every value empty
+    got = partial_credit([blank], records[:1], layout, vocab)
+    filler = sum(gold[0][i] == vocab.eos_id for i in slots)
+    assert got["token_accuracy"] == pytest.approx(filler / len(slots)) and got["valid_json"] == 0.0  # "task": , ...
+    broken = gold[0][:-1] + [vocab.mask_id]  # no closing brace
+    assert partial_credit([broken], records[:1], layout, vocab)["valid_json"] == 0.0
+
+
+def test_slots_writes_each_field_left_to_right_and_stops_at_its_filler(sessions, vocab, layout):
+    """One call for the JSON and the first token of every slot, then one per token of the longest value."""
+    oracle = Oracle(vocab, layout, sessions[:1])
+    prompt, target = encode_example(sessions[0], vocab, layout)
+    assert fill_answers(oracle, vocab, [prompt], layout, "slots") == [target]
+    longest = max(len(vocab.encode(json.dumps(v))) for v in sessions[0].record.values())
+    assert oracle.calls == longest + 1  # the +1 commits the [EOS] that closes the longest value
+
+
+def test_fill_answers_rejects_unknown_method(vocab, layout):
     with pytest.raises(ValueError, match="method"):
-        fill_answers(None, vocab, [[1]], 4, method="beam")
+        fill_answers(None, vocab, [[1]], layout, method="beam")
 
 
 # ---------------------------------------------------------------------------- training and checkpoints
@@ -158,7 +207,9 @@ def test_fill_answers_rejects_unknown_method(vocab):
 def _tiny_trained(sessions, vocab, steps=3):
     cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=steps, warmup=1, device="cpu")
     model = new_model(vocab, cfg)
-    history = train_model(model, vocab, [encode_example(s, vocab) for s in sessions[:16]], cfg, progress=False)
+    layout = RecordLayout.fit([s.record for s in sessions], vocab)
+    history = train_model(model, vocab, [encode_example(s, vocab, layout) for s in sessions[:16]], cfg,
+                          progress=False)
     return model, history
 
 
@@ -168,19 +219,20 @@ def test_train_model_records_history(sessions, vocab):
     assert all(h["loss"] > 0 and h["tokens"] > 0 for h in history)
 
 
-def test_checkpoint_round_trip(tmp_path, sessions, vocab):
+def test_checkpoint_round_trip(tmp_path, sessions, vocab, layout):
     model, _ = _tiny_trained(sessions, vocab, steps=1)
-    path = save_checkpoint(tmp_path / "diffusion.pt", model, vocab, {"answer_len": 200}, half=False)
+    path = save_checkpoint(tmp_path / "diffusion.pt", model, vocab, layout, {"answer_len": 200}, half=False)
     raw = torch.load(path, weights_only=True)  # plain data only: no pickled classes
     assert isinstance(raw["vocab"]["tiktoken_ids"], list)
-    loaded, vocab2, meta = load_checkpoint(path)
-    assert meta == {"answer_len": 200} and vocab2.itos == vocab.itos
-    ids = torch.tensor([encode_example(sessions[0], vocab)[0]])
+    loaded, vocab2, layout2, meta = load_checkpoint(path)
+    assert meta == {"answer_len": 200} and vocab2.itos == vocab.itos and layout2.widths == layout.widths
+    assert loaded.config == model.config
+    ids = torch.tensor([sum(encode_example(sessions[0], vocab, layout), [])])
     with torch.no_grad():
         assert torch.allclose(model.eval()(ids), loaded(ids), atol=1e-5)
 
 
-def test_broken_checkpoints_name_the_rebuild_command(tmp_path, sessions, vocab):
+def test_broken_checkpoints_name_the_rebuild_command(tmp_path, sessions, vocab, layout):
     with pytest.raises(CheckpointError, match="make checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
     corrupt = tmp_path / "corrupt.pt"
@@ -188,9 +240,14 @@ def test_broken_checkpoints_name_the_rebuild_command(tmp_path, sessions, vocab):
     with pytest.raises(CheckpointError, match="make checkpoint"):
         load_checkpoint(corrupt)
     model, _ = _tiny_trained(sessions, vocab, steps=1)
-    path = save_checkpoint(tmp_path / "d.pt", model, vocab)
+    path = save_checkpoint(tmp_path / "d.pt", model, vocab, layout)
     blob = torch.load(path, weights_only=True)
     blob["state_dict"]["wte.weight"] = blob["state_dict"]["wte.weight"][:-1]  # vocab and weights disagree
+    torch.save(blob, path)
+    with pytest.raises(CheckpointError, match="make checkpoint"):
+        load_checkpoint(path)
+    blob = torch.load(save_checkpoint(path, model, vocab, layout), weights_only=True)
+    del blob["layout"]  # made before record slots existed
     torch.save(blob, path)
     with pytest.raises(CheckpointError, match="make checkpoint"):
         load_checkpoint(path)
@@ -202,8 +259,8 @@ def test_broken_checkpoints_name_the_rebuild_command(tmp_path, sessions, vocab):
 @pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
 def test_shipped_checkpoint_loads_and_is_small():
     assert DEFAULT_CHECKPOINT.stat().st_size <= 20 * 2**20
-    model, vocab, meta = load_checkpoint()
-    assert meta["answer_len"] > 0 and model.config.vocab_size == vocab.size
+    model, vocab, layout, meta = load_checkpoint()
+    assert meta["answer_len"] == layout.length(vocab) and model.config.vocab_size == vocab.size
 
 
 def test_command_line_trains_saves_and_scores(tmp_path):
@@ -214,14 +271,14 @@ def test_command_line_trains_saves_and_scores(tmp_path):
             "--batch-size", "4", "--warmup", "1", "--limit", "40", "--eval-n", "3", "--eval-every", "0",
             "--methods", "one_shot", "--threads", "1", "--device", "cpu"]
     assert main(args) == 0
-    model, vocab, meta = load_checkpoint(tmp_path / "diffusion.pt")
+    model, vocab, layout, meta = load_checkpoint(tmp_path / "diffusion.pt")
     assert meta["steps"] == 2 and meta["evaluations"][0]["n"] == 3
     report = json.loads((tmp_path / "diffusion.json").read_text())
     assert report["parameters"] == model.num_params()
     assert "| one_shot | 3 |" in (tmp_path / "diffusion.md").read_text()
     assert main(["--out", str(tmp_path), "--eval-only", "--eval-n", "2", "--methods", "one_shot",
                  "--update-report", "--device", "cpu"]) == 0
-    assert load_checkpoint(tmp_path / "diffusion.pt")[2]["evaluations"][0]["n"] == 2
+    assert load_checkpoint(tmp_path / "diffusion.pt")[3]["evaluations"][0]["n"] == 2
 
 
 def test_cpu_preset_is_the_default_config():

@@ -5,9 +5,14 @@ other one, and there is no timestep input (LLaDA and MDLM show that the fraction
 tokens tells the model how noisy its input is). Setting `causal=True` in the config gives the
 autoregressive twin from the same code: the only difference is the attention mask.
 
-Positions use rotary embeddings (RoPE, Su et al. 2021, as in LLaMA and LLaDA) rather than
-nanoGPT's learned table: copying a span needs "the token after the one I just copied", a
-relative offset that RoPE gives every head for free.
+Positions come in two kinds, because the job needs both:
+- rotary embeddings (RoPE, Su et al. 2021, as in LLaMA and LLaDA) in every attention head:
+  copying a span needs "the token after the one I just copied", a relative offset that RoPE
+  gives every head for free;
+- nanoGPT's learned position table, counted from an anchor token (the [SEP] between prompt and
+  answer) when `anchor_id` is set. A fully masked answer is a row of identical [MASK] inputs;
+  only this table tells slot 37 that it is the third character of the "database" value, however
+  long the prompt before it was.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ class ModelConfig:
     dropout: float = 0.0
     causal: bool = False
     pad_id: int | None = None  # keys holding this id are ignored by attention (batch padding)
+    anchor_id: int | None = None  # learned positions count from this token's first occurrence
+    anchor_pos: int = 0  # the learned position given to the anchor token itself
 
     def __post_init__(self):
         for name in ("vocab_size", "max_len", "n_layer", "n_head", "n_embd"):
@@ -38,6 +45,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
         if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
             raise ValueError(f"n_embd ({self.n_embd}) must split into n_head ({self.n_head}) heads of even width")
+        if not 0 <= self.anchor_pos < self.max_len:
+            raise ValueError(f"anchor_pos must be in [0, max_len), got {self.anchor_pos}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -114,6 +123,7 @@ class TransformerLM(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.max_len, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
@@ -137,6 +147,21 @@ class TransformerLM(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def positions(self, idx: torch.Tensor) -> torch.Tensor:
+        """Learned-position ids (B, T): 0, 1, 2, ..., or counted from the anchor when there is one.
+
+        With an anchor at index a of a row, position i gets anchor_pos + (i - a), clipped to the
+        table; a row without the anchor counts from 0.
+        """
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device).expand(B, T)
+        if self.config.anchor_id is None:
+            return pos
+        is_anchor = idx == self.config.anchor_id
+        first = is_anchor.long().argmax(dim=1)  # index of the first anchor (0 if none)
+        shift = torch.where(is_anchor.any(dim=1), self.config.anchor_pos - first, torch.zeros_like(first))
+        return (pos + shift[:, None]).clamp(0, self.config.max_len - 1)
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, length) token ids, got shape {tuple(idx.shape)}")
@@ -149,7 +174,7 @@ class TransformerLM(nn.Module):
             if not bool(is_token.all()):
                 key_mask = is_token
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]
-        x = self.drop(self.wte(idx))
+        x = self.drop(self.wte(idx) + self.wpe(self.positions(idx)))
         for block in self.blocks:
             x = block(x, cos, sin, key_mask)
         return self.lm_head(self.ln_f(x))

@@ -510,29 +510,21 @@ def commit_times(trace: Trace, kinds: Sequence[str]) -> list[dict]:
 # These take the toy model and its Vocab (unmasked.train.load_checkpoint) and short sessions.
 
 
-def answer_text(ids: Sequence[int], vocab) -> str:
-    """The generated record as text: everything before the first [EOS], specials dropped."""
-    ids = [int(i) for i in ids]
-    if vocab.eos_id in ids:
-        ids = ids[: ids.index(vocab.eos_id)]
-    return vocab.decode(ids, skip_special=True)
-
-
-def record_case(session, vocab) -> tuple[torch.Tensor, list[int]]:
-    """(prompt [1, P], target ids): the session then [SEP]; the target is its record JSON then [EOS]."""
+def record_case(session, vocab, layout) -> tuple[torch.Tensor, list[int]]:
+    """(prompt [1, P], target ids): the session then [SEP]; the target is its record in `layout`'s slots."""
     from unmasked.train import encode_example
 
-    prompt, target = encode_example(session, vocab)
+    prompt, target = encode_example(session, vocab, layout)
     return torch.tensor([prompt]), target
 
 
-def prose_case(session, vocab, length: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+def prose_case(session, vocab, layout, length: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """Free text of a given length: (prefix [1, A], suffix [1, S], the hidden span) from the session itself.
 
     The middle `length` tokens of the session text are hidden; the rest of the session, [SEP] and
     the gold record follow as context, so the model has the same facts as in `record_case`.
     """
-    prompt, target = record_case(session, vocab)
+    prompt, target = record_case(session, vocab, layout)
     text = prompt[0, :-1].tolist()  # without [SEP]
     if len(text) < length + 2:
         raise ValueError(f"session {session.id} has {len(text)} text tokens, too few to hide {length}")
@@ -542,10 +534,10 @@ def prose_case(session, vocab, length: int) -> tuple[torch.Tensor, torch.Tensor,
     return torch.tensor([prefix]), torch.tensor([suffix]), text[start:start + length]
 
 
-def adaptive_steps(model, vocab, sessions, threshold: float = 0.9, progress: bool = True) -> list[dict]:
+def adaptive_steps(model, vocab, layout, sessions, threshold: float = 0.9, progress: bool = True) -> list[dict]:
     """Steps needed at threshold tau for each session's JSON record and for free text of the same length.
 
-    Both regions have len(record JSON + [EOS]) tokens, so the only difference is the kind of text.
+    Both regions have the layout's length (the record's slots), so the only difference is the kind of text.
     For the record, scaffold_done_at / values_done_at give the step after which every key and
     punctuation token / every value token was committed (0 if there was none).
     """
@@ -554,7 +546,7 @@ def adaptive_steps(model, vocab, sessions, threshold: float = 0.9, progress: boo
     specials = (vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id)
     rows = []
     for s in tqdm(sessions, desc=f"adaptive tau={threshold}", disable=not progress):
-        prompt, target = record_case(s, vocab)
+        prompt, target = record_case(s, vocab, layout)
         L = len(target)
         out, trace = generate(model, prompt, L, L, mask_id=vocab.mask_id, threshold=threshold)
         kinds = json_token_roles(trace.tokens(), vocab.decode, specials)
@@ -563,17 +555,17 @@ def adaptive_steps(model, vocab, sessions, threshold: float = 0.9, progress: boo
         rows.append({"session": s.id, "text": "JSON record", "length": L, "steps": trace.steps_used,
                      "exact": out[0, prompt.shape[1]:].tolist() == target,
                      "scaffold_done_at": done["scaffold"], "values_done_at": done["values"]})
-        prefix, suffix, hidden = prose_case(s, vocab, L)
+        prefix, suffix, hidden = prose_case(s, vocab, layout, L)
         out, trace = generate(model, prefix, L, L, mask_id=vocab.mask_id, threshold=threshold, suffix=suffix)
         rows.append({"session": s.id, "text": "free text", "length": L, "steps": trace.steps_used,
                      "exact": out[0, prefix.shape[1]:prefix.shape[1] + L].tolist() == hidden})
     return rows
 
 
-def commit_order(model, vocab, sessions, steps: int | None = None, progress: bool = True) -> list[dict]:
+def commit_order(model, vocab, layout, sessions, steps: int | None = None, progress: bool = True) -> list[dict]:
     """When each token of each generated record was committed, with its kind (key, value, punctuation, special).
 
-    The record region has len(record JSON + [EOS]) tokens; steps=None means one token per step,
+    The record region is the layout's slots; steps=None means one token per step,
     the finest ordering. Kinds come from the generated text itself (json_token_roles).
     """
     from tqdm.auto import tqdm
@@ -581,7 +573,7 @@ def commit_order(model, vocab, sessions, steps: int | None = None, progress: boo
     specials = (vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id)
     rows = []
     for s in tqdm(sessions, desc="commit order", disable=not progress):
-        prompt, target = record_case(s, vocab)
+        prompt, target = record_case(s, vocab, layout)
         L = len(target)
         _, trace = generate(model, prompt, L, steps or L, mask_id=vocab.mask_id)
         kinds = json_token_roles(trace.tokens(), vocab.decode, specials)
@@ -591,7 +583,7 @@ def commit_order(model, vocab, sessions, steps: int | None = None, progress: boo
     return rows
 
 
-def quality_vs_steps(model, vocab, sessions, answer_len: int, ks: Sequence[int],
+def quality_vs_steps(model, vocab, layout, sessions, ks: Sequence[int],
                      schedules: Sequence[str] = SCHEDULES, batch_size: int = 16, progress: bool = True) -> list[dict]:
     """Field exact match (%) of records filled with K steps, for each K and schedule.
 
@@ -600,9 +592,10 @@ def quality_vs_steps(model, vocab, sessions, answer_len: int, ks: Sequence[int],
     """
     from tqdm.auto import tqdm
 
-    from unmasked.train import FIELDS, field_accuracy
+    from unmasked.train import FIELDS, answer_text, field_accuracy
 
-    cases = [record_case(s, vocab)[0][0].tolist() for s in sessions]
+    answer_len = layout.length(vocab)
+    cases = [record_case(s, vocab, layout)[0][0].tolist() for s in sessions]
     records = [s.record for s in sessions]
     rows = []
     runs = [(schedule, k) for schedule in schedules for k in ks]

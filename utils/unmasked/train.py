@@ -1,10 +1,10 @@
 """Train the toy masked diffusion LM to write a session's JSON record, and score it.
 
 The job: given a short agent session (the prompt, never masked) and a [SEP], fill an answer
-region of [MASK] tokens with the record `{"task": ..., "database": ..., ...}` followed by
-[EOS] padding. Training masks a random fraction t of the answer and scores only the masked
-positions, weighted by 1/t (unmasked.masking); this is LLaDA's supervised fine-tuning recipe
-applied from scratch.
+region of [MASK] tokens with the record `{"task": ..., "database": ..., ...}`, each value in a
+fixed-width slot padded with [EOS] (RecordLayout). Training masks a random fraction t of the
+answer and scores only the masked positions, weighted by 1/t (unmasked.masking); this is
+LLaDA's supervised fine-tuning recipe applied from scratch.
 
     python -m unmasked.train --out data/checkpoints          # what `make checkpoint` runs
     python -m unmasked.train --eval-only --eval-n 500        # score the shipped checkpoint
@@ -36,7 +36,7 @@ from unmasked.vocab import Vocab
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = REPO_ROOT / "data" / "checkpoints" / "diffusion.pt"
-CHECKPOINT_FORMAT = "unmasked-diffusion-v1"
+CHECKPOINT_FORMAT = "unmasked-diffusion-v2"  # v2: fixed-width record slots, positions counted from [SEP]
 REBUILD_HINT = "rebuild it with `make checkpoint` (python -m unmasked.train --out data/checkpoints)"
 FIELDS = ("task", "database", "decision", "files", "error", "next_step")  # = sessions.SHORT_RECORD_FIELDS
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
@@ -49,13 +49,79 @@ class CheckpointError(RuntimeError):
 # ---------------------------------------------------------------------------- data
 
 
-def encode_example(short_session, vocab: Vocab) -> tuple[list[int], list[int]]:
-    """(prompt ids ending with [SEP], answer ids: the record's canonical JSON then [EOS])."""
-    from unmasked.sessions import record_to_json
+class RecordLayout:
+    """Where each field of the record sits in the answer region: one fixed-width slot per value.
 
+    The answer is the record's JSON with every value padded by [EOS] to its slot's width:
+
+        {"task": "fix the flaky test"[EOS][EOS]..., "database": "redis"[EOS]..., ...}
+
+    Why fixed widths: the model fills a fully masked region, where every input is the same
+    [MASK]. With free-running JSON, position 40 might be inside the task or the database
+    depending on lengths the model cannot see yet. With slots, a position's learned position id
+    (counted from [SEP], see unmasked.model) says which field it belongs to and where in it.
+    Decoding drops the [EOS] filler, which leaves the canonical JSON.
+    """
+
+    def __init__(self, widths: dict[str, int]):
+        if list(widths) != list(FIELDS) or any(not isinstance(w, int) or w < 2 for w in widths.values()):
+            raise ValueError(f"widths must give an int >= 2 for each of {FIELDS} in that order, got {widths}")
+        self.widths = dict(widths)
+
+    @classmethod
+    def fit(cls, records, vocab: Vocab, margin: int = 2) -> "RecordLayout":
+        """Slots as wide as the longest value in `records`, plus `margin` tokens."""
+        return cls({k: margin + max(len(vocab.encode(_value_json(r[k]))) for r in records) for k in FIELDS})
+
+    def to_dict(self) -> dict:
+        return {"widths": dict(self.widths)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RecordLayout":
+        return cls({k: int(v) for k, v in data["widths"].items()})
+
+    def _pieces(self, vocab: Vocab):
+        """(template ids, None for a slot) in order: '{"task": ', slot, ', "database": ', slot, ..., '}'."""
+        for i, key in enumerate(FIELDS):
+            yield vocab.encode(("{" if i == 0 else ", ") + json.dumps(key) + ": "), None
+            yield None, key
+        yield vocab.encode("}"), None
+
+    def encode(self, record: dict, vocab: Vocab) -> list[int]:
+        """The answer ids of a record. Raises ValueError if a value is longer than its slot."""
+        out: list[int] = []
+        for ids, key in self._pieces(vocab):
+            if key is None:
+                out += ids
+                continue
+            value = vocab.encode(_value_json(record[key]))
+            if len(value) > self.widths[key]:
+                raise ValueError(f"{key} value of {len(value)} tokens does not fit its slot of {self.widths[key]}")
+            out += value + [vocab.eos_id] * (self.widths[key] - len(value))
+        return out
+
+    def slot_index(self, vocab: Vocab) -> list[int]:
+        """For each answer position, the index of its field in FIELDS, or -1 for the JSON around the values."""
+        out: list[int] = []
+        for ids, key in self._pieces(vocab):
+            out += [-1] * len(ids) if key is None else [FIELDS.index(key)] * self.widths[key]
+        return out
+
+    def length(self, vocab: Vocab) -> int:
+        return len(self.slot_index(vocab))
+
+    def __repr__(self) -> str:
+        return f"RecordLayout({self.widths})"
+
+
+def _value_json(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def encode_example(short_session, vocab: Vocab, layout: RecordLayout) -> tuple[list[int], list[int]]:
+    """(prompt ids ending with [SEP], answer ids: the record laid out in fixed-width slots)."""
     prompt = vocab.encode(short_session.text) + [vocab.sep_id]
-    target = vocab.encode(record_to_json(short_session.record)) + [vocab.eos_id]
-    return prompt, target
+    return prompt, layout.encode(short_session.record, vocab)
 
 
 def build_vocab(sessions) -> Vocab:
@@ -65,28 +131,23 @@ def build_vocab(sessions) -> Vocab:
     return Vocab.build([s.text for s in sessions] + [record_to_json(s.record) for s in sessions])
 
 
-def make_batch(examples: list[tuple[list[int], list[int]]], vocab: Vocab, answer_len: int | None = None,
-               extra_eos: int = 0):
-    """Pack (prompt, target) pairs as [prompt][target, EOS, EOS...][PAD...].
+def make_batch(examples: list[tuple[list[int], list[int]]], vocab: Vocab):
+    """Pack (prompt, answer) pairs as [PAD...][prompt][answer]: every answer ends the row.
 
-    Every answer region has the same length (the longest target, or `answer_len`, plus
-    `extra_eos`), so the model learns to end a record with [EOS] padding as LLaDA does.
-    Returns ids (B, T), answer (B, T) bool: the maskable, scored region, and its lengths (B,).
+    Left padding puts all answers in the same columns, which keeps filling simple; it changes
+    nothing for the model, whose attention ignores [PAD] keys and whose positions are relative
+    (RoPE) or counted from [SEP]. Returns ids (B, T), answer (B, T) bool: the maskable, scored
+    region, and its lengths (B,).
     """
-    region = max(len(t) for _, t in examples) if answer_len is None else answer_len
-    region += extra_eos
-    rows, answer_rows = [], []
-    for prompt, target in examples:
-        if len(target) > region:
-            raise ValueError(f"target of {len(target)} tokens does not fit an answer region of {region}")
-        rows.append(prompt + target + [vocab.eos_id] * (region - len(target)))
-        answer_rows.append([False] * len(prompt) + [True] * region)
-    T = max(len(r) for r in rows)
-    ids = torch.full((len(rows), T), vocab.pad_id, dtype=torch.long)
-    answer = torch.zeros((len(rows), T), dtype=torch.bool)
-    for i, (row, ans) in enumerate(zip(rows, answer_rows)):
-        ids[i, : len(row)] = torch.tensor(row)
-        answer[i, : len(ans)] = torch.tensor(ans)
+    if len({len(t) for _, t in examples}) != 1:
+        raise ValueError("every answer must have the same length (one RecordLayout)")
+    T = max(len(p) + len(t) for p, t in examples)
+    ids = torch.full((len(examples), T), vocab.pad_id, dtype=torch.long)
+    answer = torch.zeros((len(examples), T), dtype=torch.bool)
+    for i, (prompt, target) in enumerate(examples):
+        row = prompt + target
+        ids[i, T - len(row):] = torch.tensor(row)
+        answer[i, T - len(target):] = True
     return ids, answer, answer.sum(dim=1)
 
 
@@ -114,7 +175,7 @@ class TrainConfig:
     n_embd: int = 128
     max_len: int = 640
     batch_size: int = 16
-    steps: int = 4000
+    steps: int = 5000
     time_budget_s: float | None = None  # stop early (and decay the lr by elapsed time) if set
     lr: float = 2e-3
     min_lr: float = 1e-4
@@ -123,7 +184,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     t_floor: float = 0.1
     weighting: str = "inverse_t"
-    extra_eos_max: int = 16  # random extra [EOS] padding so that long answer regions are seen
+    prompt_room: int = 384  # the longest prompt ([SEP] included) the model's position table takes
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -131,6 +192,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if not 0 < self.prompt_room < self.max_len:
+            raise ValueError(f"prompt_room must be in (0, max_len={self.max_len}), got {self.prompt_room}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
 
@@ -138,7 +201,7 @@ class TrainConfig:
 # Model size and length of training for `make checkpoint`. The cpu preset is what fits a laptop in about an hour;
 # the gpu preset is bigger and longer (a few minutes on a datacenter GPU). TrainConfig's defaults equal the cpu preset.
 PRESETS = {
-    "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=4000),
+    "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=5000),
     "gpu": dict(n_layer=6, n_head=8, n_embd=256, batch_size=64, steps=20000),
 }
 
@@ -151,8 +214,9 @@ def lr_at(progress: float, cfg: TrainConfig, step: int) -> float:
 
 
 def new_model(vocab: Vocab, cfg: TrainConfig) -> TransformerLM:
+    """A fresh model whose learned positions put [SEP] at prompt_room - 1 and the answer after it."""
     mc = ModelConfig(vocab_size=vocab.size, max_len=cfg.max_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, pad_id=vocab.pad_id)
+                     n_embd=cfg.n_embd, pad_id=vocab.pad_id, anchor_id=vocab.sep_id, anchor_pos=cfg.prompt_room - 1)
     return TransformerLM(mc)
 
 
@@ -167,6 +231,9 @@ def diffusion_step_loss(model, ids, answer, lengths, vocab, cfg: TrainConfig, ge
 def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, *, on_step=None,
                 progress: bool = True, history: list | None = None) -> list[dict]:
     """Train in place; `on_step(step, loss, elapsed)` is called every step (plots, evals, saves).
+
+    Time spent inside on_step is not training time: it counts neither towards `seconds` (so
+    tokens/s is the training speed) nor towards the time budget.
 
     Returns the history (appended to `history` if given): one dict per step with loss, lr,
     tokens and seconds so far.
@@ -184,10 +251,10 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
     lengths = [len(p) + len(t) for p, t in examples]
     stream = batches(len(examples), cfg.batch_size, lengths, rng)
     history = [] if history is None else history
-    tokens, start = 0, time.perf_counter()
+    tokens, start, paused = 0, time.perf_counter(), 0.0
     bar = tqdm(total=cfg.steps, desc="training", disable=not progress)
     for step in range(cfg.steps):
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start - paused
         if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s:
             break
         prog = step / cfg.steps
@@ -196,8 +263,7 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
         lr = lr_at(prog, cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
-        ids, answer, lens = make_batch([examples[i] for i in next(stream)], vocab,
-                                       extra_eos=rng.randint(0, cfg.extra_eos_max))
+        ids, answer, lens = make_batch([examples[i] for i in next(stream)], vocab)
         ids, answer, lens = ids.to(device), answer.to(device), lens.to(device)
         loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen)
         opt.zero_grad(set_to_none=True)
@@ -205,13 +271,15 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         tokens += ids.numel()
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start - paused
         # tokens: every position of the padded batch, prompt included, as processed by forward and backward
         history.append({"step": step + 1, "loss": loss.item(), "lr": lr, "tokens": tokens, "seconds": elapsed})
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}")
         if on_step is not None:
+            before = time.perf_counter()
             on_step(step + 1, loss.item(), elapsed)
+            paused += time.perf_counter() - before
     bar.close()
     model.eval()
     return history
@@ -220,78 +288,82 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
 # ---------------------------------------------------------------------------- filling and scoring
 
 
-def _answer_batch(prompts: list[list[int]], answer_len: int, vocab: Vocab):
-    rows = [p + [vocab.mask_id] * answer_len for p in prompts]
-    T = max(len(r) for r in rows)
-    ids = torch.full((len(rows), T), vocab.pad_id, dtype=torch.long)
-    region = torch.zeros((len(rows), T), dtype=torch.bool)
-    for i, (p, row) in enumerate(zip(prompts, rows)):
-        ids[i, : len(row)] = torch.tensor(row)
-        region[i, len(p) : len(row)] = True
-    return ids, region
+def _answer_batch(prompts: list[list[int]], answer_len: int, vocab: Vocab) -> torch.Tensor:
+    """[PAD...][prompt][MASK x answer_len] rows: the answer is always the last answer_len columns."""
+    return make_batch([(p, [vocab.mask_id] * answer_len) for p in prompts], vocab)[0]
 
 
 def _predict(model, ids, vocab: Vocab):
+    """(confidence, argmax token) at every position; the model may not write [MASK], [PAD] or [SEP]."""
     logits = model(ids).float()
-    logits[..., [vocab.mask_id, vocab.pad_id, vocab.sep_id]] = -float("inf")  # never write these
-    probs = logits.softmax(dim=-1)
-    return probs.max(dim=-1)
+    logits[..., [vocab.mask_id, vocab.pad_id, vocab.sep_id]] = -float("inf")
+    return logits.softmax(dim=-1).max(dim=-1)
+
+
+FILL_METHODS = ("one_shot", "slots", "confidence")
 
 
 @torch.no_grad()
-def fill_answers(model, vocab: Vocab, prompts: list[list[int]], answer_len: int, method: str = "one_shot",
+def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLayout, method: str = "slots",
                  threshold: float = 0.9, batch_size: int = 32, progress: bool = False,
                  max_steps: int = 32) -> list[list[int]]:
-    """Fill an all-[MASK] answer region after each prompt; return the answer ids up to [EOS].
+    """Fill an all-[MASK] record after each prompt; return the answer ids (the whole region).
 
     one_shot: a single forward pass, argmax at every position.
-    confidence: repeat { predict all masked positions; commit those with probability >= threshold,
-    and at least the most confident ceil(masked / steps left) ones, so that it ends within
-    `max_steps` }; a row is done once everything before its first committed [EOS] is committed.
-    (Fast-dLLM's threshold rule, Wu et al. 2025, arXiv:2505.22618, over LLaDA's linear count.)
+    slots: the JSON around the values at the first step, then, at every step, the leftmost
+      masked token of each of the six slots: six fields written side by side, each left to right
+      (LLaDA's semi-autoregressive idea with one block per field). Copying a value needs the
+      token before it; this order always has it.
+    confidence: every prediction at least `threshold` sure, and at least the most confident
+      ceil(masked / steps left), so it ends within `max_steps` (Fast-dLLM's threshold rule,
+      Wu et al. 2025, arXiv:2505.22618, over LLaDA's linear count).
+    In slots and confidence, an [EOS] committed in a slot fills the rest of that slot with [EOS].
     """
     from tqdm.auto import tqdm
 
-    if method not in ("one_shot", "confidence"):
-        raise ValueError(f"method must be 'one_shot' or 'confidence', got {method!r}")
+    if method not in FILL_METHODS:
+        raise ValueError(f"method must be one of {FILL_METHODS}, got {method!r}")
     model.eval()
     device = next(model.parameters()).device
+    slot = torch.tensor(layout.slot_index(vocab), device=device)
+    A = len(slot)
+    spans = [(int(lo), int(hi)) for k in range(len(FIELDS))
+             for lo, hi in [((slot == k).nonzero().min(), (slot == k).nonzero().max() + 1)]]
     out: list[list[int]] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress):
-        chunk = prompts[start : start + batch_size]
-        ids, region = _answer_batch(chunk, answer_len, vocab)
-        ids, region = ids.to(device), region.to(device)
+        ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
+        ans = ids[:, -A:]  # a view: writing to it writes to ids
         if method == "one_shot":
-            _, pred = _predict(model, ids, vocab)
-            ids = torch.where(region, pred, ids)
+            ans.copy_(_predict(model, ids, vocab)[1][:, -A:])
         else:
-            for step in range(max_steps):
-                masked = (ids == vocab.mask_id) & region
-                if not bool(masked.any()):
-                    break
-                conf, pred = _predict(model, ids, vocab)
-                conf = torch.where(masked, conf, torch.full_like(conf, -1.0))
-                commit = conf >= threshold
-                k_min = math.ceil(int(masked.sum(dim=1).max()) / (max_steps - step))
-                top = conf.topk(k_min, dim=1).indices
-                commit.scatter_(1, top, True)
-                ids = torch.where(commit & masked, pred, ids)
-                ids = _finish_after_eos(ids, region, vocab)
-        for i, p in enumerate(chunk):
-            answer = ids[i, len(p) : len(p) + answer_len].tolist()
-            out.append(answer[: answer.index(vocab.eos_id)] if vocab.eos_id in answer else answer)
+            step = 0
+            while bool((ans == vocab.mask_id).any()):
+                masked = ans == vocab.mask_id
+                conf, pred = (z[:, -A:] for z in _predict(model, ids, vocab))
+                if method == "slots":
+                    commit = masked & (slot < 0)  # the JSON around the values, all at once
+                    for lo, hi in spans:  # plus the leftmost masked token of every slot
+                        first = masked[:, lo:hi].long().argmax(dim=1)
+                        commit[:, lo:hi].scatter_(1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True))
+                else:
+                    conf = torch.where(masked, conf, torch.full_like(conf, -1.0))
+                    commit = conf >= threshold
+                    k_min = math.ceil(int(masked.sum(dim=1).max()) / max(1, max_steps - step))
+                    commit.scatter_(1, conf.topk(k_min, dim=1).indices, True)
+                    commit &= masked
+                ans.copy_(torch.where(commit, pred, ans))
+                for lo, hi in spans:  # an [EOS] ends its value: the rest of the slot is filler
+                    seg = ans[:, lo:hi]
+                    after_eos = (seg == vocab.eos_id).long().cummax(dim=1).values.bool()
+                    seg.copy_(torch.where(after_eos & (seg == vocab.mask_id), vocab.eos_id, seg))
+                step += 1
+        out += ans.tolist()
     return out
 
 
-def _finish_after_eos(ids, region, vocab: Vocab):
-    """Rows whose answer is committed up to its first [EOS] are done: fill the rest with [EOS]."""
-    for i in range(ids.shape[0]):
-        pos = region[i].nonzero().flatten()
-        row = ids[i, pos]
-        eos = (row == vocab.eos_id).nonzero().flatten()
-        if len(eos) and not bool((row[: eos[0]] == vocab.mask_id).any()):
-            ids[i, pos[eos[0] :]] = vocab.eos_id
-    return ids
+def answer_text(ids, vocab: Vocab) -> str:
+    """The record text of an answer region: specials (the slot filler, any leftover mask) dropped."""
+    return vocab.decode(ids, skip_special=True)
 
 
 _STRING_FIELD = r'"{key}": "((?:[^"\\]|\\.)*)"'
@@ -340,17 +412,41 @@ def field_accuracy(predicted: list[str], records: list[dict]) -> dict[str, float
     return {**{k: hits[k] / n for k in FIELDS}, "all": all_right / n}
 
 
-def evaluate(model, vocab: Vocab, sessions, answer_len: int, method: str = "one_shot", threshold: float = 0.9,
+def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = "slots", threshold: float = 0.9,
              batch_size: int = 32, progress: bool = False, max_steps: int = 32) -> dict:
     """Fill each session's record from a fully masked region and score it field by field."""
-    prompts = [encode_example(s, vocab)[0] for s in sessions]
+    prompts = [vocab.encode(s.text) + [vocab.sep_id] for s in sessions]
     start = time.perf_counter()
-    answers = fill_answers(model, vocab, prompts, answer_len, method, threshold, batch_size, progress, max_steps)
-    texts = [vocab.decode(a, skip_special=True) for a in answers]
+    answers = fill_answers(model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps)
+    texts = [answer_text(a, vocab) for a in answers]
     return {"method": method, "n": len(sessions), "threshold": threshold if method == "confidence" else None,
             "max_steps": max_steps if method == "confidence" else None,
             "seconds": round(time.perf_counter() - start, 1), "accuracy": field_accuracy(texts, [s.record for s in sessions]),
-            "examples": texts[:3]}
+            **partial_credit(answers, [s.record for s in sessions], layout, vocab), "examples": texts[:3]}
+
+
+def partial_credit(answers: list[list[int]], records: list[dict], layout: RecordLayout, vocab: Vocab) -> dict:
+    """What a model gets right before it gets whole fields right.
+
+    valid_json: share of answers that read back as a JSON object with the six keys.
+    token_accuracy: share of value-slot positions (value tokens and [EOS] filler) equal to the gold
+    answer's, over the records whose values fit the layout.
+    """
+    slots = torch.tensor(layout.slot_index(vocab)) >= 0
+    valid, right, total = 0, 0, 0
+    for answer, record in zip(answers, records):
+        try:
+            data = json.loads(answer_text(answer, vocab))
+            valid += isinstance(data, dict) and list(data) == list(FIELDS)
+        except ValueError:
+            pass
+        try:
+            gold = torch.tensor(layout.encode(record, vocab))
+        except ValueError:  # a value longer than its slot: no token-level gold
+            continue
+        right += int((torch.tensor(answer)[slots] == gold[slots]).sum())
+        total += int(slots.sum())
+    return {"valid_json": valid / max(1, len(answers)), "token_accuracy": right / max(1, total)}
 
 
 def accuracy_table(results: list[dict]) -> str:
@@ -424,23 +520,24 @@ def accuracy_figure(results: list[dict], title: str = "Exact match per field on 
 # ---------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(path, model: TransformerLM, vocab: Vocab, meta: dict | None = None, half: bool = True) -> Path:
-    """Write config, vocab (plain lists) and weights (float16 unless half=False) to `path`."""
+def save_checkpoint(path, model: TransformerLM, vocab: Vocab, layout: RecordLayout, meta: dict | None = None,
+                    half: bool = True) -> Path:
+    """Write config, vocab and record layout (plain lists and dicts) and weights (float16 unless half=False)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied to wte
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     blob = {"format": CHECKPOINT_FORMAT, "model_config": model.config.to_dict(), "vocab": vocab.to_dict(),
-            "state_dict": state, "meta": meta or {}}
+            "layout": layout.to_dict(), "state_dict": state, "meta": meta or {}}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp)
     os.replace(tmp, path)  # a reader never sees half a file
     return path
 
 
-def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerLM, Vocab, dict]:
-    """(model in eval mode, vocab, meta) from a checkpoint, read with weights_only=True."""
+def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerLM, Vocab, RecordLayout, dict]:
+    """(model in eval mode, vocab, record layout, meta) from a checkpoint, read with weights_only=True."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: {REBUILD_HINT}")
@@ -453,6 +550,7 @@ def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerL
         raise CheckpointError(f"{path} has format {found!r}, expected {CHECKPOINT_FORMAT!r}; {REBUILD_HINT}")
     try:
         vocab = Vocab.from_dict(blob["vocab"])
+        layout = RecordLayout.from_dict(blob["layout"])
         config = ModelConfig(**blob["model_config"])
         if config.vocab_size != vocab.size:
             raise ValueError(f"model vocab_size {config.vocab_size} != stored vocab size {vocab.size}")
@@ -464,7 +562,7 @@ def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerL
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} does not match this code ({type(exc).__name__}: {exc}); {REBUILD_HINT}") from None
     model.lm_head.weight = model.wte.weight
-    return model.to(device).eval(), vocab, dict(blob.get("meta", {}))
+    return model.to(device).eval(), vocab, layout, dict(blob.get("meta", {}))
 
 
 # ---------------------------------------------------------------------------- command line
@@ -479,14 +577,21 @@ def _write_report(out: Path, meta: dict) -> None:
         f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} tokens/s "
         f"(torch threads: {meta['train']['threads'] or 'default'})",
         f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}",
-        f"- answer region: {meta['answer_len']} tokens", "",
+        f"- answer region: {meta['answer_len']} tokens" + (f", value slots {meta['layout']['widths']}" if "layout" in meta else ""),
+        "",
         "Per-field exact match on held-out short sessions, record filled from a fully masked region:", "",
         accuracy_table(meta["evaluations"]) if meta.get("evaluations") else "(not evaluated)", "",
     ]
     for r in meta.get("evaluations", []):
         short = [k for k in FIELDS if r["accuracy"][k] < TARGET_ACCURACY]
         verdict = "reached" if not short else "NOT reached: below on " + ", ".join(short)
-        lines.append(f"- target >= {TARGET_ACCURACY:.0%} exact match on every field, {r['method']} on {r['n']}: {verdict}")
+        lines.append(f"- target >= {TARGET_ACCURACY:.0%} exact match on every field, {r['method']} on {r['n']}: {verdict}"
+                     f" (filling took {r['seconds']} s)")
+    if meta.get("quick_evals"):
+        lines += ["", "During training (slots filling, first held-out sessions; minutes of training time):", "",
+                  "| step | min | " + " | ".join(FIELDS) + " | all |", "|---|---|" + "---|" * (len(FIELDS) + 1)]
+        lines += [f"| {q['step']} | {q['seconds'] / 60:.0f} | " + " | ".join(
+            f"{100 * q['accuracy'][k]:.0f}%" for k in (*FIELDS, "all")) + " |" for q in meta["quick_evals"]]
     lines.append("")
     (out / "diffusion.md").write_text("\n".join(lines), encoding="utf-8")
 
@@ -499,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="model size and steps: 'cpu' or 'gpu'; auto picks by device. Flags below override it.")
     for name in ("n_layer", "n_head", "n_embd", "batch_size", "steps"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=None)
-    for name in ("warmup", "seed", "extra_eos_max"):
+    for name in ("warmup", "seed"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("lr", "min_lr", "t_floor"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
@@ -509,9 +614,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--limit", type=int, default=None, help="use only this many training sessions")
     parser.add_argument("--eval-n", type=int, default=500, help="held-out sessions for the final evaluation")
-    parser.add_argument("--eval-every", type=int, default=1000, help="steps between quick evaluations (0: none)")
+    parser.add_argument("--eval-every", type=int, default=500, help="steps between quick evaluations (0: none)")
+    parser.add_argument("--quick-n", type=int, default=64, help="held-out sessions in each quick evaluation")
     parser.add_argument("--save-every", type=float, default=600, help="seconds between checkpoint saves")
-    parser.add_argument("--methods", default="one_shot,confidence", help="final evaluation methods")
+    parser.add_argument("--methods", default="slots,one_shot", help="final evaluation methods, from " + ", ".join(FILL_METHODS))
     parser.add_argument("--conf-steps", type=int, default=32, help="most model calls per record, confidence filling")
     parser.add_argument("--threshold", type=float, default=0.9, help="commit every prediction at least this sure")
     parser.add_argument("--eval-only", action="store_true", help="score the checkpoint in --out, do not train")
@@ -527,15 +633,18 @@ def main(argv: list[str] | None = None) -> int:
     test = load_short_sessions("test", limit=args.eval_n)
     methods = [m for m in args.methods.split(",") if m]
 
+    def final_evals(model, vocab, layout):
+        return [evaluate(model, vocab, test, layout, m, args.threshold, progress=True, max_steps=args.conf_steps)
+                for m in methods]
+
     if args.eval_only:
-        model, vocab, meta = load_checkpoint(ckpt, device)
-        results = [evaluate(model, vocab, test, meta["answer_len"], m, args.threshold, progress=True,
-                            max_steps=args.conf_steps) for m in methods]
+        model, vocab, layout, meta = load_checkpoint(ckpt, device)
+        results = final_evals(model, vocab, layout)
         print(accuracy_table(results))
         if args.update_report:  # replace earlier evaluations by the same method, keep the rest
             done = {r["method"] for r in results}
             meta["evaluations"] = [r for r in meta.get("evaluations", []) if r["method"] not in done] + results
-            save_checkpoint(ckpt, model, vocab, meta)
+            save_checkpoint(ckpt, model, vocab, layout, meta)
             _write_report(args.out, meta)
         return 0
 
@@ -543,20 +652,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in preset.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    cfg = TrainConfig(**{k: getattr(args, k) for k in (
-        "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "extra_eos_max", "lr", "min_lr",
-        "t_floor", "weighting", "threads")}, time_budget_s=args.time_budget, device=device)
-    seed_everything(cfg.seed)
     train = load_short_sessions("train", limit=args.limit)
     vocab = build_vocab(train)
-    examples = [encode_example(s, vocab) for s in train]
-    longest = max(len(t) for _, t in examples)
-    answer_len = 8 * math.ceil((longest + 8) / 8)  # room for a slightly longer held-out record
-    cfg.max_len = 8 * math.ceil((max(len(p) for p, _ in examples) + answer_len + 64) / 8)
+    layout = RecordLayout.fit([s.record for s in train], vocab)
+    examples = [encode_example(s, vocab, layout) for s in train]
+    answer_len = layout.length(vocab)
+    prompt_room = 8 * math.ceil((max(len(p) for p, _ in examples) + 32) / 8)  # room for a longer held-out prompt
+    cfg = TrainConfig(**{k: getattr(args, k) for k in (
+        "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "lr", "min_lr",
+        "t_floor", "weighting", "threads")}, time_budget_s=args.time_budget, device=device,
+        prompt_room=prompt_room, max_len=prompt_room + answer_len)
+    seed_everything(cfg.seed)
     model = new_model(vocab, cfg)
-    print(f"{len(train)} sessions, vocab {vocab.size}, answer region {answer_len}, "
+    print(f"{len(train)} sessions, vocab {vocab.size}, answer region {answer_len} ({layout}), "
           f"{model.num_params():,} parameters, device {device}, threads {torch.get_num_threads()}")
-    quick = test[:100]
+    quick = test[: args.quick_n]
     evals: list[dict] = []
     last_save = [time.perf_counter()]
     run_start = time.perf_counter()
@@ -567,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m unmasked.train " + " ".join(argv if argv is not None else sys.argv[1:]),
             "device": str(device), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "torch": str(torch.__version__), "parameters": model.num_params(), "train": asdict(cfg),
-            "n_train_sessions": len(train), "answer_len": answer_len, "steps": len(history),
+            "n_train_sessions": len(train), "answer_len": answer_len, "layout": layout.to_dict(), "steps": len(history),
             "train_seconds": round(secs, 1),
             "tokens_per_s": history[-1]["tokens"] / max(secs, 1e-9) if history else 0.0,
             "final_loss": sum(h["loss"] for h in history[-100:]) / max(1, len(history[-100:])),
@@ -579,22 +689,21 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_step(step, loss, elapsed):
         if args.eval_every and step % args.eval_every == 0:
-            r = evaluate(model, vocab, quick, answer_len, "one_shot")
+            r = evaluate(model, vocab, quick, layout, "slots")
             evals.append({"step": step, "seconds": round(elapsed, 1), "accuracy": r["accuracy"]})
-            print(f"step {step} ({elapsed / 60:.1f} min) one-shot on {len(quick)}: "
+            print(f"step {step} ({elapsed / 60:.1f} min) slots on {len(quick)}: "
                   + ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["accuracy"].items()), flush=True)
             model.train()
         if time.perf_counter() - last_save[0] > args.save_every:
-            save_checkpoint(ckpt, model, vocab, meta_now(history, []))
+            save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
             last_save[0] = time.perf_counter()
 
     train_model(model, vocab, examples, cfg, on_step=on_step, progress=True, history=history)
-    save_checkpoint(ckpt, model, vocab, meta_now(history, []))
-    results = [evaluate(model, vocab, test, answer_len, m, args.threshold, progress=True, max_steps=args.conf_steps)
-               for m in methods]
+    save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
+    results = final_evals(model, vocab, layout)
     meta = meta_now(history, results)
     meta["total_seconds"] = round(time.perf_counter() - run_start, 1)
-    save_checkpoint(ckpt, model, vocab, meta)
+    save_checkpoint(ckpt, model, vocab, layout, meta)
     _write_report(args.out, meta)
     print(accuracy_table(results))
     return 0
