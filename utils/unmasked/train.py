@@ -327,8 +327,8 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     device = next(model.parameters()).device
     slot = torch.tensor(layout.slot_index(vocab), device=device)
     A = len(slot)
-    spans = [(int(lo), int(hi)) for k in range(len(FIELDS))
-             for lo, hi in [((slot == k).nonzero().min(), (slot == k).nonzero().max() + 1)]]
+    spans = [(int(where.min()), int(where.max()) + 1)  # [start, end) of each slot in the answer
+             for k in sorted(set(slot.tolist()) - {-1}) for where in [(slot == k).nonzero()]]
     out: list[list[int]] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress):
         ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
