@@ -18,7 +18,9 @@ import torch
 
 from unmasked.env import pick_device, seed_everything
 from unmasked.sessions import load_short_sessions
-from unmasked.train import RecordLayout, TrainConfig, build_vocab, encode_example, fill_answers, new_model, train_model
+from unmasked.train import (
+    RecordLayout, TrainConfig, build_vocab, encode_example, encode_prompt, fill_answers, new_model, train_model,
+)
 
 
 def main() -> None:
@@ -49,7 +51,7 @@ def main() -> None:
     print(f"model: {cfg.n_layer} layers x {cfg.n_embd} wide, {cfg.n_head} heads, {model.num_params():,} parameters")
     print(f"training: {tokens / seconds:,.0f} tokens/s, {seconds / len(timed):.2f} s/step (batch {cfg.batch_size}, "
           f"{len(timed)} timed steps)")
-    prompts = [vocab.encode(s.text) + [vocab.sep_id] for s in load_short_sessions("test", limit=args.fill_n)]
+    prompts = [encode_prompt(s, vocab) for s in load_short_sessions("test", limit=args.fill_n)]
     for method in ("one_shot", "slots"):
         start = time.perf_counter()
         fill_answers(model, vocab, prompts, layout, method=method)

@@ -397,9 +397,9 @@ def generate_many(
 ) -> list[tuple[list[int], Trace]]:
     """`generate` for many prompts at once: one forward pass per step for the whole batch.
 
-    Rows are laid out [prompt][MASK * length][PAD ...], as the toy model was trained, so a model
-    that ignores [PAD] keys (unmasked.model with config.pad_id) gives each row the same answer as
-    `generate` would. Returns, per prompt, (prompt + generated ids, Trace).
+    Rows are laid out [prompt][MASK * length][PAD ...]. A model that ignores [PAD] keys and whose
+    positions do not depend on where a row starts (unmasked.model with config.pad_id, and RoPE
+    or positions counted from [SEP]) gives each row the same answer as `generate` would. Returns, per prompt, (prompt + generated ids, Trace).
     """
     if not prompts:
         return []

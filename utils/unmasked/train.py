@@ -24,7 +24,7 @@ import random
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -118,10 +118,14 @@ def _value_json(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def encode_prompt(short_session, vocab: Vocab) -> list[int]:
+    """The session's ids then [SEP]: what the model reads, and all that filling needs."""
+    return vocab.encode(short_session.text) + [vocab.sep_id]
+
+
 def encode_example(short_session, vocab: Vocab, layout: RecordLayout) -> tuple[list[int], list[int]]:
     """(prompt ids ending with [SEP], answer ids: the record laid out in fixed-width slots)."""
-    prompt = vocab.encode(short_session.text) + [vocab.sep_id]
-    return prompt, layout.encode(short_session.record, vocab)
+    return encode_prompt(short_session, vocab), layout.encode(short_session.record, vocab)
 
 
 def build_vocab(sessions) -> Vocab:
@@ -204,6 +208,16 @@ PRESETS = {
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=5000),
     "gpu": dict(n_layer=6, n_head=8, n_embd=256, batch_size=64, steps=20000),
 }
+
+
+def sized_for(cfg: TrainConfig, examples) -> TrainConfig:
+    """cfg with prompt_room and max_len fitted to (prompt, answer) examples that share one layout.
+
+    prompt_room is the longest prompt plus 32 tokens (a held-out session may be a little longer),
+    rounded up to a multiple of 8; the answer follows it.
+    """
+    prompt_room = 8 * math.ceil((max(len(p) for p, _ in examples) + 32) / 8)
+    return replace(cfg, prompt_room=prompt_room, max_len=prompt_room + len(examples[0][1]))
 
 
 def lr_at(progress: float, cfg: TrainConfig, step: int) -> float:
@@ -312,8 +326,8 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     one_shot: a single forward pass, argmax at every position.
     slots: the JSON around the values at the first step, then, at every step, the leftmost
       masked token of each of the six slots: six fields written side by side, each left to right
-      (LLaDA's semi-autoregressive idea with one block per field). Copying a value needs the
-      token before it; this order always has it.
+      (LLaDA's semi-autoregressive idea with one block per field). Each value token is
+      predicted with the token before it in place.
     confidence: every prediction at least `threshold` sure, and at least the most confident
       ceil(masked / steps left), so it ends within `max_steps` (Fast-dLLM's threshold rule,
       Wu et al. 2025, arXiv:2505.22618, over LLaDA's linear count).
@@ -415,7 +429,7 @@ def field_accuracy(predicted: list[str], records: list[dict]) -> dict[str, float
 def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = "slots", threshold: float = 0.9,
              batch_size: int = 32, progress: bool = False, max_steps: int = 32) -> dict:
     """Fill each session's record from a fully masked region and score it field by field."""
-    prompts = [vocab.encode(s.text) + [vocab.sep_id] for s in sessions]
+    prompts = [encode_prompt(s, vocab) for s in sessions]
     start = time.perf_counter()
     answers = fill_answers(model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps)
     texts = [answer_text(a, vocab) for a in answers]
@@ -657,11 +671,9 @@ def main(argv: list[str] | None = None) -> int:
     layout = RecordLayout.fit([s.record for s in train], vocab)
     examples = [encode_example(s, vocab, layout) for s in train]
     answer_len = layout.length(vocab)
-    prompt_room = 8 * math.ceil((max(len(p) for p, _ in examples) + 32) / 8)  # room for a longer held-out prompt
-    cfg = TrainConfig(**{k: getattr(args, k) for k in (
+    cfg = sized_for(TrainConfig(**{k: getattr(args, k) for k in (
         "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "lr", "min_lr",
-        "t_floor", "weighting", "threads")}, time_budget_s=args.time_budget, device=device,
-        prompt_room=prompt_room, max_len=prompt_room + answer_len)
+        "t_floor", "weighting", "threads")}, time_budget_s=args.time_budget, device=device), examples)
     seed_everything(cfg.seed)
     model = new_model(vocab, cfg)
     print(f"{len(train)} sessions, vocab {vocab.size}, answer region {answer_len} ({layout}), "
