@@ -87,29 +87,53 @@ def test_every_record_value_copies_cleanly_from_the_session(sessions, vocab, lay
 
 def test_encode_example_puts_each_value_in_its_fixed_slot(sessions, vocab, layout):
     slots = layout.slot_index(vocab)
+    assert layout.items == {"files": 3}  # the longest list in these sessions has 3 paths
     for s in sessions[:20]:
         prompt, target = encode_example(s, vocab, layout)
         assert prompt[-1] == vocab.sep_id and vocab.decode(prompt[:-1]) == s.text
         assert len(target) == len(slots) == layout.length(vocab)  # one length for every record
         assert answer_text(target, vocab) == record_to_json(s.record)  # the filler decodes away
-        for k, key in enumerate(FIELDS):
-            value = [t for t, slot in zip(target, slots) if slot == k]
-            assert len(value) == layout.widths[key]
-            assert json.loads(vocab.decode([t for t in value if t != vocab.eos_id])) == s.record[key]
+        pieces = {k: [] for k in FIELDS}
+        for key, lo, hi in layout.spans(vocab):
+            value = target[lo:hi]
+            assert hi - lo == layout.widths[key] and set(slots[lo:hi]) == {FIELDS.index(key)}
             n = value.index(vocab.eos_id) if vocab.eos_id in value else len(value)
             assert all(t == vocab.eos_id for t in value[n:])  # filler only after the value
-    assert all(slot == -1 for slot, t in zip(slots, target) if vocab.decode([t]) in ('{"', "}"))
+            pieces[key].append(vocab.decode(value[:n]))
+        for key in FIELDS:
+            if key == "files":  # one path per slot, ", " before all but the first, empty slots last
+                text = [p for p in pieces[key] if p]
+                assert len(pieces[key]) == 3 and pieces[key][: len(text)] == text
+                assert json.loads("[" + "".join(text) + "]") == s.record[key]
+                assert all(p.startswith(", ") for p in text[1:])
+            else:
+                assert json.loads(pieces[key][0]) == s.record[key]
+    assert all(slot == -1 for slot, t in zip(slots, target) if vocab.decode([t]) in ('{"', "}", "[", "]"))
 
 
 def test_layout_fits_the_longest_value_and_refuses_longer(sessions, vocab, layout):
-    longest = max(sessions, key=lambda s: len(vocab.encode(json.dumps(s.record["files"]))))
-    assert layout.widths["files"] == len(vocab.encode(json.dumps(longest.record["files"]))) + 2
-    assert RecordLayout.from_dict(json.loads(json.dumps(layout.to_dict()))).widths == layout.widths
+    def item_lengths(files):  # tokens per item slot: ", " before all but the first path
+        return [len(vocab.encode((", " if i else "") + json.dumps(f))) for i, f in enumerate(files)]
+
+    longest = max(sessions, key=lambda s: max(item_lengths(s.record["files"])))
+    assert layout.widths["files"] == max(item_lengths(longest.record["files"])) + 2
+    whole = RecordLayout.fit([s.record for s in sessions], vocab, per_item=False)
+    assert whole.items == {} and whole.widths["files"] == 2 + max(
+        len(vocab.encode(json.dumps(s.record["files"]))) for s in sessions)
+    for lay in (layout, whole):
+        again = RecordLayout.from_dict(json.loads(json.dumps(lay.to_dict())))
+        assert (again.widths, again.items) == (lay.widths, lay.items)
+        assert answer_text(lay.encode(sessions[0].record, vocab), vocab) == record_to_json(sessions[0].record)
+    assert RecordLayout.from_dict({"widths": whole.widths}).items == {}  # a layout saved before per-item slots
     too_long = dict(longest.record, database="x " * 40)
     with pytest.raises(ValueError, match="does not fit"):
         layout.encode(too_long, vocab)
+    with pytest.raises(ValueError, match="3 slots"):
+        layout.encode(dict(longest.record, files=["a.py", "b.py", "c.py", "d.py"]), vocab)
     with pytest.raises(ValueError, match="widths"):
         RecordLayout({"task": 4})
+    with pytest.raises(ValueError, match="items"):
+        RecordLayout(layout.widths, {"files": 0})
 
 
 def test_make_batch_left_pads_so_answers_share_columns(sessions, vocab, layout):
@@ -192,7 +216,9 @@ def test_slots_writes_each_field_left_to_right_and_stops_at_its_filler(sessions,
     oracle = Oracle(vocab, layout, sessions[:1])
     prompt, target = encode_example(sessions[0], vocab, layout)
     assert fill_answers(oracle, vocab, [prompt], layout, "slots") == [target]
-    longest = max(len(vocab.encode(json.dumps(v))) for v in sessions[0].record.values())
+    target_slots = [target[lo:hi] for _, lo, hi in layout.spans(vocab)]
+    longest = max(len([t for t in value if t != vocab.eos_id]) for value in target_slots)
+    assert 0 < longest < max(len(v) for v in target_slots)
     assert oracle.calls == longest + 1  # the +1 commits the [EOS] that closes the longest value
 
 
@@ -225,7 +251,8 @@ def test_checkpoint_round_trip(tmp_path, sessions, vocab, layout):
     raw = torch.load(path, weights_only=True)  # plain data only: no pickled classes
     assert isinstance(raw["vocab"]["tiktoken_ids"], list)
     loaded, vocab2, layout2, meta = load_checkpoint(path)
-    assert meta == {"answer_len": 200} and vocab2.itos == vocab.itos and layout2.widths == layout.widths
+    assert meta == {"answer_len": 200} and vocab2.itos == vocab.itos
+    assert (layout2.widths, layout2.items) == (layout.widths, layout.items)
     assert loaded.config == model.config
     ids = torch.tensor([sum(encode_example(sessions[0], vocab, layout), [])])
     with torch.no_grad():
@@ -263,6 +290,18 @@ def test_shipped_checkpoint_loads_and_is_small():
     assert meta["answer_len"] == layout.length(vocab) and model.config.vocab_size == vocab.size
 
 
+@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
+def test_shipped_checkpoint_was_made_from_this_corpus_and_layout():
+    """What `make checkpoint` would build today has the same vocabulary and slots as the shipped file."""
+    from unmasked.sessions import load_short_sessions
+
+    _, vocab, layout, _ = load_checkpoint()
+    train = load_short_sessions("train")
+    fresh = build_vocab(train)
+    assert fresh.itos == vocab.itos
+    assert RecordLayout.fit([s.record for s in train], fresh).to_dict() == layout.to_dict()
+
+
 def test_command_line_trains_saves_and_scores(tmp_path):
     """`python -m unmasked.train` end to end, tiny: the checkpoint it writes loads with weights_only=True."""
     from unmasked.train import main
@@ -276,6 +315,7 @@ def test_command_line_trains_saves_and_scores(tmp_path):
     report = json.loads((tmp_path / "diffusion.json").read_text())
     assert report["parameters"] == model.num_params()
     assert "| one_shot | 3 |" in (tmp_path / "diffusion.md").read_text()
+    assert "one slot per item for {'files': 3}" in (tmp_path / "diffusion.md").read_text()
     assert main(["--out", str(tmp_path), "--eval-only", "--eval-n", "2", "--methods", "one_shot",
                  "--update-report", "--device", "cpu"]) == 0
     assert load_checkpoint(tmp_path / "diffusion.pt")[3]["evaluations"][0]["n"] == 2

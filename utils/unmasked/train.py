@@ -61,57 +61,114 @@ class RecordLayout:
     depending on lengths the model cannot see yet. With slots, a position's learned position id
     (counted from [SEP], see unmasked.model) says which field it belongs to and where in it.
     Decoding drops the [EOS] filler, which leaves the canonical JSON.
+
+    A list field named in `items` gets one slot per item instead of one for the whole list:
+
+        "files": ["src/a.ts"[EOS]..., ", "src/b.ts"[EOS]..., [EOS][EOS]...]
+
+    Why: paths share pieces (src/, /reviews, .ts), so in one long slot "the token after the one
+    just copied" is ambiguous and the model splices paths together. With a slot per item, each
+    position knows which file it copies and how far into it it is. Item i > 0 carries its own
+    ", " so that empty trailing slots still decode to valid JSON. For such a field, `widths`
+    gives the width of one item slot.
     """
 
-    def __init__(self, widths: dict[str, int]):
+    def __init__(self, widths: dict[str, int], items: dict[str, int] | None = None):
         if list(widths) != list(FIELDS) or any(not isinstance(w, int) or w < 2 for w in widths.values()):
             raise ValueError(f"widths must give an int >= 2 for each of {FIELDS} in that order, got {widths}")
+        items = dict(items or {})
+        if any(k not in FIELDS or not isinstance(n, int) or n < 1 for k, n in items.items()):
+            raise ValueError(f"items must map fields of {FIELDS} to a slot count >= 1, got {items}")
         self.widths = dict(widths)
+        self.items = items
 
     @classmethod
-    def fit(cls, records, vocab: Vocab, margin: int = 2) -> "RecordLayout":
-        """Slots as wide as the longest value in `records`, plus `margin` tokens."""
-        return cls({k: margin + max(len(vocab.encode(_value_json(r[k]))) for r in records) for k in FIELDS})
+    def fit(cls, records, vocab: Vocab, margin: int = 2, per_item: bool = True) -> "RecordLayout":
+        """Slots as wide as the longest value in `records`, plus `margin` tokens.
+
+        per_item: list fields get one slot per item, as many as the longest list.
+        """
+        lists = [k for k in FIELDS if per_item and any(isinstance(r[k], list) for r in records)]
+        items = {k: max(1, max(len(r[k]) for r in records)) for k in lists}
+        widths = {k: margin + max(len(ids) for r in records for ids in _value_pieces(r[k], k in items, vocab))
+                  for k in FIELDS}
+        return cls(widths, items)
 
     def to_dict(self) -> dict:
-        return {"widths": dict(self.widths)}
+        return {"widths": dict(self.widths), "items": dict(self.items)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RecordLayout":
-        return cls({k: int(v) for k, v in data["widths"].items()})
+        return cls({k: int(v) for k, v in data["widths"].items()},
+                   {k: int(v) for k, v in data.get("items", {}).items()})
 
     def _pieces(self, vocab: Vocab):
-        """(template ids, None for a slot) in order: '{"task": ', slot, ', "database": ', slot, ..., '}'."""
+        """(template ids, None) or (None, (key, item)) in order: '{"task": ', slot, ..., '}'.
+
+        item is None for a whole-value slot, else the item's index in its list.
+        """
         for i, key in enumerate(FIELDS):
-            yield vocab.encode(("{" if i == 0 else ", ") + json.dumps(key) + ": "), None
-            yield None, key
+            head = ("{" if i == 0 else ", ") + json.dumps(key) + ": "
+            if key not in self.items:
+                yield vocab.encode(head), None
+                yield None, (key, None)
+                continue
+            yield vocab.encode(head + "["), None
+            for item in range(self.items[key]):
+                yield None, (key, item)
+            yield vocab.encode("]"), None
         yield vocab.encode("}"), None
 
     def encode(self, record: dict, vocab: Vocab) -> list[int]:
-        """The answer ids of a record. Raises ValueError if a value is longer than its slot."""
+        """The answer ids of a record. Raises ValueError if a value is longer than its slot(s)."""
         out: list[int] = []
-        for ids, key in self._pieces(vocab):
-            if key is None:
+        for ids, where in self._pieces(vocab):
+            if where is None:
                 out += ids
                 continue
-            value = vocab.encode(_value_json(record[key]))
+            key, item = where
+            if item is None:
+                value = vocab.encode(_value_json(record[key]))
+            else:
+                pieces = _value_pieces(record[key], True, vocab)
+                if len(pieces) > self.items[key]:
+                    raise ValueError(f"{key} has {len(pieces)} items but the layout has {self.items[key]} slots")
+                value = pieces[item] if item < len(pieces) else []
             if len(value) > self.widths[key]:
                 raise ValueError(f"{key} value of {len(value)} tokens does not fit its slot of {self.widths[key]}")
             out += value + [vocab.eos_id] * (self.widths[key] - len(value))
         return out
 
+    def spans(self, vocab: Vocab) -> list[tuple[str, int, int]]:
+        """(field, start, end) of every slot in the answer region, in order."""
+        out, pos = [], 0
+        for ids, where in self._pieces(vocab):
+            if where is None:
+                pos += len(ids)
+            else:
+                out.append((where[0], pos, pos + self.widths[where[0]]))
+                pos += self.widths[where[0]]
+        return out
+
     def slot_index(self, vocab: Vocab) -> list[int]:
         """For each answer position, the index of its field in FIELDS, or -1 for the JSON around the values."""
-        out: list[int] = []
-        for ids, key in self._pieces(vocab):
-            out += [-1] * len(ids) if key is None else [FIELDS.index(key)] * self.widths[key]
+        out = [-1] * self.length(vocab)
+        for key, lo, hi in self.spans(vocab):
+            out[lo:hi] = [FIELDS.index(key)] * (hi - lo)
         return out
 
     def length(self, vocab: Vocab) -> int:
-        return len(self.slot_index(vocab))
+        return sum(len(ids) if where is None else self.widths[where[0]] for ids, where in self._pieces(vocab))
 
     def __repr__(self) -> str:
-        return f"RecordLayout({self.widths})"
+        return f"RecordLayout({self.widths}, items={self.items})"
+
+
+def _value_pieces(value, per_item: bool, vocab: Vocab) -> list[list[int]]:
+    """The ids a value puts in its slots: the whole value, or one piece per item (", " before all but the first)."""
+    if not per_item:
+        return [vocab.encode(_value_json(value))]
+    return [vocab.encode(("" if i == 0 else ", ") + _value_json(item)) for i, item in enumerate(value)]
 
 
 def _value_json(value) -> str:
@@ -179,7 +236,7 @@ class TrainConfig:
     n_embd: int = 128
     max_len: int = 640
     batch_size: int = 16
-    steps: int = 5000
+    steps: int = 7500
     time_budget_s: float | None = None  # stop early (and decay the lr by elapsed time) if set
     lr: float = 2e-3
     min_lr: float = 1e-4
@@ -202,10 +259,10 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
 
 
-# Model size and length of training for `make checkpoint`. The cpu preset is what fits a laptop in about an hour;
+# Model size and length of training for `make checkpoint`. The cpu preset takes 50 to 100 minutes on 2 CPU cores;
 # the gpu preset is bigger and longer (a few minutes on a datacenter GPU). TrainConfig's defaults equal the cpu preset.
 PRESETS = {
-    "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=5000),
+    "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=7500),
     "gpu": dict(n_layer=6, n_head=8, n_embd=256, batch_size=64, steps=20000),
 }
 
@@ -341,8 +398,7 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     device = next(model.parameters()).device
     slot = torch.tensor(layout.slot_index(vocab), device=device)
     A = len(slot)
-    spans = [(int(where.min()), int(where.max()) + 1)  # [start, end) of each slot in the answer
-             for k in sorted(set(slot.tolist()) - {-1}) for where in [(slot == k).nonzero()]]
+    spans = [(lo, hi) for _, lo, hi in layout.spans(vocab)]  # [start, end) of each slot in the answer
     out: list[list[int]] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress):
         ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
@@ -591,7 +647,8 @@ def _write_report(out: Path, meta: dict) -> None:
         f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} tokens/s "
         f"(torch threads: {meta['train']['threads'] or 'default'})",
         f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}",
-        f"- answer region: {meta['answer_len']} tokens" + (f", value slots {meta['layout']['widths']}" if "layout" in meta else ""),
+        f"- answer region: {meta['answer_len']} tokens" + (f", value slots {meta['layout']['widths']}" if "layout" in meta else "")
+        + (f", one slot per item for {meta['layout']['items']}" if meta.get("layout", {}).get("items") else ""),
         "",
         "Per-field exact match on held-out short sessions, record filled from a fully masked region:", "",
         accuracy_table(meta["evaluations"]) if meta.get("evaluations") else "(not evaluated)", "",
