@@ -122,18 +122,18 @@ class RecordLayout:
     def encode(self, record: dict, vocab: Vocab) -> list[int]:
         """The answer ids of a record. Raises ValueError if a value is longer than its slot(s)."""
         out: list[int] = []
+        pieces: dict[str, list[list[int]]] = {}  # per field, encoded once for all its slots
         for ids, where in self._pieces(vocab):
             if where is None:
                 out += ids
                 continue
             key, item = where
-            if item is None:
-                value = vocab.encode(_value_json(record[key]))
-            else:
-                pieces = _value_pieces(record[key], True, vocab)
-                if len(pieces) > self.items[key]:
-                    raise ValueError(f"{key} has {len(pieces)} items but the layout has {self.items[key]} slots")
-                value = pieces[item] if item < len(pieces) else []
+            if key not in pieces:
+                pieces[key] = _value_pieces(record[key], item is not None, vocab)
+                if item is not None and len(pieces[key]) > self.items[key]:
+                    raise ValueError(f"{key} has {len(pieces[key])} items but the layout has {self.items[key]} slots")
+            rest = pieces[key][item or 0 :]
+            value = rest[0] if rest else []
             if len(value) > self.widths[key]:
                 raise ValueError(f"{key} value of {len(value)} tokens does not fit its slot of {self.widths[key]}")
             out += value + [vocab.eos_id] * (self.widths[key] - len(value))
