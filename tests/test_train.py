@@ -245,6 +245,25 @@ def test_train_model_records_history(sessions, vocab):
     assert all(h["loss"] > 0 and h["tokens"] > 0 for h in history)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_draws_the_cpu_masks_and_fills_records(sessions, vocab, layout):
+    """The masks come from a CPU generator on any device, so one seed gives one loss on CPU and GPU."""
+    from unmasked.train import diffusion_step_loss
+
+    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=3, warmup=1, device="cuda")
+    ids, answer, lens = make_batch([encode_example(s, vocab, layout) for s in sessions[:4]], vocab)
+    losses = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = new_model(vocab, cfg).to(device)
+        losses.append(diffusion_step_loss(model, ids, answer, lens, vocab, cfg, torch.Generator().manual_seed(1)).item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+    model = new_model(vocab, cfg)
+    history = train_model(model, vocab, [encode_example(s, vocab, layout) for s in sessions[:16]], cfg, progress=False)
+    assert len(history) == 3 and next(model.parameters()).is_cuda
+    assert evaluate(model, vocab, sessions[:2], layout, "slots")["n"] == 2
+
+
 def test_checkpoint_round_trip(tmp_path, sessions, vocab, layout):
     model, _ = _tiny_trained(sessions, vocab, steps=1)
     path = save_checkpoint(tmp_path / "diffusion.pt", model, vocab, layout, {"answer_len": 200}, half=False)
@@ -321,8 +340,48 @@ def test_command_line_trains_saves_and_scores(tmp_path):
     assert load_checkpoint(tmp_path / "diffusion.pt")[3]["evaluations"][0]["n"] == 2
 
 
+def test_command_line_continues_a_checkpoint_of_the_same_corpus_only(tmp_path):
+    from unmasked.train import main
+
+    tiny = ["--steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--batch-size", "4", "--warmup", "1",
+            "--eval-n", "2", "--eval-every", "0", "--methods", "one_shot", "--threads", "1", "--device", "cpu"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["--out", str(first), "--limit", "40", *tiny]) == 0
+    before, _, _, _ = load_checkpoint(first / "diffusion.pt")
+    # --n-embd 32 above, but the continued model keeps the checkpoint's size whatever the flags say
+    assert main(["--out", str(second), "--limit", "40", "--init-from", str(first / "diffusion.pt"),
+                 *tiny[:7], "64", *tiny[8:]]) == 0
+    after, _, _, meta = load_checkpoint(second / "diffusion.pt")
+    assert after.config == before.config and meta["steps"] == 2
+    assert meta["init_from"]["steps"] == 2 and meta["init_from"]["path"] == str(first / "diffusion.pt")
+    assert not torch.equal(after.wte.weight, before.wte.weight)  # it trained further
+    assert "It continued `" in (second / "diffusion.md").read_text()
+    with pytest.raises(CheckpointError, match="another corpus"):
+        main(["--out", str(tmp_path / "third"), "--limit", "30", "--init-from", str(first / "diffusion.pt"), *tiny])
+
+
 def test_cpu_preset_is_the_default_config():
     from unmasked.train import PRESETS
 
     cfg = TrainConfig()
     assert {k: getattr(cfg, k) for k in PRESETS["cpu"]} == PRESETS["cpu"]
+
+
+def test_gpu_preset_trains_the_same_size_of_model():
+    """A checkpoint made on a GPU must be as cheap for a laptop to run as one made on a CPU."""
+    from unmasked.train import PRESETS
+
+    size = ("n_layer", "n_head", "n_embd")
+    assert [PRESETS["gpu"][k] for k in size] == [PRESETS["cpu"][k] for k in size]
+
+
+@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
+def test_shipped_report_is_what_the_checkpoint_records(tmp_path):
+    """diffusion.md and diffusion.json are written from the checkpoint's own meta, not edited by hand."""
+    from unmasked.train import _write_report
+
+    model, _, _, meta = load_checkpoint()
+    _write_report(tmp_path, meta)
+    for name in ("diffusion.md", "diffusion.json"):
+        assert (tmp_path / name).read_text() == (DEFAULT_CHECKPOINT.parent / name).read_text(), name
+    assert meta["parameters"] == model.num_params()

@@ -259,11 +259,14 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
 
 
-# Model size and length of training for `make checkpoint`. The cpu preset takes 50 to 100 minutes on 2 CPU cores;
-# the gpu preset is bigger and longer (a few minutes on a datacenter GPU). TrainConfig's defaults equal the cpu preset.
+# Model size and length of training for `make checkpoint`. The cpu preset takes 50 to 100 minutes on 2 CPU cores.
+# The gpu preset keeps the model size, so the checkpoint costs a laptop the same to run whichever machine trained it,
+# and takes 8x bigger batches. The shipped checkpoint's GPU stage ran 3492 such steps in 6.3 min on an H200 that a
+# second run shared; that run, a 6 x 256 model given the same GPU time, scored lower (files 58% against 78%).
+# TrainConfig's defaults equal the cpu preset.
 PRESETS = {
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=7500),
-    "gpu": dict(n_layer=6, n_head=8, n_embd=256, batch_size=64, steps=20000),
+    "gpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=128, steps=3500),
 }
 
 
@@ -292,11 +295,18 @@ def new_model(vocab: Vocab, cfg: TrainConfig) -> TransformerLM:
 
 
 def diffusion_step_loss(model, ids, answer, lengths, vocab, cfg: TrainConfig, gen: torch.Generator):
-    """One training loss: mask the answer at a random t per sequence, score the masked tokens."""
+    """One training loss: mask the answer at a random t per sequence, score the masked tokens.
+
+    t and the masks are drawn on the CPU from `gen` (a CPU generator), then moved to the model's
+    device: a CUDA tensor cannot be drawn from a CPU generator, and this way the same seed draws
+    the same masks on every device.
+    """
+    device = next(model.parameters()).device
     t = sample_t(ids.shape[0], cfg.t_floor, generator=gen)
-    noisy, is_masked = mask_tokens(ids, t, vocab.mask_id, maskable=answer, generator=gen)
-    logits = model(noisy.to(ids.device))
-    return masked_diffusion_loss(logits, ids, is_masked, t, lengths=lengths, weighting=cfg.weighting)
+    noisy, is_masked = mask_tokens(ids.cpu(), t, vocab.mask_id, maskable=answer.cpu(), generator=gen)
+    logits = model(noisy.to(device))
+    return masked_diffusion_loss(logits, ids.to(device), is_masked.to(device), t.to(device),
+                                 lengths=lengths.to(device), weighting=cfg.weighting)
 
 
 def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, *, on_step=None,
@@ -315,6 +325,8 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device or pick_device().device)
+    if device.type == "cuda":  # TF32 matrix units: several times the float32 rate, ample precision here
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     rng = random.Random(cfg.seed)
@@ -335,7 +347,6 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
         for group in opt.param_groups:
             group["lr"] = lr
         ids, answer, lens = make_batch([examples[i] for i in next(stream)], vocab)
-        ids, answer, lens = ids.to(device), answer.to(device), lens.to(device)
         loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -638,11 +649,26 @@ def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerL
 # ---------------------------------------------------------------------------- command line
 
 
+def _origin_lines(start: dict | None) -> list[str]:
+    """Where a continued run started: the earlier run's command, device, steps and scores."""
+    if not start:
+        return []
+    where = start.get("device", "?") + (f" ({start['accelerator']})" if start.get("accelerator") else "")
+    lines = [f"It continued `{start['path']}`, made by `{start.get('command', '?')}` on {where}: "
+             f"{start.get('steps', '?')} steps in {start.get('train_seconds', 0) / 60:.1f} min. That run scored:", ""]
+    if start.get("evaluations"):
+        lines += [accuracy_table(start["evaluations"]), ""]
+    return lines
+
+
 def _write_report(out: Path, meta: dict) -> None:
     (out / "diffusion.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     lines = [
         "# The shipped toy diffusion checkpoint", "",
-        f"Made by `{meta['command']}` on {meta['device']} ({meta['machine']}), torch {meta['torch']}.", "",
+        f"Made by `{meta['command']}` on {meta['device']}"
+        + (f" ({meta['accelerator']}; host {meta['machine']})" if meta.get("accelerator") else f" ({meta['machine']})")
+        + f", torch {meta['torch']}.", "",
+        *_origin_lines(meta.get("init_from")),
         f"- parameters: {meta['parameters']:,}", f"- steps: {meta['steps']} x batch {meta['train']['batch_size']}",
         f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} tokens/s "
         f"(torch threads: {meta['train']['threads'] or 'default'})",
@@ -665,6 +691,27 @@ def _write_report(out: Path, meta: dict) -> None:
             f"{100 * q['accuracy'][k]:.0f}%" for k in (*FIELDS, "all")) + " |" for q in meta["quick_evals"]]
     lines.append("")
     (out / "diffusion.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, device):
+    """(model, cfg with the checkpoint's size, summary of where it came from) to train further.
+
+    The checkpoint must have been made from the same corpus and slots, or its token ids and
+    answer positions would mean something else now.
+    """
+    model, old_vocab, old_layout, meta = load_checkpoint(path, device)
+    if old_vocab.itos != vocab.itos or old_layout.to_dict() != layout.to_dict():
+        raise CheckpointError(f"{path} was made from another corpus or record layout; train from scratch instead")
+    mc = model.config
+    if (mc.max_len, mc.anchor_pos) != (cfg.max_len, cfg.prompt_room - 1):
+        raise CheckpointError(f"{path} places the answer at {mc.anchor_pos + 1} of {mc.max_len}, this corpus at "
+                              f"{cfg.prompt_room} of {cfg.max_len}; train from scratch instead")
+    cfg = replace(cfg, n_layer=mc.n_layer, n_head=mc.n_head, n_embd=mc.n_embd)
+    keep = ("command", "device", "accelerator", "torch", "steps", "train_seconds", "tokens_per_s", "evaluations")
+    start = {"path": str(path), **{k: meta[k] for k in keep if k in meta}}
+    for r in start.get("evaluations", []):
+        r.pop("examples", None)
+    return model.train(), cfg, start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -691,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="slots,one_shot", help="final evaluation methods, from " + ", ".join(FILL_METHODS))
     parser.add_argument("--conf-steps", type=int, default=32, help="most model calls per record, confidence filling")
     parser.add_argument("--threshold", type=float, default=0.9, help="commit every prediction at least this sure")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="continue training this checkpoint (its model size; same corpus and slots)")
     parser.add_argument("--eval-only", action="store_true", help="score the checkpoint in --out, do not train")
     parser.add_argument("--update-report", action="store_true", help="with --eval-only: store the scores beside the checkpoint")
     args = parser.parse_args(argv)
@@ -732,7 +781,10 @@ def main(argv: list[str] | None = None) -> int:
         "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "lr", "min_lr",
         "t_floor", "weighting", "threads")}, time_budget_s=args.time_budget, device=device), examples)
     seed_everything(cfg.seed)
-    model = new_model(vocab, cfg)
+    if args.init_from is not None:
+        model, cfg, start = continue_from(args.init_from, vocab, layout, cfg, device)
+    else:
+        model, start = new_model(vocab, cfg), None
     print(f"{len(train)} sessions, vocab {vocab.size}, answer region {answer_len} ({layout}), "
           f"{model.num_params():,} parameters, device {device}, threads {torch.get_num_threads()}")
     quick = test[: args.quick_n]
@@ -752,6 +804,8 @@ def main(argv: list[str] | None = None) -> int:
             "final_loss": sum(h["loss"] for h in history[-100:]) / max(1, len(history[-100:])),
             "loss_curve": [[h["step"], round(h["loss"], 4)] for h in history[:: max(1, len(history) // 400)]],
             "quick_evals": evals, "evaluations": evaluations,
+            **({"accelerator": torch.cuda.get_device_name(device)} if str(device).startswith("cuda") else {}),
+            **({"init_from": start} if start else {}),
         }
 
     history: list[dict] = []
