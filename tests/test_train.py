@@ -343,21 +343,23 @@ def test_command_line_trains_saves_and_scores(tmp_path):
 def test_command_line_continues_a_checkpoint_of_the_same_corpus_only(tmp_path):
     from unmasked.train import main
 
-    tiny = ["--steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--batch-size", "4", "--warmup", "1",
-            "--eval-n", "2", "--eval-every", "0", "--methods", "one_shot", "--threads", "1", "--device", "cpu"]
+    def tiny(n_embd=32):
+        return ["--steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", str(n_embd), "--batch-size", "4",
+                "--warmup", "1", "--eval-n", "2", "--eval-every", "0", "--methods", "one_shot", "--threads", "1",
+                "--device", "cpu"]
+
     first, second = tmp_path / "first", tmp_path / "second"
-    assert main(["--out", str(first), "--limit", "40", *tiny]) == 0
+    assert main(["--out", str(first), "--limit", "40", *tiny()]) == 0
     before, _, _, _ = load_checkpoint(first / "diffusion.pt")
-    # --n-embd 32 above, but the continued model keeps the checkpoint's size whatever the flags say
-    assert main(["--out", str(second), "--limit", "40", "--init-from", str(first / "diffusion.pt"),
-                 *tiny[:7], "64", *tiny[8:]]) == 0
+    # the continued model keeps the checkpoint's size whatever --n-embd says
+    assert main(["--out", str(second), "--limit", "40", "--init-from", str(first / "diffusion.pt"), *tiny(64)]) == 0
     after, _, _, meta = load_checkpoint(second / "diffusion.pt")
     assert after.config == before.config and meta["steps"] == 2
     assert meta["init_from"]["steps"] == 2 and meta["init_from"]["path"] == str(first / "diffusion.pt")
     assert not torch.equal(after.wte.weight, before.wte.weight)  # it trained further
     assert "It continued `" in (second / "diffusion.md").read_text()
     with pytest.raises(CheckpointError, match="another corpus"):
-        main(["--out", str(tmp_path / "third"), "--limit", "30", "--init-from", str(first / "diffusion.pt"), *tiny])
+        main(["--out", str(tmp_path / "third"), "--limit", "30", "--init-from", str(first / "diffusion.pt"), *tiny()])
 
 
 def test_cpu_preset_is_the_default_config():
