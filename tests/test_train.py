@@ -169,6 +169,20 @@ def test_scoring_sees_a_wrong_field_and_survives_broken_json(sessions):
     assert field_accuracy([""], [s.record])["all"] == 0.0
 
 
+def test_files_misses_are_sorted_by_kind(sessions):
+    from unmasked.train import FILES_MISS_KINDS, files_miss_kinds
+
+    three = next(s.record for s in sessions if len(s.record["files"]) == 3)
+    a, b, c = three["files"]
+    written = {"right": [a, b, c], "right paths, wrong order": [b, a, c], "a path written twice": [a, a, b],
+               "a path the session did not change": [a, b, "src/other.py"], "a changed path left out": [a, b]}
+    texts = [record_to_json(dict(three, files=f)) for f in written.values()] + ["not json"]
+    counts = files_miss_kinds(texts, [three] * len(texts))
+    assert counts == dict.fromkeys(FILES_MISS_KINDS, 1) and list(counts) == [*written, "unreadable"]
+    with pytest.raises(ValueError, match="as many"):
+        files_miss_kinds(texts, [three])
+
+
 class Oracle(torch.nn.Module):
     """A model known to be right: it puts all probability on the gold answer token."""
 
@@ -192,8 +206,9 @@ class Oracle(torch.nn.Module):
 @pytest.mark.parametrize("method", ["one_shot", "slots", "confidence"])
 def test_evaluation_of_a_known_right_model_scores_100_percent(sessions, vocab, layout, method):
     oracle = Oracle(vocab, layout, sessions[:10])
-    result = evaluate(oracle, vocab, sessions[:10], layout, method=method, batch_size=4, max_steps=4)
+    result = evaluate(oracle, vocab, sessions[:10], layout, method=method, batch_size=4, max_steps=4, keep_texts=True)
     assert result["accuracy"] == {k: 1.0 for k in result["accuracy"]}
+    assert result["texts"] == [record_to_json(s.record) for s in sessions[:10]]
 
 
 def test_partial_credit_counts_valid_json_and_right_slot_tokens(sessions, vocab, layout):
@@ -212,14 +227,102 @@ def test_partial_credit_counts_valid_json_and_right_slot_tokens(sessions, vocab,
 
 
 def test_slots_writes_each_field_left_to_right_and_stops_at_its_filler(sessions, vocab, layout):
-    """One call for the JSON and the first token of every slot, then one per token of the longest value."""
-    oracle = Oracle(vocab, layout, sessions[:1])
-    prompt, target = encode_example(sessions[0], vocab, layout)
+    """One call per token of the longest field, counting the [EOS] that closes each slot; a list's items in turn."""
+    session = next(s for s in sessions if len(s.record["files"]) == 3)
+    oracle = Oracle(vocab, layout, [session])
+    prompt, target = encode_example(session, vocab, layout)
     assert fill_answers(oracle, vocab, [prompt], layout, "slots") == [target]
-    target_slots = [target[lo:hi] for _, lo, hi in layout.spans(vocab)]
-    longest = max(len([t for t in value if t != vocab.eos_id]) for value in target_slots)
-    assert 0 < longest < max(len(v) for v in target_slots)
-    assert oracle.calls == longest + 1  # the +1 commits the [EOS] that closes the longest value
+
+    def calls(lo, hi):  # the value's tokens, then one [EOS] that fills the rest of the slot
+        value = target[lo:hi]
+        return value.index(vocab.eos_id) + 1 if vocab.eos_id in value else len(value)
+
+    per_field = {k: 0 for k in FIELDS}
+    for key, lo, hi in layout.spans(vocab):
+        per_field[key] += calls(lo, hi)  # the items of "files" one after another, not side by side
+    assert max(per_field.values()) == per_field["files"]  # so the count below tells the two apart
+    assert oracle.calls == per_field["files"]
+
+
+def test_field_spans_join_a_lists_item_slots(vocab, layout):
+    spans = layout.spans(vocab)
+    fields = layout.field_spans(vocab)
+    assert [k for k, _, _ in fields] == list(FIELDS)
+    files = [(lo, hi) for k, lo, hi in spans if k == "files"]
+    assert len(files) == 3 and ("files", files[0][0], files[-1][1]) in fields
+    assert all(a[1] == b[0] for a, b in zip(files, files[1:]))  # side by side: nothing between the items
+    assert [f for f in fields if f[0] != "files"] == [s for s in spans if s[0] != "files"]
+
+
+def test_sampler_order_mask_hides_each_fields_end_as_the_slots_sampler_does(sessions, vocab, layout):
+    from unmasked.train import sampler_order_mask
+
+    answers = torch.tensor([layout.encode(s.record, vocab) for s in sessions])
+    gen = torch.Generator().manual_seed(0)
+    masks = torch.cat([sampler_order_mask(answers, layout, vocab, gen) for _ in range(20)])
+    answers = answers.repeat(20, 1)
+    template = torch.tensor(layout.slot_index(vocab)) < 0
+    assert not masks[:, template].any()  # the JSON around the values is written first
+    for _, lo, hi in layout.field_spans(vocab):
+        m = masks[:, lo:hi].long()
+        # read left to right, a field is visible up to a point; after it only a finished slot's filler shows
+        filler = answers[:, lo:hi] == vocab.eos_id
+        assert bool((m.cummax(dim=1).values.bool() & ~m.bool() <= filler).all())
+    for _, lo, hi in layout.spans(vocab):
+        seg, m = answers[:, lo:hi], masks[:, lo:hi]
+        closed = ((seg == vocab.eos_id) & ~m).any(dim=1)
+        assert not m[closed].any()  # a slot whose [EOS] shows is done
+    # each field is cut after a step drawn uniformly: one step per value token, one per slot's closing [EOS]
+    session = next(s for s in sessions if len(s.record["files"]) == 3)
+    gold = torch.tensor([layout.encode(session.record, vocab)])
+    lo, hi = next((lo, hi) for key, lo, hi in layout.field_spans(vocab) if key == "files")
+    draws = sampler_order_mask(gold.repeat(4000, 1), layout, vocab, gen)[:, lo:hi]
+    states = torch.unique(draws, dim=0, return_counts=True)[1]
+    steps = int((gold[0, lo:hi] != vocab.eos_id).sum()) + 3  # three paths, each closed by an [EOS]
+    assert len(states) == steps + 1
+    assert states.min() > 0.6 * 4000 / (steps + 1) and states.max() < 1.4 * 4000 / (steps + 1)
+    with pytest.raises(ValueError, match="positions"):
+        sampler_order_mask(answers[:, 1:], layout, vocab)
+
+
+class InputRecorder(torch.nn.Module):
+    """A model that predicts nothing (uniform logits) and keeps what it was shown."""
+
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.vocab_size, self.dummy, self.seen = vocab_size, torch.nn.Parameter(torch.zeros(1)), []
+
+    def forward(self, idx):
+        self.seen.append(idx.clone())
+        return torch.zeros(*idx.shape, self.vocab_size) + self.dummy
+
+
+def test_sampler_rows_weigh_each_masked_token_as_the_rate_t_rows_do(sessions, vocab, layout):
+    """With uniform logits every masked token costs log V, so a row's weighted loss is log V whichever mask it drew."""
+    import math
+
+    from unmasked.train import diffusion_step_loss
+
+    ids, answer, lens = make_batch([encode_example(s, vocab, layout) for s in sessions[:32]], vocab)
+    A = layout.length(vocab)
+    template = torch.tensor(layout.slot_index(vocab)) < 0
+    for frac in (0.0, 1.0):
+        model = InputRecorder(vocab.size)
+        cfg = TrainConfig(sampler_frac=frac)
+        loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, torch.Generator().manual_seed(3), layout)
+        noisy = model.seen[0][:, -A:]
+        hidden_template = (noisy[:, template] == vocab.mask_id).any(dim=1)
+        if frac == 0.0:  # rate t: the JSON around the values is masked too, and 1/t only evens it out on average
+            assert hidden_template.float().mean() > 0.9
+        else:
+            rows = (noisy == vocab.mask_id).any(dim=1).float()
+            assert not hidden_template.any()
+            assert loss.item() == pytest.approx(math.log(vocab.size) * rows.mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="layout"):
+        diffusion_step_loss(InputRecorder(vocab.size), ids, answer, lens, vocab, TrainConfig(sampler_frac=0.5),
+                            torch.Generator().manual_seed(3))
+    with pytest.raises(ValueError, match="sampler_frac"):
+        TrainConfig(sampler_frac=1.5)
 
 
 def test_fill_answers_rejects_unknown_method(vocab, layout):
@@ -331,6 +434,7 @@ def test_command_line_trains_saves_and_scores(tmp_path):
     assert main(args) == 0
     model, vocab, layout, meta = load_checkpoint(tmp_path / "diffusion.pt")
     assert meta["steps"] == 2 and meta["evaluations"][0]["n"] == 3
+    assert meta["train"]["sampler_frac"] == 0.5  # the command line mixes in the sampler's states
     report = json.loads((tmp_path / "diffusion.json").read_text())
     assert report["parameters"] == model.num_params()
     assert "| one_shot | 3 |" in (tmp_path / "diffusion.md").read_text()
@@ -358,8 +462,14 @@ def test_command_line_continues_a_checkpoint_of_the_same_corpus_only(tmp_path):
     assert meta["init_from"]["steps"] == 2 and meta["init_from"]["path"] == str(first / "diffusion.pt")
     assert not torch.equal(after.wte.weight, before.wte.weight)  # it trained further
     assert "It continued `" in (second / "diffusion.md").read_text()
+    third = tmp_path / "third"  # a third stage keeps the whole chain, oldest first
+    assert main(["--out", str(third), "--limit", "40", "--init-from", str(second / "diffusion.pt"), *tiny()]) == 0
+    chain = load_checkpoint(third / "diffusion.pt")[3]["init_from"]
+    assert chain["path"] == str(second / "diffusion.pt") and chain["init_from"]["path"] == str(first / "diffusion.pt")
+    report = (third / "diffusion.md").read_text()
+    assert report.index(f"It continued `{first / 'diffusion.pt'}`") < report.index(f"Then it continued `{second / 'diffusion.pt'}`")
     with pytest.raises(CheckpointError, match="another corpus"):
-        main(["--out", str(tmp_path / "third"), "--limit", "30", "--init-from", str(first / "diffusion.pt"), *tiny()])
+        main(["--out", str(tmp_path / "fourth"), "--limit", "30", "--init-from", str(first / "diffusion.pt"), *tiny()])
 
 
 def test_cpu_preset_is_the_default_config():

@@ -40,6 +40,7 @@ CHECKPOINT_FORMAT = "unmasked-diffusion-v2"  # v2: fixed-width record slots, pos
 REBUILD_HINT = "rebuild it with `make checkpoint` (python -m unmasked.train --out data/checkpoints)"
 FIELDS = ("task", "database", "decision", "files", "error", "next_step")  # = sessions.SHORT_RECORD_FIELDS
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
+SAMPLER_FRAC = 0.5  # the command line's share of sampler-order masks; TrainConfig keeps 0, chapter 02's pure process
 
 
 class CheckpointError(RuntimeError):
@@ -150,6 +151,13 @@ class RecordLayout:
                 pos += self.widths[where[0]]
         return out
 
+    def field_spans(self, vocab: Vocab) -> list[tuple[str, int, int]]:
+        """(field, start, end) of every field's value: a list field's item slots are one span, as they sit side by side."""
+        out: dict[str, list[int]] = {}
+        for key, lo, hi in self.spans(vocab):
+            out[key] = [out.get(key, [lo])[0], hi]
+        return [(key, lo, hi) for key, (lo, hi) in out.items()]
+
     def slot_index(self, vocab: Vocab) -> list[int]:
         """For each answer position, the index of its field in FIELDS, or -1 for the JSON around the values."""
         out = [-1] * self.length(vocab)
@@ -183,6 +191,37 @@ def encode_prompt(short_session, vocab: Vocab) -> list[int]:
 def encode_example(short_session, vocab: Vocab, layout: RecordLayout) -> tuple[list[int], list[int]]:
     """(prompt ids ending with [SEP], answer ids: the record laid out in fixed-width slots)."""
     return encode_prompt(short_session, vocab), layout.encode(short_session.record, vocab)
+
+
+def sampler_order_mask(answers: torch.Tensor, layout: RecordLayout, vocab: Vocab,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """A mask like the ones the slots sampler leaves half-way: (B, A) bool, True = masked.
+
+    The JSON around the values is visible, and each field is cut after a random number of the
+    sampler's steps, drawn uniformly: one step per value token and one for the [EOS] that closes
+    a slot (its filler comes with it). A list's items count as one field, written in turn.
+    Why: masks drawn token by token at rate t almost never show a whole first file path next to
+    a fully masked second one (for 7-token paths, about 1 draw in 50,000), nor a fully masked list
+    beside visible other fields, yet those are what the sampler asks the model to continue.
+    Training on the sampler's own states is Block Diffusion's recipe (Arriola et al. 2025,
+    arXiv:2503.09573): clean earlier blocks, a noisy current one.
+    """
+    B, A = answers.shape
+    if A != layout.length(vocab):
+        raise ValueError(f"answers have {A} positions, the layout {layout.length(vocab)}")
+    answers = answers.cpu()
+    eos = answers == vocab.eos_id
+    is_step = ~eos  # value tokens, and the first [EOS] of each slot
+    for _, lo, hi in layout.spans(vocab):
+        is_step[:, lo] = True
+        is_step[:, lo + 1 : hi] |= eos[:, lo + 1 : hi] & ~eos[:, lo : hi - 1]
+    masked = torch.zeros((B, A), dtype=torch.bool)
+    for _, lo, hi in layout.field_spans(vocab):
+        step = is_step[:, lo:hi].long().cumsum(dim=1) - 1  # the sampler step that writes each position
+        n = step[:, -1] + 1
+        cut = (torch.rand(B, generator=generator) * (n + 1)).long().clamp(max=n)
+        masked[:, lo:hi] = step >= cut[:, None]
+    return masked
 
 
 def build_vocab(sessions) -> Vocab:
@@ -245,6 +284,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     t_floor: float = 0.1
     weighting: str = "inverse_t"
+    sampler_frac: float = 0.0  # share of each batch masked by sampler_order_mask instead of at rate t
     prompt_room: int = 384  # the longest prompt ([SEP] included) the model's position table takes
     seed: int = 0
     device: str | None = None
@@ -255,6 +295,8 @@ class TrainConfig:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if not 0 < self.prompt_room < self.max_len:
             raise ValueError(f"prompt_room must be in (0, max_len={self.max_len}), got {self.prompt_room}")
+        if not 0.0 <= self.sampler_frac <= 1.0:
+            raise ValueError(f"sampler_frac must be in [0, 1], got {self.sampler_frac}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
 
@@ -294,30 +336,46 @@ def new_model(vocab: Vocab, cfg: TrainConfig) -> TransformerLM:
     return TransformerLM(mc)
 
 
-def diffusion_step_loss(model, ids, answer, lengths, vocab, cfg: TrainConfig, gen: torch.Generator):
+def diffusion_step_loss(model, ids, answer, lengths, vocab, cfg: TrainConfig, gen: torch.Generator,
+                        layout: RecordLayout | None = None):
     """One training loss: mask the answer at a random t per sequence, score the masked tokens.
+
+    With cfg.sampler_frac > 0 (and the layout given), that share of the rows is masked by
+    sampler_order_mask instead; its t is the fraction it masked, so that 1/t weighs every row's
+    loss as its mean over the masked tokens, as it does on average for the others.
 
     t and the masks are drawn on the CPU from `gen` (a CPU generator), then moved to the model's
     device: a CUDA tensor cannot be drawn from a CPU generator, and this way the same seed draws
     the same masks on every device.
     """
     device = next(model.parameters()).device
+    ids, answer = ids.cpu(), answer.cpu()
     t = sample_t(ids.shape[0], cfg.t_floor, generator=gen)
-    noisy, is_masked = mask_tokens(ids.cpu(), t, vocab.mask_id, maskable=answer.cpu(), generator=gen)
+    noisy, is_masked = mask_tokens(ids, t, vocab.mask_id, maskable=answer, generator=gen)
+    if cfg.sampler_frac > 0:
+        if layout is None:
+            raise ValueError("sampler_frac > 0 needs the record layout")
+        rows = torch.rand(ids.shape[0], generator=gen) < cfg.sampler_frac
+        if bool(rows.any()):
+            A = layout.length(vocab)
+            ordered = sampler_order_mask(ids[rows, -A:], layout, vocab, generator=gen)
+            is_masked[rows, -A:] = ordered
+            noisy = torch.where(is_masked, torch.full_like(ids, vocab.mask_id), ids)
+            t[rows] = (ordered.sum(dim=1) / A).clamp(min=1 / A)
     logits = model(noisy.to(device))
     return masked_diffusion_loss(logits, ids.to(device), is_masked.to(device), t.to(device),
                                  lengths=lengths.to(device), weighting=cfg.weighting)
 
 
 def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, *, on_step=None,
-                progress: bool = True, history: list | None = None) -> list[dict]:
+                progress: bool = True, history: list | None = None, layout: RecordLayout | None = None) -> list[dict]:
     """Train in place; `on_step(step, loss, elapsed)` is called every step (plots, evals, saves).
 
     Time spent inside on_step is not training time: it counts neither towards `seconds` (so
     tokens/s is the training speed) nor towards the time budget.
 
     Returns the history (appended to `history` if given): one dict per step with loss, lr,
-    tokens and seconds so far.
+    tokens and seconds so far. `layout` is needed when cfg.sampler_frac > 0.
     """
     from tqdm.auto import tqdm
 
@@ -347,7 +405,7 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
         for group in opt.param_groups:
             group["lr"] = lr
         ids, answer, lens = make_batch([examples[i] for i in next(stream)], vocab)
-        loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen)
+        loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen, layout)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -393,9 +451,9 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
 
     one_shot: a single forward pass, argmax at every position.
     slots: the JSON around the values at the first step, then, at every step, the leftmost
-      masked token of each of the six slots: six fields written side by side, each left to right
+      masked token of each of the six fields: six fields written side by side, each left to right
       (LLaDA's semi-autoregressive idea with one block per field). Each value token is
-      predicted with the token before it in place.
+      predicted with the token before it in place, and a list's item with the items before it.
     confidence: every prediction at least `threshold` sure, and at least the most confident
       ceil(masked / steps left), so it ends within `max_steps` (Fast-dLLM's threshold rule,
       Wu et al. 2025, arXiv:2505.22618, over LLaDA's linear count).
@@ -410,6 +468,7 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     slot = torch.tensor(layout.slot_index(vocab), device=device)
     A = len(slot)
     spans = [(lo, hi) for _, lo, hi in layout.spans(vocab)]  # [start, end) of each slot in the answer
+    fields = [(lo, hi) for _, lo, hi in layout.field_spans(vocab)]  # of each field: a list's slots together
     out: list[list[int]] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress):
         ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
@@ -423,7 +482,7 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
                 conf, pred = (z[:, -A:] for z in _predict(model, ids, vocab))
                 if method == "slots":
                     commit = masked & (slot < 0)  # the JSON around the values, all at once
-                    for lo, hi in spans:  # plus the leftmost masked token of every slot
+                    for lo, hi in fields:  # plus the leftmost masked token of every field
                         first = masked[:, lo:hi].long().argmax(dim=1)
                         commit[:, lo:hi].scatter_(1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True))
                 else:
@@ -493,9 +552,33 @@ def field_accuracy(predicted: list[str], records: list[dict]) -> dict[str, float
     return {**{k: hits[k] / n for k in FIELDS}, "all": all_right / n}
 
 
+FILES_MISS_KINDS = ("right", "right paths, wrong order", "a path written twice", "a path the session did not change",
+                    "a changed path left out", "unreadable")
+
+
+def files_miss_kinds(texts: list[str], records: list[dict]) -> dict[str, int]:
+    """How many written `files` lists fall in each of FILES_MISS_KINDS: what kind of wrong the misses are."""
+    if len(texts) != len(records):
+        raise ValueError(f"need as many texts as records, got {len(texts)} and {len(records)}")
+    counts = dict.fromkeys(FILES_MISS_KINDS, 0)
+    for text, record in zip(texts, records):
+        got, gold = parse_record_fields(text)["files"], record["files"]
+        paths = got.split(", ") if got else []
+        kind = ("unreadable" if got is None else "right" if paths == gold
+                else "right paths, wrong order" if sorted(paths) == sorted(gold)
+                else "a path written twice" if len(set(paths)) < len(paths)
+                else "a path the session did not change" if set(paths) - set(gold)
+                else "a changed path left out")
+        counts[kind] += 1
+    return counts
+
+
 def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = "slots", threshold: float = 0.9,
-             batch_size: int = 32, progress: bool = False, max_steps: int = 32) -> dict:
-    """Fill each session's record from a fully masked region and score it field by field."""
+             batch_size: int = 32, progress: bool = False, max_steps: int = 32, keep_texts: bool = False) -> dict:
+    """Fill each session's record from a fully masked region and score it field by field.
+
+    keep_texts: also return every written record ("texts"), for a closer look at the misses.
+    """
     prompts = [encode_prompt(s, vocab) for s in sessions]
     start = time.perf_counter()
     answers = fill_answers(model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps)
@@ -503,7 +586,8 @@ def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = 
     return {"method": method, "n": len(sessions), "threshold": threshold if method == "confidence" else None,
             "max_steps": max_steps if method == "confidence" else None,
             "seconds": round(time.perf_counter() - start, 1), "accuracy": field_accuracy(texts, [s.record for s in sessions]),
-            **partial_credit(answers, [s.record for s in sessions], layout, vocab), "examples": texts[:3]}
+            **partial_credit(answers, [s.record for s in sessions], layout, vocab), "examples": texts[:3],
+            **({"texts": texts} if keep_texts else {})}
 
 
 def partial_credit(answers: list[list[int]], records: list[dict], layout: RecordLayout, vocab: Vocab) -> dict:
@@ -650,12 +734,13 @@ def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerL
 
 
 def _origin_lines(start: dict | None) -> list[str]:
-    """Where a continued run started: the earlier run's command, device, steps and scores."""
+    """Where a continued run started, oldest stage first: each run's command, device, steps and scores."""
     if not start:
         return []
     where = start.get("device", "?") + (f" ({start['accelerator']})" if start.get("accelerator") else "")
-    lines = [f"It continued `{start['path']}`, made by `{start.get('command', '?')}` on {where}: "
-             f"{start.get('steps', '?')} steps in {start.get('train_seconds', 0) / 60:.1f} min. That run scored:", ""]
+    lines = _origin_lines(start.get("init_from"))
+    lines += [f"{'Then it' if lines else 'It'} continued `{start['path']}`, made by `{start.get('command', '?')}` on "
+              f"{where}: {start.get('steps', '?')} steps in {start.get('train_seconds', 0) / 60:.1f} min. That run scored:", ""]
     if start.get("evaluations"):
         lines += [accuracy_table(start["evaluations"]), ""]
     return lines
@@ -707,7 +792,8 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
         raise CheckpointError(f"{path} places the answer at {mc.anchor_pos + 1} of {mc.max_len}, this corpus at "
                               f"{cfg.prompt_room} of {cfg.max_len}; train from scratch instead")
     cfg = replace(cfg, n_layer=mc.n_layer, n_head=mc.n_head, n_embd=mc.n_embd)
-    keep = ("command", "device", "accelerator", "torch", "steps", "train_seconds", "tokens_per_s", "evaluations")
+    keep = ("command", "device", "accelerator", "torch", "steps", "train_seconds", "tokens_per_s", "evaluations",
+            "init_from")
     start = {"path": str(path), **{k: meta[k] for k in keep if k in meta}}
     for r in start.get("evaluations", []):
         r.pop("examples", None)
@@ -726,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("lr", "min_lr", "t_floor"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    parser.add_argument("--sampler-frac", type=float, default=SAMPLER_FRAC,
+                        help="share of each batch masked as the slots sampler leaves it (sampler_order_mask)")
     parser.add_argument("--time-budget", type=float, default=None, help="seconds; stop training early")
     parser.add_argument("--weighting", choices=WEIGHTINGS, default=defaults.weighting)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -779,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
     answer_len = layout.length(vocab)
     cfg = sized_for(TrainConfig(**{k: getattr(args, k) for k in (
         "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "lr", "min_lr",
-        "t_floor", "weighting", "threads")}, time_budget_s=args.time_budget, device=device), examples)
+        "t_floor", "weighting", "threads", "sampler_frac")}, time_budget_s=args.time_budget, device=device), examples)
     seed_everything(cfg.seed)
     if args.init_from is not None:
         model, cfg, start = continue_from(args.init_from, vocab, layout, cfg, device)
@@ -821,7 +909,7 @@ def main(argv: list[str] | None = None) -> int:
             save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
             last_save[0] = time.perf_counter()
 
-    train_model(model, vocab, examples, cfg, on_step=on_step, progress=True, history=history)
+    train_model(model, vocab, examples, cfg, on_step=on_step, progress=True, history=history, layout=layout)
     save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
     results = final_evals(model, vocab, layout)
     meta = meta_now(history, results)
