@@ -170,7 +170,7 @@ def test_scoring_sees_a_wrong_field_and_survives_broken_json(sessions):
 
 
 def test_files_misses_are_sorted_by_kind(sessions):
-    from unmasked.train import FILES_MISS_KINDS, files_miss_kinds
+    from unmasked.train import FILES_MISS_KINDS, files_miss_kind, files_miss_kinds
 
     three = next(s.record for s in sessions if len(s.record["files"]) == 3)
     a, b, c = three["files"]
@@ -179,6 +179,9 @@ def test_files_misses_are_sorted_by_kind(sessions):
     texts = [record_to_json(dict(three, files=f)) for f in written.values()] + ["not json"]
     counts = files_miss_kinds(texts, [three] * len(texts))
     assert counts == dict.fromkeys(FILES_MISS_KINDS, 1) and list(counts) == [*written, "unreadable"]
+    # the first kind that applies wins: a duplicate and a foreign path count as written twice
+    assert files_miss_kind(record_to_json(dict(three, files=[a, a, "src/other.py"])), three["files"]) == \
+        "a path written twice"
     with pytest.raises(ValueError, match="as many"):
         files_miss_kinds(texts, [three])
 
@@ -263,11 +266,9 @@ def test_sampler_order_mask_hides_each_fields_end_as_the_slots_sampler_does(sess
     answers = answers.repeat(20, 1)
     template = torch.tensor(layout.slot_index(vocab)) < 0
     assert not masks[:, template].any()  # the JSON around the values is written first
-    for _, lo, hi in layout.field_spans(vocab):
-        m = masks[:, lo:hi].long()
-        # read left to right, a field is visible up to a point; after it only a finished slot's filler shows
-        filler = answers[:, lo:hi] == vocab.eos_id
-        assert bool((m.cummax(dim=1).values.bool() & ~m.bool() <= filler).all())
+    for _, lo, hi in layout.field_spans(vocab):  # read left to right, a field is visible up to a cut, masked after it
+        m = masks[:, lo:hi]
+        assert torch.equal(m, m.long().cummax(dim=1).values.bool())
     for _, lo, hi in layout.spans(vocab):
         seg, m = answers[:, lo:hi], masks[:, lo:hi]
         closed = ((seg == vocab.eos_id) & ~m).any(dim=1)
@@ -306,18 +307,20 @@ def test_sampler_rows_weigh_each_masked_token_as_the_rate_t_rows_do(sessions, vo
     ids, answer, lens = make_batch([encode_example(s, vocab, layout) for s in sessions[:32]], vocab)
     A = layout.length(vocab)
     template = torch.tensor(layout.slot_index(vocab)) < 0
-    for frac in (0.0, 1.0):
+    seen = {}
+    for frac in (0.0, 1.0, 0.5):
         model = InputRecorder(vocab.size)
         cfg = TrainConfig(sampler_frac=frac)
         loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, torch.Generator().manual_seed(3), layout)
-        noisy = model.seen[0][:, -A:]
-        hidden_template = (noisy[:, template] == vocab.mask_id).any(dim=1)
-        if frac == 0.0:  # rate t: the JSON around the values is masked too, and 1/t only evens it out on average
-            assert hidden_template.float().mean() > 0.9
-        else:
-            rows = (noisy == vocab.mask_id).any(dim=1).float()
-            assert not hidden_template.any()
+        seen[frac] = model.seen[0][:, -A:]
+        if frac == 1.0:  # every row: the JSON visible, and each masked token weighs 1 / (masked share)
+            rows = (seen[frac] == vocab.mask_id).any(dim=1).float()
+            assert not (seen[frac][:, template] == vocab.mask_id).any()
             assert loss.item() == pytest.approx(math.log(vocab.size) * rows.mean().item(), rel=1e-5)
+    # a mixed batch: the rate-t rows are drawn first, so they are the frac=0 rows; the others are sampler rows
+    same = (seen[0.5] == seen[0.0]).all(dim=1)
+    assert 0 < int(same.sum()) < len(same)
+    assert not (seen[0.5][~same][:, template] == vocab.mask_id).any()
     with pytest.raises(ValueError, match="layout"):
         diffusion_step_loss(InputRecorder(vocab.size), ids, answer, lens, vocab, TrainConfig(sampler_frac=0.5),
                             torch.Generator().manual_seed(3))
@@ -346,6 +349,9 @@ def test_train_model_records_history(sessions, vocab):
     _, history = _tiny_trained(sessions, vocab)
     assert [h["step"] for h in history] == [1, 2, 3]
     assert all(h["loss"] > 0 and h["tokens"] > 0 for h in history)
+    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=1, device="cpu", sampler_frac=0.5)
+    with pytest.raises(ValueError, match="layout"):  # before any step, not at the first batch
+        train_model(new_model(vocab, cfg), vocab, [], cfg, progress=False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -434,7 +440,7 @@ def test_command_line_trains_saves_and_scores(tmp_path):
     assert main(args) == 0
     model, vocab, layout, meta = load_checkpoint(tmp_path / "diffusion.pt")
     assert meta["steps"] == 2 and meta["evaluations"][0]["n"] == 3
-    assert meta["train"]["sampler_frac"] == 0.5  # the command line mixes in the sampler's states
+    assert meta["train"]["sampler_frac"] == 0.0  # the pure forward process unless --sampler-frac asks
     report = json.loads((tmp_path / "diffusion.json").read_text())
     assert report["parameters"] == model.num_params()
     assert "| one_shot | 3 |" in (tmp_path / "diffusion.md").read_text()
@@ -456,8 +462,10 @@ def test_command_line_continues_a_checkpoint_of_the_same_corpus_only(tmp_path):
     assert main(["--out", str(first), "--limit", "40", *tiny()]) == 0
     before, _, _, _ = load_checkpoint(first / "diffusion.pt")
     # the continued model keeps the checkpoint's size whatever --n-embd says
-    assert main(["--out", str(second), "--limit", "40", "--init-from", str(first / "diffusion.pt"), *tiny(64)]) == 0
+    assert main(["--out", str(second), "--limit", "40", "--init-from", str(first / "diffusion.pt"), *tiny(64),
+                 "--sampler-frac", "0.5"]) == 0
     after, _, _, meta = load_checkpoint(second / "diffusion.pt")
+    assert meta["train"]["sampler_frac"] == 0.5
     assert after.config == before.config and meta["steps"] == 2
     assert meta["init_from"]["steps"] == 2 and meta["init_from"]["path"] == str(first / "diffusion.pt")
     assert not torch.equal(after.wte.weight, before.wte.weight)  # it trained further
@@ -467,7 +475,8 @@ def test_command_line_continues_a_checkpoint_of_the_same_corpus_only(tmp_path):
     chain = load_checkpoint(third / "diffusion.pt")[3]["init_from"]
     assert chain["path"] == str(second / "diffusion.pt") and chain["init_from"]["path"] == str(first / "diffusion.pt")
     report = (third / "diffusion.md").read_text()
-    assert report.index(f"It continued `{first / 'diffusion.pt'}`") < report.index(f"Then it continued `{second / 'diffusion.pt'}`")
+    oldest, then = f"It continued `{first / 'diffusion.pt'}`", f"Then it continued `{second / 'diffusion.pt'}`"
+    assert report.index(oldest) < report.index(then)
     with pytest.raises(CheckpointError, match="another corpus"):
         main(["--out", str(tmp_path / "fourth"), "--limit", "30", "--init-from", str(first / "diffusion.pt"), *tiny()])
 

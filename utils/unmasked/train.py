@@ -40,7 +40,6 @@ CHECKPOINT_FORMAT = "unmasked-diffusion-v2"  # v2: fixed-width record slots, pos
 REBUILD_HINT = "rebuild it with `make checkpoint` (python -m unmasked.train --out data/checkpoints)"
 FIELDS = ("task", "database", "decision", "files", "error", "next_step")  # = sessions.SHORT_RECORD_FIELDS
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
-SAMPLER_FRAC = 0.5  # the command line's share of sampler-order masks; TrainConfig keeps 0, chapter 02's pure process
 
 
 class CheckpointError(RuntimeError):
@@ -152,7 +151,7 @@ class RecordLayout:
         return out
 
     def field_spans(self, vocab: Vocab) -> list[tuple[str, int, int]]:
-        """(field, start, end) of every field's value: a list field's item slots are one span, as they sit side by side."""
+        """(field, start, end) of every field's value: a list field's item slots are adjacent, so one span."""
         out: dict[str, list[int]] = {}
         for key, lo, hi in self.spans(vocab):
             out[key] = [out.get(key, [lo])[0], hi]
@@ -195,16 +194,16 @@ def encode_example(short_session, vocab: Vocab, layout: RecordLayout) -> tuple[l
 
 def sampler_order_mask(answers: torch.Tensor, layout: RecordLayout, vocab: Vocab,
                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """A mask like the ones the slots sampler leaves half-way: (B, A) bool, True = masked.
+    """Masks under which each field looks as the slots sampler leaves it half-way: (B, A) bool, True = masked.
 
-    The JSON around the values is visible, and each field is cut after a random number of the
-    sampler's steps, drawn uniformly: one step per value token and one for the [EOS] that closes
-    a slot (its filler comes with it). A list's items count as one field, written in turn.
+    The JSON around the values is visible. Each field is cut after a number of its own sampler
+    steps drawn uniformly (one step per value token, one for the [EOS] that closes a slot and
+    brings its filler), independently of the other fields; the sampler cuts them all at the same
+    step. A list's items count as one field, written in turn.
     Why: masks drawn token by token at rate t almost never show a whole first file path next to
-    a fully masked second one (for 7-token paths, about 1 draw in 50,000), nor a fully masked list
-    beside visible other fields, yet those are what the sampler asks the model to continue.
-    Training on the sampler's own states is Block Diffusion's recipe (Arriola et al. 2025,
-    arXiv:2503.09573): clean earlier blocks, a noisy current one.
+    a fully masked second one (for 7-token paths, about 1 draw in 50,000), yet that is what the
+    sampler asks the model to continue. Clean earlier tokens beside a masked current block is
+    the idea of Block Diffusion (Arriola et al. 2025, arXiv:2503.09573).
     """
     B, A = answers.shape
     if A != layout.length(vocab):
@@ -379,6 +378,8 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
     """
     from tqdm.auto import tqdm
 
+    if cfg.sampler_frac > 0 and layout is None:
+        raise ValueError("cfg.sampler_frac > 0 needs the record layout: train_model(..., layout=layout)")
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -556,20 +557,30 @@ FILES_MISS_KINDS = ("right", "right paths, wrong order", "a path written twice",
                     "a changed path left out", "unreadable")
 
 
+def files_miss_kind(text: str, gold: list[str]) -> str:
+    """The kind (of FILES_MISS_KINDS) of a written `files` list: the first that applies, in that order."""
+    got = parse_record_fields(text)["files"]
+    if got is None:
+        return "unreadable"
+    paths = got.split(", ") if got else []
+    if paths == gold:
+        return "right"
+    if sorted(paths) == sorted(gold):
+        return "right paths, wrong order"
+    if len(set(paths)) < len(paths):
+        return "a path written twice"
+    if set(paths) - set(gold):
+        return "a path the session did not change"
+    return "a changed path left out"
+
+
 def files_miss_kinds(texts: list[str], records: list[dict]) -> dict[str, int]:
-    """How many written `files` lists fall in each of FILES_MISS_KINDS: what kind of wrong the misses are."""
+    """How many written `files` lists are of each kind: what kind of wrong the misses are."""
     if len(texts) != len(records):
         raise ValueError(f"need as many texts as records, got {len(texts)} and {len(records)}")
     counts = dict.fromkeys(FILES_MISS_KINDS, 0)
     for text, record in zip(texts, records):
-        got, gold = parse_record_fields(text)["files"], record["files"]
-        paths = got.split(", ") if got else []
-        kind = ("unreadable" if got is None else "right" if paths == gold
-                else "right paths, wrong order" if sorted(paths) == sorted(gold)
-                else "a path written twice" if len(set(paths)) < len(paths)
-                else "a path the session did not change" if set(paths) - set(gold)
-                else "a changed path left out")
-        counts[kind] += 1
+        counts[files_miss_kind(text, record["files"])] += 1
     return counts
 
 
@@ -739,8 +750,10 @@ def _origin_lines(start: dict | None) -> list[str]:
         return []
     where = start.get("device", "?") + (f" ({start['accelerator']})" if start.get("accelerator") else "")
     lines = _origin_lines(start.get("init_from"))
-    lines += [f"{'Then it' if lines else 'It'} continued `{start['path']}`, made by `{start.get('command', '?')}` on "
-              f"{where}: {start.get('steps', '?')} steps in {start.get('train_seconds', 0) / 60:.1f} min. That run scored:", ""]
+    at = f" as of commit {start['commit']}" if start.get("commit") else ""  # a path that was since overwritten
+    lines += [f"{'Then it' if lines else 'It'} continued `{start['path']}`{at}, made by `{start.get('command', '?')}`"
+              f" on {where}: {start.get('steps', '?')} steps in {start.get('train_seconds', 0) / 60:.1f} min."
+              " That run scored:", ""]
     if start.get("evaluations"):
         lines += [accuracy_table(start["evaluations"]), ""]
     return lines
@@ -812,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("lr", "min_lr", "t_floor"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    parser.add_argument("--sampler-frac", type=float, default=SAMPLER_FRAC,
+    parser.add_argument("--sampler-frac", type=float, default=defaults.sampler_frac,
                         help="share of each batch masked as the slots sampler leaves it (sampler_order_mask)")
     parser.add_argument("--time-budget", type=float, default=None, help="seconds; stop training early")
     parser.add_argument("--weighting", choices=WEIGHTINGS, default=defaults.weighting)
