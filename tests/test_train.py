@@ -253,7 +253,7 @@ def test_field_spans_join_a_lists_item_slots(vocab, layout):
     assert [k for k, _, _ in fields] == list(FIELDS)
     files = [(lo, hi) for k, lo, hi in spans if k == "files"]
     assert len(files) == 3 and ("files", files[0][0], files[-1][1]) in fields
-    assert all(a[1] == b[0] for a, b in zip(files, files[1:]))  # side by side: nothing between the items
+    assert all(a[1] == b[0] for a, b in zip(files, files[1:]))  # adjacent: nothing between the items
     assert [f for f in fields if f[0] != "files"] == [s for s in spans if s[0] != "files"]
 
 
