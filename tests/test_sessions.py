@@ -228,6 +228,9 @@ def test_short_sessions_are_short_and_copyable():
     for s in ss:
         _check_short(s)
     assert generate_short_sessions(5, seed=9)[:5] == ss[:5]
+    assert generate_short_sessions(3, seed=9, start=397) == ss[397:]  # a corpus extends without regenerating
+    with pytest.raises(ValueError, match="start"):
+        generate_short_sessions(3, seed=9, start=-1)
     # not trivial: distractors are present in a good share of sessions
     assert sum("rejected" in s.text or "ruled it out" in s.text or "Not " in s.text for s in ss) > 100
     assert len({s.record["database"] for s in ss}) >= 8

@@ -430,6 +430,45 @@ def test_shipped_checkpoint_was_made_from_this_corpus_and_layout():
     assert RecordLayout.fit([s.record for s in train], fresh).to_dict() == layout.to_dict()
 
 
+def test_extra_training_sessions_follow_the_committed_ones_and_skip_held_out_texts():
+    from unmasked.sessions import load_short_sessions
+    from unmasked.train import extra_training_sessions
+
+    train, test = load_short_sessions("train"), load_short_sessions("test")
+    vocab = build_vocab(train)
+    layout = RecordLayout.fit([s.record for s in train], vocab)
+    extra = extra_training_sessions(40, vocab, layout)
+    assert len(extra) == 40 and extra[0].id == f"short-0-{len(train):06d}"  # the stream goes on after the corpus
+    assert extra == generate_short_sessions(40, seed=0, start=len(train))  # none of these needed skipping
+    seen = {s.text for s in train} | {s.text for s in test}
+    assert not seen & {s.text for s in extra}
+    # a session that repeats a held-out text is skipped, and the next one taken instead
+    skipped = extra_training_sessions(40, vocab, layout, held_out=[extra[3]])
+    assert len(skipped) == 40 and extra[3] not in skipped and skipped[:3] == extra[:3]
+    assert skipped[-1] == generate_short_sessions(1, seed=0, start=len(train) + 40)[0]
+    # so is one whose prompt is longer than the model's position table takes
+    room = sorted(len(encode_example(s, vocab, layout)[0]) for s in extra)[20]
+    short = extra_training_sessions(10, vocab, layout, prompt_room=room)
+    assert all(len(encode_example(s, vocab, layout)[0]) <= room for s in short)
+    with pytest.raises(ValueError, match="non-negative"):
+        extra_training_sessions(-1, vocab, layout)
+    with pytest.raises(ValueError, match="fit this vocabulary"):  # no prompt is this short: a clear error, no hang
+        extra_training_sessions(2, vocab, layout, prompt_room=3)
+
+
+@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
+def test_shipped_checkpoint_meets_the_target_with_slot_filling():
+    """The recorded score (500 held out) clears the bar on every field, and a live fill of a few agrees."""
+    from unmasked.sessions import load_short_sessions
+    from unmasked.train import TARGET_ACCURACY
+
+    model, vocab, layout, meta = load_checkpoint()
+    slots = next(r for r in meta["evaluations"] if r["method"] == "slots")
+    assert slots["n"] >= 500 and min(slots["accuracy"][k] for k in FIELDS) >= TARGET_ACCURACY
+    live = evaluate(model, vocab, load_short_sessions("test", limit=16), layout, "slots")["accuracy"]
+    assert min(live[k] for k in FIELDS) >= 0.75, live
+
+
 def test_command_line_trains_saves_and_scores(tmp_path):
     """`python -m unmasked.train` end to end, tiny: the checkpoint it writes loads with weights_only=True."""
     from unmasked.train import main
@@ -463,9 +502,11 @@ def test_command_line_continues_a_checkpoint_of_the_same_corpus_only(tmp_path):
     before, _, _, _ = load_checkpoint(first / "diffusion.pt")
     # the continued model keeps the checkpoint's size whatever --n-embd says
     assert main(["--out", str(second), "--limit", "40", "--init-from", str(first / "diffusion.pt"), *tiny(64),
-                 "--sampler-frac", "0.5"]) == 0
+                 "--sampler-frac", "0.5", "--extra-sessions", "6"]) == 0
     after, _, _, meta = load_checkpoint(second / "diffusion.pt")
     assert meta["train"]["sampler_frac"] == 0.5
+    assert meta["extra_sessions"] == 6 and meta["n_train_sessions"] == 46
+    assert "the 40 committed ones and 6 generated after them" in (second / "diffusion.md").read_text()
     assert after.config == before.config and meta["steps"] == 2
     assert meta["init_from"]["steps"] == 2 and meta["init_from"]["path"] == str(first / "diffusion.pt")
     assert not torch.equal(after.wte.weight, before.wte.weight)  # it trained further

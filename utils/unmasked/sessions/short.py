@@ -128,15 +128,20 @@ def _short_session(rng: random.Random, sid: str) -> ShortSession:
     return ShortSession(id=sid, text=text, record=record)
 
 
-def generate_short_sessions(n: int, seed: int) -> list[ShortSession]:
-    """`n` short sessions, each drawn from its own seeded stream (seed, index): same args, same list."""
+def generate_short_sessions(n: int, seed: int, start: int = 0) -> list[ShortSession]:
+    """`n` short sessions, each drawn from its own seeded stream (seed, index): same args, same list.
+
+    start: the first index, so that a corpus can be extended without regenerating it.
+    """
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if not isinstance(start, int) or start < 0:
+        raise ValueError(f"start must be a non-negative int, got {start!r}")
     from unmasked.tokens import get_encoding
 
     enc = get_encoding("cl100k_base")
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         rng = random.Random(seed * 10_000_019 + i)
         s = _short_session(rng, f"short-{seed}-{i:06d}")
         if len(enc.encode(s.text, disallowed_special=())) > MAX_SHORT_TOKENS:  # never happens with these lists
