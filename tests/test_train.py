@@ -437,18 +437,19 @@ def test_extra_training_sessions_follow_the_committed_ones_and_skip_held_out_tex
     train, test = load_short_sessions("train"), load_short_sessions("test")
     vocab = build_vocab(train)
     layout = RecordLayout.fit([s.record for s in train], vocab)
-    extra = extra_training_sessions(40, vocab, layout)
+    extra, examples = extra_training_sessions(40, vocab, layout)
+    assert examples == [encode_example(s, vocab, layout) for s in extra]  # encoded once, while checking the fit
     assert len(extra) == 40 and extra[0].id == f"short-0-{len(train):06d}"  # the stream goes on after the corpus
     assert extra == generate_short_sessions(40, seed=0, start=len(train))  # none of these needed skipping
     seen = {s.text for s in train} | {s.text for s in test}
     assert not seen & {s.text for s in extra}
     # a session that repeats a held-out text is skipped, and the next one taken instead
-    skipped = extra_training_sessions(40, vocab, layout, held_out=[extra[3]])
+    skipped, _ = extra_training_sessions(40, vocab, layout, held_out=[extra[3]])
     assert len(skipped) == 40 and extra[3] not in skipped and skipped[:3] == extra[:3]
     assert skipped[-1] == generate_short_sessions(1, seed=0, start=len(train) + 40)[0]
     # so is one whose prompt is longer than the model's position table takes
     room = sorted(len(encode_example(s, vocab, layout)[0]) for s in extra)[20]
-    short = extra_training_sessions(10, vocab, layout, prompt_room=room)
+    short, _ = extra_training_sessions(10, vocab, layout, prompt_room=room)
     assert all(len(encode_example(s, vocab, layout)[0]) <= room for s in short)
     with pytest.raises(ValueError, match="non-negative"):
         extra_training_sessions(-1, vocab, layout)

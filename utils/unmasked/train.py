@@ -224,27 +224,32 @@ def sampler_order_mask(answers: torch.Tensor, layout: RecordLayout, vocab: Vocab
 
 
 def extra_training_sessions(n: int, vocab: Vocab, layout: RecordLayout, prompt_room: int | None = None,
-                            held_out=None, path=None) -> list:
-    """n sessions more, drawn from the committed corpus's seed after its training sessions.
+                            held_out=None, path=None) -> tuple[list, list]:
+    """(sessions, encoded examples): n more, drawn from the committed corpus's seed after its training ones.
 
     Why: 20,000 sessions, each seen nearly 60 times, teach the model their file orders by heart (the
     checkpoint of commit efbafc2 got files right on 98.8% of 500 training sessions, 85.0% of 500
-    held-out ones); sessions it has never seen make it read the order off the text instead. A session that repeats a held-out text (of the
-    whole test split, or of `held_out` if given), or that the corpus's vocabulary or slots cannot
-    hold (or whose prompt is longer than prompt_room, if given), is skipped and the next index
-    taken, so the list has n sessions (or a ValueError says that too few of them fit).
+    held-out ones); sessions it has never seen make it read the order off the text instead.
+
+    A session that repeats a held-out text (of the whole test split, or of `held_out` if given), or
+    that the corpus's vocabulary or slots cannot hold (or whose prompt is longer than prompt_room,
+    if given), is skipped and the next index taken, so the lists have n items (or a ValueError says
+    that too few sessions fit). The examples come back too, because checking the fit encodes them.
     """
     from unmasked.sessions import generate_short_sessions, load_short_sessions
     from unmasked.sessions.store import MANIFEST, SHORT_FILES, resolve_dir
 
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if n == 0:  # the default: no manifest or held-out split to read
+        return [], []
     folder = resolve_dir(path)
     manifest = json.loads((folder / MANIFEST).read_text())
     seed, start = manifest["seed"], manifest["files"][SHORT_FILES["train"]]["count"]
     test = held_out if held_out is not None else load_short_sessions("test", path=path)
     banned = {s.text for s in test}
     out: list = []
+    examples: list = []
     tried = 0
     while len(out) < n:
         if tried > 10 * n + 1000:
@@ -261,7 +266,8 @@ def extra_training_sessions(n: int, vocab: Vocab, layout: RecordLayout, prompt_r
             fits = prompt_room is None or len(prompt) <= prompt_room
             if fits and vocab.unk_id not in prompt and vocab.unk_id not in answer:
                 out.append(s)
-    return out
+                examples.append((prompt, answer))
+    return out, examples
 
 
 def build_vocab(sessions) -> Vocab:
@@ -927,8 +933,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = sized_for(TrainConfig(**{k: getattr(args, k) for k in (
         "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "lr", "min_lr",
         "t_floor", "weighting", "threads", "sampler_frac")}, time_budget_s=args.time_budget, device=device), examples)
-    extra = extra_training_sessions(args.extra_sessions, vocab, layout, cfg.prompt_room) if args.extra_sessions else []
-    examples += [encode_example(s, vocab, layout) for s in extra]
+    extra, extra_examples = extra_training_sessions(args.extra_sessions, vocab, layout, cfg.prompt_room)
+    examples += extra_examples
     seed_everything(cfg.seed)
     if args.init_from is not None:
         model, cfg, start = continue_from(args.init_from, vocab, layout, cfg, device)
