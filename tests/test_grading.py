@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import multiprocessing
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from unmasked.grading.notebook import (
     read_probe,
     read_submission,
 )
+from unmasked.grading import runner
 from unmasked.grading.procs import kill_tree
 from unmasked.grading.report import grades_csv, score_figure
 from unmasked.grading.results import score_checks
@@ -117,6 +119,67 @@ def test_wall_clock_limit_stops_a_submission(tmp_path):
     assert time.monotonic() - started < 40
     assert row["status"] == "timeout" and "ran past the 6 s limit" in row["reason"], row["reason"]
     assert row["points"] == 0 and not any(c["ran"] for c in row["checks"])
+
+
+HANGING_KERNEL = """import os, sys, time
+from pathlib import Path
+
+counter, hangs = Path(sys.argv[1]), int(sys.argv[2])
+starts = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(starts + 1))
+if starts < hangs:
+    time.sleep(600)  # started, but never answers: the rare hang seen when kernels start side by side
+os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *sys.argv[3:]])
+"""
+
+
+def _hanging_kernel(root: Path, monkeypatch, hangs: int) -> Path:
+    """A kernelspec 'hangs' whose first `hangs` starts never answer; returns its start counter."""
+    spec = root / "jupyter" / "kernels" / "hangs"
+    spec.mkdir(parents=True, exist_ok=True)
+    (root / "hang.py").write_text(HANGING_KERNEL)
+    counter = root / "starts.txt"
+    counter.unlink(missing_ok=True)
+    argv = [sys.executable, str(root / "hang.py"), str(counter), str(hangs), "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "hangs", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(root / "jupyter"))
+    # spawn, not the shared forkserver: a fresh worker sees JUPYTER_PATH (and this covers the fallback)
+    monkeypatch.setattr(runner, "_CONTEXT", multiprocessing.get_context("spawn"))
+    return counter
+
+
+@pytest.mark.slow
+def test_a_kernel_that_never_answers_is_started_again(tmp_path, monkeypatch):
+    counter = _hanging_kernel(tmp_path, monkeypatch, hangs=1)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "solution.ipynb", subs)
+    options = {**FAST, "kernel_name": "hangs", "start_timeout": 5, "timeout": 60}
+    [row] = grade("lab01_tokens", subs, tmp_path / "out", **options)
+    assert counter.read_text() == "2"
+    assert (row["status"], row["points"], row["start_attempts"]) == ("graded", 9, 2), row["reason"]
+    assert row["kernel_started"]
+
+
+@pytest.mark.slow
+def test_a_kernel_that_never_starts_gets_an_error_row_and_a_rerun_grades_it(tmp_path, monkeypatch, capsys):
+    counter = _hanging_kernel(tmp_path, monkeypatch, hangs=99)
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "solution.ipynb", subs)
+    started = time.monotonic()
+    assert cli(["lab01_tokens", str(subs), "--out", str(out), "-q", "--kernel", "hangs", "--cell-timeout", "10",
+                "--start-timeout", "3", "--start-attempts", "2"]) == 0
+    assert time.monotonic() - started < 2 * (3 + 10) + 15  # two starts, each cut at its limit plus setup
+    assert "1 submission(s) never got a kernel that answered" in capsys.readouterr().out
+    row = json.loads((out / "results" / "solution.json").read_text())
+    assert counter.read_text() == "2"
+    assert (row["status"], row["points"], row["start_attempts"], row["kernel_started"]) == ("error", 0, 2, False)
+    assert "did not start within 3 s" in row["reason"] and "tried 2 times" in row["reason"], row["reason"]
+    assert not any(c["ran"] for c in row["checks"])
+    _hanging_kernel(tmp_path, monkeypatch, hangs=0)  # the machine recovers: a plain re-run grades it
+    [again] = grade("lab01_tokens", subs, out, **{**FAST, "kernel_name": "hangs"})
+    assert (again["status"], again["points"], again["start_attempts"]) == ("graded", 9, 1), again["reason"]
 
 
 @pytest.mark.slow
@@ -374,6 +437,10 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert "no .ipynb files" in capsys.readouterr().err
     with pytest.raises(ValueError, match="-j must be at least 1"):
         Options(jobs=0)
+    with pytest.raises(ValueError, match="--start-timeout 0"):
+        Options(start_timeout=0)
+    with pytest.raises(ValueError, match="--start-attempts must be at least 1"):
+        Options(start_attempts=0)
 
 
 def test_kernel_env_keeps_the_kernel_in_its_scratch_folder(tmp_path, monkeypatch):

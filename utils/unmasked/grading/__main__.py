@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("submissions", type=Path, help="folder of submitted .ipynb files (searched recursively)")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="where grades go (default: grades)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="submissions graded at once (default: 2)")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds per submission, all in (default: 300)")
+    parser.add_argument("--timeout", type=float, default=300,
+                        help="seconds per submission once its kernel is up (default: 300)")
+    parser.add_argument("--start-timeout", type=float, default=30,
+                        help="seconds for a kernel to answer before it is started again (default: 30)")
+    parser.add_argument("--start-attempts", type=int, default=3,
+                        help="kernel starts per submission before it gets an error row (default: 3)")
     parser.add_argument("--cell-timeout", type=float, default=60,
                         help="seconds per cell before it is interrupted (default: 60)")
     parser.add_argument("--force", action="store_true", help="regrade submissions already graded")
@@ -44,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         options = Options(
-            jobs=args.jobs, timeout=args.timeout, cell_timeout=args.cell_timeout, force=args.force, seed=args.seed,
+            jobs=args.jobs, timeout=args.timeout, cell_timeout=args.cell_timeout, start_timeout=args.start_timeout,
+            start_attempts=args.start_attempts, force=args.force, seed=args.seed,
             check_seed=args.check_seed, kernel_name=args.kernel, max_output_mb=args.max_output_mb,
             progress=not args.quiet, keep_scratch=args.keep_scratch,
         )
@@ -62,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{n} {status}" for status, n in counts.most_common())
         + f"\ngrades: {args.out / 'grades.csv'}  feedback: {args.out / 'feedback'}/  plot: {args.out / 'scores.html'}"
     )
+    unstarted = sum(r.get("kernel_started") is False for r in results)
+    if unstarted:
+        print(f"{unstarted} submission(s) never got a kernel that answered (the machine, not the learner): "
+              "run the same command again to grade them")
     return 0
 
 

@@ -4,7 +4,8 @@ Statuses, as in grades.csv:
   graded   the notebook ran to the end and the hidden checks ran (cells may still have raised)
   timeout  a cell ran past --cell-timeout (interrupted; the checks still ran if the kernel
            recovered) or the submission ran past --timeout (everything killed, checks not run)
-  error    the kernel died, or the hidden checks could not report; checks that did not run score 0
+  error    the kernel died or never started, or the hidden checks could not report; checks that
+           did not run score 0 (kernel_started=False rows are retried by the next run)
   invalid  the file is not a notebook we can run (empty, not JSON, not a notebook)
 """
 

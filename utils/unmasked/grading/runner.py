@@ -33,7 +33,7 @@ from .notebook import InvalidSubmission, cell_label, inject_parameters, read_sub
 from .procs import kill_tree
 from .report import atomic_write, feedback_markdown, grades_csv, score_figure, write_figure
 from .results import STATUSES, make_result, not_run
-from .worker import entry
+from .worker import START_SLACK_S, entry
 
 GRACE_S = 10.0  # the worker stops itself at --timeout; the parent kills it this much later
 
@@ -60,7 +60,9 @@ _CONTEXT = None
 @dataclass
 class Options:
     jobs: int = 2
-    timeout: float = 300.0  # wall clock per submission, everything included
+    timeout: float = 300.0  # wall clock per submission, from its kernel's first answer to the last check
+    start_timeout: float = 30.0  # for a kernel to answer; one that does not is started again
+    start_attempts: int = 3  # kernel starts per submission before it gets an error row
     cell_timeout: float = 60.0  # per cell; the cell is interrupted and the run goes on
     force: bool = False
     seed: int = 0  # injected as SEED when the lab has that parameter
@@ -73,10 +75,13 @@ class Options:
     def __post_init__(self):
         if self.jobs < 1:
             raise ValueError(f"-j must be at least 1, got {self.jobs}")
-        if self.timeout <= 0 or self.cell_timeout <= 0:
+        if min(self.timeout, self.cell_timeout, self.start_timeout) <= 0:
             raise ValueError(
-                f"timeouts must be > 0 s, got --timeout {self.timeout} and --cell-timeout {self.cell_timeout}"
+                f"timeouts must be > 0 s, got --timeout {self.timeout}, --cell-timeout {self.cell_timeout} "
+                f"and --start-timeout {self.start_timeout}"
             )
+        if self.start_attempts < 1:
+            raise ValueError(f"--start-attempts must be at least 1, got {self.start_attempts}")
 
 
 SCRATCH_PREFIX = "unmasked-grading-"
@@ -154,7 +159,22 @@ class Grader:
                 shutil.rmtree(scratch, ignore_errors=True)
 
     def _run_worker(self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float) -> dict | None:
+        """Run the worker; start it again while its kernel never answers, since no learner code ran."""
         check_seed = self.opts.check_seed if self.opts.check_seed is not None else secrets.randbelow(2**62)
+        for attempt in range(1, self.opts.start_attempts + 1):
+            result = self._attempt(nb, notebook, scratch, rel, check_seed)
+            if result is None or result.get("kernel_started", True) or attempt == self.opts.start_attempts:
+                break
+        if result is None:
+            return None
+        if not result.get("kernel_started", True):
+            result["reason"] += f"; tried {attempt} time{'s' * (attempt > 1)}: the grading machine's fault, " \
+                "not the submission's; re-run the grader to grade it"
+        result["start_attempts"] = attempt
+        return self._finish(result, sha, started)
+
+    def _attempt(self, nb, notebook: Path, scratch: Path, rel: str, check_seed: int) -> dict | None:
+        """One worker, from fork to its result row (without sha and timing); None if the grader is stopping."""
         job = {
             "submission": rel,
             "notebook": str(notebook),
@@ -162,6 +182,7 @@ class Grader:
             "lab": self.lab.lab,
             "cell_timeout": self.opts.cell_timeout,
             "timeout": self.opts.timeout,
+            "start_timeout": self.opts.start_timeout,
             "check_seed": check_seed,
             "grader_pid": os.getpid(),
             "kernel_name": self.opts.kernel_name,
@@ -176,7 +197,8 @@ class Grader:
             self.live.add(proc)
         writer.close()  # ours; the worker holds its own copy, so its exit reads as EOF here
         events, killed = [], False
-        deadline = time.monotonic() + self.opts.timeout + GRACE_S
+        # The worker keeps its own limits; these are the backstop, GRACE_S later.
+        deadline = time.monotonic() + self.opts.start_timeout + START_SLACK_S + GRACE_S
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -191,7 +213,9 @@ class Grader:
                         break
                     except ValueError:
                         continue
-                    if events[-1].get("event") == "result":
+                    if events[-1].get("event") == "ready":
+                        deadline = time.monotonic() + self.opts.timeout + GRACE_S
+                    elif events[-1].get("event") == "result":
                         break
             proc.join(GRACE_S)
             if proc.exitcode is None:
@@ -205,12 +229,18 @@ class Grader:
             return None
         result = next((e["result"] for e in reversed(events) if e.get("event") == "result"), None)
         if result is not None and result.get("status") in STATUSES:
-            return self._finish(result, sha, started)
+            return result
+        ready = any(e.get("event") == "ready" for e in events)
         cells = [e["index"] for e in events if e.get("event") == "cell"]
-        where = cell_label(nb.cells[cells[-1]]) if cells and cells[-1] < len(nb.cells) else "the hidden checks"
-        if killed:
+        where = cell_label(nb.cells[cells[-1]]) if cells and cells[-1] < len(nb.cells) else (
+            "the hidden checks" if ready else "starting the kernel"
+        )
+        if killed and ready:
             reason = f"ran past the {self.opts.timeout:g} s limit for a submission, in {where}; killed"
-            return self._result(rel, "timeout", reason, sha, started, check_seed=check_seed)
+            return self._row(rel, "timeout", reason, check_seed=check_seed)
+        if killed:
+            reason = f"the kernel did not start within {self.opts.start_timeout:g} s (its worker hung); no cell ran"
+            return self._row(rel, "error", reason, check_seed=check_seed, kernel_started=False)
         crash = next((e for e in events if e.get("event") == "crash"), None)
         if crash:
             print(f"grading worker crashed on {rel}:\n{crash.get('traceback', '')}", file=sys.stderr)
@@ -218,11 +248,13 @@ class Grader:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         detail = crash["error"][:200] if crash else "no message"
         reason = f"the grading worker {how} in {where}: {detail}"
-        return self._result(rel, "error", reason, sha, started, check_seed=check_seed)
+        return self._row(rel, "error", reason, check_seed=check_seed)
+
+    def _row(self, rel, status, reason, **extra) -> dict:
+        return make_result(rel, self.lab.lab, status, reason, not_run(self.outline, reason), **extra)
 
     def _result(self, rel, status, reason, sha, started, **extra) -> dict:
-        result = make_result(rel, self.lab.lab, status, reason, not_run(self.outline, reason), **extra)
-        return self._finish(result, sha, started)
+        return self._finish(self._row(rel, status, reason, **extra), sha, started)
 
     def _finish(self, result: dict, sha: str, started: float) -> dict:
         result.update(
@@ -257,6 +289,8 @@ class Grader:
             old = json.loads(result_path.read_text(encoding="utf-8"))
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
         except (OSError, ValueError):
+            return None
+        if old.get("kernel_started") is False:  # nothing of it ran: grade it this time
             return None
         if old.get("submission") == rel and old.get("fingerprint") == self.fingerprint(sha):
             return old

@@ -2,9 +2,10 @@
 
 The parent (unmasked.grading.runner) forks one of these per submission from a forkserver that
 has papermill and tiktoken loaded already, and kills it and everything it started if it
-outlives --timeout. The job arrives as a dict; events and exactly one result leave through a
-pipe the kernel does not inherit. Before the kernel starts, this process points fds 0-2 at
-/dev/null, so nothing the kernel writes to an inherited stdout can pass for a result.
+outlives its limits: --start-timeout for the kernel to answer, then --timeout. The job arrives
+as a dict; events and exactly one result leave through a pipe the kernel does not inherit.
+Before the kernel starts, this process points fds 0-2 at /dev/null, so nothing the kernel
+writes to an inherited stdout can pass for a result.
 
 For debugging one submission by hand:  python -m unmasked.grading.worker < job.json
 """
@@ -18,6 +19,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+START_SLACK_S = 10.0  # the worker's own setup before the kernel starts: loading the checks, reading the notebook
 
 
 class Reporter:
@@ -57,6 +60,7 @@ class RunState:
         self.max_output, self.stored, self.truncated = max_output, 0, False
         self.report = report
         self.kernel_pid: int | None = None
+        self.ready_at: float | None = None  # when the kernel first answered; the submission's clock starts here
         self.current: int | None = None
         self.interrupted: list[str] = []  # labels of the cells interrupted for time
         self.interrupted_ids: set[int] = set()
@@ -116,6 +120,14 @@ def _engine(state: RunState):
             state.report.event(event="kernel", pid=state.kernel_pid)
 
         start_new_kernel = run_sync(async_start_new_kernel)
+
+        async def async_start_new_kernel_client(self):
+            client = await super().async_start_new_kernel_client()
+            state.ready_at = time.monotonic()
+            state.report.event(event="ready")
+            return client
+
+        start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
         async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
             state.current = cell_index
@@ -197,8 +209,15 @@ def run(job: dict, report: Reporter) -> dict:
     def done(status, reason, verdicts, **more):
         return make_result(
             job["submission"], lab.lab, status, reason, verdicts,
-            duration_s=round(time.monotonic() - started, 2), **extra, **more,
+            duration_s=round(time.monotonic() - started, 2), kernel_started=state.ready_at is not None,
+            **extra, **more,
         )
+
+    def no_kernel(detail: str) -> dict:
+        # Nothing of the submission has run, so this is the machine's fault, not the learner's:
+        # kernel_started=False tells the runner to try again with a fresh worker.
+        reason = f"the kernel did not start within {job['start_timeout']:g} s ({detail}); no cell ran"
+        return done("error", reason, not_run(outline, "the hidden checks did not run: " + reason))
 
     nb = nbformat.read(job["notebook"], as_version=4)
     nb.cells.append(probe.cell)  # in memory only: the scratch copy never holds the checks
@@ -208,10 +227,15 @@ def run(job: dict, report: Reporter) -> dict:
 
     def label(index):
         cells = state.nb_man.nb.cells if state.nb_man is not None else nb.cells
-        return cell_label(cells[index]) if index is not None and index < len(cells) else "starting the kernel"
+        return cell_label(cells[index]) if index is not None and index < len(cells) else (
+            "starting the kernel" if state.ready_at is None else "the kernel, before the first cell"
+        )
 
-    # The watchdog: past the deadline, report a timeout, kill the kernel's session and leave.
-    deadline = started + job["timeout"]
+    # The watchdog: past a deadline, report, kill the kernel's session and leave. Until the kernel
+    # answers, the deadline is the start limit (plus a little for the setup above); from then on
+    # the submission has --timeout. A kernel that never answers is a known, rare hang in starting
+    # Jupyter kernels side by side; it must not cost a learner the run.
+    start_deadline = started + job["start_timeout"] + START_SLACK_S
     parent = os.getppid()
 
     def grader_gone() -> bool:
@@ -233,7 +257,13 @@ def run(job: dict, report: Reporter) -> dict:
                     kill_session(state.kernel_pid)
                 shutil.rmtree(scratch, ignore_errors=True)
                 os._exit(3)
-            if time.monotonic() > deadline:
+            if state.ready_at is None:
+                if time.monotonic() > start_deadline:
+                    report.finish(no_kernel("it never answered"))
+                    if state.kernel_pid:
+                        kill_session(state.kernel_pid)
+                    os._exit(0)
+            elif time.monotonic() > state.ready_at + job["timeout"]:
                 reason = f"ran past the {job['timeout']:g} s limit for a submission, in {label(state.current)}"
                 stopped = not_run(outline, "the submission was stopped before the checks ran")
                 report.finish(done("timeout", reason, stopped))
@@ -249,7 +279,7 @@ def run(job: dict, report: Reporter) -> dict:
     from papermill.exceptions import PapermillExecutionError
 
     papermill_engines.register("unmasked-grading", _engine(state))
-    failure = None
+    raised = None
     try:
         papermill.execute_notebook(
             nb,
@@ -259,21 +289,27 @@ def run(job: dict, report: Reporter) -> dict:
             progress_bar=False,
             request_save_on_cell_execute=False,
             execution_timeout=job["cell_timeout"],
-            start_timeout=min(60, job["timeout"]),
+            start_timeout=job["start_timeout"],
             cwd=str(scratch),
         )
     except PapermillExecutionError:
         pass  # cells raised; with allow_errors every cell and the checks still ran
-    except DeadKernelError:
-        failure = ("error", f"the kernel died in {label(state.current)} (os._exit, a crash, or out of memory)")
-    except CellTimeoutError:
-        failure = ("timeout", f"{label(state.current)} ran past {job['cell_timeout']:g} s and ignored the interrupt")
-    except Exception as exc:  # kernel did not start, papermill failed: still a row, with the reason
-        where, what = label(state.current), f"{type(exc).__name__}: {str(exc)[:200]}"
-        failure = ("error", f"running the notebook failed in {where}: {what}")
+    except Exception as exc:
+        raised = exc
     finally:
         if state.kernel_pid:
             kill_session(state.kernel_pid)  # whatever the learner's code left running
+
+    what = f"{type(raised).__name__}: {str(raised)[:200]}" if raised is not None else ""
+    if state.ready_at is None:  # it died or hung while starting, before any cell ran
+        return no_kernel(what or "no reason given")
+    failure = None
+    if isinstance(raised, DeadKernelError):
+        failure = ("error", f"the kernel died in {label(state.current)} (os._exit, a crash, or out of memory)")
+    elif isinstance(raised, CellTimeoutError):
+        failure = ("timeout", f"{label(state.current)} ran past {job['cell_timeout']:g} s and ignored the interrupt")
+    elif raised is not None:  # papermill failed: still a row, with the reason
+        failure = ("error", f"running the notebook failed in {label(state.current)}: {what}")
 
     executed = state.nb_man.nb if state.nb_man is not None else nb
     errors = cell_errors(executed)
