@@ -64,6 +64,11 @@ def make_result(submission: str, lab: str, status: str, reason: str, checks: lis
     }
 
 
+def no_kernel_reason(start_timeout: float, detail: str) -> str:
+    """The reason of a row whose kernel never answered: nothing of the submission ran."""
+    return f"the kernel did not start within {start_timeout:g} s ({detail}); no cell ran"
+
+
 def summary_reason(checks: list[dict], errors: list[dict], timed_out: list[str], truncated: bool) -> str:
     """One line for grades.csv: how many checks passed, then what went wrong in the run."""
     passed = sum(c["passed"] for c in checks)

@@ -32,7 +32,7 @@ from . import checks as registry
 from .notebook import InvalidSubmission, cell_label, inject_parameters, read_submission
 from .procs import kill_tree
 from .report import atomic_write, feedback_markdown, grades_csv, score_figure, write_figure
-from .results import STATUSES, make_result, not_run
+from .results import STATUSES, make_result, no_kernel_reason, not_run
 from .worker import START_SLACK_S, entry
 
 GRACE_S = 10.0  # the worker stops itself at --timeout; the parent kills it this much later
@@ -239,7 +239,7 @@ class Grader:
             reason = f"ran past the {self.opts.timeout:g} s limit for a submission, in {where}; killed"
             return self._row(rel, "timeout", reason, check_seed=check_seed)
         if killed:
-            reason = f"the kernel did not start within {self.opts.start_timeout:g} s (its worker hung); no cell ran"
+            reason = no_kernel_reason(self.opts.start_timeout, "its worker hung")
             return self._row(rel, "error", reason, check_seed=check_seed, kernel_started=False)
         crash = next((e for e in events if e.get("event") == "crash"), None)
         if crash:

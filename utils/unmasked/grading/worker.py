@@ -196,7 +196,7 @@ def run(job: dict, report: Reporter) -> dict:
     from . import checks as registry
     from .notebook import META, ProbeError, cell_errors, cell_label, make_probe, read_probe
     from .procs import kill_session
-    from .results import make_result, not_run, score_checks, summary_reason
+    from .results import make_result, no_kernel_reason, not_run, score_checks, summary_reason
 
     started = time.monotonic()
     scratch = Path(job["scratch"])
@@ -216,7 +216,7 @@ def run(job: dict, report: Reporter) -> dict:
     def no_kernel(detail: str) -> dict:
         # Nothing of the submission has run, so this is the machine's fault, not the learner's:
         # kernel_started=False tells the runner to try again with a fresh worker.
-        reason = f"the kernel did not start within {job['start_timeout']:g} s ({detail}); no cell ran"
+        reason = no_kernel_reason(job["start_timeout"], detail)
         return done("error", reason, not_run(outline, "the hidden checks did not run: " + reason))
 
     nb = nbformat.read(job["notebook"], as_version=4)
