@@ -38,7 +38,7 @@ def test_twenty_turns_at_150k_is_9_dollars(prices):
 
 
 def test_cache_hit_is_a_tenth_of_input_for_anthropic(prices):
-    for name in ("claude-sonnet-4", "claude-opus-4-5", "claude-haiku-4-5"):
+    for name in ("claude-sonnet-4", "claude-sonnet-4-6", "claude-opus-4-6", "claude-opus-4-5", "claude-haiku-4-5"):
         p = prices[name]
         assert p.cache_read_input_token_cost == pytest.approx(0.1 * p.input_cost_per_token)
         assert p.cache_creation_input_token_cost == pytest.approx(1.25 * p.input_cost_per_token)
@@ -62,7 +62,13 @@ def test_every_entry_has_source_date_and_litellm_fields(raw):
         for field in costs.REQUIRED_FIELDS:
             assert field in entry, (name, field)
         assert entry["source"].startswith("https://"), name
-        assert entry.get("note"), f"{name} should say how its figures were verified"
+        assert entry["note"].startswith(f"From litellm {raw['_about']['litellm_version']}"), name
+        assert entry["date"] == raw["_about"]["refreshed"], name
+    # the seed's named frontier models are there, and litellm's name for Mercury
+    assert {"claude-opus-4-6", "gpt-5.5", "inception/mercury-2"} <= set(entries)
+    assert entries["claude-sonnet-4"]["retired"] and "Retired" in entries["claude-sonnet-4"]["note"]
+    # a hand-entered figure says so
+    assert "by hand" in entries["inception/mercury-2"]["note"]
 
 
 @pytest.mark.parametrize("field", costs.REQUIRED_FIELDS)
@@ -76,7 +82,7 @@ def test_missing_field_names_entry_and_field(raw, field):
 @pytest.mark.parametrize("field", costs.PRICE_FIELDS)
 def test_negative_price_names_entry_and_field(raw, field):
     bad = copy.deepcopy(raw)
-    bad["mercury-2"][field] = -1e-6
+    bad["inception/mercury-2"][field] = -1e-6
     with pytest.raises(costs.PriceFileError, match=rf"mercury-2.*{field}.*non-negative"):
         costs.validate_prices(bad)
 
@@ -162,7 +168,7 @@ def test_compaction_bounds_the_prompt_and_records_summaries(prices):
     assert max(t.prompt_tokens for t in res.turns) <= 20_000
     for t in res.turns:
         if t.compacted:
-            assert t.summary_tokens == round(0.1 * t.compacted_tokens)
+            assert t.summary_tokens == max(1, round(0.1 * t.compacted_tokens))
             assert t.compaction_cost > 0 and t.compaction_s > 0
 
 
@@ -218,6 +224,59 @@ def test_diffusion_decode_uses_steps_when_given(prices):
     assert res.turns[0].decode_s == pytest.approx(1.0)  # published 1,009 tok/s
 
 
+def test_autoregressive_decode_slows_as_the_session_grows(prices):
+    res = costs.simulate_session(30, 4_000, "claude-opus-4-6", output_tokens=500, prices=prices)
+    decode = [t.decode_s for t in res.turns]
+    assert all(b > a for a, b in zip(decode, decode[1:]))
+    dep = latency.DEPLOYMENTS["frontier"]
+    last = res.turns[-1]
+    assert last.decode_s == pytest.approx(dep.decode_seconds(500, last.prompt_tokens))
+
+
+# ----------------------------------------------------------------- windows and long-context rates
+
+
+def test_a_prompt_over_the_window_is_an_error(prices):
+    # 60 turns of 3,750 tokens pass claude-sonnet-4's 200K window at turn 54
+    with pytest.raises(costs.ContextWindowError, match=r"turn 54: .*202,250 tokens.*window of 200,000"):
+        costs.simulate_session(60, 3_500, SONNET, output_tokens=250, prices=prices)
+    fits = costs.simulate_session(53, 3_500, SONNET, output_tokens=250, prices=prices)
+    assert fits.turns[-1].prompt_tokens <= 200_000 and "every prompt fits" in fits.window_note
+
+
+def test_a_prompt_over_the_window_forces_a_compaction_when_asked(prices):
+    res = costs.simulate_session(60, 3_500, SONNET, output_tokens=250, prices=prices, on_overflow="compact")
+    assert max(t.prompt_tokens for t in res.turns) <= 200_000
+    forced = [t.turn for t in res.turns if t.forced]
+    assert forced and forced[0] == 54 and res.forced_compactions == len(forced)
+    assert "forced a compaction before turn(s) 54" in res.window_note
+    # a policy that compacts first never hits the window
+    policy = costs.CompactionPolicy(threshold=100_000)
+    res = costs.simulate_session(60, 3_500, SONNET, output_tokens=250, prices=prices, policy=policy,
+                                 on_overflow="compact")
+    assert res.compactions and not res.forced_compactions
+    with pytest.raises(ValueError, match="on_overflow"):
+        costs.simulate_session(2, 10, SONNET, prices=prices, on_overflow="truncate")
+
+
+def test_a_compactor_cannot_read_more_than_its_window(prices):
+    policy = costs.CompactionPolicy(threshold=140_000, keep_last=0, compactor="inception/mercury-2")
+    with pytest.raises(costs.ContextWindowError, match="compactor inception/mercury-2 would read .* 128,000"):
+        costs.simulate_session(40, 3_500, "claude-opus-4-6", output_tokens=250, policy=policy, prices=prices)
+
+
+def test_long_context_rates_bill_the_whole_request(prices):
+    g = prices["gpt-5.5"]
+    assert g.long_context_above_tokens == 272_000
+    lc = g.long_context_prices
+    one = costs.simulate_session(1, 300_000, g, output_tokens=100, caching=False, prices=prices)
+    assert one.total_cost == pytest.approx(300_000 * lc["input_cost_per_token"] + 100 * lc["output_cost_per_token"])
+    assert one.turns[0].long_context_rates and "long-context rates" in one.window_note
+    under = costs.simulate_session(1, 272_000, g, output_tokens=100, caching=False, prices=prices)
+    assert under.total_cost == pytest.approx(272_000 * 5e-6 + 100 * 30e-6)
+    assert not under.turns[0].long_context_rates
+
+
 # ----------------------------------------------------------------- thresholds
 
 
@@ -235,11 +294,46 @@ def test_break_even_shrinks_with_a_longer_horizon(prices):
     assert long is not None and (short is None or long <= short)
 
 
-def test_best_threshold_returns_the_cheapest_row(prices):
+def _independent_cost(turns, new, out, p, threshold=None, keep_last=2, ratio=0.1, caching=False):
+    """A session's dollars, written again from the billing rules (as lab 08 states them)."""
+    blocks, cached_prefix, total = [], 0, 0.0
+    for _ in range(turns):
+        if threshold is not None and sum(blocks) + new > threshold and len(blocks) > keep_last:
+            split = len(blocks) - keep_last
+            old = sum(blocks[:split])
+            summary = max(1, round(ratio * old))
+            read = p.cache_read_input_token_cost if caching else p.input_cost_per_token
+            total += old * read + summary * p.output_cost_per_token
+            blocks, cached_prefix = [summary] + blocks[split:], 0
+        prompt = sum(blocks) + new
+        if caching:
+            hit = min(cached_prefix, prompt)
+            total += hit * p.cache_read_input_token_cost + (prompt - hit) * p.cache_creation_input_token_cost
+            cached_prefix = prompt
+        else:
+            total += prompt * p.input_cost_per_token
+        total += out * p.output_cost_per_token
+        blocks.append(new + out)
+    return total
+
+
+def test_independent_cost_agrees_with_a_hand_worked_session(prices):
+    p = prices[SONNET]
+    # 3 turns of 1,000 in + 100 out, threshold 3,000, keep 1: before turn 3 turn 1's 1,100 tokens become 110
+    hand = (1_000 + 2_100 + (110 + 1_100 + 1_000)) * 3e-6 + 3 * 100 * 15e-6 + 1_100 * 3e-6 + 110 * 15e-6
+    assert _independent_cost(3, 1_000, 100, p, threshold=3_000, keep_last=1) == pytest.approx(hand)
+
+
+@pytest.mark.parametrize("caching", [False, True])
+def test_best_threshold_is_the_brute_force_cheapest(prices, caching):
+    p = prices[SONNET]
     grid = range(10_000, 100_001, 10_000)
-    rows = costs.threshold_sweep(30, 3_000, SONNET, grid, caching=True, prices=prices)
-    best, cost = costs.best_threshold(30, 3_000, SONNET, grid, caching=True, prices=prices)
-    assert cost == pytest.approx(min(c for _, c in rows))
+    brute = {None: _independent_cost(30, 3_000, 500, p, caching=caching)}
+    brute |= {th: _independent_cost(30, 3_000, 500, p, threshold=th, caching=caching) for th in grid}
+    cheapest = min(brute.values())
+    best, cost = costs.best_threshold(30, 3_000, SONNET, grid, caching=caching, prices=prices)
+    assert cost == pytest.approx(cheapest) and brute[best] == pytest.approx(cheapest)
+    assert all(brute[th] >= cheapest - 1e-12 for th in brute)
 
 
 # ----------------------------------------------------------------- latency
@@ -257,8 +351,8 @@ def test_reference_coefficients_follow_from_shape():
     ref = latency.REFERENCE_PREFILL
     flops = 8 * 989e12 * 0.4
     assert ref.a == pytest.approx(2 * 70e9 / flops)
-    assert ref.b == pytest.approx(80 * 8192 / flops)
-    assert ref.crossover_tokens == pytest.approx(2 * 70e9 / (80 * 8192))
+    assert ref.b == pytest.approx(2 * 80 * 8192 / flops)
+    assert ref.crossover_tokens == pytest.approx(70e9 / (80 * 8192))
 
 
 def test_latency_bad_input():
@@ -275,24 +369,82 @@ def test_latency_bad_input():
 # ----------------------------------------------------------------- ledger and figures
 
 
-def test_ledger_covers_every_claim_with_a_valid_verdict(prices):
+SEED_NUMBERS = ("$0.45", "$9", "90%", "82%", "10:1", "5%", "20-30K", "1,000+", "80 s", "one second instead of ten",
+                "16 steps x 60 ms", "8 steps", "10-20x", "2-3 minute", "Mercury")
+
+
+def test_ledger_has_a_row_for_each_seed_number(prices):
     rows = costs.claims_ledger(prices)
     claims = " | ".join(r["claim"] for r in rows)
-    for needle in ("$0.45", "$9", "90%", "82%", "10:1", "20-30k", "1,000+", "80 s", "16 steps"):
+    for needle in SEED_NUMBERS:
         assert needle in claims, needle
+    assert len(rows) == len(SEED_NUMBERS)
     for r in rows:
         assert r["verdict"] in costs.VERDICTS
-        assert r["computed"] and r["reason"] and r["assumptions"]
+        assert r["computed"] and r["reason"] and r["assumptions"] and r["claimed"]
 
 
-def test_ledger_verdicts_follow_the_numbers(prices):
-    rows = {r["claim"]: r for r in costs.claims_ledger(prices)}
-    assert rows["$0.45 per turn at 150k tokens"]["verdict"] == "holds with caveat"  # caching is the caveat
-    # with the prices made cache-free the same claim holds outright
-    flat = dict(prices)
-    flat[SONNET] = costs.ModelPrice(**{**prices[SONNET].__dict__, "cache_read_input_token_cost": 3e-6})
-    rows = {r["claim"]: r for r in costs.claims_ledger(flat)}
-    assert rows["$0.45 per turn at 150k tokens"]["verdict"] == "holds"
+class _Rows(dict):
+    """Ledger rows found by a piece of their claim."""
+
+    def __getitem__(self, needle):
+        (row,) = [r for claim, r in self.items() if needle in claim]
+        return row
+
+
+def _ledger(prices, **assumptions):
+    return _Rows((r["claim"], r) for r in costs.claims_ledger(prices, assumptions))
+
+
+def test_judge_is_one_rule_with_stated_tolerances():
+    claim = [costs.Claim.about("x", 100.0)]
+    assert costs.judge(claim, [104.9], {"b=1": [96.0]})[0] == "holds"
+    assert costs.judge(claim, [104.9], {"b=1": [90.0]}) == ("holds with a caveat", "it does not hold with b=1")
+    assert costs.judge(claim, [106.0], {"b=1": [100.0]}) == ("does not hold", "it would hold with b=1")
+    assert costs.judge(claim, [None], {})[0] == "not measured here"
+    assert costs.judge([costs.Claim("tok/s", 1000)], [1009], {})[0] == "holds"
+    assert costs.judge([costs.Claim.percent("p", 0.82)], [0.79], {})[0] == "does not hold"  # 2 points
+
+
+def test_price_tier_and_caching_flip_the_per_turn_claim(prices):
+    rows = _ledger(prices, price_tier="frontier", caching=False)
+    assert rows["$0.45"]["verdict"] == "does not hold"
+    assert "$0.75" in rows["$0.45"]["computed"]  # 150K at the seed's frontier $5/M
+    rows = _ledger(prices, price_tier="mid", caching=False)
+    assert rows["$0.45"]["verdict"] == "holds with a caveat" and "caching=True" in rows["$0.45"]["reason"]
+    rows = _ledger(prices, price_tier="mid", caching=True)
+    assert rows["$0.45"]["verdict"] == "does not hold"
+
+
+def test_session_claim_holds_only_for_a_flat_uncached_mid_tier_session(prices):
+    assert _ledger(prices, price_tier="mid", caching=False, growth="flat")["$9"]["verdict"] == "holds with a caveat"
+    grow = _ledger(prices, price_tier="mid", caching=False, growth="growing")["$9"]
+    assert grow["verdict"] == "does not hold" and "growth=flat" in grow["reason"]
+
+
+def test_latency_row_counts_the_compaction_call(prices):
+    counted = _ledger(prices, count_compaction_call=True)["82%"]["figures"][0]
+    not_counted = _ledger(prices, count_compaction_call=False)["82%"]["figures"][0]
+    assert counted < not_counted
+
+
+def test_contradictions_in_the_seed_are_computed(prices):
+    rows = _ledger(prices)
+    assert rows["10:1"]["figures"][0] == pytest.approx(150_000 / 8_000)  # the cap, not 10:1
+    assert rows["10:1"]["verdict"] == "does not hold"
+    assert rows["5%"]["figures"][1] < 0.05  # "a 5% floor": a 1M window lets the cap fall under it
+    assert rows["Mercury"]["verdict"] == "does not hold"  # 128K < 150K
+    assert rows["8 steps"]["verdict"] == "not measured here"
+    # with a bigger window for Mercury the window row holds
+    wide = dict(prices)
+    wide["inception/mercury-2"] = costs.ModelPrice(**{**prices["inception/mercury-2"].__dict__,
+                                                      "max_input_tokens": 260_000})
+    assert _ledger(wide)["Mercury"]["verdict"] == "holds"
+
+
+def test_ledger_rejects_an_unknown_assumption(prices):
+    with pytest.raises(ValueError, match="unknown assumption.*price_teir"):
+        costs.claims_ledger(prices, {"price_teir": "mid"})
 
 
 def test_figures_have_one_trace_per_session_and_copy_traces(prices):
@@ -313,12 +465,13 @@ def test_figures_have_one_trace_per_session_and_copy_traces(prices):
 
 
 def test_calculator_results_compare_like_with_like(prices):
-    res = costs.calculator_results(30, 3_000, SONNET, True, 20_000, 0.1, "mercury-2", prices=prices)
+    res = costs.calculator_results(30, 3_000, SONNET, True, 20_000, 0.1, "inception/mercury-2", prices=prices)
     assert list(res) == ["no compaction", "with compaction"]
     plain, compacted = res.values()
     assert plain.compactions == 0 and compacted.compactions > 0
-    assert compacted.policy.compactor == "mercury-2" and plain.caching and compacted.caching
-    cost_fig, latency_fig = costs.calculator_figures(30, 3_000, SONNET, True, 20_000, 0.1, "mercury-2", prices=prices)
+    assert compacted.policy.compactor == "inception/mercury-2" and plain.caching and compacted.caching
+    cost_fig, latency_fig = costs.calculator_figures(30, 3_000, SONNET, True, 20_000, 0.1, "inception/mercury-2",
+                                                     prices=prices)
     assert f"&#36;{plain.total_cost:,.2f}" in cost_fig.layout.title.text
     assert "$" not in cost_fig.layout.title.text, "two '$' make plotly.js typeset LaTeX and drop the title"
 
