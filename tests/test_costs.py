@@ -499,3 +499,12 @@ def test_threshold_sweep_figure_draws_a_never_line_per_label(prices):
     fig = costs.threshold_sweep_figure({"a": rows, "b": rows})
     assert len(fig.data) == 4
     assert list(fig.data[1].y) == [rows[0][1]] * 2
+
+
+def test_ledger_html_escapes_dollars_for_mathjax(prices):
+    rows = costs.claims_ledger(prices)
+    html = costs.ledger_html(rows)
+    assert "$" not in html, "two '$' in Markdown/HTML output make MathJax typeset the text between them"
+    assert "&#36;0.45" in html and html.count("<tr style=") == len(rows)
+    assert costs.ledger_html([dict(claim="<b>", claimed="", computed="", verdict="holds", assumptions="",
+                                   reason="")]).count("&lt;b&gt;") == 1

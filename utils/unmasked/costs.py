@@ -21,6 +21,14 @@ Billing model (documented assumptions, each one a parameter or a line to change)
   `reuse_cache` is set (the default), the call re-sends the cached history followed by a
   "summarise" instruction, so it reads that span at the cache-read price; otherwise (another
   model, or a prompt that starts with its own instructions) it pays the uncached input price.
+- A prompt over the model's window (max_input_tokens) is an error, or, with on_overflow="compact",
+  a forced compaction that the turn records. A request whose prompt passes a vendor's long-context
+  threshold is billed, input and output, at the long-context rates.
+- Latency: prefill and decode come from the reference deployment of the model's tier
+  (unmasked.latency.DEPLOYMENTS); decode slows as the context grows.
+
+The claims ledger (claims_ledger) recomputes the seed's numbers under SEED_ASSUMPTIONS and judges
+each with one rule (judge).
 """
 
 from __future__ import annotations
@@ -810,8 +818,10 @@ def _row_ar_vs_diffusion(s):
     ar = _deployment(s.model, None).decode_seconds(summary, n)
     speed = s.diffusion.output_tokens_per_second
     diff = math.nan if speed is None else summary / speed
+    seed = summary * s.a["ar_seconds_per_token"]
     return [ar, diff], (f"{summary:,} tokens: AR {ar:.0f} s ({s.model.tier} deployment, bandwidth-bound at "
-                        f"{n:,} context); diffusion {diff:.1f} s at {s.diffusion.name}'s published speed")
+                        f"{n:,} context; the seed's {s.a['ar_seconds_per_token'] * 1e3:g} ms/token gives "
+                        f"{seed:.0f} s); diffusion {diff:.1f} s at {s.diffusion.name}'s published speed")
 
 
 def _row_steps(s):
@@ -902,7 +912,8 @@ def _ledger_rows(a: Mapping):
          "on load, output length and hardware."),
         ("80 s (AR) against ≈1 s (diffusion) for an 8K summary",
          [Claim.about("AR s", 80.0), Claim.about("diffusion s", 1.0, ROUGH_TOLERANCE)],
-         ("price_tier", "context_tokens", "max_summary_tokens", "diffusion_model"), _row_ar_vs_diffusion,
+         ("price_tier", "context_tokens", "max_summary_tokens", "ar_seconds_per_token", "diffusion_model"),
+         _row_ar_vs_diffusion,
          "The seed's 80 s is 8,000 x 10 ms; the course's decode model reads the weights and the KV cache for every "
          "token, so a larger model at a long context is slower, and no published dLLM speed gives 8K in 1 s."),
         ("16 steps x 60 ms ≈ 1 s", [Claim.about("s", 1.0, ROUGH_TOLERANCE)],
@@ -1043,3 +1054,25 @@ def position_accuracy_figure(data: Mapping = LOST_IN_THE_MIDDLE):
                       xaxis_title="position of the document with the answer", yaxis_title="accuracy (%)",
                       template="plotly_white")
     return fig
+
+
+VERDICT_COLOURS = {"holds": "#d8f0d8", "holds with a caveat": "#fbf0c8", "does not hold": "#f6d5d5",
+                   "not measured here": "#e4e4e4"}
+
+
+def _html_text(value) -> str:
+    """HTML-escaped text with "$" as &#36;, so that Jupyter's MathJax does not read two dollars as LaTeX."""
+    import html
+
+    return html.escape(str(value)).replace("$", "&#36;")
+
+
+def ledger_html(rows: list[dict], columns=("claim", "claimed", "computed", "verdict", "assumptions", "reason")) -> str:
+    """The ledger as an HTML table, one row per claim, coloured by verdict."""
+    head = "".join(f"<th style='text-align:left'>{_html_text(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        colour = VERDICT_COLOURS.get(row["verdict"], "white")
+        cells = "".join(f"<td style='text-align:left;vertical-align:top'>{_html_text(row[c])}</td>" for c in columns)
+        body.append(f"<tr style='background:{colour}'>{cells}</tr>")
+    return f"<table class='claims-ledger'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
