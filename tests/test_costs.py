@@ -508,3 +508,9 @@ def test_ledger_html_escapes_dollars_for_mathjax(prices):
     assert "&#36;0.45" in html and html.count("<tr style=") == len(rows)
     assert costs.ledger_html([dict(claim="<b>", claimed="", computed="", verdict="holds", assumptions="",
                                    reason="")]).count("&lt;b&gt;") == 1
+
+
+def test_a_diffusion_model_without_a_published_speed_decodes_in_the_seeds_steps(prices):
+    assert prices["inception/mercury-2.5"].output_tokens_per_second is None
+    res = costs.simulate_session(1, 1_000, "inception/mercury-2.5", output_tokens=4_000, prices=prices)
+    assert res.turns[0].decode_s == pytest.approx(16 * 0.060)

@@ -356,14 +356,16 @@ class SessionResult:
 
 def _decode_seconds(model: ModelPrice, tokens: int, context: int, deployment: _lat.Deployment,
                     diffusion_steps: int | None, step_seconds: float | None) -> float:
-    """AR: bandwidth-bound, slower with context. Diffusion: steps × step time, or its published speed."""
+    """AR: bandwidth-bound, slower with context. Diffusion: its published speed, else steps × step time
+    (the seed's 16 × 60 ms unless given)."""
     if tokens == 0:
         return 0.0
     if model.kind == "diffusion":
-        if diffusion_steps is not None:
-            step = _lat.SEED_DIFFUSION_STEP_SECONDS if step_seconds is None else step_seconds
-            return _lat.diffusion_decode_seconds(diffusion_steps, step)
-        return _lat.ar_decode_seconds(tokens, model.tokens_per_second)
+        if diffusion_steps is None and model.speed_is_published:
+            return _lat.ar_decode_seconds(tokens, model.output_tokens_per_second)
+        steps = _lat.SEED_DIFFUSION_STEPS if diffusion_steps is None else diffusion_steps
+        step = _lat.SEED_DIFFUSION_STEP_SECONDS if step_seconds is None else step_seconds
+        return _lat.diffusion_decode_seconds(steps, step)
     return deployment.decode_seconds(tokens, context)
 
 

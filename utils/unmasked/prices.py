@@ -29,7 +29,13 @@ COURSE_MODELS = {
     "claude-opus-4-6": dict(litellm="claude-opus-4-6", provider="anthropic", tier="frontier"),
     "gpt-5.5": dict(litellm="gpt-5.5", provider="openai", tier="frontier"),
     "claude-opus-4-5": dict(litellm="claude-opus-4-5", provider="anthropic", tier="frontier"),
-    "claude-sonnet-4-6": dict(litellm="claude-sonnet-4-6", provider="anthropic", tier="mid"),
+    "claude-sonnet-4-6": dict(
+        litellm="claude-sonnet-4-6", provider="anthropic", tier="mid",
+        hand=dict(output_tokens_per_second=95.3, time_to_first_token_s=1.207),
+        hand_note="output_tokens_per_second 95.3 and time_to_first_token_s 1.207 are entered by hand: the medians "
+                  "a third party measured on Anthropic's API (BridgeBench, "
+                  "https://www.bridgebench.ai/speedbench/claude-sonnet-4-6, read 2026-12-01; outputs of about 4K "
+                  "tokens after short prompts). Anthropic publishes no speed."),
     "claude-sonnet-4": dict(
         litellm="anthropic.claude-sonnet-4-20250514-v1:0", provider="anthropic", tier="mid",
         note="Anthropic's own claude-sonnet-4 entry is no longer in litellm's map; these are the prices of the "
