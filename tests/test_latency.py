@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
-
 from unmasked import latency
 from unmasked.model import ModelConfig, TransformerLM
 
@@ -35,7 +34,9 @@ def _matmul_params(config: ModelConfig) -> int:
 def test_bidirectional_forward_flops_match_flop_counter(n_tokens):
     config = ModelConfig(vocab_size=97, max_len=256, n_layer=3, n_head=4, n_embd=64)
     counted = _counted_flops(config, n_tokens)
-    formula = latency.forward_flops(n_tokens, _matmul_params(config), config.n_layer, config.n_embd, causal=False)
+    formula = latency.forward_flops(
+        n_tokens, _matmul_params(config), config.n_layer, config.n_embd, causal=False
+    )
     assert formula == counted
 
 
@@ -66,7 +67,9 @@ def test_causal_attention_is_a_sum_over_each_tokens_prefix():
 
 
 def test_prefill_coefficients_follow_palm():
-    m = latency.prefill_coefficients(n_params=70e9, n_layers=80, d_model=8192, peak_flops=1e15, utilisation=0.5)
+    m = latency.prefill_coefficients(
+        n_params=70e9, n_layers=80, d_model=8192, peak_flops=1e15, utilisation=0.5
+    )
     assert m.a == pytest.approx(2 * 70e9 / 5e14)
     assert m.b == pytest.approx(2 * 80 * 8192 / 5e14)
     assert m.crossover_tokens == pytest.approx(70e9 / (80 * 8192))
@@ -91,9 +94,19 @@ def test_decode_slows_as_the_context_grows():
 
 
 def test_decode_is_weights_plus_kv_over_bandwidth_by_hand():
-    dep = latency.Deployment("toy", n_params=1e9, n_layers=2, d_model=64, n_kv_heads=2, head_dim=16, gpus=1,
-                             bytes_per_param=2, bytes_per_kv_value=2, hbm_bytes_per_s_per_gpu=1e12,
-                             bandwidth_utilisation=0.5)
+    dep = latency.Deployment(
+        "toy",
+        n_params=1e9,
+        n_layers=2,
+        d_model=64,
+        n_kv_heads=2,
+        head_dim=16,
+        gpus=1,
+        bytes_per_param=2,
+        bytes_per_kv_value=2,
+        hbm_bytes_per_s_per_gpu=1e12,
+        bandwidth_utilisation=0.5,
+    )
     assert dep.kv_bytes_per_token == 2 * 2 * 2 * 16 * 2
     assert dep.decode_token_seconds(0) == pytest.approx(2e9 / 5e11)
     assert dep.decode_token_seconds(1000) == pytest.approx((2e9 + 1000 * 256) / 5e11)

@@ -3,27 +3,51 @@
 import json
 
 import pytest
-
 from unmasked import costs, prices
 
 FAKE_LITELLM = {
     "sample_spec": {"input_cost_per_token": 0.0},
-    "big-model": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
-                  "cache_read_input_token_cost": 5e-07, "cache_creation_input_token_cost": 6.25e-06,
-                  "max_input_tokens": 1_000_000, "max_output_tokens": 64_000,
-                  "input_cost_per_token_above_200k_tokens": 1e-05, "output_cost_per_token_above_200k_tokens": 3.75e-05,
-                  "cache_read_input_token_cost_above_200k_tokens": 1e-06,
-                  "source": "https://example.com/pricing", "supports_vision": True},
-    "old-model": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
-                  "max_input_tokens": 200_000, "deprecation_date": "2026-01-01"},
-    "acme/diffuser": {"input_cost_per_token": 2.5e-07, "output_cost_per_token": 7.5e-07, "max_input_tokens": 128_000},
-    "unused-model": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06, "max_input_tokens": 8_000},
+    "big-model": {
+        "input_cost_per_token": 5e-06,
+        "output_cost_per_token": 2.5e-05,
+        "cache_read_input_token_cost": 5e-07,
+        "cache_creation_input_token_cost": 6.25e-06,
+        "max_input_tokens": 1_000_000,
+        "max_output_tokens": 64_000,
+        "input_cost_per_token_above_200k_tokens": 1e-05,
+        "output_cost_per_token_above_200k_tokens": 3.75e-05,
+        "cache_read_input_token_cost_above_200k_tokens": 1e-06,
+        "source": "https://example.com/pricing",
+        "supports_vision": True,
+    },
+    "old-model": {
+        "input_cost_per_token": 3e-06,
+        "output_cost_per_token": 1.5e-05,
+        "max_input_tokens": 200_000,
+        "deprecation_date": "2026-01-01",
+    },
+    "acme/diffuser": {
+        "input_cost_per_token": 2.5e-07,
+        "output_cost_per_token": 7.5e-07,
+        "max_input_tokens": 128_000,
+    },
+    "unused-model": {
+        "input_cost_per_token": 1e-06,
+        "output_cost_per_token": 1e-06,
+        "max_input_tokens": 8_000,
+    },
 }
 FAKE_COURSE = {
     "big": dict(litellm="big-model", provider="acme", tier="frontier"),
     "old": dict(litellm="old-model", provider="acme", tier="mid"),
-    "acme/diffuser": dict(litellm="acme/diffuser", provider="acme", tier="fast", kind="diffusion",
-                          hand=dict(output_tokens_per_second=900), hand_note="900 tok/s entered by hand from a blog."),
+    "acme/diffuser": dict(
+        litellm="acme/diffuser",
+        provider="acme",
+        tier="fast",
+        kind="diffusion",
+        hand=dict(output_tokens_per_second=900),
+        hand_note="900 tok/s entered by hand from a blog.",
+    ),
 }
 
 
@@ -39,7 +63,9 @@ def test_refresh_keeps_the_course_models_with_provenance(fake_litellm, tmp_path,
     out = tmp_path / "prices.json"
     doc = prices.refresh(out, fake_litellm, version="9.9.9", today="2026-06-01")
     assert json.loads(out.read_text()) == doc
-    assert doc["_about"]["litellm_version"] == "9.9.9" and doc["_about"]["refreshed"] == "2026-06-01"
+    assert (
+        doc["_about"]["litellm_version"] == "9.9.9" and doc["_about"]["refreshed"] == "2026-06-01"
+    )
     assert set(doc) == {"_about", "big", "old", "acme/diffuser"}  # unused-model is left out
     big = doc["big"]
     assert big["input_cost_per_token"] == 5e-06 and big["max_input_tokens"] == 1_000_000
@@ -47,15 +73,20 @@ def test_refresh_keeps_the_course_models_with_provenance(fake_litellm, tmp_path,
     assert big["source"] == "https://example.com/pricing" and big["date"] == "2026-06-01"
     assert big["note"].startswith("From litellm 9.9.9") and "'big-model'" in big["note"]
     assert big["long_context_above_tokens"] == 200_000
-    assert big["long_context_prices"] == {"input_cost_per_token": 1e-05, "output_cost_per_token": 3.75e-05,
-                                          "cache_read_input_token_cost": 1e-06,
-                                          "cache_creation_input_token_cost": 6.25e-06}
+    assert big["long_context_prices"] == {
+        "input_cost_per_token": 1e-05,
+        "output_cost_per_token": 3.75e-05,
+        "cache_read_input_token_cost": 1e-06,
+        "cache_creation_input_token_cost": 6.25e-06,
+    }
     loaded = costs.load_prices(out)
     assert loaded["big"].rates(250_000)["input_cost_per_token"] == 1e-05
     assert loaded["big"].rates(150_000)["input_cost_per_token"] == 5e-06
 
 
-def test_refresh_marks_retired_models_fills_cache_prices_and_names_hand_entries(fake_litellm, tmp_path, monkeypatch):
+def test_refresh_marks_retired_models_fills_cache_prices_and_names_hand_entries(
+    fake_litellm, tmp_path, monkeypatch
+):
     monkeypatch.setattr(prices, "COURSE_MODELS", FAKE_COURSE)
     doc = prices.refresh(tmp_path / "p.json", fake_litellm, version="9.9.9", today="2026-06-01")
     old = doc["old"]
@@ -67,11 +98,15 @@ def test_refresh_marks_retired_models_fills_cache_prices_and_names_hand_entries(
     assert diffuser["output_tokens_per_second"] == 900 and "by hand" in diffuser["note"]
     assert not doc["big"]["retired"]
     # the same map a year earlier: not yet retired
-    assert not prices.refresh(tmp_path / "q.json", fake_litellm, version="9.9.9", today="2025-06-01")["old"]["retired"]
+    assert not prices.refresh(
+        tmp_path / "q.json", fake_litellm, version="9.9.9", today="2025-06-01"
+    )["old"]["retired"]
 
 
 def test_refresh_names_a_model_litellm_lacks(fake_litellm, tmp_path, monkeypatch):
-    monkeypatch.setattr(prices, "COURSE_MODELS", {"ghost": dict(litellm="ghost-1", provider="x", tier="mid")})
+    monkeypatch.setattr(
+        prices, "COURSE_MODELS", {"ghost": dict(litellm="ghost-1", provider="x", tier="mid")}
+    )
     with pytest.raises(KeyError, match="no entry 'ghost-1' for the course's model 'ghost'"):
         prices.refresh(tmp_path / "p.json", fake_litellm, version="1", today="2026-06-01")
 
@@ -79,7 +114,17 @@ def test_refresh_names_a_model_litellm_lacks(fake_litellm, tmp_path, monkeypatch
 def test_cli_refresh_from_a_given_file(fake_litellm, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(prices, "COURSE_MODELS", FAKE_COURSE)
     out = tmp_path / "p.json"
-    prices.main(["--refresh", "--litellm-json", str(fake_litellm), "--litellm-version", "9.9.9", "--out", str(out)])
+    prices.main(
+        [
+            "--refresh",
+            "--litellm-json",
+            str(fake_litellm),
+            "--litellm-version",
+            "9.9.9",
+            "--out",
+            str(out),
+        ]
+    )
     assert "3 models from litellm 9.9.9" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         prices.main([])

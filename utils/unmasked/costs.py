@@ -113,7 +113,9 @@ def _number(entry: str, key: str, value, *, allow_none: bool = False, positive: 
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise PriceFileError(f"prices entry {entry!r}: field {key!r} must be a number, got {value!r}")
+        raise PriceFileError(
+            f"prices entry {entry!r}: field {key!r} must be a number, got {value!r}"
+        )
     if value < 0 or (positive and value == 0):
         sign = "positive" if positive else "non-negative"
         raise PriceFileError(f"prices entry {entry!r}: field {key!r} must be {sign}, got {value!r}")
@@ -126,13 +128,17 @@ def validate_prices(raw: Mapping) -> dict[str, ModelPrice]:
     Keys starting with '_' are documentation and are skipped.
     """
     if not isinstance(raw, Mapping):
-        raise PriceFileError(f"prices must be a JSON object of model entries, got {type(raw).__name__}")
+        raise PriceFileError(
+            f"prices must be a JSON object of model entries, got {type(raw).__name__}"
+        )
     models = {}
     for name, entry in raw.items():
         if name.startswith("_"):
             continue
         if not isinstance(entry, Mapping):
-            raise PriceFileError(f"prices entry {name!r} must be an object, got {type(entry).__name__}")
+            raise PriceFileError(
+                f"prices entry {name!r} must be an object, got {type(entry).__name__}"
+            )
         missing = [k for k in REQUIRED_FIELDS if k not in entry]
         if missing:
             raise PriceFileError(
@@ -142,21 +148,37 @@ def validate_prices(raw: Mapping) -> dict[str, ModelPrice]:
         for key in PRICE_FIELDS:
             _number(name, key, entry[key])
         _number(name, "max_input_tokens", entry["max_input_tokens"], positive=True)
-        _number(name, "output_tokens_per_second", entry.get("output_tokens_per_second"), allow_none=True,
-                positive=True)
+        _number(
+            name,
+            "output_tokens_per_second",
+            entry.get("output_tokens_per_second"),
+            allow_none=True,
+            positive=True,
+        )
         _number(name, "time_to_first_token_s", entry.get("time_to_first_token_s"), allow_none=True)
         for key in ("source", "date"):
             if not isinstance(entry[key], str) or not entry[key].strip():
-                raise PriceFileError(f"prices entry {name!r}: field {key!r} must be a non-empty string")
+                raise PriceFileError(
+                    f"prices entry {name!r}: field {key!r} must be a non-empty string"
+                )
         if entry.get("long_context_prices") is not None:
-            _number(name, "long_context_above_tokens", entry.get("long_context_above_tokens"), positive=True)
+            _number(
+                name,
+                "long_context_above_tokens",
+                entry.get("long_context_above_tokens"),
+                positive=True,
+            )
             for key, value in entry["long_context_prices"].items():
                 if key not in PRICE_FIELDS:
-                    raise PriceFileError(f"prices entry {name!r}: long_context_prices has unknown field {key!r}")
+                    raise PriceFileError(
+                        f"prices entry {name!r}: long_context_prices has unknown field {key!r}"
+                    )
                 _number(name, f"long_context_prices.{key}", value)
         kind = entry.get("kind", "autoregressive")
         if kind not in KINDS:
-            raise PriceFileError(f"prices entry {name!r}: field 'kind' is {kind!r}; accepted: {', '.join(KINDS)}")
+            raise PriceFileError(
+                f"prices entry {name!r}: field 'kind' is {kind!r}; accepted: {', '.join(KINDS)}"
+            )
         known = {f for f in ModelPrice.__dataclass_fields__ if f != "name"}
         models[name] = ModelPrice(name=name, **{k: v for k, v in entry.items() if k in known})
     if not models:
@@ -200,7 +222,12 @@ def token_cost(tokens: float, price_per_token: float) -> float:
 
 
 def _check_tokens(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or math.isnan(value)
+        or value < 0
+    ):
         raise ValueError(f"{name} must be a non-negative number of tokens, got {value!r}")
 
 
@@ -239,8 +266,15 @@ class CompactionPolicy:
         _check_tokens("threshold", self.threshold)
         _check_count("keep_last", self.keep_last)
         r = self.ratio
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or math.isnan(r) or not 0 < r <= 1:
-            raise ValueError(f"ratio must be in (0, 1] (summary tokens / compacted tokens; 0.1 is 10:1), got {r!r}")
+        if (
+            isinstance(r, bool)
+            or not isinstance(r, (int, float))
+            or math.isnan(r)
+            or not 0 < r <= 1
+        ):
+            raise ValueError(
+                f"ratio must be in (0, 1] (summary tokens / compacted tokens; 0.1 is 10:1), got {r!r}"
+            )
         if self.max_summary_tokens is not None:
             _check_count("max_summary_tokens", self.max_summary_tokens, 1)
 
@@ -309,8 +343,9 @@ class SessionResult:
         """Mean seconds per turn, with or without the compaction calls' time."""
         if not self.turns:
             return 0.0
-        return sum(t.latency_s if include_compaction else t.latency_s - t.compaction_s
-                   for t in self.turns) / len(self.turns)
+        return sum(
+            t.latency_s if include_compaction else t.latency_s - t.compaction_s for t in self.turns
+        ) / len(self.turns)
 
     @property
     def cumulative_cost(self) -> list[float]:
@@ -343,8 +378,10 @@ class SessionResult:
         dear = [t.turn for t in self.turns if t.long_context_rates]
         parts = []
         if forced:
-            parts.append(f"{self.model}'s {self.window:,}-token window forced a compaction before turn(s) "
-                         f"{', '.join(map(str, forced))}")
+            parts.append(
+                f"{self.model}'s {self.window:,}-token window forced a compaction before turn(s) "
+                f"{', '.join(map(str, forced))}"
+            )
         if dear:
             parts.append(f"turns {dear[0]}-{dear[-1]} billed at {self.model}'s long-context rates")
         return "; ".join(parts) or f"every prompt fits {self.model}'s {self.window:,}-token window"
@@ -354,8 +391,14 @@ class SessionResult:
         return [dict(asdict(t), cost=t.cost, latency_s=t.latency_s) for t in self.turns]
 
 
-def _decode_seconds(model: ModelPrice, tokens: int, context: int, deployment: _lat.Deployment,
-                    diffusion_steps: int | None, step_seconds: float | None) -> float:
+def _decode_seconds(
+    model: ModelPrice,
+    tokens: int,
+    context: int,
+    deployment: _lat.Deployment,
+    diffusion_steps: int | None,
+    step_seconds: float | None,
+) -> float:
     """AR: bandwidth-bound, slower with context. Diffusion: its published speed, else steps × step time
     (the seed's 16 × 60 ms unless given)."""
     if tokens == 0:
@@ -411,8 +454,12 @@ def simulate_session(
     _check_tokens("output_tokens", output_tokens)
     _check_tokens("system_tokens", system_tokens)
     if on_overflow not in OVERFLOW_ACTIONS:
-        raise ValueError(f"on_overflow must be one of {', '.join(OVERFLOW_ACTIONS)}, got {on_overflow!r}")
-    initial = [initial_history] if isinstance(initial_history, (int, float)) else list(initial_history)
+        raise ValueError(
+            f"on_overflow must be one of {', '.join(OVERFLOW_ACTIONS)}, got {on_overflow!r}"
+        )
+    initial = (
+        [initial_history] if isinstance(initial_history, (int, float)) else list(initial_history)
+    )
     for value in initial:
         _check_tokens("initial_history", value)
     if policy is not None and not isinstance(policy, CompactionPolicy):
@@ -423,7 +470,9 @@ def simulate_session(
     dep = _deployment(m, deployment)
     pf = dep.prefill if prefill is None else prefill
     window = int(m.max_input_tokens)
-    forced_policy = replace(policy or CompactionPolicy(), threshold=window)  # compacts at the window
+    forced_policy = replace(
+        policy or CompactionPolicy(), threshold=window
+    )  # compacts at the window
     comp = m if policy is None or policy.compactor is None else get_model(policy.compactor, prices)
     comp_dep = _deployment(comp, None if comp.name != m.name else deployment)
 
@@ -446,7 +495,8 @@ def simulate_session(
                     raise ContextWindowError(
                         f"turn {t}: the prompt of {history + tokens_per_turn:,} tokens is over {m.name}'s window of "
                         f"{window:,}; compact (on_overflow='compact' or a lower policy threshold) or pick a "
-                        "longer window")
+                        "longer window"
+                    )
             if history + tokens_per_turn <= use.threshold or len(blocks) <= use.keep_last:
                 continue
             split = len(blocks) - use.keep_last
@@ -459,13 +509,20 @@ def simulate_session(
             if read > comp.max_input_tokens:
                 raise ContextWindowError(
                     f"turn {t}: the compactor {comp.name} would read {read:,} tokens, over its window of "
-                    f"{comp.max_input_tokens:,}")
+                    f"{comp.max_input_tokens:,}"
+                )
             rates = comp.rates(read)
-            read_price = rates["cache_read_input_token_cost"] if reads_cache else rates["input_cost_per_token"]
+            read_price = (
+                rates["cache_read_input_token_cost"]
+                if reads_cache
+                else rates["input_cost_per_token"]
+            )
             compaction_cost += sum(old) * read_price + summary * rates["output_cost_per_token"]
-            compaction_s += ((0.0 if reads_cache else comp_dep.prefill.seconds(sum(old)))
-                             + _decode_seconds(comp, summary, read, comp_dep, diffusion_steps,
-                                               diffusion_step_seconds))
+            compaction_s += (
+                0.0 if reads_cache else comp_dep.prefill.seconds(sum(old))
+            ) + _decode_seconds(
+                comp, summary, read, comp_dep, diffusion_steps, diffusion_step_seconds
+            )
             cached_prefix = system_tokens if caching else 0
             history = system_tokens + sum(blocks)
             forced = forced or use is forced_policy
@@ -474,7 +531,8 @@ def simulate_session(
         if prompt > window:
             raise ContextWindowError(
                 f"turn {t}: even after compacting, the prompt of {prompt:,} tokens is over {m.name}'s window of "
-                f"{window:,} (the {forced_policy.keep_last} kept turns and the new tokens are too long)")
+                f"{window:,} (the {forced_policy.keep_last} kept turns and the new tokens are too long)"
+            )
         if caching:
             cached = min(cached_prefix, prompt)
             written, uncached = prompt - cached, 0
@@ -482,22 +540,44 @@ def simulate_session(
             cached = written = 0
             uncached = prompt
         rates = m.rates(prompt)
-        input_cost = (uncached * rates["input_cost_per_token"] + cached * rates["cache_read_input_token_cost"]
-                      + written * rates["cache_creation_input_token_cost"])
-        records.append(TurnRecord(
-            turn=t, prompt_tokens=int(prompt), uncached_input=int(uncached), cached_input=int(cached),
-            cache_write=int(written), output_tokens=int(output_tokens), compacted=bool(compacted),
-            compacted_tokens=int(compacted), summary_tokens=int(summary), input_cost=input_cost,
-            output_cost=output_tokens * rates["output_cost_per_token"], compaction_cost=compaction_cost,
-            prefill_s=pf.seconds(uncached + written, cached),
-            decode_s=_decode_seconds(m, output_tokens, prompt, dep, diffusion_steps, diffusion_step_seconds),
-            compaction_s=compaction_s, forced=forced,
-            long_context_rates=rates["input_cost_per_token"] != m.input_cost_per_token,
-        ))
+        input_cost = (
+            uncached * rates["input_cost_per_token"]
+            + cached * rates["cache_read_input_token_cost"]
+            + written * rates["cache_creation_input_token_cost"]
+        )
+        records.append(
+            TurnRecord(
+                turn=t,
+                prompt_tokens=int(prompt),
+                uncached_input=int(uncached),
+                cached_input=int(cached),
+                cache_write=int(written),
+                output_tokens=int(output_tokens),
+                compacted=bool(compacted),
+                compacted_tokens=int(compacted),
+                summary_tokens=int(summary),
+                input_cost=input_cost,
+                output_cost=output_tokens * rates["output_cost_per_token"],
+                compaction_cost=compaction_cost,
+                prefill_s=pf.seconds(uncached + written, cached),
+                decode_s=_decode_seconds(
+                    m, output_tokens, prompt, dep, diffusion_steps, diffusion_step_seconds
+                ),
+                compaction_s=compaction_s,
+                forced=forced,
+                long_context_rates=rates["input_cost_per_token"] != m.input_cost_per_token,
+            )
+        )
         blocks.append(int(tokens_per_turn + output_tokens))
         cached_prefix = prompt if caching else 0
-    return SessionResult(model=m.name, caching=caching, policy=policy, turns=tuple(records), window=window,
-                         on_overflow=on_overflow)
+    return SessionResult(
+        model=m.name,
+        caching=caching,
+        policy=policy,
+        turns=tuple(records),
+        window=window,
+        on_overflow=on_overflow,
+    )
 
 
 def session_cost(turns: int, tokens_per_turn: int, model, **kwargs) -> float:
@@ -505,7 +585,9 @@ def session_cost(turns: int, tokens_per_turn: int, model, **kwargs) -> float:
     return simulate_session(turns, tokens_per_turn, model, **kwargs).total_cost
 
 
-def compaction_savings(turns: int, tokens_per_turn: int, model, policy: CompactionPolicy, **kwargs) -> float:
+def compaction_savings(
+    turns: int, tokens_per_turn: int, model, policy: CompactionPolicy, **kwargs
+) -> float:
     """Fraction of the session's cost that compaction saves (negative when it costs more)."""
     base = session_cost(turns, tokens_per_turn, model, **kwargs)
     with_policy = session_cost(turns, tokens_per_turn, model, policy=policy, **kwargs)
@@ -515,13 +597,30 @@ def compaction_savings(turns: int, tokens_per_turn: int, model, policy: Compacti
 # --------------------------------------------------------------------------- thresholds
 
 
-def threshold_sweep(turns, tokens_per_turn, model, thresholds, *, keep_last=2, ratio=0.1, compactor=None,
-                    reuse_cache=True, max_summary_tokens=None, **kwargs) -> list[tuple[int | None, float]]:
+def threshold_sweep(
+    turns,
+    tokens_per_turn,
+    model,
+    thresholds,
+    *,
+    keep_last=2,
+    ratio=0.1,
+    compactor=None,
+    reuse_cache=True,
+    max_summary_tokens=None,
+    **kwargs,
+) -> list[tuple[int | None, float]]:
     """(threshold, session cost) for each threshold; the no-compaction cost is one row with None."""
     rows = [(None, session_cost(turns, tokens_per_turn, model, **kwargs))]
     for th in thresholds:
-        policy = CompactionPolicy(threshold=th, keep_last=keep_last, ratio=ratio, compactor=compactor,
-                                  reuse_cache=reuse_cache, max_summary_tokens=max_summary_tokens)
+        policy = CompactionPolicy(
+            threshold=th,
+            keep_last=keep_last,
+            ratio=ratio,
+            compactor=compactor,
+            reuse_cache=reuse_cache,
+            max_summary_tokens=max_summary_tokens,
+        )
         rows.append((th, session_cost(turns, tokens_per_turn, model, policy=policy, **kwargs)))
     return rows
 
@@ -565,16 +664,27 @@ def break_even_threshold(
         candidates = range(block * (keep_last + 1), 400_001, 1_000)
     prices = load_prices() if prices is None and not isinstance(model, ModelPrice) else prices
     m = get_model(model, prices)
-    common = dict(output_tokens=output_tokens, system_tokens=system_tokens, caching=caching, prices=prices)
+    common = dict(
+        output_tokens=output_tokens, system_tokens=system_tokens, caching=caching, prices=prices
+    )
     for h in candidates:
         old = h - block * keep_last
-        if old <= 0 or h + horizon * block > m.max_input_tokens:  # the run without compaction must fit
+        if (
+            old <= 0 or h + horizon * block > m.max_input_tokens
+        ):  # the run without compaction must fit
             continue
         history = [old] + [block] * keep_last
         without = session_cost(horizon, tokens_per_turn, m, initial_history=history, **common)
-        policy = CompactionPolicy(threshold=h, keep_last=keep_last, ratio=ratio, compactor=compactor,
-                                  reuse_cache=reuse_cache)
-        with_c = session_cost(horizon, tokens_per_turn, m, initial_history=history, policy=policy, **common)
+        policy = CompactionPolicy(
+            threshold=h,
+            keep_last=keep_last,
+            ratio=ratio,
+            compactor=compactor,
+            reuse_cache=reuse_cache,
+        )
+        with_c = session_cost(
+            horizon, tokens_per_turn, m, initial_history=history, policy=policy, **common
+        )
         if with_c < without:
             return int(h)
     return None
@@ -583,23 +693,39 @@ def break_even_threshold(
 # --------------------------------------------------------------------------- figures
 
 
-def _per_turn_figure(results: Mapping[str, SessionResult], series: str, title: str, yaxis_title: str):
+def _per_turn_figure(
+    results: Mapping[str, SessionResult], series: str, title: str, yaxis_title: str
+):
     """One line per labelled session of `series` (a per-turn list on SessionResult) against the turn."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for label, res in results.items():
-        fig.add_scatter(x=[t.turn for t in res.turns], y=getattr(res, series), name=label, mode="lines+markers",
-                        marker=dict(size=4))
-    fig.update_layout(title=title, xaxis_title="turn", yaxis_title=yaxis_title,
-                      template="plotly_white", legend=dict(orientation="h", y=-0.2))
+        fig.add_scatter(
+            x=[t.turn for t in res.turns],
+            y=getattr(res, series),
+            name=label,
+            mode="lines+markers",
+            marker=dict(size=4),
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="turn",
+        yaxis_title=yaxis_title,
+        template="plotly_white",
+        legend=dict(orientation="h", y=-0.2),
+    )
     return fig
 
 
 def cumulative_cost_figure(results: Mapping[str, SessionResult], title: str | None = None):
     """Cumulative dollars per turn, one line per labelled session."""
-    if title is None:  # &#36; is "$": plotly.js would read the text between two "$" as LaTeX and hide the title
-        title = "Cumulative session cost: " + ", ".join(f"{k} &#36;{r.total_cost:,.2f}" for k, r in results.items())
+    if (
+        title is None
+    ):  # &#36; is "$": plotly.js would read the text between two "$" as LaTeX and hide the title
+        title = "Cumulative session cost: " + ", ".join(
+            f"{k} &#36;{r.total_cost:,.2f}" for k, r in results.items()
+        )
     return _per_turn_figure(results, "cumulative_cost", title, "cumulative cost (USD)")
 
 
@@ -607,7 +733,9 @@ def turn_latency_figure(results: Mapping[str, SessionResult], title: str | None 
     """Seconds per turn (prefill + decode + any compaction), one line per labelled session."""
     if title is None:
         title = "Per-turn latency: " + ", ".join(
-            f"{k} mean {(r.total_latency_s / max(1, len(r.turns))):.1f} s" for k, r in results.items())
+            f"{k} mean {(r.total_latency_s / max(1, len(r.turns))):.1f} s"
+            for k, r in results.items()
+        )
     return _per_turn_figure(results, "latencies", title, "seconds (prefill + decode + compaction)")
 
 
@@ -617,9 +745,15 @@ def context_figure(results: Mapping[str, SessionResult], title: str = "Prompt si
 
     fig = go.Figure()
     for label, res in results.items():
-        fig.add_scatter(x=[t.turn for t in res.turns], y=[t.prompt_tokens for t in res.turns], name=label,
-                        mode="lines")
-    fig.update_layout(title=title, xaxis_title="turn", yaxis_title="prompt tokens", template="plotly_white")
+        fig.add_scatter(
+            x=[t.turn for t in res.turns],
+            y=[t.prompt_tokens for t in res.turns],
+            name=label,
+            mode="lines",
+        )
+    fig.update_layout(
+        title=title, xaxis_title="turn", yaxis_title="prompt tokens", template="plotly_white"
+    )
     return fig
 
 
@@ -630,7 +764,9 @@ def copy_traces(target, source) -> None:
     come from the pure figure functions above.
     """
     if len(target.data) != len(source.data):
-        raise ValueError(f"target has {len(target.data)} traces, source {len(source.data)}: build both alike")
+        raise ValueError(
+            f"target has {len(target.data)} traces, source {len(source.data)}: build both alike"
+        )
     with target.batch_update():
         for old, new in zip(target.data, source.data):
             old.x, old.y, old.name = new.x, new.y, new.name
@@ -669,7 +805,11 @@ class Claim:
         return cls(label, fraction - points, fraction + points)
 
     def show(self, fmt=lambda v: f"{v:,.4g}") -> str:
-        return f"{fmt(self.lo)} or more" if math.isinf(self.hi) else f"{fmt(self.lo)} to {fmt(self.hi)}"
+        return (
+            f"{fmt(self.lo)} or more"
+            if math.isinf(self.hi)
+            else f"{fmt(self.lo)} to {fmt(self.hi)}"
+        )
 
 
 def judge(claims, main, alternatives: Mapping[str, list]) -> tuple[str, str]:
@@ -718,8 +858,12 @@ SEED_ASSUMPTIONS = dict(
     diffusion_step_seconds=_lat.SEED_DIFFUSION_STEP_SECONDS,
     diffusion_model="inception/mercury-2",
 )
-OPEN_ASSUMPTIONS = dict(price_tier=("frontier", "mid"), caching=(True, False), growth=("growing", "flat"),
-                        count_compaction_call=(True, False))
+OPEN_ASSUMPTIONS = dict(
+    price_tier=("frontier", "mid"),
+    caching=(True, False),
+    growth=("growing", "flat"),
+    count_compaction_call=(True, False),
+)
 
 
 class _Scenario:
@@ -729,13 +873,19 @@ class _Scenario:
         self.a, self.prices = a, prices
         self.model = get_model(a[f"{a['price_tier']}_model"], prices)
         self.diffusion = get_model(a["diffusion_model"], prices)
-        self.policy = CompactionPolicy(threshold=a["threshold"], keep_last=a["keep_last"], ratio=a["ratio"],
-                                       max_summary_tokens=a["max_summary_tokens"])
+        self.policy = CompactionPolicy(
+            threshold=a["threshold"],
+            keep_last=a["keep_last"],
+            ratio=a["ratio"],
+            max_summary_tokens=a["max_summary_tokens"],
+        )
         block = a["context_tokens"] // a["turns"]
         if a["growth"] == "growing":
             self.shape = dict(turns=a["turns"], tokens_per_turn=block - a["output_tokens"])
         elif a["growth"] == "flat":
-            self.shape = dict(turns=a["turns"], tokens_per_turn=0, initial_history=[block] * a["turns"])
+            self.shape = dict(
+                turns=a["turns"], tokens_per_turn=0, initial_history=[block] * a["turns"]
+            )
         else:
             raise ValueError(f"growth must be 'growing' or 'flat', got {a['growth']!r}")
         self.common = dict(output_tokens=a["output_tokens"], caching=a["caching"], prices=prices)
@@ -743,13 +893,19 @@ class _Scenario:
 
     def session(self, compact: bool) -> SessionResult:
         if compact not in self._cache:
-            self._cache[compact] = simulate_session(model=self.model, policy=self.policy if compact else None,
-                                                    **self.shape, **self.common)
+            self._cache[compact] = simulate_session(
+                model=self.model,
+                policy=self.policy if compact else None,
+                **self.shape,
+                **self.common,
+            )
         return self._cache[compact]
 
     def turn_at_context(self) -> TurnRecord:
         """The turn of the uncompacted session whose prompt is nearest context_tokens."""
-        return min(self.session(False).turns, key=lambda t: abs(t.prompt_tokens - self.a["context_tokens"]))
+        return min(
+            self.session(False).turns, key=lambda t: abs(t.prompt_tokens - self.a["context_tokens"])
+        )
 
     def summary_tokens(self) -> int:
         return self.policy.summary_tokens(self.a["context_tokens"])
@@ -765,7 +921,9 @@ def _pct(v):
 
 def _row_per_turn(s):
     t = s.turn_at_context()
-    return [t.input_cost], f"{_money(t.input_cost)} for the input of a {t.prompt_tokens:,}-token turn"
+    return [
+        t.input_cost
+    ], f"{_money(t.input_cost)} for the input of a {t.prompt_tokens:,}-token turn"
 
 
 def _row_session(s):
@@ -796,23 +954,44 @@ def _row_floor(s):
     n, window = s.a["context_tokens"], s.model.max_input_tokens
     at_n, at_window = s.summary_tokens() / n, s.policy.summary_tokens(window) / window
     edge = s.a["max_summary_tokens"] / s.a["summary_floor"]
-    return [at_n, at_window], (f"summary keeps {at_n:.2%} of {n:,}; {at_window:.2%} of a {window:,}-token history "
-                               f"({s.model.name}'s window); below the floor above {edge:,.0f}")
+    return [at_n, at_window], (
+        f"summary keeps {at_n:.2%} of {n:,}; {at_window:.2%} of a {window:,}-token history "
+        f"({s.model.name}'s window); below the floor above {edge:,.0f}"
+    )
 
 
 def _row_threshold(s):
     grid = range(5_000, s.a["context_tokens"] + 1, 5_000)
     shape = dict(s.shape)
-    best, cost = best_threshold(shape.pop("turns"), shape.pop("tokens_per_turn"), s.model, grid,
-                                keep_last=s.a["keep_last"], ratio=s.a["ratio"],
-                                max_summary_tokens=s.a["max_summary_tokens"], **shape, **s.common)
-    text = "never compacting is cheapest" if best is None else f"cheapest threshold {best:,} ({_money(cost)})"
-    return [math.nan if best is None else best], text + f" on a grid of {grid.start:,}-{grid.stop - 1:,}"
+    best, cost = best_threshold(
+        shape.pop("turns"),
+        shape.pop("tokens_per_turn"),
+        s.model,
+        grid,
+        keep_last=s.a["keep_last"],
+        ratio=s.a["ratio"],
+        max_summary_tokens=s.a["max_summary_tokens"],
+        **shape,
+        **s.common,
+    )
+    text = (
+        "never compacting is cheapest"
+        if best is None
+        else f"cheapest threshold {best:,} ({_money(cost)})"
+    )
+    return [
+        math.nan if best is None else best
+    ], text + f" on a grid of {grid.start:,}-{grid.stop - 1:,}"
 
 
 def _row_speed(s):
     speed = s.diffusion.output_tokens_per_second
-    return [speed], "no published speed" if speed is None else f"{speed:,g} tok/s published for {s.diffusion.name}"
+    return (
+        [speed],
+        "no published speed"
+        if speed is None
+        else f"{speed:,g} tok/s published for {s.diffusion.name}",
+    )
 
 
 def _row_ar_vs_diffusion(s):
@@ -821,16 +1000,20 @@ def _row_ar_vs_diffusion(s):
     speed = s.diffusion.output_tokens_per_second
     diff = math.nan if speed is None else summary / speed
     seed = summary * s.a["ar_seconds_per_token"]
-    return [ar, diff], (f"{summary:,} tokens: AR {ar:.0f} s ({s.model.tier} deployment, bandwidth-bound at "
-                        f"{n:,} context; the seed's {s.a['ar_seconds_per_token'] * 1e3:g} ms/token gives "
-                        f"{seed:.0f} s); diffusion {diff:.1f} s at {s.diffusion.name}'s published speed")
+    return [ar, diff], (
+        f"{summary:,} tokens: AR {ar:.0f} s ({s.model.tier} deployment, bandwidth-bound at "
+        f"{n:,} context; the seed's {s.a['ar_seconds_per_token'] * 1e3:g} ms/token gives "
+        f"{seed:.0f} s); diffusion {diff:.1f} s at {s.diffusion.name}'s published speed"
+    )
 
 
 def _row_steps(s):
     steps, step = s.a["diffusion_steps"], s.a["diffusion_step_seconds"]
     total = _lat.diffusion_decode_seconds(steps, step)
-    return [total], (f"{steps} x {step * 1e3:g} ms = {total:.2f} s; for {s.a['max_summary_tokens']:,} tokens that is "
-                     f"{s.a['max_summary_tokens'] / steps:,.0f} tokens fixed per step")
+    return [total], (
+        f"{steps} x {step * 1e3:g} ms = {total:.2f} s; for {s.a['max_summary_tokens']:,} tokens that is "
+        f"{s.a['max_summary_tokens'] / steps:,.0f} tokens fixed per step"
+    )
 
 
 def _compaction_call(s, model: ModelPrice, same_model: bool) -> tuple[float, float]:
@@ -843,7 +1026,9 @@ def _compaction_call(s, model: ModelPrice, same_model: bool) -> tuple[float, flo
     rates = model.rates(n)
     read = rates["cache_read_input_token_cost"] if cached else rates["input_cost_per_token"]
     prefill = 0.0 if cached else dep.prefill.seconds(n)
-    decode = _decode_seconds(model, summary, n, dep, s.a["diffusion_steps"], s.a["diffusion_step_seconds"])
+    decode = _decode_seconds(
+        model, summary, n, dep, s.a["diffusion_steps"], s.a["diffusion_step_seconds"]
+    )
     return prefill + decode, n * read + summary * rates["output_cost_per_token"]
 
 
@@ -851,32 +1036,45 @@ def _row_one_vs_ten(s):
     diff_s, _ = _compaction_call(s, s.diffusion, False)
     ar_s, _ = _compaction_call(s, s.model, True)
     shown = "cannot: over its window" if math.isnan(diff_s) else f"{diff_s:.1f} s"
-    return [diff_s, ar_s], (f"compacting {s.a['context_tokens']:,} tokens: {s.diffusion.name} {shown}; "
-                            f"{s.model.name} {ar_s:.0f} s")
+    return [diff_s, ar_s], (
+        f"compacting {s.a['context_tokens']:,} tokens: {s.diffusion.name} {shown}; "
+        f"{s.model.name} {ar_s:.0f} s"
+    )
 
 
 def _row_cheaper(s):
     _, ar_cost = _compaction_call(s, s.model, True)
     n, summary = s.a["context_tokens"], s.summary_tokens()
     d = s.diffusion
-    diff_cost = n * d.input_cost_per_token + summary * d.output_cost_per_token  # at list price, window aside
-    return [ar_cost / diff_cost], (f"one compaction call: {s.model.name} {_money(ar_cost)}, {d.name} "
-                                   f"{_money(diff_cost)} ({ar_cost / diff_cost:.1f}x)")
+    diff_cost = (
+        n * d.input_cost_per_token + summary * d.output_cost_per_token
+    )  # at list price, window aside
+    return [ar_cost / diff_cost], (
+        f"one compaction call: {s.model.name} {_money(ar_cost)}, {d.name} "
+        f"{_money(diff_cost)} ({ar_cost / diff_cost:.1f}x)"
+    )
 
 
 def _row_waits(s):
     t = s.turn_at_context()
-    return [t.latency_s], (f"{t.latency_s:.0f} s for a {t.prompt_tokens:,}-token turn ({t.prefill_s:.0f} s prefill, "
-                           f"{t.decode_s:.0f} s to write {t.output_tokens} tokens)")
+    return [t.latency_s], (
+        f"{t.latency_s:.0f} s for a {t.prompt_tokens:,}-token turn ({t.prefill_s:.0f} s prefill, "
+        f"{t.decode_s:.0f} s to write {t.output_tokens} tokens)"
+    )
 
 
 def _row_window(s):
     w = s.diffusion.max_input_tokens
-    return [w], f"{s.diffusion.name}: {w:,} tokens, against a {s.a['context_tokens']:,}-token history"
+    return [
+        w
+    ], f"{s.diffusion.name}: {w:,} tokens, against a {s.a['context_tokens']:,}-token history"
 
 
 def _row_json_steps(s):
-    return [None, None], "not measured in unmasked.costs: see notebook 04's measurement of steps per field"
+    return [
+        None,
+        None,
+    ], "not measured in unmasked.costs: see notebook 04's measurement of steps per field"
 
 
 def _ledger_rows(a: Mapping):
@@ -885,65 +1083,154 @@ def _ledger_rows(a: Mapping):
     session = ("price_tier", "caching", "growth", "context_tokens", "turns", "output_tokens")
     compaction = ("threshold", "keep_last", "ratio", "max_summary_tokens")
     return [
-        ("$0.45 per turn at 150K tokens", [Claim.about("$ per turn", 0.45)], session, _row_per_turn,
-         "$0.45 is 150K tokens at $3/M uncached; the seed's named frontier models charge $5/M, and a cache hit a "
-         "tenth of the input price."),
-        ("$9 per session", [Claim.about("$ per session", 9.0)], session, _row_session,
-         "$9 is 20 turns that each send 150K tokens uncached; a session that grows to 150K sends about half that."),
-        ("90% less cost with compaction", [Claim.percent("saving", 0.90)],
-         session + compaction + ("count_compaction_call",), _row_cost_saving,
-         "10:1 cuts one re-sent history by 90%, but the session also pays for the turns before the threshold, the "
-         "kept turns, the summaries and, with caching, re-writing the cache after each compaction."),
-        ("82% less latency with compaction", [Claim.percent("saving", 0.82)],
-         session + compaction + ("count_compaction_call",), _row_latency_saving,
-         "Mean seconds per turn (prefill on the tier's reference deployment + bandwidth-bound decode); compaction "
-         "shortens prefill and, a little, decode, and its own call adds time when it is counted."),
-        ("10:1 compression, with the 8K cap", [Claim.about("ratio", 1 / ratio)], ("context_tokens",) + compaction,
-         _row_ratio,
-         f"min(raw x {ratio:g}, {cap:,}) caps the summary, so '150K to 15K' cannot happen: above "
-         f"{cap / ratio:,.0f} tokens the ratio is set by the cap, not by 10:1."),
-        ("a 5% floor on the summary", [Claim("fraction kept", a["summary_floor"], 1.0)] * 2,
-         ("price_tier", "context_tokens", "max_summary_tokens", "summary_floor", "ratio"), _row_floor,
-         f"The {cap:,}-token cap keeps under {a['summary_floor']:.0%} of any history over "
-         f"{cap / a['summary_floor']:,.0f} tokens, which the model's window allows."),
-        ("a 20-30K threshold", [Claim("threshold", 20_000, 30_000)], session + compaction, _row_threshold,
-         "On cost alone the cheapest threshold depends on caching: each compaction re-writes the cache. A 20-30K "
-         "threshold is a quality choice (lost in the middle), not a cost optimum."),
-        ("1,000+ tok/s for a diffusion LM", [Claim("tok/s", 1000)], ("diffusion_model",), _row_speed,
-         "The vendor's own launch figure on its own hardware (see the prices.json note); per-request speed depends "
-         "on load, output length and hardware."),
-        ("80 s (AR) against ≈1 s (diffusion) for an 8K summary",
-         [Claim.about("AR s", 80.0), Claim.about("diffusion s", 1.0, ROUGH_TOLERANCE)],
-         ("price_tier", "context_tokens", "max_summary_tokens", "ar_seconds_per_token", "diffusion_model"),
-         _row_ar_vs_diffusion,
-         "The seed's 80 s is 8,000 x 10 ms; the course's decode model reads the weights and the KV cache for every "
-         "token, so a larger model at a long context is slower, and no published dLLM speed gives 8K in 1 s."),
-        ("16 steps x 60 ms ≈ 1 s", [Claim.about("s", 1.0, ROUGH_TOLERANCE)],
-         ("diffusion_steps", "diffusion_step_seconds", "max_summary_tokens"), _row_steps,
-         "The arithmetic is right, but 16 steps for an 8K summary fixes 500 tokens a step; dLLMs decode long "
-         "outputs in blocks, with more steps in all."),
-        ("the compaction step adds roughly one second instead of ten",
-         [Claim.about("diffusion s", 1.0, ROUGH_TOLERANCE), Claim.about("AR s", 10.0, ROUGH_TOLERANCE)],
-         ("price_tier", "caching", "context_tokens", "ratio", "max_summary_tokens", "diffusion_model",
-          "diffusion_steps", "diffusion_step_seconds"), _row_one_vs_ten,
-         "One compaction call: prefill of the history (none when the same model reads it from its cache) plus "
-         "writing the summary. The seed's own AR figure for the summary is 80 s, not ten."),
-        ("8 steps for JSON against 16-20 for prose", [Claim("JSON steps", 8, 8), Claim("prose steps", 16, 20)],
-         (), _row_json_steps, "Notebook 04 counts the denoising steps the course's model needs per field."),
-        ("a diffusion compactor is 10-20x cheaper", [Claim("x", 10, 20)],
-         ("price_tier", "caching", "context_tokens", "ratio", "max_summary_tokens", "diffusion_model"),
-         _row_cheaper,
-         "The same call priced both ways: the session's model reads the history (from its cache when caching is "
-         "on); the diffusion model reads it uncached, since it holds no cache of this session."),
-        ("'2-3 minute waits' at 150K tokens", [Claim("s", 120, 180)], session, _row_waits,
-         "One turn at about 150K tokens on the tier's reference deployment. Long waits come from long outputs "
-         "(many tool calls, long edits), which compaction does not shorten."),
-        ("Mercury can compact a 150K history", [Claim("window", n)], ("diffusion_model", "context_tokens"),
-         _row_window, "A compactor must read the history it compacts in one prompt."),
+        (
+            "$0.45 per turn at 150K tokens",
+            [Claim.about("$ per turn", 0.45)],
+            session,
+            _row_per_turn,
+            "$0.45 is 150K tokens at $3/M uncached; the seed's named frontier models charge $5/M, and a cache hit a "
+            "tenth of the input price.",
+        ),
+        (
+            "$9 per session",
+            [Claim.about("$ per session", 9.0)],
+            session,
+            _row_session,
+            "$9 is 20 turns that each send 150K tokens uncached; a session that grows to 150K sends about half that.",
+        ),
+        (
+            "90% less cost with compaction",
+            [Claim.percent("saving", 0.90)],
+            session + compaction + ("count_compaction_call",),
+            _row_cost_saving,
+            "10:1 cuts one re-sent history by 90%, but the session also pays for the turns before the threshold, the "
+            "kept turns, the summaries and, with caching, re-writing the cache after each compaction.",
+        ),
+        (
+            "82% less latency with compaction",
+            [Claim.percent("saving", 0.82)],
+            session + compaction + ("count_compaction_call",),
+            _row_latency_saving,
+            "Mean seconds per turn (prefill on the tier's reference deployment + bandwidth-bound decode); compaction "
+            "shortens prefill and, a little, decode, and its own call adds time when it is counted.",
+        ),
+        (
+            "10:1 compression, with the 8K cap",
+            [Claim.about("ratio", 1 / ratio)],
+            ("context_tokens",) + compaction,
+            _row_ratio,
+            f"min(raw x {ratio:g}, {cap:,}) caps the summary, so '150K to 15K' cannot happen: above "
+            f"{cap / ratio:,.0f} tokens the ratio is set by the cap, not by 10:1.",
+        ),
+        (
+            "a 5% floor on the summary",
+            [Claim("fraction kept", a["summary_floor"], 1.0)] * 2,
+            ("price_tier", "context_tokens", "max_summary_tokens", "summary_floor", "ratio"),
+            _row_floor,
+            f"The {cap:,}-token cap keeps under {a['summary_floor']:.0%} of any history over "
+            f"{cap / a['summary_floor']:,.0f} tokens, which the model's window allows.",
+        ),
+        (
+            "a 20-30K threshold",
+            [Claim("threshold", 20_000, 30_000)],
+            session + compaction,
+            _row_threshold,
+            "On cost alone the cheapest threshold depends on caching: each compaction re-writes the cache. A 20-30K "
+            "threshold is a quality choice (lost in the middle), not a cost optimum.",
+        ),
+        (
+            "1,000+ tok/s for a diffusion LM",
+            [Claim("tok/s", 1000)],
+            ("diffusion_model",),
+            _row_speed,
+            "The vendor's own launch figure on its own hardware (see the prices.json note); per-request speed depends "
+            "on load, output length and hardware.",
+        ),
+        (
+            "80 s (AR) against ≈1 s (diffusion) for an 8K summary",
+            [Claim.about("AR s", 80.0), Claim.about("diffusion s", 1.0, ROUGH_TOLERANCE)],
+            (
+                "price_tier",
+                "context_tokens",
+                "max_summary_tokens",
+                "ar_seconds_per_token",
+                "diffusion_model",
+            ),
+            _row_ar_vs_diffusion,
+            "The seed's 80 s is 8,000 x 10 ms; the course's decode model reads the weights and the KV cache for every "
+            "token, so a larger model at a long context is slower, and no published dLLM speed gives 8K in 1 s.",
+        ),
+        (
+            "16 steps x 60 ms ≈ 1 s",
+            [Claim.about("s", 1.0, ROUGH_TOLERANCE)],
+            ("diffusion_steps", "diffusion_step_seconds", "max_summary_tokens"),
+            _row_steps,
+            "The arithmetic is right, but 16 steps for an 8K summary fixes 500 tokens a step; dLLMs decode long "
+            "outputs in blocks, with more steps in all.",
+        ),
+        (
+            "the compaction step adds roughly one second instead of ten",
+            [
+                Claim.about("diffusion s", 1.0, ROUGH_TOLERANCE),
+                Claim.about("AR s", 10.0, ROUGH_TOLERANCE),
+            ],
+            (
+                "price_tier",
+                "caching",
+                "context_tokens",
+                "ratio",
+                "max_summary_tokens",
+                "diffusion_model",
+                "diffusion_steps",
+                "diffusion_step_seconds",
+            ),
+            _row_one_vs_ten,
+            "One compaction call: prefill of the history (none when the same model reads it from its cache) plus "
+            "writing the summary. The seed's own AR figure for the summary is 80 s, not ten.",
+        ),
+        (
+            "8 steps for JSON against 16-20 for prose",
+            [Claim("JSON steps", 8, 8), Claim("prose steps", 16, 20)],
+            (),
+            _row_json_steps,
+            "Notebook 04 counts the denoising steps the course's model needs per field.",
+        ),
+        (
+            "a diffusion compactor is 10-20x cheaper",
+            [Claim("x", 10, 20)],
+            (
+                "price_tier",
+                "caching",
+                "context_tokens",
+                "ratio",
+                "max_summary_tokens",
+                "diffusion_model",
+            ),
+            _row_cheaper,
+            "The same call priced both ways: the session's model reads the history (from its cache when caching is "
+            "on); the diffusion model reads it uncached, since it holds no cache of this session.",
+        ),
+        (
+            "'2-3 minute waits' at 150K tokens",
+            [Claim("s", 120, 180)],
+            session,
+            _row_waits,
+            "One turn at about 150K tokens on the tier's reference deployment. Long waits come from long outputs "
+            "(many tool calls, long edits), which compaction does not shorten.",
+        ),
+        (
+            "Mercury can compact a 150K history",
+            [Claim("window", n)],
+            ("diffusion_model", "context_tokens"),
+            _row_window,
+            "A compactor must read the history it compacts in one prompt.",
+        ),
     ]
 
 
-def claims_ledger(prices: Mapping[str, ModelPrice] | None = None, assumptions: Mapping | None = None) -> list[dict]:
+def claims_ledger(
+    prices: Mapping[str, ModelPrice] | None = None, assumptions: Mapping | None = None
+) -> list[dict]:
     """Recompute each numeric claim of the seed and judge it with the one rule, `judge`.
 
     Every figure is computed from prices.json, unmasked.latency and `assumptions` (SEED_ASSUMPTIONS
@@ -953,7 +1240,9 @@ def claims_ledger(prices: Mapping[str, ModelPrice] | None = None, assumptions: M
     a = dict(SEED_ASSUMPTIONS, **(assumptions or {}))
     unknown = set(a) - set(SEED_ASSUMPTIONS)
     if unknown:
-        raise ValueError(f"unknown assumption(s) {', '.join(sorted(unknown))}; accepted: {', '.join(SEED_ASSUMPTIONS)}")
+        raise ValueError(
+            f"unknown assumption(s) {', '.join(sorted(unknown))}; accepted: {', '.join(SEED_ASSUMPTIONS)}"
+        )
     scenarios = {(): _Scenario(a, prices)}
 
     def scenario(key, value):
@@ -970,34 +1259,54 @@ def claims_ledger(prices: Mapping[str, ModelPrice] | None = None, assumptions: M
                 other = next(v for v in OPEN_ASSUMPTIONS[key] if v != a[key])
                 alternatives[f"{key}={other}"] = figures(scenario(key, other))[0]
         verdict, why = judge(claims, main, alternatives)
-        rows.append(dict(
-            claim=claim,
-            claimed="; ".join(f"{c.label} {c.show()}" for c in claims),
-            assumptions="; ".join(f"{k}={a[k]}" for k in uses) or "none",
-            computed=computed,
-            verdict=verdict,
-            reason=(why + ". " if why else "") + note,
-            figures=main,
-        ))
+        rows.append(
+            dict(
+                claim=claim,
+                claimed="; ".join(f"{c.label} {c.show()}" for c in claims),
+                assumptions="; ".join(f"{k}={a[k]}" for k in uses) or "none",
+                computed=computed,
+                verdict=verdict,
+                reason=(why + ". " if why else "") + note,
+                figures=main,
+            )
+        )
     return rows
 
 
 # --------------------------------------------------------------------------- calculator & context figures
 
 
-def calculator_results(turns: int, tokens_per_turn: int, model: str, caching: bool, threshold: int, ratio: float,
-                       compactor: str | None = None, *, keep_last: int = 2, output_tokens: int = 500,
-                       max_summary_tokens: int | None = None, on_overflow: str = "compact",
-                       prices=None) -> dict[str, SessionResult]:
+def calculator_results(
+    turns: int,
+    tokens_per_turn: int,
+    model: str,
+    caching: bool,
+    threshold: int,
+    ratio: float,
+    compactor: str | None = None,
+    *,
+    keep_last: int = 2,
+    output_tokens: int = 500,
+    max_summary_tokens: int | None = None,
+    on_overflow: str = "compact",
+    prices=None,
+) -> dict[str, SessionResult]:
     """The two sessions the calculator compares: without and with compaction, same settings.
 
     A prompt over the model's window forces a compaction (on_overflow="compact", marked on the
     turn and in SessionResult.window_note) or raises ContextWindowError (on_overflow="error").
     """
     prices = load_prices() if prices is None else prices
-    policy = CompactionPolicy(threshold=threshold, keep_last=keep_last, ratio=ratio, compactor=compactor,
-                              max_summary_tokens=max_summary_tokens)
-    common = dict(output_tokens=output_tokens, caching=caching, prices=prices, on_overflow=on_overflow)
+    policy = CompactionPolicy(
+        threshold=threshold,
+        keep_last=keep_last,
+        ratio=ratio,
+        compactor=compactor,
+        max_summary_tokens=max_summary_tokens,
+    )
+    common = dict(
+        output_tokens=output_tokens, caching=caching, prices=prices, on_overflow=on_overflow
+    )
     return {
         "no compaction": simulate_session(turns, tokens_per_turn, model, **common),
         "with compaction": simulate_session(turns, tokens_per_turn, model, policy=policy, **common),
@@ -1010,7 +1319,9 @@ def calculator_figures(*args, **kwargs):
     return cumulative_cost_figure(results), turn_latency_figure(results)
 
 
-def threshold_sweep_figure(rows_by_label: Mapping[str, list], title: str = "Session cost against threshold"):
+def threshold_sweep_figure(
+    rows_by_label: Mapping[str, list], title: str = "Session cost against threshold"
+):
     """Session cost per threshold (from threshold_sweep), with the never-compact cost dashed."""
     import plotly.graph_objects as go
 
@@ -1018,12 +1329,25 @@ def threshold_sweep_figure(rows_by_label: Mapping[str, list], title: str = "Sess
     for label, rows in rows_by_label.items():
         base = next(c for th, c in rows if th is None)
         pts = [(th, c) for th, c in rows if th is not None]
-        line = fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=f"{label}: compact at threshold",
-                               mode="lines+markers").data[-1]
-        fig.add_scatter(x=[pts[0][0], pts[-1][0]], y=[base, base], name=f"{label}: never compact", mode="lines",
-                        line=dict(dash="dash", color=line.line.color))
-    fig.update_layout(title=title, xaxis_title="compaction threshold (tokens)", yaxis_title="session cost (USD)",
-                      template="plotly_white")
+        line = fig.add_scatter(
+            x=[p[0] for p in pts],
+            y=[p[1] for p in pts],
+            name=f"{label}: compact at threshold",
+            mode="lines+markers",
+        ).data[-1]
+        fig.add_scatter(
+            x=[pts[0][0], pts[-1][0]],
+            y=[base, base],
+            name=f"{label}: never compact",
+            mode="lines",
+            line=dict(dash="dash", color=line.line.color),
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="compaction threshold (tokens)",
+        yaxis_title="session cost (USD)",
+        template="plotly_white",
+    )
     return fig
 
 
@@ -1048,18 +1372,35 @@ def position_accuracy_figure(data: Mapping = LOST_IN_THE_MIDDLE):
 
     xs = list(data["positions"])
     fig = go.Figure()
-    fig.add_scatter(x=xs, y=list(data["accuracy"]), name="answer document at this position", mode="lines+markers")
+    fig.add_scatter(
+        x=xs,
+        y=list(data["accuracy"]),
+        name="answer document at this position",
+        mode="lines+markers",
+    )
     for key, dash in (("closed_book", "dash"), ("oracle", "dot")):
-        fig.add_scatter(x=[xs[0], xs[-1]], y=[data[key]] * 2, mode="lines", line=dict(dash=dash),
-                        name=f"{key.replace('_', '-')} ({data[key]}%)")
-    fig.update_layout(title=f"{data['model']}, {data['documents']} documents: {data['citation']}",
-                      xaxis_title="position of the document with the answer", yaxis_title="accuracy (%)",
-                      template="plotly_white")
+        fig.add_scatter(
+            x=[xs[0], xs[-1]],
+            y=[data[key]] * 2,
+            mode="lines",
+            line=dict(dash=dash),
+            name=f"{key.replace('_', '-')} ({data[key]}%)",
+        )
+    fig.update_layout(
+        title=f"{data['model']}, {data['documents']} documents: {data['citation']}",
+        xaxis_title="position of the document with the answer",
+        yaxis_title="accuracy (%)",
+        template="plotly_white",
+    )
     return fig
 
 
-VERDICT_COLOURS = {"holds": "#d8f0d8", "holds with a caveat": "#fbf0c8", "does not hold": "#f6d5d5",
-                   "not measured here": "#e4e4e4"}
+VERDICT_COLOURS = {
+    "holds": "#d8f0d8",
+    "holds with a caveat": "#fbf0c8",
+    "does not hold": "#f6d5d5",
+    "not measured here": "#e4e4e4",
+}
 
 
 def _html_text(value) -> str:
@@ -1069,12 +1410,17 @@ def _html_text(value) -> str:
     return html.escape(str(value)).replace("$", "&#36;")
 
 
-def ledger_html(rows: list[dict], columns=("claim", "claimed", "computed", "verdict", "assumptions", "reason")) -> str:
+def ledger_html(
+    rows: list[dict], columns=("claim", "claimed", "computed", "verdict", "assumptions", "reason")
+) -> str:
     """The ledger as an HTML table, one row per claim, coloured by verdict."""
     head = "".join(f"<th style='text-align:left'>{_html_text(c)}</th>" for c in columns)
     body = []
     for row in rows:
         colour = VERDICT_COLOURS.get(row["verdict"], "white")
-        cells = "".join(f"<td style='text-align:left;vertical-align:top'>{_html_text(row[c])}</td>" for c in columns)
+        cells = "".join(
+            f"<td style='text-align:left;vertical-align:top'>{_html_text(row[c])}</td>"
+            for c in columns
+        )
         body.append(f"<tr style='background:{colour}'>{cells}</tr>")
     return f"<table class='claims-ledger'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

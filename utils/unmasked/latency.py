@@ -70,19 +70,31 @@ SEED_DIFFUSION_STEP_SECONDS = 0.060
 
 
 def _check_nonneg(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or math.isnan(value)
+        or value < 0
+    ):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
 
 
 def _check_pos(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or math.isnan(value)
+        or value <= 0
+    ):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
 # --------------------------------------------------------------------------- FLOPs
 
 
-def forward_flops(n_tokens: int, n_params: float, n_layers: int, d_model: int, causal: bool = True) -> float:
+def forward_flops(
+    n_tokens: int, n_params: float, n_layers: int, d_model: int, causal: bool = True
+) -> float:
     """FLOPs of one forward pass over n tokens: 2·N·n for the weights plus attention.
 
     Causal: token i attends to i tokens (itself and those before), 4·d·i FLOPs per layer, so
@@ -151,7 +163,9 @@ def prefill_coefficients(
     if not 0 < utilisation <= 1:
         raise ValueError(f"utilisation must be in (0, 1], got {utilisation!r}")
     flops = peak_flops * utilisation
-    label = f"{n_params / 1e9:g}B, {n_layers} layers, d={d_model}, {flops / 1e15:.2f} PFLOP/s delivered"
+    label = (
+        f"{n_params / 1e9:g}B, {n_layers} layers, d={d_model}, {flops / 1e15:.2f} PFLOP/s delivered"
+    )
     return PrefillModel(a=2 * n_params / flops, b=2 * n_layers * d_model / flops, label=label)
 
 
@@ -187,8 +201,19 @@ class Deployment:
     source: str = ""
 
     def __post_init__(self):
-        for name in ("n_params", "n_layers", "d_model", "n_kv_heads", "head_dim", "gpus", "bytes_per_param",
-                     "bytes_per_kv_value", "peak_flops_per_gpu", "hbm_bytes_per_s_per_gpu", "hbm_bytes_per_gpu"):
+        for name in (
+            "n_params",
+            "n_layers",
+            "d_model",
+            "n_kv_heads",
+            "head_dim",
+            "gpus",
+            "bytes_per_param",
+            "bytes_per_kv_value",
+            "peak_flops_per_gpu",
+            "hbm_bytes_per_s_per_gpu",
+            "hbm_bytes_per_gpu",
+        ):
             _check_pos(name, getattr(self, name))
         for name in ("flop_utilisation", "bandwidth_utilisation"):
             value = getattr(self, name)
@@ -197,8 +222,13 @@ class Deployment:
 
     @property
     def prefill(self) -> PrefillModel:
-        return prefill_coefficients(self.n_params, self.n_layers, self.d_model,
-                                    self.peak_flops_per_gpu * self.gpus, self.flop_utilisation)
+        return prefill_coefficients(
+            self.n_params,
+            self.n_layers,
+            self.d_model,
+            self.peak_flops_per_gpu * self.gpus,
+            self.flop_utilisation,
+        )
 
     @property
     def weight_bytes(self) -> float:
@@ -217,7 +247,10 @@ class Deployment:
     @property
     def max_context_in_memory(self) -> float:
         """Tokens of KV cache that fit in HBM beside the weights (one request)."""
-        return max(0.0, self.gpus * self.hbm_bytes_per_gpu - self.weight_bytes) / self.kv_bytes_per_token
+        return (
+            max(0.0, self.gpus * self.hbm_bytes_per_gpu - self.weight_bytes)
+            / self.kv_bytes_per_token
+        )
 
     def decode_token_seconds(self, context: float) -> float:
         """One token at batch 1: read every weight and `context` tokens of KV cache."""
@@ -240,22 +273,46 @@ _LLAMA3 = "Llama Team 2024, The Llama 3 Herd of Models, arXiv:2407.21783, Table 
 _H100 = "NVIDIA H100 Tensor Core GPU datasheet (SXM: 989 TFLOP/s BF16, 1,979 FP8 dense, 3.35 TB/s, 80 GB)"
 DEPLOYMENTS = {
     "frontier": Deployment(
-        "405B FP8 (Llama 3.1 405B shape) on 8 H100", 405e9, 126, 16384, 8, 128, gpus=8, bytes_per_param=1.0,
+        "405B FP8 (Llama 3.1 405B shape) on 8 H100",
+        405e9,
+        126,
+        16384,
+        8,
+        128,
+        gpus=8,
+        bytes_per_param=1.0,
         peak_flops_per_gpu=H100_DENSE_FP8_FLOPS,
-        source=f"{_LLAMA3}; FP8 serving on one 8-GPU node, section 6.2; {_H100}"),
+        source=f"{_LLAMA3}; FP8 serving on one 8-GPU node, section 6.2; {_H100}",
+    ),
     "mid": Deployment(
-        "70B BF16 (Llama 2 70B shape) on 8 H100", REFERENCE_PARAMS, REFERENCE_LAYERS, REFERENCE_D_MODEL, 8, 128,
+        "70B BF16 (Llama 2 70B shape) on 8 H100",
+        REFERENCE_PARAMS,
+        REFERENCE_LAYERS,
+        REFERENCE_D_MODEL,
+        8,
+        128,
         gpus=REFERENCE_GPUS,
-        source=f"Touvron et al. 2023, Llama 2, arXiv:2307.09288 (80 layers, d 8192, GQA with 8 KV heads); {_H100}"),
+        source=f"Touvron et al. 2023, Llama 2, arXiv:2307.09288 (80 layers, d 8192, GQA with 8 KV heads); {_H100}",
+    ),
     "fast": Deployment(
-        "8B BF16 (Llama 3.1 8B shape) on 1 H100", 8e9, 32, 4096, 8, 128, gpus=1, source=f"{_LLAMA3}; {_H100}"),
+        "8B BF16 (Llama 3.1 8B shape) on 1 H100",
+        8e9,
+        32,
+        4096,
+        8,
+        128,
+        gpus=1,
+        source=f"{_LLAMA3}; {_H100}",
+    ),
 }
 
 
 def deployment_for(tier: str) -> Deployment:
     """The reference deployment of a price tier (frontier, mid, fast); unknown tiers are an error."""
     if tier not in DEPLOYMENTS:
-        raise ValueError(f"no reference deployment for tier {tier!r}; accepted: {', '.join(DEPLOYMENTS)}")
+        raise ValueError(
+            f"no reference deployment for tier {tier!r}; accepted: {', '.join(DEPLOYMENTS)}"
+        )
     return DEPLOYMENTS[tier]
 
 
@@ -282,22 +339,40 @@ def diffusion_decode_seconds(steps: int, step_seconds: float) -> float:
     return steps * step_seconds
 
 
-def prefill_figure(n_max: int = 200_000, model: PrefillModel = REFERENCE_PREFILL, points: int = 101):
+def prefill_figure(
+    n_max: int = 200_000, model: PrefillModel = REFERENCE_PREFILL, points: int = 101
+):
     """Prefill time against prompt length, split into its linear and quadratic parts."""
     import plotly.graph_objects as go
 
     _check_pos("n_max", n_max)
     xs = [n_max * i / (points - 1) for i in range(points)]
     fig = go.Figure()
-    fig.add_scatter(x=xs, y=[model.linear_seconds(x) for x in xs], name="a·n (weights)", mode="lines")
-    fig.add_scatter(x=xs, y=[model.quadratic_seconds(x) for x in xs], name="b·n² (attention)", mode="lines")
-    fig.add_scatter(x=xs, y=[model.seconds(x) for x in xs], name="total prefill", mode="lines",
-                    line=dict(width=3))
+    fig.add_scatter(
+        x=xs, y=[model.linear_seconds(x) for x in xs], name="a·n (weights)", mode="lines"
+    )
+    fig.add_scatter(
+        x=xs, y=[model.quadratic_seconds(x) for x in xs], name="b·n² (attention)", mode="lines"
+    )
+    fig.add_scatter(
+        x=xs,
+        y=[model.seconds(x) for x in xs],
+        name="total prefill",
+        mode="lines",
+        line=dict(width=3),
+    )
     if model.crossover_tokens <= n_max:
-        fig.add_vline(x=model.crossover_tokens, line_dash="dot",
-                      annotation_text=f"b·n² = a·n at {model.crossover_tokens:,.0f} tokens")
-    fig.update_layout(title=f"Prefill time (reference: {model.label})", xaxis_title="prompt tokens n",
-                      yaxis_title="seconds", template="plotly_white")
+        fig.add_vline(
+            x=model.crossover_tokens,
+            line_dash="dot",
+            annotation_text=f"b·n² = a·n at {model.crossover_tokens:,.0f} tokens",
+        )
+    fig.update_layout(
+        title=f"Prefill time (reference: {model.label})",
+        xaxis_title="prompt tokens n",
+        yaxis_title="seconds",
+        template="plotly_white",
+    )
     return fig
 
 
@@ -310,8 +385,16 @@ def decode_figure(context_max: int = 200_000, deployments=None, points: int = 51
     xs = [context_max * i / (points - 1) for i in range(points)]
     fig = go.Figure()
     for tier, dep in deployments.items():
-        fig.add_scatter(x=xs, y=[dep.tokens_per_second(x) for x in xs], name=f"{tier}: {dep.label}", mode="lines")
-    fig.update_layout(title="Decode at batch 1 is bound by memory bandwidth: weights + KV cache per token",
-                      xaxis_title="context tokens in the KV cache", yaxis_title="tokens per second",
-                      template="plotly_white")
+        fig.add_scatter(
+            x=xs,
+            y=[dep.tokens_per_second(x) for x in xs],
+            name=f"{tier}: {dep.label}",
+            mode="lines",
+        )
+    fig.update_layout(
+        title="Decode at batch 1 is bound by memory bandwidth: weights + KV cache per token",
+        xaxis_title="context tokens in the KV cache",
+        yaxis_title="tokens per second",
+        template="plotly_white",
+    )
     return fig
