@@ -643,3 +643,12 @@ def test_a_diffusion_model_without_a_published_speed_decodes_in_the_seeds_steps(
         1, 1_000, "inception/mercury-2.5", output_tokens=4_000, prices=prices
     )
     assert res.turns[0].decode_s == pytest.approx(16 * 0.060)
+
+
+def test_ledger_rejects_a_bad_open_assumption_and_shows_claims_in_units(prices):
+    with pytest.raises(ValueError, match="price_tier must be one of"):
+        costs.claims_ledger(prices, {"price_tier": "cheap"})
+    rows = _ledger(prices)
+    assert rows["$0.45"]["claimed"] == "per turn: $0.43 to $0.47"
+    assert rows["82%"]["claimed"] == "saving: 80% to 84%"
+    assert rows["1,000+"]["claimed"] == "tok/s: 1,000 tok/s or more"

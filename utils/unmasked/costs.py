@@ -804,12 +804,23 @@ class Claim:
     def percent(cls, label: str, fraction: float, points: float = POINTS_TOLERANCE) -> Claim:
         return cls(label, fraction - points, fraction + points)
 
-    def show(self, fmt=lambda v: f"{v:,.4g}") -> str:
-        return (
-            f"{fmt(self.lo)} or more"
-            if math.isinf(self.hi)
-            else f"{fmt(self.lo)} to {fmt(self.hi)}"
-        )
+    def show(self) -> str:
+        """The interval in the figure's own units: "$0.43 to $0.47", "80% to 84%", "1,000 tok/s or more"."""
+        if self.label.startswith("$"):
+            fmt = lambda v: f"${v:,.2f}"  # noqa: E731
+        elif self.label == "saving" or self.label.startswith("kept"):
+            fmt = lambda v: f"{v:.0%}" if v >= 0.1 else f"{v:.1%}"  # noqa: E731
+        else:
+            unit = self.label.split()[-1] if self.label.split()[-1] in ("s", "tok/s", "x") else ""
+            fmt = lambda v: (
+                f"{v:,.0f}{' ' + unit if unit else ''}"
+                if v >= 1000
+                else f"{v:.3g}{' ' + unit if unit else ''}"
+            )  # noqa: E731
+        what = self.label if not self.label.startswith("$") else self.label[2:]
+        if math.isinf(self.hi):
+            return f"{what}: {fmt(self.lo)} or more"
+        return f"{what}: {fmt(self.lo)} to {fmt(self.hi)}"
 
 
 def judge(claims, main, alternatives: Mapping[str, list]) -> tuple[str, str]:
@@ -1124,7 +1135,10 @@ def _ledger_rows(a: Mapping):
         ),
         (
             "a 5% floor on the summary",
-            [Claim("fraction kept", a["summary_floor"], 1.0)] * 2,
+            [
+                Claim("kept of the history", a["summary_floor"], 1.0),
+                Claim("kept at the model's window", a["summary_floor"], 1.0),
+            ],
             ("price_tier", "context_tokens", "max_summary_tokens", "summary_floor", "ratio"),
             _row_floor,
             f"The {cap:,}-token cap keeps under {a['summary_floor']:.0%} of any history over "
@@ -1243,6 +1257,9 @@ def claims_ledger(
         raise ValueError(
             f"unknown assumption(s) {', '.join(sorted(unknown))}; accepted: {', '.join(SEED_ASSUMPTIONS)}"
         )
+    for key, values in OPEN_ASSUMPTIONS.items():
+        if a[key] not in values:
+            raise ValueError(f"assumption {key} must be one of {values}, got {a[key]!r}")
     scenarios = {(): _Scenario(a, prices)}
 
     def scenario(key, value):
@@ -1262,7 +1279,7 @@ def claims_ledger(
         rows.append(
             dict(
                 claim=claim,
-                claimed="; ".join(f"{c.label} {c.show()}" for c in claims),
+                claimed="; ".join(c.show() for c in claims),
                 assumptions="; ".join(f"{k}={a[k]}" for k in uses) or "none",
                 computed=computed,
                 verdict=verdict,
@@ -1403,7 +1420,7 @@ VERDICT_COLOURS = {
 }
 
 
-def _html_text(value) -> str:
+def html_text(value) -> str:
     """HTML-escaped text with "$" as &#36;, so that Jupyter's MathJax does not read two dollars as LaTeX."""
     import html
 
@@ -1414,12 +1431,12 @@ def ledger_html(
     rows: list[dict], columns=("claim", "claimed", "computed", "verdict", "assumptions", "reason")
 ) -> str:
     """The ledger as an HTML table, one row per claim, coloured by verdict."""
-    head = "".join(f"<th style='text-align:left'>{_html_text(c)}</th>" for c in columns)
+    head = "".join(f"<th style='text-align:left'>{html_text(c)}</th>" for c in columns)
     body = []
     for row in rows:
         colour = VERDICT_COLOURS.get(row["verdict"], "white")
         cells = "".join(
-            f"<td style='text-align:left;vertical-align:top'>{_html_text(row[c])}</td>"
+            f"<td style='text-align:left;vertical-align:top'>{html_text(row[c])}</td>"
             for c in columns
         )
         body.append(f"<tr style='background:{colour}'>{cells}</tr>")
