@@ -1,5 +1,6 @@
 """unmasked.prices: prices.json rebuilt from a litellm price map (a small fake one here; no litellm needed)."""
 
+import importlib.util
 import json
 
 import pytest
@@ -135,3 +136,14 @@ def test_committed_prices_name_every_course_model():
     assert set(raw) - {"_about"} == set(prices.COURSE_MODELS)
     for name, spec in prices.COURSE_MODELS.items():
         assert raw[name]["litellm_key"] == spec["litellm"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("litellm") is None, reason="needs the optional 'prices' extra")
+def test_committed_prices_are_what_the_refresh_writes_from_the_recorded_litellm(tmp_path):
+    committed = json.loads(costs.PRICES_PATH.read_text())
+    about = committed["_about"]
+    path, version = prices.litellm_price_file()
+    if version != about["litellm_version"]:
+        pytest.skip(f"installed litellm {version}, prices.json records {about['litellm_version']}")
+    fresh = prices.refresh(tmp_path / "p.json", path, version=version, today=about["refreshed"])
+    assert fresh == committed
