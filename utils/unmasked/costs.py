@@ -932,9 +932,8 @@ def _pct(v):
 
 def _row_per_turn(s):
     t = s.turn_at_context()
-    return [
-        t.input_cost
-    ], f"{_money(t.input_cost)} for the input of a {t.prompt_tokens:,}-token turn"
+    text = f"{_money(t.input_cost)} for the input of a {t.prompt_tokens:,}-token turn"
+    return [t.input_cost], text
 
 
 def _row_session(s):
@@ -985,14 +984,9 @@ def _row_threshold(s):
         **shape,
         **s.common,
     )
-    text = (
-        "never compacting is cheapest"
-        if best is None
-        else f"cheapest threshold {best:,} ({_money(cost)})"
-    )
-    return [
-        math.nan if best is None else best
-    ], text + f" on a grid of {grid.start:,}-{grid.stop - 1:,}"
+    found = "never compacting is cheapest" if best is None else f"cheapest threshold {best:,}"
+    text = f"{found} ({_money(cost)}) on a grid of {grid.start:,}-{grid.stop - 1:,}"
+    return [math.nan if best is None else best], text
 
 
 def _row_speed(s):
@@ -1057,9 +1051,8 @@ def _row_cheaper(s):
     _, ar_cost = _compaction_call(s, s.model, True)
     n, summary = s.a["context_tokens"], s.summary_tokens()
     d = s.diffusion
-    diff_cost = (
-        n * d.input_cost_per_token + summary * d.output_cost_per_token
-    )  # at list price, window aside
+    # at list price and uncached (it holds no cache of this session), its window aside
+    diff_cost = n * d.input_cost_per_token + summary * d.output_cost_per_token
     return [ar_cost / diff_cost], (
         f"one compaction call: {s.model.name} {_money(ar_cost)}, {d.name} "
         f"{_money(diff_cost)} ({ar_cost / diff_cost:.1f}x)"
@@ -1076,16 +1069,13 @@ def _row_waits(s):
 
 def _row_window(s):
     w = s.diffusion.max_input_tokens
-    return [
-        w
-    ], f"{s.diffusion.name}: {w:,} tokens, against a {s.a['context_tokens']:,}-token history"
+    text = f"{s.diffusion.name}: {w:,} tokens, against a {s.a['context_tokens']:,}-token history"
+    return [w], text
 
 
 def _row_json_steps(s):
-    return [
-        None,
-        None,
-    ], "not measured in unmasked.costs: see notebook 04's measurement of steps per field"
+    text = "not measured in unmasked.costs: see notebook 04's measurement of steps per field"
+    return [None, None], text
 
 
 def _ledger_rows(a: Mapping):
