@@ -32,7 +32,9 @@ def random_price(rng: random.Random) -> dict:
         "output_cost_per_token": per_million * rng.uniform(2.5, 8.0),
     }
     prices = {k: round(v, 4) / 1e6 for k, v in prices.items()}
-    return dataclasses.asdict(dataclasses.replace(model, name=f"model-{rng.randrange(16**6):06x}", **prices))
+    # the lab's billing rules have no context window and no long-context rates
+    return dataclasses.asdict(dataclasses.replace(model, name=f"model-{rng.randrange(16**6):06x}", **prices,
+                                                  max_input_tokens=10**9, long_context_prices=None))
 
 
 def _model(price: dict) -> costs.ModelPrice:
