@@ -298,7 +298,23 @@ def make_batch(examples: list[tuple[list[int], list[int]]], vocab: Vocab):
 
 
 def batches(n: int, batch_size: int, lengths: list[int], rng: random.Random):
-    """Endless index batches: shuffled, then grouped by similar length to waste little padding."""
+    """Endless index batches: shuffled, then grouped by similar length to waste little padding.
+
+    Only full batches are yielded, so n must be at least batch_size: with fewer examples no
+    batch would ever be full and the stream would never yield. That is checked here, at the
+    call, not at the first next().
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if n < batch_size:
+        raise ValueError(f"{n} training examples cannot fill a batch of {batch_size}: "
+                         "use a smaller batch size (--batch-size, BATCH_SIZE) or more examples (--limit, N_TRAIN)")
+    if len(lengths) != n:
+        raise ValueError(f"need one length per example: {len(lengths)} lengths for {n} examples")
+    return _batch_stream(n, batch_size, lengths, rng)
+
+
+def _batch_stream(n: int, batch_size: int, lengths: list[int], rng: random.Random):
     while True:
         order = list(range(n))
         rng.shuffle(order)
@@ -364,6 +380,10 @@ def sized_for(cfg: TrainConfig, examples) -> TrainConfig:
     prompt_room is the longest prompt plus 32 tokens (a held-out session may be a little longer),
     rounded up to a multiple of 8; the answer follows it.
     """
+    if not examples:
+        raise ValueError("sized_for needs at least one (prompt, answer) example")
+    if len({len(a) for _, a in examples}) != 1:
+        raise ValueError("every answer must have the same length (one RecordLayout)")
     prompt_room = 8 * math.ceil((max(len(p) for p, _ in examples) + 32) / 8)
     return replace(cfg, prompt_room=prompt_room, max_len=prompt_room + len(examples[0][1]))
 
@@ -434,7 +454,7 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
     if device.type == "cuda":  # TF32 matrix units: several times the float32 rate, ample precision here
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.optimizer_groups(cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     lengths = [len(p) + len(t) for p, t in examples]
@@ -935,6 +955,9 @@ def main(argv: list[str] | None = None) -> int:
         "t_floor", "weighting", "threads", "sampler_frac")}, time_budget_s=args.time_budget, device=device), examples)
     extra, extra_examples = extra_training_sessions(args.extra_sessions, vocab, layout, cfg.prompt_room)
     examples += extra_examples
+    if len(examples) < cfg.batch_size:  # batches() would refuse too, after the model is built
+        parser.error(f"{len(examples)} training examples cannot fill a batch of {cfg.batch_size}: "
+                     "lower --batch-size or raise --limit")
     seed_everything(cfg.seed)
     if args.init_from is not None:
         model, cfg, start = continue_from(args.init_from, vocab, layout, cfg, device)
