@@ -170,3 +170,26 @@ def test_train_model_decays_matrices_only(tiny_task, monkeypatch):
     assert {names[i] for i in none} == {n for n, p in model.named_parameters() if p.dim() == 1}
     assert {"wte.weight", "wpe.weight", "blocks.0.attn.qkv.weight"} <= {names[i] for i in decay}
     assert not decay & none and len(decay) + len(none) == len(list(model.parameters()))
+
+
+# ---------------------------------------------------------------------------- the shipped checkpoint in CI
+
+
+def test_a_missing_checkpoint_skips_on_a_laptop_and_fails_in_ci(tmp_path, monkeypatch):
+    from conftest import checkpoint_required, shipped_checkpoint_path
+
+    missing = tmp_path / "diffusion.pt"
+    for name in ("CI", "UNMASKED_REQUIRE_CHECKPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert not checkpoint_required()
+    with pytest.raises(pytest.skip.Exception, match="make checkpoint"):
+        shipped_checkpoint_path(missing)
+    for name in ("CI", "UNMASKED_REQUIRE_CHECKPOINT"):
+        monkeypatch.setenv(name, "true")
+        assert checkpoint_required()
+        with pytest.raises(pytest.fail.Exception, match="CI needs the shipped checkpoint"):
+            shipped_checkpoint_path(missing)
+        monkeypatch.setenv(name, "0")
+    assert not checkpoint_required()
+    missing.write_bytes(b"")
+    assert shipped_checkpoint_path(missing) == missing
