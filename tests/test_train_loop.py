@@ -193,3 +193,11 @@ def test_a_missing_checkpoint_skips_on_a_laptop_and_fails_in_ci(tmp_path, monkey
     assert not checkpoint_required()
     missing.write_bytes(b"")
     assert shipped_checkpoint_path(missing) == missing
+
+
+def test_the_model_writes_the_records_the_generator_makes():
+    """One list of record keys: train.FIELDS is the sessions schema's, not a copy that could drift."""
+    from unmasked.sessions.schema import SHORT_RECORD_FIELDS
+    from unmasked.train import FIELDS
+
+    assert FIELDS is SHORT_RECORD_FIELDS

@@ -32,13 +32,14 @@ import torch
 from unmasked.env import pick_device, seed_everything
 from unmasked.masking import DEFAULT_T_FLOOR, WEIGHTINGS, mask_tokens, masked_diffusion_loss, sample_t
 from unmasked.model import ModelConfig, TransformerLM
+from unmasked.sessions.schema import SHORT_RECORD_FIELDS
 from unmasked.vocab import Vocab
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = REPO_ROOT / "data" / "checkpoints" / "diffusion.pt"
 CHECKPOINT_FORMAT = "unmasked-diffusion-v2"  # v2: fixed-width record slots, positions counted from [SEP]
 REBUILD_HINT = "rebuild it with `make checkpoint` (python -m unmasked.train --out data/checkpoints)"
-FIELDS = ("task", "database", "decision", "files", "error", "next_step")  # = sessions.SHORT_RECORD_FIELDS
+FIELDS = SHORT_RECORD_FIELDS  # the record's keys, in order: one list for the generator and the model
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
 
 
