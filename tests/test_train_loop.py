@@ -201,3 +201,74 @@ def test_the_model_writes_the_records_the_generator_makes():
     from unmasked.train import FIELDS
 
     assert FIELDS is SHORT_RECORD_FIELDS
+
+
+# ---------------------------------------------------------------------------- stages and pictures (notebook 03)
+
+
+def test_training_stages_walk_the_init_from_chain_oldest_first():
+    from unmasked.train import training_stages
+
+    first = {"steps": 1}
+    second = {"steps": 2, "init_from": {**first, "path": "a.pt"}}
+    last = {"steps": 3, "init_from": {**second, "path": "b.pt"}}
+    assert [s["steps"] for s in training_stages(last)] == [1, 2, 3]
+    assert training_stages(first) == [first]
+    assert training_stages(last)[-1] is last
+
+
+def test_stage_summary_says_steps_time_device_speed_and_files():
+    from unmasked.train import stage_summary
+
+    stage = {"steps": 5718, "train_seconds": 300.2, "device": "cuda", "accelerator": "NVIDIA H100",
+             "tokens_per_s": 1_120_000.4, "extra_sessions": 150_000,
+             "evaluations": [{"method": "one_shot", "n": 500, "accuracy": {"files": 0.5}},
+                             {"method": "slots", "n": 500, "accuracy": {"files": 0.874}}]}
+    assert stage_summary(stage) == ("5718 steps in 5 min on cuda (NVIDIA H100) (1,120,000 tokens/s, 150,000 of its "
+                                    "sessions generated afresh); files 87.4% with slots on 500")
+    assert stage_summary({"steps": 2, "train_seconds": 60, "device": "cpu", "tokens_per_s": 10}) == (
+        "2 steps in 1 min on cpu (10 tokens/s)")
+
+
+def test_shipped_report_lists_the_stages_training_stages_finds(shipped_checkpoint):
+    """diffusion.md (written by _origin_lines) and training_stages agree on the shipped chain, oldest first."""
+    import json
+
+    from unmasked.train import training_stages
+
+    meta = json.loads((shipped_checkpoint.parent / "diffusion.json").read_text())
+    stages = training_stages(meta)
+    assert len(stages) >= 2 and stages[-1]["command"] == meta["command"]
+    report = (shipped_checkpoint.parent / "diffusion.md").read_text()
+    at = [report.index(f"continued `{s['path']}`") for s in stages[:-1]]
+    assert at == sorted(at)
+
+
+def test_files_misses_are_counted_per_number_of_changed_files_and_drawn_stacked():
+    from unmasked.sessions import record_to_json
+    from unmasked.train import FILES_MISS_KINDS, files_miss_figure, files_misses_by_length
+
+    sessions = generate_short_sessions(60, seed=5)
+    records = [s.record for s in sessions]
+    texts = [record_to_json(r) for r in records]
+    two = next(i for i, r in enumerate(records) if len(r["files"]) == 2)
+    swapped = dict(records[two], files=records[two]["files"][::-1])
+    texts[two] = record_to_json(swapped)  # right paths, wrong order
+    one = next(i for i, r in enumerate(records) if len(r["files"]) == 1)
+    texts[one] = "not json at all"
+    by_length = files_misses_by_length(texts, records)
+    lengths = sorted({len(r["files"]) for r in records})
+    assert list(by_length) == lengths
+    for n in lengths:
+        assert sum(by_length[n].values()) == sum(len(r["files"]) == n for r in records)
+        assert list(by_length[n]) == list(FILES_MISS_KINDS)
+    assert by_length[2]["right paths, wrong order"] == 1 and by_length[1]["unreadable"] == 1
+    assert sum(c["right"] for c in by_length.values()) == len(records) - 2
+    fig = files_miss_figure(by_length, title="t")
+    assert fig.layout.barmode == "stack" and fig.layout.title.text == "t"
+    assert [bar.name for bar in fig.data] == ["right", "right paths, wrong order", "unreadable"]  # kinds seen only
+    assert list(fig.data[0].x) == [f"{n} changed file(s)" for n in lengths]
+    totals = [sum(bar.y[i] for bar in fig.data) for i in range(len(lengths))]
+    assert totals == [sum(len(r["files"]) == n for r in records) for n in lengths]
+    with pytest.raises(ValueError, match="as many texts"):
+        files_misses_by_length(texts[:-1], records)

@@ -652,6 +652,20 @@ def files_miss_kinds(texts: list[str], records: list[dict]) -> dict[str, int]:
     return counts
 
 
+def files_misses_by_length(texts: list[str], records: list[dict]) -> dict[int, dict[str, int]]:
+    """files_miss_kinds per number of changed files: {n files: {kind: count}}, n ascending.
+
+    Why split: a one-file record cannot come out in the wrong order, a three-file one can.
+    """
+    if len(texts) != len(records):
+        raise ValueError(f"need as many texts as records, got {len(texts)} and {len(records)}")
+    out = {}
+    for n in sorted({len(r["files"]) for r in records}):
+        picked = [(t, r) for t, r in zip(texts, records) if len(r["files"]) == n]
+        out[n] = files_miss_kinds([t for t, _ in picked], [r for _, r in picked])
+    return out
+
+
 def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = "slots", threshold: float = 0.9,
              batch_size: int = 32, progress: bool = False, max_steps: int = 32, keep_texts: bool = False) -> dict:
     """Fill each session's record from a fully masked region and score it field by field.
@@ -747,6 +761,22 @@ class LiveLossPlot:
             self.handle.update(fig)
 
 
+def files_miss_figure(by_length: dict[int, dict[str, int]], title: str = "The files field, by kind of miss"):
+    """Stacked bars of files_misses_by_length: one bar per number of changed files, one colour per kind.
+
+    Kinds that never occur are left out of the legend.
+    """
+    import plotly.graph_objects as go
+
+    lengths = list(by_length)
+    kinds = [k for k in FILES_MISS_KINDS if any(by_length[n][k] for n in lengths)]
+    fig = go.Figure([go.Bar(name=kind, x=[f"{n} changed file(s)" for n in lengths],
+                            y=[by_length[n][kind] for n in lengths]) for kind in kinds])
+    fig.update_layout(barmode="stack", title=title, yaxis_title="sessions", height=360,
+                      margin=dict(l=60, r=10, t=50, b=40))
+    return fig
+
+
 def accuracy_figure(results: list[dict], title: str = "Exact match per field on held-out sessions"):
     """Grouped bars: one group per field, one bar per evaluation (label = its "method")."""
     import plotly.graph_objects as go
@@ -812,18 +842,41 @@ def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerL
 # ---------------------------------------------------------------------------- command line
 
 
+def training_stages(meta: dict) -> list[dict]:
+    """The meta of every run that made a checkpoint, oldest first.
+
+    A continued run (--init-from) records the run it started from under "init_from", and so on
+    down to the run that trained from scratch.
+    """
+    stages = [meta]
+    while stages[0].get("init_from"):
+        stages.insert(0, stages[0]["init_from"])
+    return stages
+
+
+def _where(stage: dict) -> str:
+    return stage.get("device", "?") + (f" ({stage['accelerator']})" if stage.get("accelerator") else "")
+
+
+def stage_summary(stage: dict) -> str:
+    """One line for one stage: steps, minutes, device, speed, fresh sessions, and files by slot filling."""
+    slots = next((r for r in stage.get("evaluations", []) if r["method"] == "slots"), None)
+    score = f"; files {100 * slots['accuracy']['files']:.1f}% with slots on {slots['n']}" if slots else ""
+    fresh = f", {stage['extra_sessions']:,} of its sessions generated afresh" if stage.get("extra_sessions") else ""
+    return (f"{stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.0f} min on {_where(stage)} "
+            f"({stage.get('tokens_per_s', 0):,.0f} tokens/s{fresh}){score}")
+
+
 def _origin_lines(start: dict | None) -> list[str]:
     """Where a continued run started, oldest stage first: each run's command, device, steps and scores."""
-    if not start:
-        return []
-    where = start.get("device", "?") + (f" ({start['accelerator']})" if start.get("accelerator") else "")
-    lines = _origin_lines(start.get("init_from"))
-    at = f" as of commit {start['commit']}" if start.get("commit") else ""  # a path that was since overwritten
-    lines += [f"{'Then it' if lines else 'It'} continued `{start['path']}`{at}, made by `{start.get('command', '?')}`"
-              f" on {where}: {start.get('steps', '?')} steps in {start.get('train_seconds', 0) / 60:.1f} min."
-              " That run scored:", ""]
-    if start.get("evaluations"):
-        lines += [accuracy_table(start["evaluations"]), ""]
+    lines: list[str] = []
+    for i, stage in enumerate(training_stages(start) if start else []):
+        at = f" as of commit {stage['commit']}" if stage.get("commit") else ""  # a path that was since overwritten
+        lines += [f"{'Then it' if i else 'It'} continued `{stage['path']}`{at}, made by `{stage.get('command', '?')}`"
+                  f" on {_where(stage)}: {stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.1f}"
+                  " min. That run scored:", ""]
+        if stage.get("evaluations"):
+            lines += [accuracy_table(stage["evaluations"]), ""]
     return lines
 
 
