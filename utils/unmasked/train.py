@@ -228,8 +228,8 @@ def extra_training_sessions(n: int, vocab: Vocab, layout: RecordLayout, prompt_r
                             held_out=None, path=None) -> tuple[list, list]:
     """(sessions, encoded examples): n more, drawn from the committed corpus's seed after its training ones.
 
-    Why: 20,000 sessions, each seen nearly 60 times, teach the model their file orders by heart (the
-    checkpoint of commit efbafc2 got files right on 98.8% of 500 training sessions, 85.0% of 500
+    Why: 20,000 sessions, each seen dozens of times, teach the model their file orders by heart (see
+    data/bench/memorisation_efbafc2.json: files right far more often on training sessions than on
     held-out ones); sessions it has never seen make it read the order off the text instead.
 
     A session that repeats a held-out text (of the whole test split, or of `held_out` if given), or
@@ -364,11 +364,9 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
 
 
-# Model size and length of training for `make checkpoint`. The cpu preset takes 50 to 100 minutes on 2 CPU cores.
-# The gpu preset keeps the model size, so the checkpoint costs a laptop the same to run whichever machine trained it,
-# and takes 8x bigger batches. The shipped checkpoint's GPU stage ran 3492 such steps in 6.3 min on an H200 that a
-# second run shared; that run, a 6 x 256 model given the same GPU time, scored lower (files 58% against 78%).
-# TrainConfig's defaults equal the cpu preset.
+# Model size and length of training for `make checkpoint`. The gpu preset keeps the model size, so the checkpoint
+# costs a laptop the same to run whichever machine trained it, and takes 8x bigger batches. How long each took for
+# the shipped checkpoint's stages: data/checkpoints/diffusion.md. TrainConfig's defaults equal the cpu preset.
 PRESETS = {
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=7500),
     "gpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=128, steps=3500),
