@@ -1,4 +1,5 @@
-"""Shared test set-up: paths, notebooks that are fixtures rather than course material, and the shipped checkpoint."""
+"""Shared test set-up: paths, notebooks that are fixtures rather than course material, and the
+shipped checkpoint."""
 
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ def _truthy(name: str) -> bool:
 
 
 def checkpoint_required() -> bool:
-    """In CI (CI=true, or UNMASKED_REQUIRE_CHECKPOINT=1) a missing checkpoint fails its tests instead of skipping."""
+    """In CI (CI=true, or UNMASKED_REQUIRE_CHECKPOINT=1) a missing checkpoint fails, not skips."""
     return _truthy("UNMASKED_REQUIRE_CHECKPOINT") or _truthy("CI")
 
 
 def shipped_checkpoint_path(path: Path | None = None) -> Path:
-    """The committed data/checkpoints/diffusion.pt (or `path`): skip without it on a laptop, fail in CI."""
+    """The committed data/checkpoints/diffusion.pt (or `path`); without it skip, or fail in CI."""
     from unmasked.train import DEFAULT_CHECKPOINT, REBUILD_HINT
 
     path = DEFAULT_CHECKPOINT if path is None else path

@@ -26,7 +26,7 @@ def test_shapes_and_parameter_count():
     model = tiny()
     logits = model(torch.randint(0, 50, (3, 17)))
     assert logits.shape == (3, 17, 50)
-    assert expected_params(V=50, L=64, n_layer=2, C=32) == 28_544  # the formula, worked by hand once
+    assert expected_params(V=50, L=64, n_layer=2, C=32) == 28_544  # the formula, worked by hand
     assert model.num_params() == 28_544
     big = TransformerLM(ModelConfig(vocab_size=1000, max_len=100, n_layer=3, n_head=4, n_embd=64))
     assert big.num_params() == expected_params(V=1000, L=100, n_layer=3, C=64)
@@ -34,7 +34,7 @@ def test_shapes_and_parameter_count():
 
 
 def test_weight_decay_groups_leave_layernorm_and_biases_alone():
-    """As nanoGPT's configure_optimizers: decay on matrices (embeddings included), none on 1-D parameters."""
+    """As nanoGPT's configure_optimizers: decay matrices (embeddings too), not 1-D parameters."""
     model = tiny()
     decay, none = model.optimizer_groups(0.1)
     assert (decay["weight_decay"], none["weight_decay"]) == (0.1, 0.0)
@@ -43,7 +43,8 @@ def test_weight_decay_groups_leave_layernorm_and_biases_alone():
         n for n, _ in model.named_parameters() if ".ln" in n or n.startswith("ln_f"))
     assert {"wte.weight", "wpe.weight", "blocks.0.attn.qkv.weight", "blocks.1.mlp.proj.weight"} <= {
         names[id(p)] for p in decay["params"]}
-    assert len(decay["params"]) + len(none["params"]) == len(list(model.parameters()))  # each once, tied once
+    # every parameter once, the tied head/embedding once
+    assert len(decay["params"]) + len(none["params"]) == len(list(model.parameters()))
     # One AdamW step with zero gradients moves only what is decayed: matrices shrink, gains stay 1.
     opt = torch.optim.AdamW(model.optimizer_groups(0.5), lr=0.1)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -30,8 +30,8 @@ def test_injected_parameters_change_the_run(tmp_path):
                if w["model_name"] == "IntSliderModel" and w["state"].get("description") == "log lines"}
     assert len(sliders) == 1, "one 'log lines' slider"
     (slider_id, slider), = sliders.items()
-    assert slider["value"] == 7, f"the slider starts at {slider['value']}, not at the injected LOG_LINES = 7"
-    assert f"IPY_MODEL_{slider_id}" in state[views[-1]]["state"]["children"], "the shown box holds that slider"
+    assert slider["value"] == 7, f"the slider starts at {slider['value']}, not the injected 7"
+    assert f"IPY_MODEL_{slider_id}" in state[views[-1]]["state"]["children"], "the box shows it"
     assert "checks OK" in _stdout(nb)
 
 

@@ -33,6 +33,6 @@ def test_every_percentage_in_the_readme_is_recorded_in_an_artifact():
     recorded = [x for path in ARTIFACTS for x in _numbers(json.loads(path.read_text()))]
     quoted = [float(p) for p in re.findall(r"(\d+(?:\.\d+)?)%", readme)]
     missing = [p for p in quoted if not any(abs(100 * x - p) < 0.05 or abs(x - p) < 0.05 for x in recorded)]
-    assert not missing, f"README figures with no artifact in data/bench/ or diffusion.json: {missing}"
+    assert not missing, f"README figures in no artifact (data/bench/, diffusion.json): {missing}"
     for name in re.findall(r"data/bench/([\w.-]+\.json)", readme):
         assert (ROOT / "data" / "bench" / name).is_file(), name

@@ -456,7 +456,7 @@ def test_extra_training_sessions_follow_the_committed_ones_and_skip_held_out_tex
 
 
 def test_shipped_checkpoint_meets_the_target_with_slot_filling(shipped_checkpoint):
-    """The recorded score (500 held out) clears the bar on every field, and so does a live fill of 64.
+    """The recorded score (500 held out) clears the bar on every field, and so does a fill of 64.
 
     The live fill checks the weights and today's filling code, not what the checkpoint says of
     itself. Filling is deterministic, so 64 fixed sessions give one fixed score, not a draw; at

@@ -1,4 +1,4 @@
-"""The training loop's parts (unmasked.train): lr schedule, batches, sizing, and a run that learns."""
+"""The training loop's parts (unmasked.train): lr schedule, batches, sizing, a run that learns."""
 
 import math
 import random
@@ -21,7 +21,7 @@ def tiny_task():
     return vocab, layout, [encode_example(s, vocab, layout) for s in sessions]
 
 
-# ---------------------------------------------------------------------------- learning-rate schedule
+# --------------------------------------------------------------------------- learning-rate schedule
 
 
 def test_lr_warms_up_linearly_then_decays_on_a_cosine_to_min_lr():
@@ -32,7 +32,7 @@ def test_lr_warms_up_linearly_then_decays_on_a_cosine_to_min_lr():
     assert lr_at(0.0, cfg, 10) == pytest.approx(1e-3)  # then the cosine starts at lr
     assert lr_at(0.5, cfg, 500) == pytest.approx((1e-3 + 1e-4) / 2)  # half way: the midpoint
     assert lr_at(1.0, cfg, 1000) == pytest.approx(1e-4)
-    assert lr_at(3.0, cfg, 3000) == pytest.approx(1e-4)  # past the end (a time budget overrun): stays at min_lr
+    assert lr_at(3.0, cfg, 3000) == pytest.approx(1e-4)  # past the end (time budget): min_lr
     after = [lr_at(p / 20, cfg, 10 + p) for p in range(21)]
     assert all(a > b for a, b in zip(after, after[1:]))  # strictly falling after warmup
 
@@ -43,7 +43,7 @@ def test_lr_warmup_ignores_progress():
     assert lr_at(0.9, cfg, 1) == pytest.approx(1e-3)
 
 
-# ---------------------------------------------------------------------------- batches
+# ------------------------------------------------------------------------------------------ batches
 
 
 def test_batches_are_full_cover_every_example_once_per_pass_and_are_seeded():
@@ -56,7 +56,7 @@ def test_batches_are_full_cover_every_example_once_per_pass_and_are_seeded():
     flat = [i for b in first for i in b]
     assert len(set(flat)) == len(flat) == per_pass * size  # no example twice in a pass
     second = [next(stream) for _ in range(per_pass)]
-    assert sorted(map(sorted, second)) != sorted(map(sorted, first))  # the next pass is shuffled afresh
+    assert sorted(map(sorted, second)) != sorted(map(sorted, first))  # the next pass: reshuffled
     again = batches(n, size, lengths, random.Random(0))
     assert [next(again) for _ in range(per_pass)] == first  # one seed, one order
 
@@ -80,7 +80,7 @@ def test_batches_refuse_fewer_examples_than_a_batch_at_once():
         batches(3, 0, [10, 20, 30], random.Random(0))
     with pytest.raises(ValueError, match="one length per example"):
         batches(3, 2, [10, 20], random.Random(0))
-    assert len(next(batches(4, 4, [1, 2, 3, 4], random.Random(0)))) == 4  # exactly one batch is fine
+    assert len(next(batches(4, 4, [1, 2, 3, 4], random.Random(0)))) == 4  # exactly one batch: fine
 
 
 def test_train_model_refuses_fewer_examples_than_a_batch(tiny_task):
@@ -99,7 +99,7 @@ def test_command_line_refuses_a_limit_below_the_batch_size(tmp_path, capsys):
     assert not (tmp_path / "diffusion.pt").exists()
 
 
-# ---------------------------------------------------------------------------- sizing
+# ------------------------------------------------------------------------------------------- sizing
 
 
 def test_sized_for_fits_the_longest_prompt_with_room_to_spare(tiny_task):
@@ -110,7 +110,7 @@ def test_sized_for_fits_the_longest_prompt_with_room_to_spare(tiny_task):
     assert cfg.max_len == cfg.prompt_room + len(examples[0][1])
     assert len(examples[0][1]) == layout.length(vocab)
     assert (cfg.n_layer, cfg.batch_size, cfg.lr) == (TrainConfig().n_layer, TrainConfig().batch_size, TrainConfig().lr)
-    exact = [([1] * 8, [2, 3]), ([1] * 16, [4, 5])]  # longest prompt 16: 16 + 32 = 48, already a multiple of 8
+    exact = [([1] * 8, [2, 3]), ([1] * 16, [4, 5])]  # longest prompt 16: 16 + 32 = 48, a multiple of 8
     assert (sized_for(TrainConfig(), exact).prompt_room, sized_for(TrainConfig(), exact).max_len) == (48, 50)
     assert sized_for(TrainConfig(), [([1] * 17, [2])]).prompt_room == 56  # 49 rounds up
     with pytest.raises(ValueError, match="at least one"):
@@ -119,7 +119,7 @@ def test_sized_for_fits_the_longest_prompt_with_room_to_spare(tiny_task):
         sized_for(TrainConfig(), [([1], [2, 3]), ([1], [2])])
 
 
-# ---------------------------------------------------------------------------- the loop learns
+# ---------------------------------------------------------------------------------- the loop learns
 
 
 def _mean(xs):
@@ -127,10 +127,10 @@ def _mean(xs):
 
 
 def test_train_model_learns_a_tiny_task(tiny_task):
-    """The real loop, not the model alone: on eight sessions the loss falls at least tenfold in 200 steps.
+    """The real loop, not the model alone: on eight sessions the loss falls tenfold in 200 steps.
 
-    Measured: about 30x, in about 5 s on one thread. With lr=0 (second run) it does not fall at all,
-    so this fails when the optimizer, the masks or the loss stop reaching the weights.
+    It falls further than that in a few seconds on one thread. With lr=0 (the second run) it does
+    not fall at all, so this fails when the optimizer, masks or loss stop reaching the weights.
     """
     vocab, _, examples = tiny_task
 
@@ -172,7 +172,7 @@ def test_train_model_decays_matrices_only(tiny_task, monkeypatch):
     assert not decay & none and len(decay) + len(none) == len(list(model.parameters()))
 
 
-# ---------------------------------------------------------------------------- the shipped checkpoint in CI
+# --------------------------------------------------------------------- the shipped checkpoint in CI
 
 
 def test_a_missing_checkpoint_skips_on_a_laptop_and_fails_in_ci(tmp_path, monkeypatch):
@@ -196,14 +196,14 @@ def test_a_missing_checkpoint_skips_on_a_laptop_and_fails_in_ci(tmp_path, monkey
 
 
 def test_the_model_writes_the_records_the_generator_makes():
-    """One list of record keys: train.FIELDS is the sessions schema's, not a copy that could drift."""
+    """One list of record keys: train.FIELDS is the schema's, not a copy that could drift."""
     from unmasked.sessions.schema import SHORT_RECORD_FIELDS
     from unmasked.train import FIELDS
 
     assert FIELDS is SHORT_RECORD_FIELDS
 
 
-# ---------------------------------------------------------------------------- stages and pictures (notebook 03)
+# ---------------------------------------------------------------- stages and pictures (notebook 03)
 
 
 def test_training_stages_walk_the_init_from_chain_oldest_first():
@@ -231,7 +231,7 @@ def test_stage_summary_says_steps_time_device_speed_and_files():
 
 
 def test_shipped_report_lists_the_stages_training_stages_finds(shipped_checkpoint):
-    """diffusion.md (written by _origin_lines) and training_stages agree on the shipped chain, oldest first."""
+    """diffusion.md (by _origin_lines) and training_stages agree on the chain, oldest first."""
     import json
 
     from unmasked.train import training_stages
@@ -266,7 +266,8 @@ def test_files_misses_are_counted_per_number_of_changed_files_and_drawn_stacked(
     assert sum(c["right"] for c in by_length.values()) == len(records) - 2
     fig = files_miss_figure(by_length, title="t")
     assert fig.layout.barmode == "stack" and fig.layout.title.text == "t"
-    assert [bar.name for bar in fig.data] == ["right", "right paths, wrong order", "unreadable"]  # kinds seen only
+    # only the kinds that occur
+    assert [bar.name for bar in fig.data] == ["right", "right paths, wrong order", "unreadable"]
     assert list(fig.data[0].x) == [f"{n} changed file(s)" for n in lengths]
     totals = [sum(bar.y[i] for bar in fig.data) for i in range(len(lengths))]
     assert totals == [sum(len(r["files"]) == n for r in records) for n in lengths]

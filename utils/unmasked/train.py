@@ -39,7 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = REPO_ROOT / "data" / "checkpoints" / "diffusion.pt"
 CHECKPOINT_FORMAT = "unmasked-diffusion-v2"  # v2: fixed-width record slots, positions counted from [SEP]
 REBUILD_HINT = "rebuild it with `make checkpoint` (python -m unmasked.train --out data/checkpoints)"
-FIELDS = SHORT_RECORD_FIELDS  # the record's keys, in order: one list for the generator and the model
+FIELDS = SHORT_RECORD_FIELDS  # the record's keys in order: one list for the generator and the model
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
 
 
@@ -308,8 +308,9 @@ def batches(n: int, batch_size: int, lengths: list[int], rng: random.Random):
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if n < batch_size:
-        raise ValueError(f"{n} training examples cannot fill a batch of {batch_size}: "
-                         "use a smaller batch size (--batch-size, BATCH_SIZE) or more examples (--limit, N_TRAIN)")
+        raise ValueError(f"{n} training examples cannot fill a batch of {batch_size}: use a "
+                         "smaller batch size (--batch-size, BATCH_SIZE) or more examples "
+                         "(--limit, N_TRAIN)")
     if len(lengths) != n:
         raise ValueError(f"need one length per example: {len(lengths)} lengths for {n} examples")
     return _batch_stream(n, batch_size, lengths, rng)
@@ -364,9 +365,10 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
 
 
-# Model size and length of training for `make checkpoint`. The gpu preset keeps the model size, so the checkpoint
-# costs a laptop the same to run whichever machine trained it, and takes 8x bigger batches. How long each took for
-# the shipped checkpoint's stages: data/checkpoints/diffusion.md. TrainConfig's defaults equal the cpu preset.
+# Model size and length of training for `make checkpoint`. The gpu preset keeps the model size, so
+# the checkpoint costs a laptop the same to run whichever machine trained it, and takes 8x bigger
+# batches. How long each took for the shipped checkpoint's stages: data/checkpoints/diffusion.md.
+# TrainConfig's defaults equal the cpu preset.
 PRESETS = {
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=7500),
     "gpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=128, steps=3500),
@@ -760,7 +762,7 @@ class LiveLossPlot:
 
 
 def files_miss_figure(by_length: dict[int, dict[str, int]], title: str = "The files field, by kind of miss"):
-    """Stacked bars of files_misses_by_length: one bar per number of changed files, one colour per kind.
+    """Stacked bars of files_misses_by_length: a bar per number of changed files, a colour per kind.
 
     Kinds that never occur are left out of the legend.
     """
@@ -857,7 +859,7 @@ def _where(stage: dict) -> str:
 
 
 def stage_summary(stage: dict) -> str:
-    """One line for one stage: steps, minutes, device, speed, fresh sessions, and files by slot filling."""
+    """One line per stage: steps, minutes, device, speed, fresh sessions, files by slot filling."""
     slots = next((r for r in stage.get("evaluations", []) if r["method"] == "slots"), None)
     score = f"; files {100 * slots['accuracy']['files']:.1f}% with slots on {slots['n']}" if slots else ""
     fresh = f", {stage['extra_sessions']:,} of its sessions generated afresh" if stage.get("extra_sessions") else ""
@@ -869,7 +871,8 @@ def _origin_lines(start: dict | None) -> list[str]:
     """Where a continued run started, oldest stage first: each run's command, device, steps and scores."""
     lines: list[str] = []
     for i, stage in enumerate(training_stages(start) if start else []):
-        at = f" as of commit {stage['commit']}" if stage.get("commit") else ""  # a path that was since overwritten
+        # a commit: the path was since overwritten
+        at = f" as of commit {stage['commit']}" if stage.get("commit") else ""
         lines += [f"{'Then it' if i else 'It'} continued `{stage['path']}`{at}, made by `{stage.get('command', '?')}`"
                   f" on {_where(stage)}: {stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.1f}"
                   " min. That run scored:", ""]
