@@ -871,7 +871,7 @@ def _origin_lines(start: dict | None) -> list[str]:
     """Where a continued run started, oldest stage first: each run's command, device, steps and scores."""
     lines: list[str] = []
     for i, stage in enumerate(training_stages(start) if start else []):
-        # a commit: the path was since overwritten
+        # the commit, when the file at that path was overwritten since
         at = f" as of commit {stage['commit']}" if stage.get("commit") else ""
         lines += [f"{'Then it' if i else 'It'} continued `{stage['path']}`{at}, made by `{stage.get('command', '?')}`"
                   f" on {_where(stage)}: {stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.1f}"
