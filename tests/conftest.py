@@ -1,7 +1,9 @@
-"""Shared test set-up: paths, and notebooks that are fixtures rather than course material."""
+"""Shared test set-up: paths, notebooks that are fixtures rather than course material, and the
+shipped checkpoint."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,3 +17,30 @@ collect_ignore_glob = ["fixtures/*", "fixtures/**/*", "artifacts/*"]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def checkpoint_required() -> bool:
+    """In CI (CI=true, or UNMASKED_REQUIRE_CHECKPOINT=1) a missing checkpoint fails, not skips."""
+    return _truthy("UNMASKED_REQUIRE_CHECKPOINT") or _truthy("CI")
+
+
+def shipped_checkpoint_path(path: Path | None = None) -> Path:
+    """The committed data/checkpoints/diffusion.pt (or `path`); without it skip, or fail in CI."""
+    from unmasked.train import DEFAULT_CHECKPOINT, REBUILD_HINT
+
+    path = DEFAULT_CHECKPOINT if path is None else path
+    if not path.exists():
+        reason = f"no shipped checkpoint at {path}: {REBUILD_HINT}"
+        if checkpoint_required():
+            pytest.fail(f"CI needs the shipped checkpoint, and there is {reason}", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def shipped_checkpoint() -> Path:
+    return shipped_checkpoint_path()

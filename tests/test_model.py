@@ -14,12 +14,47 @@ def tiny(causal=False, pad_id=None, V=50):
                                      causal=causal, pad_id=pad_id)).eval()
 
 
+def expected_params(V, L, n_layer, C):
+    """The count from the architecture, written out: token and position tables (the head is tied to
+    the token table), per block two LayerNorms (gain and bias), qkv (3 C x C), the attention's
+    output (C x C) and the MLP (C x 4C and 4C x C), all without biases; then the final LayerNorm."""
+    block = 2 * (2 * C) + 3 * C * C + C * C + 4 * C * C + 4 * C * C
+    return V * C + L * C + n_layer * block + 2 * C
+
+
 def test_shapes_and_parameter_count():
     model = tiny()
     logits = model(torch.randint(0, 50, (3, 17)))
     assert logits.shape == (3, 17, 50)
-    assert model.num_params() == sum(p.numel() for p in model.parameters())
-    assert model.lm_head.weight is model.wte.weight  # tied
+    assert expected_params(V=50, L=64, n_layer=2, C=32) == 28_544  # the formula, worked by hand
+    assert model.num_params() == 28_544
+    big = TransformerLM(ModelConfig(vocab_size=1000, max_len=100, n_layer=3, n_head=4, n_embd=64))
+    assert big.num_params() == expected_params(V=1000, L=100, n_layer=3, C=64)
+    assert model.lm_head.weight is model.wte.weight  # tied: counted once
+
+
+def test_weight_decay_groups_leave_layernorm_and_biases_alone():
+    """As nanoGPT's configure_optimizers: decay matrices (embeddings too), not 1-D parameters."""
+    model = tiny()
+    decay, none = model.optimizer_groups(0.1)
+    assert (decay["weight_decay"], none["weight_decay"]) == (0.1, 0.0)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(names[id(p)] for p in none["params"]) == sorted(
+        n for n, _ in model.named_parameters() if ".ln" in n or n.startswith("ln_f"))
+    assert {"wte.weight", "wpe.weight", "blocks.0.attn.qkv.weight", "blocks.1.mlp.proj.weight"} <= {
+        names[id(p)] for p in decay["params"]}
+    # every parameter once, the tied head/embedding once
+    assert len(decay["params"]) + len(none["params"]) == len(list(model.parameters()))
+    # One AdamW step with zero gradients moves only what is decayed: matrices shrink, gains stay 1.
+    opt = torch.optim.AdamW(model.optimizer_groups(0.5), lr=0.1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    after = dict(model.named_parameters())
+    assert torch.equal(after["blocks.0.ln1.weight"], before["blocks.0.ln1.weight"])
+    assert torch.equal(after["ln_f.bias"], before["ln_f.bias"])
+    assert torch.allclose(after["wte.weight"], before["wte.weight"] * (1 - 0.1 * 0.5))
 
 
 def _future_changes_past(model):

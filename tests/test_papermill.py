@@ -20,9 +20,18 @@ def test_injected_parameters_change_the_run(tmp_path):
     injected = tags.index(["injected-parameters"])
     assert tags[injected - 1] == ["parameters"], "injected right after the parameters cell"
     assert "LOG_LINES = 7" in nb.cells[injected].source
-    # The slider starts where the parameter says: its state is in the widget's output data.
-    widget_states = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert widget_states, "the welcome notebook shows a widget"
+    # The slider starts where the parameter says. nbclient stores every widget's state in the
+    # notebook's metadata; the shown view (a VBox) must hold the "log lines" slider, at 7, not 40.
+    views = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for c in nb.cells
+             for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert views, "the welcome notebook shows a widget"
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    sliders = {k: w["state"] for k, w in state.items()
+               if w["model_name"] == "IntSliderModel" and w["state"].get("description") == "log lines"}
+    assert len(sliders) == 1, "one 'log lines' slider"
+    (slider_id, slider), = sliders.items()
+    assert slider["value"] == 7, f"the slider starts at {slider['value']}, not the injected 7"
+    assert f"IPY_MODEL_{slider_id}" in state[views[-1]]["state"]["children"], "the box shows it"
     assert "checks OK" in _stdout(nb)
 
 

@@ -411,15 +411,13 @@ def test_broken_checkpoints_name_the_rebuild_command(tmp_path, sessions, vocab, 
         load_checkpoint(path)
 
 
-@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
-def test_shipped_checkpoint_loads_and_is_small():
+def test_shipped_checkpoint_loads_and_is_small(shipped_checkpoint):
     assert DEFAULT_CHECKPOINT.stat().st_size <= 20 * 2**20
     model, vocab, layout, meta = load_checkpoint()
     assert meta["answer_len"] == layout.length(vocab) and model.config.vocab_size == vocab.size
 
 
-@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
-def test_shipped_checkpoint_was_made_from_this_corpus_and_layout():
+def test_shipped_checkpoint_was_made_from_this_corpus_and_layout(shipped_checkpoint):
     """What `make checkpoint` would build today has the same vocabulary and slots as the shipped file."""
     from unmasked.sessions import load_short_sessions
 
@@ -457,17 +455,22 @@ def test_extra_training_sessions_follow_the_committed_ones_and_skip_held_out_tex
         extra_training_sessions(2, vocab, layout, prompt_room=3)
 
 
-@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
-def test_shipped_checkpoint_meets_the_target_with_slot_filling():
-    """The recorded score (500 held out) clears the bar on every field, and a live fill of a few agrees."""
+def test_shipped_checkpoint_meets_the_target_with_slot_filling(shipped_checkpoint):
+    """The recorded score (500 held out) clears the bar on every field, and so does a fill of 64.
+
+    The live fill checks the weights and today's filling code, not what the checkpoint says of
+    itself. Filling is deterministic, so 64 fixed sessions give one fixed score, not a draw; at
+    the 90% bar it allows 6 misses per field. It is the slowest test of this file: slot filling
+    runs one forward pass of the whole batch per token of the longest value.
+    """
     from unmasked.sessions import load_short_sessions
     from unmasked.train import TARGET_ACCURACY
 
     model, vocab, layout, meta = load_checkpoint()
     slots = next(r for r in meta["evaluations"] if r["method"] == "slots")
     assert slots["n"] >= 500 and min(slots["accuracy"][k] for k in FIELDS) >= TARGET_ACCURACY
-    live = evaluate(model, vocab, load_short_sessions("test", limit=16), layout, "slots")["accuracy"]
-    assert min(live[k] for k in FIELDS) >= 0.75, live
+    live = evaluate(model, vocab, load_short_sessions("test", limit=64), layout, "slots")["accuracy"]
+    assert min(live[k] for k in FIELDS) >= TARGET_ACCURACY, live
 
 
 def test_command_line_trains_saves_and_scores(tmp_path):
@@ -538,8 +541,7 @@ def test_gpu_preset_trains_the_same_size_of_model():
     assert [PRESETS["gpu"][k] for k in size] == [PRESETS["cpu"][k] for k in size]
 
 
-@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
-def test_shipped_report_is_what_the_checkpoint_records(tmp_path):
+def test_shipped_report_is_what_the_checkpoint_records(tmp_path, shipped_checkpoint):
     """diffusion.md and diffusion.json are written from the checkpoint's own meta, not edited by hand."""
     from unmasked.train import _write_report
 

@@ -147,6 +147,17 @@ class TransformerLM(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW parameter groups: decay the matrices, not the 1-D LayerNorm weights and biases.
+
+        Decay pulls a weight towards 0; for a LayerNorm gain that means towards switching its
+        channel off, which is not the regularisation we want (nanoGPT's configure_optimizers
+        splits the same way). Embeddings are matrices and are decayed.
+        """
+        params = [p for p in self.parameters() if p.requires_grad]  # a tied weight comes once
+        return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
     def positions(self, idx: torch.Tensor) -> torch.Tensor:
         """Learned-position ids (B, T): 0, 1, 2, ..., or counted from the anchor when there is one.
 

@@ -32,13 +32,14 @@ import torch
 from unmasked.env import pick_device, seed_everything
 from unmasked.masking import DEFAULT_T_FLOOR, WEIGHTINGS, mask_tokens, masked_diffusion_loss, sample_t
 from unmasked.model import ModelConfig, TransformerLM
+from unmasked.sessions.schema import SHORT_RECORD_FIELDS
 from unmasked.vocab import Vocab
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = REPO_ROOT / "data" / "checkpoints" / "diffusion.pt"
 CHECKPOINT_FORMAT = "unmasked-diffusion-v2"  # v2: fixed-width record slots, positions counted from [SEP]
 REBUILD_HINT = "rebuild it with `make checkpoint` (python -m unmasked.train --out data/checkpoints)"
-FIELDS = ("task", "database", "decision", "files", "error", "next_step")  # = sessions.SHORT_RECORD_FIELDS
+FIELDS = SHORT_RECORD_FIELDS  # the record's keys in order: one list for the generator and the model
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
 
 
@@ -227,8 +228,8 @@ def extra_training_sessions(n: int, vocab: Vocab, layout: RecordLayout, prompt_r
                             held_out=None, path=None) -> tuple[list, list]:
     """(sessions, encoded examples): n more, drawn from the committed corpus's seed after its training ones.
 
-    Why: 20,000 sessions, each seen nearly 60 times, teach the model their file orders by heart (the
-    checkpoint of commit efbafc2 got files right on 98.8% of 500 training sessions, 85.0% of 500
+    Why: 20,000 sessions, each seen dozens of times, teach the model their file orders by heart (see
+    data/bench/memorisation_efbafc2.json: files right far more often on training sessions than on
     held-out ones); sessions it has never seen make it read the order off the text instead.
 
     A session that repeats a held-out text (of the whole test split, or of `held_out` if given), or
@@ -298,7 +299,24 @@ def make_batch(examples: list[tuple[list[int], list[int]]], vocab: Vocab):
 
 
 def batches(n: int, batch_size: int, lengths: list[int], rng: random.Random):
-    """Endless index batches: shuffled, then grouped by similar length to waste little padding."""
+    """Endless index batches: shuffled, then grouped by similar length to waste little padding.
+
+    Only full batches are yielded, so n must be at least batch_size: with fewer examples no
+    batch would ever be full and the stream would never yield. That is checked here, at the
+    call, not at the first next().
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if n < batch_size:
+        raise ValueError(f"{n} training examples cannot fill a batch of {batch_size}: use a "
+                         "smaller batch size (--batch-size, BATCH_SIZE) or more examples "
+                         "(--limit, N_TRAIN)")
+    if len(lengths) != n:
+        raise ValueError(f"need one length per example: {len(lengths)} lengths for {n} examples")
+    return _batch_stream(n, batch_size, lengths, rng)
+
+
+def _batch_stream(n: int, batch_size: int, lengths: list[int], rng: random.Random):
     while True:
         order = list(range(n))
         rng.shuffle(order)
@@ -347,10 +365,9 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
 
 
-# Model size and length of training for `make checkpoint`. The cpu preset takes 50 to 100 minutes on 2 CPU cores.
-# The gpu preset keeps the model size, so the checkpoint costs a laptop the same to run whichever machine trained it,
-# and takes 8x bigger batches. The shipped checkpoint's GPU stage ran 3492 such steps in 6.3 min on an H200 that a
-# second run shared; that run, a 6 x 256 model given the same GPU time, scored lower (files 58% against 78%).
+# Model size and length of training for `make checkpoint`. The gpu preset keeps the model size, so
+# the checkpoint costs a laptop the same to run whichever machine trained it, and takes 8x bigger
+# batches. How long each took for the shipped checkpoint's stages: data/checkpoints/diffusion.md.
 # TrainConfig's defaults equal the cpu preset.
 PRESETS = {
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, batch_size=16, steps=7500),
@@ -364,6 +381,10 @@ def sized_for(cfg: TrainConfig, examples) -> TrainConfig:
     prompt_room is the longest prompt plus 32 tokens (a held-out session may be a little longer),
     rounded up to a multiple of 8; the answer follows it.
     """
+    if not examples:
+        raise ValueError("sized_for needs at least one (prompt, answer) example")
+    if len({len(a) for _, a in examples}) != 1:
+        raise ValueError("every answer must have the same length (one RecordLayout)")
     prompt_room = 8 * math.ceil((max(len(p) for p, _ in examples) + 32) / 8)
     return replace(cfg, prompt_room=prompt_room, max_len=prompt_room + len(examples[0][1]))
 
@@ -434,7 +455,7 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
     if device.type == "cuda":  # TF32 matrix units: several times the float32 rate, ample precision here
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.optimizer_groups(cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     lengths = [len(p) + len(t) for p, t in examples]
@@ -631,6 +652,20 @@ def files_miss_kinds(texts: list[str], records: list[dict]) -> dict[str, int]:
     return counts
 
 
+def files_misses_by_length(texts: list[str], records: list[dict]) -> dict[int, dict[str, int]]:
+    """files_miss_kinds per number of changed files: {n files: {kind: count}}, n ascending.
+
+    Why split: a one-file record cannot come out in the wrong order, a three-file one can.
+    """
+    if len(texts) != len(records):
+        raise ValueError(f"need as many texts as records, got {len(texts)} and {len(records)}")
+    out = {}
+    for n in sorted({len(r["files"]) for r in records}):
+        picked = [(t, r) for t, r in zip(texts, records) if len(r["files"]) == n]
+        out[n] = files_miss_kinds([t for t, _ in picked], [r for _, r in picked])
+    return out
+
+
 def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = "slots", threshold: float = 0.9,
              batch_size: int = 32, progress: bool = False, max_steps: int = 32, keep_texts: bool = False) -> dict:
     """Fill each session's record from a fully masked region and score it field by field.
@@ -726,6 +761,22 @@ class LiveLossPlot:
             self.handle.update(fig)
 
 
+def files_miss_figure(by_length: dict[int, dict[str, int]], title: str = "The files field, by kind of miss"):
+    """Stacked bars of files_misses_by_length: a bar per number of changed files, a colour per kind.
+
+    Kinds that never occur are left out of the legend.
+    """
+    import plotly.graph_objects as go
+
+    lengths = list(by_length)
+    kinds = [k for k in FILES_MISS_KINDS if any(by_length[n][k] for n in lengths)]
+    fig = go.Figure([go.Bar(name=kind, x=[f"{n} changed file(s)" for n in lengths],
+                            y=[by_length[n][kind] for n in lengths]) for kind in kinds])
+    fig.update_layout(barmode="stack", title=title, yaxis_title="sessions", height=360,
+                      margin=dict(l=60, r=10, t=50, b=40))
+    return fig
+
+
 def accuracy_figure(results: list[dict], title: str = "Exact match per field on held-out sessions"):
     """Grouped bars: one group per field, one bar per evaluation (label = its "method")."""
     import plotly.graph_objects as go
@@ -791,18 +842,42 @@ def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerL
 # ---------------------------------------------------------------------------- command line
 
 
+def training_stages(meta: dict) -> list[dict]:
+    """The meta of every run that made a checkpoint, oldest first.
+
+    A continued run (--init-from) records the run it started from under "init_from", and so on
+    down to the run that trained from scratch.
+    """
+    stages = [meta]
+    while stages[0].get("init_from"):
+        stages.insert(0, stages[0]["init_from"])
+    return stages
+
+
+def _where(stage: dict) -> str:
+    return stage.get("device", "?") + (f" ({stage['accelerator']})" if stage.get("accelerator") else "")
+
+
+def stage_summary(stage: dict) -> str:
+    """One line per stage: steps, minutes, device, speed, fresh sessions, files by slot filling."""
+    slots = next((r for r in stage.get("evaluations", []) if r["method"] == "slots"), None)
+    score = f"; files {100 * slots['accuracy']['files']:.1f}% with slots on {slots['n']}" if slots else ""
+    fresh = f", {stage['extra_sessions']:,} of its sessions generated afresh" if stage.get("extra_sessions") else ""
+    return (f"{stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.0f} min on {_where(stage)} "
+            f"({stage.get('tokens_per_s', 0):,.0f} tokens/s{fresh}){score}")
+
+
 def _origin_lines(start: dict | None) -> list[str]:
     """Where a continued run started, oldest stage first: each run's command, device, steps and scores."""
-    if not start:
-        return []
-    where = start.get("device", "?") + (f" ({start['accelerator']})" if start.get("accelerator") else "")
-    lines = _origin_lines(start.get("init_from"))
-    at = f" as of commit {start['commit']}" if start.get("commit") else ""  # a path that was since overwritten
-    lines += [f"{'Then it' if lines else 'It'} continued `{start['path']}`{at}, made by `{start.get('command', '?')}`"
-              f" on {where}: {start.get('steps', '?')} steps in {start.get('train_seconds', 0) / 60:.1f} min."
-              " That run scored:", ""]
-    if start.get("evaluations"):
-        lines += [accuracy_table(start["evaluations"]), ""]
+    lines: list[str] = []
+    for i, stage in enumerate(training_stages(start) if start else []):
+        # the commit, when the file at that path was overwritten since
+        at = f" as of commit {stage['commit']}" if stage.get("commit") else ""
+        lines += [f"{'Then it' if i else 'It'} continued `{stage['path']}`{at}, made by `{stage.get('command', '?')}`"
+                  f" on {_where(stage)}: {stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.1f}"
+                  " min. That run scored:", ""]
+        if stage.get("evaluations"):
+            lines += [accuracy_table(stage["evaluations"]), ""]
     return lines
 
 
@@ -935,6 +1010,9 @@ def main(argv: list[str] | None = None) -> int:
         "t_floor", "weighting", "threads", "sampler_frac")}, time_budget_s=args.time_budget, device=device), examples)
     extra, extra_examples = extra_training_sessions(args.extra_sessions, vocab, layout, cfg.prompt_room)
     examples += extra_examples
+    if len(examples) < cfg.batch_size:  # batches() would refuse too, after the model is built
+        parser.error(f"{len(examples)} training examples cannot fill a batch of {cfg.batch_size}: "
+                     "lower --batch-size or raise --limit")
     seed_everything(cfg.seed)
     if args.init_from is not None:
         model, cfg, start = continue_from(args.init_from, vocab, layout, cfg, device)

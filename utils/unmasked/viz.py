@@ -47,7 +47,7 @@ def setup_plotly() -> str:
     return pio.renderers.default
 
 
-RENDERER = setup_plotly()
+setup_plotly()  # on import: notebooks `import unmasked.viz` once for the whole course
 
 
 def display_piece(piece: str, width: int = 10) -> str:

@@ -1,0 +1,275 @@
+"""The training loop's parts (unmasked.train): lr schedule, batches, sizing, a run that learns."""
+
+import math
+import random
+
+import pytest
+import torch
+
+from unmasked.sessions import generate_short_sessions
+from unmasked.train import (
+    RecordLayout, TrainConfig, batches, build_vocab, encode_example, lr_at, main, new_model, sized_for, train_model,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+    """Eight real sessions, their vocabulary and slots: small enough to learn in seconds."""
+    sessions = generate_short_sessions(8, seed=5)
+    vocab = build_vocab(sessions)
+    layout = RecordLayout.fit([s.record for s in sessions], vocab)
+    return vocab, layout, [encode_example(s, vocab, layout) for s in sessions]
+
+
+# --------------------------------------------------------------------------- learning-rate schedule
+
+
+def test_lr_warms_up_linearly_then_decays_on_a_cosine_to_min_lr():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-4, warmup=10)
+    assert lr_at(0.0, cfg, 0) == pytest.approx(1e-4)  # step 0 of 10: a tenth of lr
+    assert lr_at(0.0, cfg, 4) == pytest.approx(5e-4)
+    assert lr_at(0.0, cfg, 9) == pytest.approx(1e-3)  # the last warmup step reaches lr
+    assert lr_at(0.0, cfg, 10) == pytest.approx(1e-3)  # then the cosine starts at lr
+    assert lr_at(0.5, cfg, 500) == pytest.approx((1e-3 + 1e-4) / 2)  # half way: the midpoint
+    assert lr_at(1.0, cfg, 1000) == pytest.approx(1e-4)
+    assert lr_at(3.0, cfg, 3000) == pytest.approx(1e-4)  # past the end (time budget): min_lr
+    after = [lr_at(p / 20, cfg, 10 + p) for p in range(21)]
+    assert all(a > b for a, b in zip(after, after[1:]))  # strictly falling after warmup
+
+
+def test_lr_warmup_ignores_progress():
+    """During warmup the step decides, even when a time budget has already used up the progress."""
+    cfg = TrainConfig(lr=2e-3, min_lr=0.0, warmup=4)
+    assert lr_at(0.9, cfg, 1) == pytest.approx(1e-3)
+
+
+# ------------------------------------------------------------------------------------------ batches
+
+
+def test_batches_are_full_cover_every_example_once_per_pass_and_are_seeded():
+    n, size = 50, 4
+    lengths = [random.Random(i).randint(10, 300) for i in range(n)]
+    stream = batches(n, size, lengths, random.Random(0))
+    per_pass = n // size  # 50 examples, one chunk: 12 full batches and a dropped remainder of 2
+    first = [next(stream) for _ in range(per_pass)]
+    assert all(len(b) == size for b in first)
+    flat = [i for b in first for i in b]
+    assert len(set(flat)) == len(flat) == per_pass * size  # no example twice in a pass
+    second = [next(stream) for _ in range(per_pass)]
+    assert sorted(map(sorted, second)) != sorted(map(sorted, first))  # the next pass: reshuffled
+    again = batches(n, size, lengths, random.Random(0))
+    assert [next(again) for _ in range(per_pass)] == first  # one seed, one order
+
+
+def test_batches_group_examples_of_similar_length():
+    n, size = 64, 8
+    lengths = list(range(n))  # example i has length i
+    random.Random(1).shuffle(lengths)
+    for b in (next(batches(n, size, lengths, random.Random(s))) for s in range(5)):
+        spread = max(lengths[i] for i in b) - min(lengths[i] for i in b)
+        assert spread == size - 1  # sorted by length within the chunk: 8 neighbours
+
+
+def test_batches_refuse_fewer_examples_than_a_batch_at_once():
+    """Only full batches are yielded: 3 examples and batches of 4 used to loop forever at next()."""
+    with pytest.raises(ValueError, match="3 training examples cannot fill a batch of 4"):
+        batches(3, 4, [10, 20, 30], random.Random(0))  # the call raises; no next() needed
+    with pytest.raises(ValueError, match="cannot fill"):
+        batches(0, 1, [], random.Random(0))
+    with pytest.raises(ValueError, match="batch_size"):
+        batches(3, 0, [10, 20, 30], random.Random(0))
+    with pytest.raises(ValueError, match="one length per example"):
+        batches(3, 2, [10, 20], random.Random(0))
+    assert len(next(batches(4, 4, [1, 2, 3, 4], random.Random(0)))) == 4  # exactly one batch: fine
+
+
+def test_train_model_refuses_fewer_examples_than_a_batch(tiny_task):
+    vocab, _, examples = tiny_task
+    cfg = sized_for(TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=16, steps=2, device="cpu"), examples)
+    with pytest.raises(ValueError, match="8 training examples cannot fill a batch of 16"):
+        train_model(new_model(vocab, cfg), vocab, examples, cfg, progress=False)
+
+
+def test_command_line_refuses_a_limit_below_the_batch_size(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(tmp_path), "--limit", "10", "--batch-size", "16", "--steps", "1", "--n-layer", "1",
+              "--n-head", "2", "--n-embd", "32", "--eval-n", "1", "--device", "cpu"])
+    assert info.value.code == 2
+    assert "10 training examples cannot fill a batch of 16" in capsys.readouterr().err
+    assert not (tmp_path / "diffusion.pt").exists()
+
+
+# ------------------------------------------------------------------------------------------- sizing
+
+
+def test_sized_for_fits_the_longest_prompt_with_room_to_spare(tiny_task):
+    vocab, layout, examples = tiny_task
+    longest = max(len(p) for p, _ in examples)
+    cfg = sized_for(TrainConfig(), examples)
+    assert cfg.prompt_room % 8 == 0 and longest + 32 <= cfg.prompt_room < longest + 40
+    assert cfg.max_len == cfg.prompt_room + len(examples[0][1])
+    assert len(examples[0][1]) == layout.length(vocab)
+    assert (cfg.n_layer, cfg.batch_size, cfg.lr) == (TrainConfig().n_layer, TrainConfig().batch_size, TrainConfig().lr)
+    exact = [([1] * 8, [2, 3]), ([1] * 16, [4, 5])]  # longest prompt 16: 16 + 32 = 48, a multiple of 8
+    assert (sized_for(TrainConfig(), exact).prompt_room, sized_for(TrainConfig(), exact).max_len) == (48, 50)
+    assert sized_for(TrainConfig(), [([1] * 17, [2])]).prompt_room == 56  # 49 rounds up
+    with pytest.raises(ValueError, match="at least one"):
+        sized_for(TrainConfig(), [])
+    with pytest.raises(ValueError, match="same length"):
+        sized_for(TrainConfig(), [([1], [2, 3]), ([1], [2])])
+
+
+# ---------------------------------------------------------------------------------- the loop learns
+
+
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+def test_train_model_learns_a_tiny_task(tiny_task):
+    """The real loop, not the model alone: on eight sessions the loss falls tenfold in 200 steps.
+
+    It falls further than that in a few seconds on one thread. With lr=0 (the second run) it does
+    not fall at all, so this fails when the optimizer, masks or loss stop reaching the weights.
+    """
+    vocab, _, examples = tiny_task
+
+    def run(lr, steps):
+        cfg = sized_for(TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=steps, warmup=5, lr=lr,
+                                    min_lr=lr / 10, device="cpu", threads=1), examples)
+        return train_model(new_model(vocab, cfg), vocab, examples, cfg, progress=False)
+
+    history = run(1e-2, 200)
+    first, last = _mean([h["loss"] for h in history[:10]]), _mean([h["loss"] for h in history[-10:]])
+    assert first > math.log(vocab.size) / 2  # it starts near chance
+    assert last < first / 10, (first, last)
+    frozen = run(0.0, 30)
+    assert _mean([h["loss"] for h in frozen[-10:]]) > 0.8 * _mean([h["loss"] for h in frozen[:10]])
+
+
+def test_train_model_decays_matrices_only(tiny_task, monkeypatch):
+    """AdamW gets two groups: weight decay on matrices, none on LayerNorm weights and biases."""
+    vocab, _, examples = tiny_task
+    seen = []
+    real = torch.optim.AdamW
+
+    def spy(params, **kwargs):
+        params = list(params)
+        seen.append(params)
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    cfg = sized_for(TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=1, weight_decay=0.05,
+                                device="cpu"), examples)
+    model = new_model(vocab, cfg)
+    train_model(model, vocab, examples, cfg, progress=False)
+    (groups,) = seen
+    decay = {id(p) for g in groups if g["weight_decay"] == 0.05 for p in g["params"]}
+    none = {id(p) for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[i] for i in none} == {n for n, p in model.named_parameters() if p.dim() == 1}
+    assert {"wte.weight", "wpe.weight", "blocks.0.attn.qkv.weight"} <= {names[i] for i in decay}
+    assert not decay & none and len(decay) + len(none) == len(list(model.parameters()))
+
+
+# --------------------------------------------------------------------- the shipped checkpoint in CI
+
+
+def test_a_missing_checkpoint_skips_on_a_laptop_and_fails_in_ci(tmp_path, monkeypatch):
+    from conftest import checkpoint_required, shipped_checkpoint_path
+
+    missing = tmp_path / "diffusion.pt"
+    for name in ("CI", "UNMASKED_REQUIRE_CHECKPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert not checkpoint_required()
+    with pytest.raises(pytest.skip.Exception, match="make checkpoint"):
+        shipped_checkpoint_path(missing)
+    for name in ("CI", "UNMASKED_REQUIRE_CHECKPOINT"):
+        monkeypatch.setenv(name, "true")
+        assert checkpoint_required()
+        with pytest.raises(pytest.fail.Exception, match="CI needs the shipped checkpoint"):
+            shipped_checkpoint_path(missing)
+        monkeypatch.setenv(name, "0")
+    assert not checkpoint_required()
+    missing.write_bytes(b"")
+    assert shipped_checkpoint_path(missing) == missing
+
+
+def test_the_model_writes_the_records_the_generator_makes():
+    """One list of record keys: train.FIELDS is the schema's, not a copy that could drift."""
+    from unmasked.sessions.schema import SHORT_RECORD_FIELDS
+    from unmasked.train import FIELDS
+
+    assert FIELDS is SHORT_RECORD_FIELDS
+
+
+# ---------------------------------------------------------------- stages and pictures (notebook 03)
+
+
+def test_training_stages_walk_the_init_from_chain_oldest_first():
+    from unmasked.train import training_stages
+
+    first = {"steps": 1}
+    second = {"steps": 2, "init_from": {**first, "path": "a.pt"}}
+    last = {"steps": 3, "init_from": {**second, "path": "b.pt"}}
+    assert [s["steps"] for s in training_stages(last)] == [1, 2, 3]
+    assert training_stages(first) == [first]
+    assert training_stages(last)[-1] is last
+
+
+def test_stage_summary_says_steps_time_device_speed_and_files():
+    from unmasked.train import stage_summary
+
+    stage = {"steps": 5718, "train_seconds": 300.2, "device": "cuda", "accelerator": "NVIDIA H100",
+             "tokens_per_s": 1_120_000.4, "extra_sessions": 150_000,
+             "evaluations": [{"method": "one_shot", "n": 500, "accuracy": {"files": 0.5}},
+                             {"method": "slots", "n": 500, "accuracy": {"files": 0.874}}]}
+    assert stage_summary(stage) == ("5718 steps in 5 min on cuda (NVIDIA H100) (1,120,000 tokens/s, 150,000 of its "
+                                    "sessions generated afresh); files 87.4% with slots on 500")
+    assert stage_summary({"steps": 2, "train_seconds": 60, "device": "cpu", "tokens_per_s": 10}) == (
+        "2 steps in 1 min on cpu (10 tokens/s)")
+
+
+def test_shipped_report_lists_the_stages_training_stages_finds(shipped_checkpoint):
+    """diffusion.md (by _origin_lines) and training_stages agree on the chain, oldest first."""
+    import json
+
+    from unmasked.train import training_stages
+
+    meta = json.loads((shipped_checkpoint.parent / "diffusion.json").read_text())
+    stages = training_stages(meta)
+    assert len(stages) >= 2 and stages[-1]["command"] == meta["command"]
+    report = (shipped_checkpoint.parent / "diffusion.md").read_text()
+    at = [report.index(f"continued `{s['path']}`") for s in stages[:-1]]
+    assert at == sorted(at)
+
+
+def test_files_misses_are_counted_per_number_of_changed_files_and_drawn_stacked():
+    from unmasked.sessions import record_to_json
+    from unmasked.train import FILES_MISS_KINDS, files_miss_figure, files_misses_by_length
+
+    sessions = generate_short_sessions(60, seed=5)
+    records = [s.record for s in sessions]
+    texts = [record_to_json(r) for r in records]
+    two = next(i for i, r in enumerate(records) if len(r["files"]) == 2)
+    swapped = dict(records[two], files=records[two]["files"][::-1])
+    texts[two] = record_to_json(swapped)  # right paths, wrong order
+    one = next(i for i, r in enumerate(records) if len(r["files"]) == 1)
+    texts[one] = "not json at all"
+    by_length = files_misses_by_length(texts, records)
+    lengths = sorted({len(r["files"]) for r in records})
+    assert list(by_length) == lengths
+    for n in lengths:
+        assert sum(by_length[n].values()) == sum(len(r["files"]) == n for r in records)
+        assert list(by_length[n]) == list(FILES_MISS_KINDS)
+    assert by_length[2]["right paths, wrong order"] == 1 and by_length[1]["unreadable"] == 1
+    assert sum(c["right"] for c in by_length.values()) == len(records) - 2
+    fig = files_miss_figure(by_length, title="t")
+    assert fig.layout.barmode == "stack" and fig.layout.title.text == "t"
+    # only the kinds that occur
+    assert [bar.name for bar in fig.data] == ["right", "right paths, wrong order", "unreadable"]
+    assert list(fig.data[0].x) == [f"{n} changed file(s)" for n in lengths]
+    totals = [sum(bar.y[i] for bar in fig.data) for i in range(len(lengths))]
+    assert totals == [sum(len(r["files"]) == n for r in records) for n in lengths]
+    with pytest.raises(ValueError, match="as many texts"):
+        files_misses_by_length(texts[:-1], records)
