@@ -16,6 +16,7 @@ A checkpoint is a plain dict (config, vocab as lists of ints, state_dict, meta),
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -481,9 +482,25 @@ def _answer_batch(prompts: list[list[int]], answer_len: int, vocab: Vocab) -> to
     return make_batch([(p, [vocab.mask_id] * answer_len) for p in prompts], vocab)[0]
 
 
-def _predict(model, ids, vocab: Vocab):
-    """(confidence, argmax token) at every position; the model may not write [MASK], [PAD] or [SEP]."""
-    logits = model(ids).float()
+def _logits_at(model, ids: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """The model's logits at the True positions of `at` (B, T), as (N, V) in row-major order.
+
+    unmasked.model.TransformerLM runs its output layer only there (forward's `at`); any other
+    model(ids) -> (B, T, V) is run whole and indexed.
+    """
+    if "at" in inspect.signature(model.forward).parameters:
+        return model(ids, at=at)
+    return model(ids)[at]
+
+
+def _predict(model, ids, vocab: Vocab, at: torch.Tensor):
+    """(confidence, argmax token) at the True positions of `at` (B, T), flat (N,) in row-major order.
+
+    The model may not write [MASK], [PAD] or [SEP]. Only `at` goes through the output layer and the
+    softmax: a decoder commits only masked answer positions, a few of the ~540 in a row (60% of
+    them prompt), so the rest would be computed to be thrown away.
+    """
+    logits = _logits_at(model, ids, at).float()
     logits[..., [vocab.mask_id, vocab.pad_id, vocab.sep_id]] = -float("inf")
     return logits.softmax(dim=-1).max(dim=-1)
 
@@ -499,13 +516,18 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
 
     one_shot: a single forward pass, argmax at every position.
     slots: the JSON around the values at the first step, then, at every step, the leftmost
-      masked token of each of the six fields: six fields written side by side, each left to right
-      (LLaDA's semi-autoregressive idea with one block per field). Each value token is
-      predicted with the token before it in place, and a list's item with the items before it.
+      masked token of each of the six fields: six left-to-right streams, one per field, run
+      together (a list's items one after another in their field's stream). Each value token is
+      predicted with the token before it in place. The order is fixed, not chosen by confidence,
+      so this is not LLaDA's semi-autoregressive mode, which finishes one block before starting
+      the next and picks the most confident tokens inside it.
     confidence: every prediction at least `threshold` sure, and at least the most confident
       ceil(masked / steps left), so it ends within `max_steps` (Fast-dLLM's threshold rule,
       Wu et al. 2025, arXiv:2505.22618, over LLaDA's linear count).
     In slots and confidence, an [EOS] committed in a slot fills the rest of that slot with [EOS].
+
+    A record that is done leaves the batch, and the padding that no remaining row needs is cut,
+    so a batch costs what its records need, not len(batch) times its slowest record's steps.
     """
     from tqdm.auto import tqdm
 
@@ -521,30 +543,47 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     for start in tqdm(range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress):
         ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
         ans = ids[:, -A:]  # a view: writing to it writes to ids
+        at = torch.zeros_like(ids, dtype=torch.bool)
         if method == "one_shot":
-            ans.copy_(_predict(model, ids, vocab)[1][:, -A:])
-        else:
-            step = 0
-            while bool((ans == vocab.mask_id).any()):
-                masked = ans == vocab.mask_id
-                conf, pred = (z[:, -A:] for z in _predict(model, ids, vocab))
-                if method == "slots":
-                    commit = masked & (slot < 0)  # the JSON around the values, all at once
-                    for lo, hi in fields:  # plus the leftmost masked token of every field
-                        first = masked[:, lo:hi].long().argmax(dim=1)
-                        commit[:, lo:hi].scatter_(1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True))
-                else:
-                    conf = torch.where(masked, conf, torch.full_like(conf, -1.0))
-                    commit = conf >= threshold
-                    k_min = math.ceil(int(masked.sum(dim=1).max()) / max(1, max_steps - step))
-                    commit.scatter_(1, conf.topk(k_min, dim=1).indices, True)
-                    commit &= masked
-                ans.copy_(torch.where(commit, pred, ans))
-                for lo, hi in spans:  # an [EOS] ends its value: the rest of the slot is filler
-                    seg = ans[:, lo:hi]
-                    after_eos = (seg == vocab.eos_id).long().cummax(dim=1).values.bool()
-                    seg.copy_(torch.where(after_eos & (seg == vocab.mask_id), vocab.eos_id, seg))
-                step += 1
+            at[:, -A:] = True
+            ans.copy_(_predict(model, ids, vocab, at)[1].view(-1, A))
+            out += ans.tolist()
+            continue
+        live = torch.arange(ids.shape[0], device=device)  # rows with a masked token left
+        step = 0
+        while live.numel():
+            rows = ids[live]
+            rows = rows[:, int((rows != vocab.pad_id).long().argmax(dim=1).min()):]  # padding every row has
+            part = rows[:, -A:]
+            masked = part == vocab.mask_id
+            if method == "slots":  # where it commits does not depend on the prediction
+                commit = masked & (slot < 0)  # the JSON around the values, all at once
+                for lo, hi in fields:  # plus the leftmost masked token of every field
+                    first = masked[:, lo:hi].long().argmax(dim=1)
+                    commit[:, lo:hi].scatter_(1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True))
+                wanted = commit
+            else:
+                wanted = masked
+            at = torch.zeros_like(rows, dtype=torch.bool)
+            at[:, -A:] = wanted
+            conf_at, pred_at = _predict(model, rows, vocab, at)
+            pred = part.clone()
+            pred[wanted] = pred_at
+            if method == "confidence":
+                conf = torch.full(part.shape, -1.0, device=device)
+                conf[wanted] = conf_at
+                commit = conf >= threshold
+                k_min = math.ceil(int(masked.sum(dim=1).max()) / max(1, max_steps - step))
+                commit.scatter_(1, conf.topk(k_min, dim=1).indices, True)
+                commit &= masked
+            part = torch.where(commit, pred, part)
+            for lo, hi in spans:  # an [EOS] ends its value: the rest of the slot is filler
+                seg = part[:, lo:hi]
+                after_eos = (seg == vocab.eos_id).long().cummax(dim=1).values.bool()
+                seg.copy_(torch.where(after_eos & (seg == vocab.mask_id), vocab.eos_id, seg))
+            ans[live] = part
+            live = live[(part == vocab.mask_id).any(dim=1)]
+            step += 1
         out += ans.tolist()
     return out
 
