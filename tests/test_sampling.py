@@ -436,6 +436,22 @@ def test_experiments_score_a_model_known_to_be_right(corpus):
     assert len(order) == layout.length(vocab)
 
 
+def test_first_pass_confidence_is_what_the_first_step_ranks(corpus):
+    from unmasked.sampling import first_pass_confidence, record_case
+
+    sessions, vocab, layout = corpus
+    cases = [record_case(s, vocab, layout) for s in sessions]
+    oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases], vocab, sharpness=8.0)
+    rows = first_pass_confidence(oracle, vocab, layout, sessions[:2], progress=False)
+    L = layout.length(vocab)
+    assert len(rows) == 2 * L and [r["position"] for r in rows[:L]] == list(range(L))
+    expected = math.exp(8.0) / (math.exp(8.0) + vocab.size - 2)  # gold at 8, the rest at 0, [MASK] banned
+    assert all(r["confidence"] == pytest.approx(expected) and r["doubt"] == pytest.approx(1 - expected) for r in rows)
+    assert {r["kind"] for r in rows} >= {"key", "value", "punctuation", "special"}
+    _, trace = generate(oracle, cases[0][0], L, 1, mask_id=vocab.mask_id)  # one step: the same scores
+    assert trace.steps[0].confidences == pytest.approx([r["confidence"] for r in rows[:L]])
+
+
 def test_prose_case_hides_the_middle_of_the_session(corpus):
     from unmasked.sampling import prose_case, record_case
 

@@ -612,6 +612,32 @@ def commit_order(model, vocab, layout, sessions, steps: int | None = None, progr
     return rows
 
 
+@torch.no_grad()
+def first_pass_confidence(model, vocab, layout, sessions, progress: bool = True) -> list[dict]:
+    """The model's probability of its own prediction at every record position, before anything is committed.
+
+    One forward pass per session over the fully masked record: the scores that low-confidence
+    remasking ranks at its first step. "doubt" is 1 - probability (float64), where the
+    differences between near-certain kinds show. Kinds come from the gold record (json_token_roles).
+    """
+    from tqdm.auto import tqdm
+
+    specials = (vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id)
+    device = _device_of(model, torch.device("cpu"))
+    rows = []
+    with _eval_mode(model):
+        for s in tqdm(sessions, desc="first-pass confidence", disable=not progress):
+            prompt, target = record_case(s, vocab, layout)
+            x = torch.cat([prompt[0], torch.full((len(target),), vocab.mask_id)]).to(device)
+            logits = _logits(model, x[None])[0, -len(target):].to(torch.float64)
+            logits[:, vocab.mask_id] = -math.inf  # as unmask_step: [MASK] is never proposed
+            prob = F.softmax(logits, dim=-1).max(dim=-1).values.tolist()
+            kinds = json_token_roles(target, vocab.decode, specials)
+            rows += [{"session": s.id, "position": i, "kind": k, "confidence": p, "doubt": 1.0 - p}
+                     for i, (k, p) in enumerate(zip(kinds, prob))]
+    return rows
+
+
 def quality_vs_steps(model, vocab, layout, sessions, ks: Sequence[int],
                      schedules: Sequence[str] = SCHEDULES, batch_size: int = 16, progress: bool = True) -> list[dict]:
     """Field exact match (%) of records filled with K steps, for each K and schedule.
