@@ -140,3 +140,20 @@ def test_shipped_checkpoint_writes_the_same_tokens_as_before(method):
     after = fill_answers(model, vocab, prompts, layout, method, batch_size=5)
     assert after == fill_answers_before(model, vocab, prompts, layout, method, batch_size=5)
     assert all(len(a) == layout.length(vocab) and vocab.mask_id not in a for a in after)
+
+
+# ---------------------------------------------------------------------------- the checkpoint report
+
+
+def test_report_says_which_stages_trained_on_rows_whose_loss_is_not_the_elbo(tmp_path):
+    from unmasked.train import _loss_lines
+
+    first = {"command": "python -m unmasked.train --steps 5"}  # an old stage: only its command is kept
+    second = {"command": "python -m unmasked.train --sampler-frac 0.5 --steps 5", "init_from": first}
+    third = {"command": "python -m unmasked.train --steps 5", "train": {"sampler_frac": 0.25}, "init_from": second}
+    (line,) = _loss_lines(third)
+    assert "stage 1, every row forward process; stage 2, 50% of each batch sampler-ordered" in line
+    assert "stage 3, 25% of each batch sampler-ordered (`--sampler-frac 0.25`)" in line
+    assert "plain mean cross-entropy" in line and "(stage 3 is this run)" in line
+    (line,) = _loss_lines(first)
+    assert "sampler" not in line and "estimates the negative ELBO" in line

@@ -845,6 +845,34 @@ def _origin_lines(start: dict | None) -> list[str]:
     return lines
 
 
+def _sampler_frac(stage: dict) -> float:
+    """A training stage's --sampler-frac: from its config when kept, else from its command (default 0)."""
+    if "sampler_frac" in stage.get("train", {}):
+        return float(stage["train"]["sampler_frac"])
+    found = re.search(r"--sampler-frac[ =](\S+)", stage.get("command", ""))
+    return float(found.group(1)) if found else 0.0
+
+
+def _loss_lines(meta: dict) -> list[str]:
+    """Which stages trained on rows whose loss is not the ELBO (see masking.masked_diffusion_loss)."""
+    stages = []
+    while meta:
+        stages.insert(0, meta)
+        meta = meta.get("init_from")
+    fracs = [_sampler_frac(s) for s in stages]
+    if not any(fracs):
+        return ["- loss: every row masked by the forward process (each answer token independently at rate t);"
+                " its 1/t-weighted cross-entropy estimates the negative ELBO"]
+    by_stage = "; ".join(f"stage {i}, " + (f"{f:.0%} of each batch sampler-ordered (`--sampler-frac {f:g}`), the"
+                                           " rest forward process" if f else "every row forward process")
+                         for i, f in enumerate(fracs, 1))
+    return [f"- loss, oldest stage first (stage {len(stages)} is this run): {by_stage}. A row masked by the forward"
+            " process (each answer token independently at rate t) has a 1/t-weighted cross-entropy that estimates"
+            " the negative ELBO. A sampler-ordered row (`--sampler-frac`, `sampler_order_mask`: each field cut"
+            " after a random number of its slot-filling steps, the JSON around the values never masked, t set to"
+            " the masked share) has a plain mean cross-entropy over its masked tokens instead, not the ELBO"]
+
+
 def _write_report(out: Path, meta: dict) -> None:
     (out / "diffusion.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     lines = [
@@ -858,7 +886,9 @@ def _write_report(out: Path, meta: dict) -> None:
            f"{meta['extra_sessions']:,} generated after them"] if meta.get("extra_sessions") else []),
         f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} tokens/s "
         f"(torch threads: {meta['train']['threads'] or 'default'})",
-        f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}",
+        f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}"
+        + (", over both kinds of rows below" if _sampler_frac(meta) else ""),
+        *_loss_lines(meta),
         f"- answer region: {meta['answer_len']} tokens" + (f", value slots {meta['layout']['widths']}" if "layout" in meta else "")
         + (f", one slot per item for {meta['layout']['items']}" if meta.get("layout", {}).get("items") else ""),
         "",
@@ -893,8 +923,8 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
         raise CheckpointError(f"{path} places the answer at {mc.anchor_pos + 1} of {mc.max_len}, this corpus at "
                               f"{cfg.prompt_room} of {cfg.max_len}; train from scratch instead")
     cfg = replace(cfg, n_layer=mc.n_layer, n_head=mc.n_head, n_embd=mc.n_embd)
-    keep = ("command", "device", "accelerator", "torch", "steps", "train_seconds", "tokens_per_s", "evaluations",
-            "init_from")
+    keep = ("command", "device", "accelerator", "torch", "train", "steps", "train_seconds", "tokens_per_s",
+            "evaluations", "init_from")
     start = {"path": str(path), **{k: meta[k] for k in keep if k in meta}}
     for r in start.get("evaluations", []):
         r.pop("examples", None)
