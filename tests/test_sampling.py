@@ -286,6 +286,11 @@ def test_k_equals_l_is_one_token_per_step_whatever_the_blocks(model, length, blo
     """A last block shorter than its share of the budget neither raises nor costs the others a step."""
     _, trace = generate(model, prompt(), length, length, mask_id=MASK, block_length=block_length)
     assert trace.commits_per_step == [1] * length
+    from unmasked.sampling import generate_many
+
+    for _, trace in generate_many(_tiny_lm(), [[1, 2, 3], [4]], length, length, mask_id=MASK, pad_id=0,
+                                  block_length=block_length):
+        assert trace.commits_per_step == [1] * length
 
 
 def test_fewer_steps_than_blocks_raises_in_both_samplers(model):
@@ -421,10 +426,14 @@ def test_experiments_score_a_model_known_to_be_right(corpus):
     sessions, vocab, layout = corpus
     cases = [record_case(s, vocab, layout) for s in sessions]
     oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases], vocab)
+    L = layout.length(vocab)
+    rows = quality_vs_steps(oracle, vocab, layout, sessions, [1, 4, L], schedules=("linear",), progress=False,
+                            batch_size=2)  # K = L: one token per step, the notebook's reference
+    assert [r["K"] for r in rows] == [1, 4, L]
+    assert all(r["accuracy"] == 100.0 and r["all_fields"] == 100.0 for r in rows)
+    assert smallest_k_within(rows, "linear", L) == 1 and smallest_k_within(rows, "linear", 99) is None
     rows = quality_vs_steps(oracle, vocab, layout, sessions, [1, 4], progress=False, batch_size=2)
     assert {(r["schedule"], r["K"]) for r in rows} == {(s, k) for s in ("linear", "cosine") for k in (1, 4)}
-    assert all(r["accuracy"] == 100.0 and r["all_fields"] == 100.0 for r in rows)
-    assert smallest_k_within(rows, "linear", 4) == 1 and smallest_k_within(rows, "linear", 99) is None
 
     adaptive = adaptive_steps(oracle, vocab, layout, sessions, threshold=0.9, progress=False)
     json_rows = [r for r in adaptive if r["text"] == "JSON record"]
