@@ -9,9 +9,12 @@
    and at batch 1, with the decoder as it was (tests/decode_before.py) and as it is.
 
 Variants take turns within each repeat (so that a change in the machine's load hits them alike),
-and each figure is the median over repeats. It prints a table and writes the figures, with the
-device, torch version, command and date, to data/bench/fill_cost.json (--out). Figures depend on
-the machine and on what else runs on it; the JSON records the load average too.
+and each figure is the median over repeats. Each is timed twice: wall-clock seconds, and the CPU
+seconds of this process (time.process_time), which other programs on a shared machine disturb far
+less; with one torch thread (the default) the two agree on an idle machine, and the ratios use CPU
+seconds. It prints a table and writes the figures, with the device, torch version, command and
+date, to data/bench/fill_cost.json (--out). Figures depend on the machine and on what else runs on
+it; the JSON records the load average too.
 """
 
 from __future__ import annotations
@@ -31,18 +34,27 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the decoder before issue #26, kept there as the tests' reference
 
-from decode_before import fill_answers_before, predict_before  # noqa: E402
-
-from unmasked.sessions import load_short_sessions  # noqa: E402
-from unmasked.train import (  # noqa: E402
-    DEFAULT_CHECKPOINT, _answer_batch, _predict, encode_prompt, fill_answers, load_checkpoint,
+from decode_before import fill_answers_before, predict_before
+from unmasked.sessions import load_short_sessions
+from unmasked.train import (
+    DEFAULT_CHECKPOINT,
+    _answer_batch,
+    _predict,
+    encode_prompt,
+    fill_answers,
+    load_checkpoint,
 )
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) that fn() took."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _medians(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(w for w, _ in pairs), statistics.median(c for _, c in pairs)
 
 
 def candidate_masks(ids: torch.Tensor, layout, vocab) -> dict[str, torch.Tensor]:
@@ -67,9 +79,11 @@ def bench_forward(model, vocab, layout, prompts, repeats: int) -> list[dict]:
     rows = []
     for batch in (32, 1):
         ids = _answer_batch(prompts[:batch], layout.length(vocab), vocab)
-        variants = {"before: every position": lambda: predict_before(model, ids, vocab)}
+        variants = {"before: every position": lambda ids=ids: predict_before(model, ids, vocab)}
+        at_count = {"before: every position": ids.numel()}
         for name, at in candidate_masks(ids, layout, vocab).items():
-            variants["after: " + name] = lambda at=at: _predict(model, ids, vocab, at)
+            variants["after: " + name] = lambda ids=ids, at=at: _predict(model, ids, vocab, at)
+            at_count["after: " + name] = at.sum()
         times = {name: [] for name in variants}
         with torch.no_grad():
             for fn in variants.values():  # warm-up
@@ -77,10 +91,12 @@ def bench_forward(model, vocab, layout, prompts, repeats: int) -> list[dict]:
             for _ in range(repeats):
                 for name, fn in variants.items():
                     times[name].append(_timed(fn))
-        base = statistics.median(times["before: every position"])
+        base = _medians(times["before: every position"])[1]
         for name, ts in times.items():
-            rows.append({"batch": batch, "positions": ids.shape[1], "variant": name, "median_s": statistics.median(ts),
-                         "ratio_to_before": statistics.median(ts) / base, "repeats": repeats})
+            wall, cpu = _medians(ts)
+            rows.append({"batch": batch, "positions": ids.shape[1], "logit_rows": int(at_count[name]), "variant": name,
+                         "median_wall_s": wall, "median_cpu_s": cpu, "ratio_to_before": cpu / base,
+                         "repeats": repeats})
     return rows
 
 
@@ -111,9 +127,11 @@ def bench_fill(model, vocab, layout, prompts, repeats: int) -> list[dict]:
     times = {key: [] for key in variants}
     for _ in range(repeats):
         for key, fn in variants.items():
-            times[key].append(_timed(fn) / len(prompts))
+            wall, cpu = _timed(fn)
+            times[key].append((wall / len(prompts), cpu / len(prompts)))
     return [{"code": code, "batch": batch, "records": len(prompts), "repeats": repeats,
-             "median_s_per_record": statistics.median(times[(code, batch)]),
+             "median_wall_s_per_record": _medians(times[(code, batch)])[0],
+             "median_cpu_s_per_record": _medians(times[(code, batch)])[1],
              "model_calls": passes[(code, batch)][0], "row_passes_per_record": passes[(code, batch)][1] / len(prompts),
              "same_tokens_in_all_four": same} for code, batch in variants]
 
@@ -145,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": str(args.checkpoint.resolve().relative_to(ROOT) if args.checkpoint.resolve().is_relative_to(ROOT)
                           else args.checkpoint),
         "load_average": {"start": load_before, "end": os.getloadavg()[0]},
+        "timing": "median over interleaved repeats; ratios and per-record figures in CPU seconds of this process "
+                  "(time.process_time), wall-clock seconds beside them",
         "forward": forward, "fill": fill,
     }
     by = {(r["code"], r["batch"]): r for r in fill}
@@ -153,22 +173,23 @@ def main(argv: list[str] | None = None) -> int:
             r["ratio_to_before"] for r in forward if r["batch"] == 32 and r["variant"].startswith("after: later")),
         "forward_ratio_batch32_confidence_step": next(
             r["ratio_to_before"] for r in forward if r["batch"] == 32 and r["variant"].startswith("after: confidence")),
-        "per_record_batch32_over_batch1_before": by["before", 32]["median_s_per_record"]
-        / by["before", 1]["median_s_per_record"],
-        "per_record_batch32_over_batch1_after": by["after", 32]["median_s_per_record"]
-        / by["after", 1]["median_s_per_record"],
-        "per_record_after_over_before_batch32": by["after", 32]["median_s_per_record"]
-        / by["before", 32]["median_s_per_record"],
+        "per_record_batch32_over_batch1_before": by["before", 32]["median_cpu_s_per_record"]
+        / by["before", 1]["median_cpu_s_per_record"],
+        "per_record_batch32_over_batch1_after": by["after", 32]["median_cpu_s_per_record"]
+        / by["after", 1]["median_cpu_s_per_record"],
+        "per_record_after_over_before_batch32": by["after", 32]["median_cpu_s_per_record"]
+        / by["before", 32]["median_cpu_s_per_record"],
     }
     print(f"cpu ({result['machine']}), torch {result['torch']}, {result['threads']} thread(s), "
           f"load average {load_before:.1f} -> {result['load_average']['end']:.1f}")
-    print("\nOne prediction call (forward + output layer + softmax), median over repeats:")
+    print("\nOne prediction call (forward + output layer + softmax), median over repeats; ratio of CPU time:")
     for r in forward:
-        print(f"  batch {r['batch']:>2} x {r['positions']} positions  {r['variant']:<60} {1000 * r['median_s']:8.1f} ms"
-              f"  x{r['ratio_to_before']:.2f}")
+        print(f"  batch {r['batch']:>2} x {r['positions']} positions, logits at {r['logit_rows']:>5}  {r['variant']:<56}"
+              f" {1000 * r['median_cpu_s']:7.1f} ms CPU ({1000 * r['median_wall_s']:7.1f} wall)  x{r['ratio_to_before']:.2f}")
     print(f"\nSlot filling of {args.n} held-out records, median over {args.repeats} repeats:")
     for r in fill:
-        print(f"  {r['code']:<6} batch {r['batch']:>2}: {r['median_s_per_record']:.3f} s/record, "
+        print(f"  {r['code']:<6} batch {r['batch']:>2}: {r['median_cpu_s_per_record']:.3f} CPU s/record "
+              f"({r['median_wall_s_per_record']:.3f} wall), "
               f"{r['row_passes_per_record']:.1f} row-passes/record, {r['model_calls']} model calls")
     print(f"  same tokens from all four: {fill[0]['same_tokens_in_all_four']}")
     for k, v in result["summary"].items():

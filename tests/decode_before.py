@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-
 from unmasked.train import FILL_METHODS, RecordLayout, _answer_batch
 from unmasked.vocab import Vocab
 

@@ -5,12 +5,17 @@ Both must leave every written token as it was: tests/decode_before.py is the dec
 
 import pytest
 import torch
-
 from decode_before import fill_answers_before
 from unmasked.model import ModelConfig, TransformerLM
 from unmasked.sessions import generate_short_sessions
 from unmasked.train import (
-    DEFAULT_CHECKPOINT, FILL_METHODS, RecordLayout, build_vocab, encode_example, encode_prompt, fill_answers,
+    DEFAULT_CHECKPOINT,
+    FILL_METHODS,
+    RecordLayout,
+    build_vocab,
+    encode_example,
+    encode_prompt,
+    fill_answers,
     load_checkpoint,
 )
 
@@ -124,7 +129,7 @@ def test_random_model_writes_the_same_tokens_as_before(corpus):
     prompts = [encode_prompt(s, vocab) for s in sessions[:10]]
     for method in FILL_METHODS:
         for batch_size in (1, 4):
-            kw = dict(batch_size=batch_size, max_steps=8)
+            kw = {"batch_size": batch_size, "max_steps": 8}
             assert fill_answers(model, vocab, prompts, layout, method, **kw) == \
                 fill_answers_before(model, vocab, prompts, layout, method, **kw), (method, batch_size)
 

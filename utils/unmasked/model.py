@@ -165,8 +165,8 @@ class TransformerLM(nn.Module):
     def forward(self, idx: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, vocab); with `at`, a BoolTensor (B, T), only at its True positions: (N, vocab).
 
-        A sampler can commit only masked positions, mostly a few of the ~540 per row, and the
-        output layer is a big share of the cost: `at` skips it (and the final norm) elsewhere.
+        A sampler can commit only masked positions, often a handful of a row's hundreds, and the
+        output layer is a sizeable share of the cost: `at` skips it (and the final norm) elsewhere.
         The N rows come in row-major order, as `x[at]` gives them.
         """
         if idx.dim() != 2:

@@ -497,8 +497,8 @@ def _predict(model, ids, vocab: Vocab, at: torch.Tensor):
     """(confidence, argmax token) at the True positions of `at` (B, T), flat (N,) in row-major order.
 
     The model may not write [MASK], [PAD] or [SEP]. Only `at` goes through the output layer and the
-    softmax: a decoder commits only masked answer positions, a few of the ~540 in a row (60% of
-    them prompt), so the rest would be computed to be thrown away.
+    softmax: a decoder commits only masked answer positions, often a handful of a row's hundreds
+    (most of them prompt), so the rest would be computed to be thrown away.
     """
     logits = _logits_at(model, ids, at).float()
     logits[..., [vocab.mask_id, vocab.pad_id, vocab.sep_id]] = -float("inf")
@@ -543,8 +543,8 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     for start in tqdm(range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress):
         ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
         ans = ids[:, -A:]  # a view: writing to it writes to ids
-        at = torch.zeros_like(ids, dtype=torch.bool)
         if method == "one_shot":
+            at = torch.zeros_like(ids, dtype=torch.bool)
             at[:, -A:] = True
             ans.copy_(_predict(model, ids, vocab, at)[1].view(-1, A))
             out += ans.tolist()
