@@ -472,3 +472,10 @@ def test_prose_case_hides_the_middle_of_the_session(corpus):
     assert suffix[0].tolist()[-len(target):] == target and len(hidden) == 20
     with pytest.raises(ValueError, match="too few"):
         prose_case(sessions[0], vocab, layout, len(text))
+    from unmasked.sampling import sessions_for_prose
+
+    n = sorted(len(vocab.encode(s.text)) for s in sessions)[1]  # the middle one of three
+    kept = sessions_for_prose(sessions, vocab, n - 2)
+    assert len(kept) == 2 and all(len(vocab.encode(s.text)) >= n for s in kept)
+    for s in kept:
+        assert len(prose_case(s, vocab, layout, n - 2)[2]) == n - 2

@@ -563,10 +563,16 @@ def prose_case(session, vocab, layout, length: int) -> tuple[torch.Tensor, torch
     return torch.tensor([prefix]), torch.tensor([suffix]), text[start:start + length]
 
 
+def sessions_for_prose(sessions, vocab, length: int) -> list:
+    """The sessions whose text can hide a span of `length` tokens with text on both sides, as prose_case needs."""
+    return [s for s in sessions if len(vocab.encode(s.text)) >= length + 2]
+
+
 def adaptive_steps(model, vocab, layout, sessions, threshold: float = 0.9, progress: bool = True) -> list[dict]:
     """Steps needed at threshold tau for each session's JSON record and for free text of the same length.
 
-    Both regions have the layout's length (the record's slots), so the only difference is the kind of text.
+    Both regions have the layout's length (the record's slots), so the only difference is the kind of text;
+    every session must be long enough to hide that much (`sessions_for_prose` picks those).
     For the record, scaffold_done_at / values_done_at give the step after which every key and
     punctuation token / every value token was committed (0 if there was none).
     """
