@@ -105,3 +105,34 @@ def test_loss_is_zero_when_nothing_is_masked_and_rejects_bad_weighting():
     assert masked_diffusion_loss(logits, targets, none, 0.5).item() == 0.0
     with pytest.raises(ValueError, match="weighting"):
         masked_diffusion_loss(logits, targets, none, 0.5, weighting="sqrt")
+
+
+def test_under_the_forward_process_the_loss_is_unbiased_for_the_per_token_nelbo():
+    """Logits that ignore the input make the ELBO integrand t-free: its integral is the mean CE of every token.
+
+    Averaged over t ~ U(floor, 1) and independent masks at rate t, the 1/t-weighted loss must reach it.
+    """
+    gen = torch.Generator().manual_seed(0)
+    B, L, V = 20_000, 16, 5
+    logits = torch.randn(1, L, V, generator=gen).expand(B, L, V)
+    targets = torch.randint(0, V, (1, L), generator=gen).expand(B, L)
+    exact = F.cross_entropy(logits[0], targets[0]).item()  # mean over all L tokens
+    t = sample_t(B, floor=0.1, generator=gen)
+    _, is_masked = mask_tokens(targets, t, MASK, generator=gen)
+    estimate = masked_diffusion_loss(logits, targets, is_masked, t).item()
+    assert estimate == pytest.approx(exact, rel=0.02)
+    unweighted = masked_diffusion_loss(logits, targets, is_masked, t, weighting="none").item()
+    assert unweighted == pytest.approx(exact * t.mean().item(), rel=0.02)  # about 0.55 of it: no estimate
+
+
+def test_rows_with_t_set_to_their_masked_share_give_a_plain_mean_cross_entropy():
+    """What --sampler-frac rows are (unmasked.train.diffusion_step_loss): t = masked / L."""
+    logits, targets, _ = _setup(4, B=3, L=12)
+    is_masked = torch.zeros(3, 12, dtype=torch.bool)
+    is_masked[0, 7:] = True  # a field cut after its 7th token: a suffix, not independent draws
+    is_masked[1, 2:5] = True
+    is_masked[2, :] = True
+    t = is_masked.sum(dim=1) / 12
+    ce = F.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1), reduction="none").view(3, 12)
+    mean_ce = torch.stack([ce[b][is_masked[b]].mean() for b in range(3)]).mean()
+    assert masked_diffusion_loss(logits, targets, is_masked, t).item() == pytest.approx(mean_ce.item(), rel=1e-6)

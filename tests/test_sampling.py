@@ -101,7 +101,30 @@ def test_split_steps_shares_budget_within_block_sizes():
     assert split_steps(8, [4, 4, 4, 4]) == [2, 2, 2, 2]
     assert split_steps(9, [4, 4, 4]) == [3, 3, 3]
     assert split_steps(32, [4, 4]) == [4, 4]  # a block cannot use more steps than tokens
-    assert split_steps(1, [4, 4, 2]) == [1, 1, 1]
+    assert split_steps(10, [4, 4, 2]) == [4, 4, 2]  # K = L: what the short block cannot use goes to the others
+    assert split_steps(9, [8, 8, 1]) == [4, 4, 1]
+    assert split_steps(7, [1, 4, 1, 1, 2]) == [1, 2, 1, 1, 2]
+    assert split_steps(3, [4, 4, 2]) == [1, 1, 1]
+
+
+def test_fewer_steps_than_blocks_is_an_error_not_a_bigger_budget():
+    """steps=3 with blocks of 32 over 218 tokens would take 7 forward passes: it raises instead."""
+    with pytest.raises(ValueError, match=r"steps=3 is fewer than the 7 blocks.*block_length"):
+        split_steps(3, [32] * 6 + [26])
+    with pytest.raises(ValueError, match="positive"):
+        split_steps(0, [4])
+
+
+@settings(max_examples=300, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=9), data=st.data())
+def test_split_steps_spends_the_budget_evenly_and_never_exceeds_it(sizes, data):
+    steps = data.draw(st.integers(len(sizes), 2 * sum(sizes)))
+    out = split_steps(steps, sizes)
+    assert sum(out) == min(steps, sum(sizes))  # never more passes than asked, none wasted
+    assert all(1 <= k <= n for k, n in zip(out, sizes))
+    for k, n in zip(out, sizes):  # a block that could take more has at most one step fewer than any other
+        if k < n:
+            assert max(out) <= k + 1
 
 
 # ---------------------------------------------------------------- one step
@@ -258,6 +281,32 @@ def test_more_steps_than_tokens_is_clamped(model):
     assert trace.commits_per_step == [1] * 6
 
 
+@pytest.mark.parametrize("length,block_length", [(10, 4), (24, 7), (13, 13), (9, 2)])
+def test_k_equals_l_is_one_token_per_step_whatever_the_blocks(model, length, block_length):
+    """A last block shorter than its share of the budget neither raises nor costs the others a step."""
+    _, trace = generate(model, prompt(), length, length, mask_id=MASK, block_length=block_length)
+    assert trace.commits_per_step == [1] * length
+    from unmasked.sampling import generate_many
+
+    for _, trace in generate_many(_tiny_lm(), [[1, 2, 3], [4]], length, length, mask_id=MASK, pad_id=0,
+                                  block_length=block_length):
+        assert trace.commits_per_step == [1] * length
+
+
+def test_fewer_steps_than_blocks_raises_in_both_samplers(model):
+    from unmasked.sampling import generate_many
+
+    with pytest.raises(ValueError, match="fewer than the 3 blocks"):
+        generate(model, prompt(), 24, 2, mask_id=MASK, block_length=8)
+    lm = _tiny_lm()
+    with pytest.raises(ValueError, match="fewer than the 3 blocks"):
+        generate_many(lm, [[1, 2], [3]], 24, 2, mask_id=MASK, pad_id=0, block_length=8)
+    _, trace = generate(model, prompt(), 24, 2, mask_id=MASK, block_length=8, threshold=0.5)  # steps unused
+    assert sorted({s.block for s in trace.steps}) == [0, 1, 2]
+    _, trace = generate(model, prompt(), 24, 3, mask_id=MASK, block_length=8)
+    assert trace.steps_used == 3 and trace.commits_per_step == [8, 8, 8]
+
+
 def test_generate_rejects_bad_input(model):
     with pytest.raises(ValueError, match="shape \\[1, P\\]"):
         generate(model, torch.arange(4), 8, 2, mask_id=MASK)
@@ -311,14 +360,20 @@ def test_infill_between_prompt_and_suffix(model):
     assert trace.suffix == [7, 8, 9] and out[0, 5:15].tolist() == trace.tokens()
 
 
-def test_generate_many_matches_generate_row_by_row():
+def _tiny_lm():
     from unmasked.model import ModelConfig, TransformerLM
-    from unmasked.sampling import generate_many
 
     torch.manual_seed(0)
     lm = TransformerLM(ModelConfig(vocab_size=V, max_len=64, n_layer=2, n_head=2, n_embd=32, pad_id=0)).eval()
     with torch.no_grad():
         lm.wte.weight.mul_(30)  # a random model with spread-out confidences
+    return lm
+
+
+def test_generate_many_matches_generate_row_by_row():
+    from unmasked.sampling import generate_many
+
+    lm = _tiny_lm()
     prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9], [10]]
     for kw in (dict(steps=4), dict(steps=6, schedule="cosine", block_length=4), dict(steps=1, threshold=0.3)):
         many = generate_many(lm, prompts, 8, mask_id=MASK, pad_id=0, **kw)
@@ -371,10 +426,14 @@ def test_experiments_score_a_model_known_to_be_right(corpus):
     sessions, vocab, layout = corpus
     cases = [record_case(s, vocab, layout) for s in sessions]
     oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases], vocab)
+    L = layout.length(vocab)
+    rows = quality_vs_steps(oracle, vocab, layout, sessions, [1, 4, L], schedules=("linear",), progress=False,
+                            batch_size=2)  # K = L: one token per step, the notebook's reference
+    assert [r["K"] for r in rows] == [1, 4, L]
+    assert all(r["accuracy"] == 100.0 and r["all_fields"] == 100.0 for r in rows)
+    assert smallest_k_within(rows, "linear", L) == 1 and smallest_k_within(rows, "linear", 99) is None
     rows = quality_vs_steps(oracle, vocab, layout, sessions, [1, 4], progress=False, batch_size=2)
     assert {(r["schedule"], r["K"]) for r in rows} == {(s, k) for s in ("linear", "cosine") for k in (1, 4)}
-    assert all(r["accuracy"] == 100.0 and r["all_fields"] == 100.0 for r in rows)
-    assert smallest_k_within(rows, "linear", 4) == 1 and smallest_k_within(rows, "linear", 99) is None
 
     adaptive = adaptive_steps(oracle, vocab, layout, sessions, threshold=0.9, progress=False)
     json_rows = [r for r in adaptive if r["text"] == "JSON record"]
@@ -384,6 +443,22 @@ def test_experiments_score_a_model_known_to_be_right(corpus):
     order = commit_order(oracle, vocab, layout, sessions[:1], steps=4, progress=False)
     assert {r["kind"] for r in order} >= {"key", "value", "punctuation", "special"}
     assert len(order) == layout.length(vocab)
+
+
+def test_first_pass_confidence_is_what_the_first_step_ranks(corpus):
+    from unmasked.sampling import first_pass_confidence, record_case
+
+    sessions, vocab, layout = corpus
+    cases = [record_case(s, vocab, layout) for s in sessions]
+    oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases], vocab, sharpness=8.0)
+    rows = first_pass_confidence(oracle, vocab, layout, sessions[:2], progress=False)
+    L = layout.length(vocab)
+    assert len(rows) == 2 * L and [r["position"] for r in rows[:L]] == list(range(L))
+    expected = math.exp(8.0) / (math.exp(8.0) + vocab.size - 2)  # gold at 8, the rest at 0, [MASK] banned
+    assert all(r["confidence"] == pytest.approx(expected) and r["doubt"] == pytest.approx(1 - expected) for r in rows)
+    assert {r["kind"] for r in rows} >= {"key", "value", "punctuation", "special"}
+    _, trace = generate(oracle, cases[0][0], L, 1, mask_id=vocab.mask_id)  # one step: the same scores
+    assert trace.steps[0].confidences == pytest.approx([r["confidence"] for r in rows[:L]])
 
 
 def test_prose_case_hides_the_middle_of_the_session(corpus):
@@ -397,3 +472,10 @@ def test_prose_case_hides_the_middle_of_the_session(corpus):
     assert suffix[0].tolist()[-len(target):] == target and len(hidden) == 20
     with pytest.raises(ValueError, match="too few"):
         prose_case(sessions[0], vocab, layout, len(text))
+    from unmasked.sampling import sessions_for_prose
+
+    n = sorted(len(vocab.encode(s.text)) for s in sessions)[1]  # the middle one of three
+    kept = sessions_for_prose(sessions, vocab, n - 2)
+    assert len(kept) == 2 and all(len(vocab.encode(s.text)) >= n for s in kept)
+    for s in kept:
+        assert len(prose_case(s, vocab, layout, n - 2)[2]) == n - 2

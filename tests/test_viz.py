@@ -84,6 +84,10 @@ def test_sample_figure_and_panel_build():
     assert "3 steps" in shown_title() and len(out.outputs) == 1
     controls["adaptive (tau)"].value = True
     assert "tau=0.9" in shown_title()
+    controls["adaptive (tau)"].value, controls["block length"].value = False, 4  # 3 blocks, 3 steps: fine
+    assert "blocks of 4" in shown_title()
+    controls["steps"].value = 2  # fewer steps than blocks: the panel says why instead of drawing
+    assert "fewer than the 3 blocks" in out.outputs[0]["text"]
 
 
 def test_summary_charts():

@@ -2,7 +2,8 @@
 
 Forward process: pick a noise level t in (0, 1] and replace each token by [MASK]
 independently with probability t. At t = 1 everything is masked; at t -> 0 nothing is.
-Training draws t ~ U(floor, 1) per sequence (the floor keeps 1/t bounded).
+Training draws t ~ U(floor, 1) per sequence (the floor keeps 1/t bounded, at the price of
+leaving out the ELBO's t < floor part).
 
 Loss: cross-entropy on the masked positions only, weighted by 1/t. This is the negative
 ELBO of MDLM (Sahoo et al. 2024, arXiv:2406.07524, eq. 10-11) and LLaDA's objective (Nie et al.
@@ -69,7 +70,17 @@ def masked_diffusion_loss(logits: torch.Tensor, targets: torch.Tensor, is_masked
 
     logits (B, L, V), targets (B, L), is_masked (B, L), t per sequence. `lengths` is the number
     of scored (maskable) positions per sequence, LLaDA's answer length; default L. The result is
-    the batch mean, an unbiased estimate of the per-token negative ELBO.
+    the batch mean.
+
+    It is an unbiased estimate of the per-token negative ELBO (MDLM eq. 10-11, LLaDA eq. 3-5;
+    of the answer given the prompt) when the masks come from this module's forward process:
+    every maskable token masked independently with probability t (`mask_tokens`), t drawn
+    uniformly per sequence, weighting="inverse_t", and `lengths` the maskable counts. With
+    t ~ U(floor, 1) (`sample_t`'s floor) it estimates that integral over t in [floor, 1] only,
+    divided by 1 - floor. Rows masked any other way are something else: the rows of
+    unmasked.train's `--sampler-frac` (sampler_order_mask) cut each field after a random step
+    and never mask the JSON around the values, and pass t = masked / L, so their term is
+    (sum of CE) / (masked count): a plain mean cross-entropy over the masked tokens.
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")

@@ -173,7 +173,13 @@ class TransformerLM(nn.Module):
         shift = torch.where(is_anchor.any(dim=1), self.config.anchor_pos - first, torch.zeros_like(first))
         return (pos + shift[:, None]).clamp(0, self.config.max_len - 1)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab); with `at`, a BoolTensor (B, T), only at its True positions: (N, vocab).
+
+        A sampler can commit only masked positions, often a handful of a row's hundreds, and the
+        output layer is a sizeable share of the cost: `at` skips it (and the final norm) elsewhere.
+        The N rows come in row-major order, as `x[at]` gives them.
+        """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, length) token ids, got shape {tuple(idx.shape)}")
         B, T = idx.shape
@@ -188,4 +194,8 @@ class TransformerLM(nn.Module):
         x = self.drop(self.wte(idx) + self.wpe(self.positions(idx)))
         for block in self.blocks:
             x = block(x, cos, sin, key_mask)
+        if at is not None:
+            if at.shape != idx.shape:
+                raise ValueError(f"at must be a bool mask of idx's shape {tuple(idx.shape)}, got {tuple(at.shape)}")
+            x = x[at]
         return self.lm_head(self.ln_f(x))

@@ -46,8 +46,9 @@ def num_transfer_tokens(n_masked: int, steps: int, schedule: str = "linear") -> 
     cosine: MaskGIT's rule. After step t of T, a fraction cos(pi/2 * t/T) is still masked, so
     the first steps commit few tokens (little context yet) and the last steps many.
 
-    Every step commits at least one token, so `steps` may not exceed `n_masked`; `generate`
-    clamps it before calling this.
+    Every step commits at least one token, so `steps` may not exceed `n_masked` (a ValueError;
+    LLaDA instead pads with steps that commit nothing). `generate` never asks for more:
+    `split_steps` gives no block more steps than it has tokens.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; accepted: {', '.join(SCHEDULES)}")
@@ -275,10 +276,35 @@ def _blocks(length: int, block_length: int | None) -> list[tuple[int, int]]:
 
 
 def split_steps(steps: int, sizes: list[int]) -> list[int]:
-    """Share a step budget among blocks: as evenly as possible, at least one and at most `size` each."""
-    n = len(sizes)
-    base, rem = divmod(steps, n)
-    return [max(1, min(size, base + (1 if i < rem else 0))) for i, size in enumerate(sizes)]
+    """Share a budget of `steps` forward passes among blocks of `sizes` tokens, decoded one after another.
+
+    As evenly as possible, the remainder to the first blocks; a block never gets more steps than
+    it has tokens (a step commits at least one), and what a short block cannot use goes to the
+    others, so the passes add up to min(steps, sum(sizes)): K = L is one token per step, whatever
+    the block length. Each block takes at least one pass, so fewer steps than blocks raises a
+    ValueError rather than silently running more passes than the budget.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
+        raise ValueError(f"sizes must be positive ints, at least one, got {sizes!r}")
+    if steps < len(sizes):
+        raise ValueError(
+            f"steps={steps} is fewer than the {len(sizes)} blocks; each block takes at least one forward"
+            f" pass, so use steps >= {len(sizes)} or longer blocks (block_length)"
+        )
+    out = list(sizes)
+    left, open_blocks = min(steps, sum(sizes)), list(range(len(sizes)))
+    while True:  # water-filling: a block no bigger than an even share takes all it can use
+        full = {i for i in open_blocks if sizes[i] * len(open_blocks) <= left}
+        if not full:
+            break
+        left -= sum(sizes[i] for i in full)
+        open_blocks = [i for i in open_blocks if i not in full]
+    base, rem = divmod(left, max(1, len(open_blocks)))
+    for j, i in enumerate(open_blocks):  # each of the others is bigger than its share
+        out[i] = base + (1 if j < rem else 0)
+    return out
 
 
 def _check_settings(length, steps, schedule: str, remasking: str, threshold) -> None:
@@ -326,8 +352,11 @@ def generate(
 
     model(idx: LongTensor[1, T]) -> logits [1, T, V], bidirectional (it sees the masks ahead).
     prompt: LongTensor[1, P]. Returns LongTensor[1, P + length] and the Trace of every step.
-    steps: the total budget of forward passes, shared evenly among blocks; each block uses at
-      most as many steps as it has tokens (more could only commit nothing).
+    steps: the total budget of forward passes, shared evenly among blocks (`split_steps`); each
+      block uses at most as many steps as it has tokens (more could only commit nothing), and what
+      a short block cannot use goes to the others. Blocks run one after another, so each takes at
+      least one pass: fewer steps than blocks raises a ValueError instead of exceeding the budget.
+      More steps than tokens run one token per step (LLaDA would pad with steps that commit nothing).
     threshold: adaptive decoding (Fast-dLLM): each step commits every position of the current
       block whose probability is above tau, at least one; `steps` and `schedule` are then unused
       and the trace says how many steps it took.
@@ -534,10 +563,16 @@ def prose_case(session, vocab, layout, length: int) -> tuple[torch.Tensor, torch
     return torch.tensor([prefix]), torch.tensor([suffix]), text[start:start + length]
 
 
+def sessions_for_prose(sessions, vocab, length: int) -> list:
+    """The sessions whose text can hide a span of `length` tokens with text on both sides, as prose_case needs."""
+    return [s for s in sessions if len(vocab.encode(s.text)) >= length + 2]
+
+
 def adaptive_steps(model, vocab, layout, sessions, threshold: float = 0.9, progress: bool = True) -> list[dict]:
     """Steps needed at threshold tau for each session's JSON record and for free text of the same length.
 
-    Both regions have the layout's length (the record's slots), so the only difference is the kind of text.
+    Both regions have the layout's length (the record's slots), so the only difference is the kind of text;
+    every session must be long enough to hide that much (`sessions_for_prose` picks those).
     For the record, scaffold_done_at / values_done_at give the step after which every key and
     punctuation token / every value token was committed (0 if there was none).
     """
@@ -580,6 +615,32 @@ def commit_order(model, vocab, layout, sessions, steps: int | None = None, progr
         pieces = [vocab.token_str(t) for t in trace.tokens()]
         for row, piece in zip(commit_times(trace, kinds), pieces):
             rows.append({"session": s.id, **row, "token": piece})
+    return rows
+
+
+@torch.no_grad()
+def first_pass_confidence(model, vocab, layout, sessions, progress: bool = True) -> list[dict]:
+    """The model's probability of its own prediction at every record position, before anything is committed.
+
+    One forward pass per session over the fully masked record: the scores that low-confidence
+    remasking ranks at its first step. "doubt" is 1 - probability (float64), where the
+    differences between near-certain kinds show. Kinds come from the gold record (json_token_roles).
+    """
+    from tqdm.auto import tqdm
+
+    specials = (vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id)
+    device = _device_of(model, torch.device("cpu"))
+    rows = []
+    with _eval_mode(model):
+        for s in tqdm(sessions, desc="first-pass confidence", disable=not progress):
+            prompt, target = record_case(s, vocab, layout)
+            x = torch.cat([prompt[0], torch.full((len(target),), vocab.mask_id)]).to(device)
+            logits = _logits(model, x[None])[0, -len(target):].to(torch.float64)
+            logits[:, vocab.mask_id] = -math.inf  # as unmask_step: [MASK] is never proposed
+            prob = F.softmax(logits, dim=-1).max(dim=-1).values.tolist()
+            kinds = json_token_roles(target, vocab.decode, specials)
+            rows += [{"session": s.id, "position": i, "kind": k, "confidence": p, "doubt": 1.0 - p}
+                     for i, (k, p) in enumerate(zip(kinds, prob))]
     return rows
 
 

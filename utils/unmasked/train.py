@@ -16,6 +16,7 @@ A checkpoint is a plain dict (config, vocab as lists of ints, state_dict, meta),
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -502,9 +503,25 @@ def _answer_batch(prompts: list[list[int]], answer_len: int, vocab: Vocab) -> to
     return make_batch([(p, [vocab.mask_id] * answer_len) for p in prompts], vocab)[0]
 
 
-def _predict(model, ids, vocab: Vocab):
-    """(confidence, argmax token) at every position; the model may not write [MASK], [PAD] or [SEP]."""
-    logits = model(ids).float()
+def _logits_at(model, ids: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """The model's logits at the True positions of `at` (B, T), as (N, V) in row-major order.
+
+    unmasked.model.TransformerLM runs its output layer only there (forward's `at`); any other
+    model(ids) -> (B, T, V) is run whole and indexed.
+    """
+    if "at" in inspect.signature(model.forward).parameters:
+        return model(ids, at=at)
+    return model(ids)[at]
+
+
+def _predict(model, ids, vocab: Vocab, at: torch.Tensor):
+    """(confidence, argmax token) at the True positions of `at` (B, T), flat (N,) in row-major order.
+
+    The model may not write [MASK], [PAD] or [SEP]. Only `at` goes through the output layer and the
+    softmax: a decoder commits only masked answer positions, often a handful of a row's hundreds
+    (most of them prompt), so the rest would be computed to be thrown away.
+    """
+    logits = _logits_at(model, ids, at).float()
     logits[..., [vocab.mask_id, vocab.pad_id, vocab.sep_id]] = -float("inf")
     return logits.softmax(dim=-1).max(dim=-1)
 
@@ -520,13 +537,18 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
 
     one_shot: a single forward pass, argmax at every position.
     slots: the JSON around the values at the first step, then, at every step, the leftmost
-      masked token of each of the six fields: six fields written side by side, each left to right
-      (LLaDA's semi-autoregressive idea with one block per field). Each value token is
-      predicted with the token before it in place, and a list's item with the items before it.
+      masked token of each of the six fields: six left-to-right streams, one per field, run
+      together (a list's items one after another in their field's stream). Each value token is
+      predicted with the token before it in place. The order is fixed, not chosen by confidence,
+      so this is not LLaDA's semi-autoregressive mode, which finishes one block before starting
+      the next and picks the most confident tokens inside it.
     confidence: every prediction at least `threshold` sure, and at least the most confident
       ceil(masked / steps left), so it ends within `max_steps` (Fast-dLLM's threshold rule,
       Wu et al. 2025, arXiv:2505.22618, over LLaDA's linear count).
     In slots and confidence, an [EOS] committed in a slot fills the rest of that slot with [EOS].
+
+    A record that is done leaves the batch, and the padding that no remaining row needs is cut,
+    so a batch costs what its records need, not len(batch) times its slowest record's steps.
     """
     from tqdm.auto import tqdm
 
@@ -543,29 +565,46 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
         ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
         ans = ids[:, -A:]  # a view: writing to it writes to ids
         if method == "one_shot":
-            ans.copy_(_predict(model, ids, vocab)[1][:, -A:])
-        else:
-            step = 0
-            while bool((ans == vocab.mask_id).any()):
-                masked = ans == vocab.mask_id
-                conf, pred = (z[:, -A:] for z in _predict(model, ids, vocab))
-                if method == "slots":
-                    commit = masked & (slot < 0)  # the JSON around the values, all at once
-                    for lo, hi in fields:  # plus the leftmost masked token of every field
-                        first = masked[:, lo:hi].long().argmax(dim=1)
-                        commit[:, lo:hi].scatter_(1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True))
-                else:
-                    conf = torch.where(masked, conf, torch.full_like(conf, -1.0))
-                    commit = conf >= threshold
-                    k_min = math.ceil(int(masked.sum(dim=1).max()) / max(1, max_steps - step))
-                    commit.scatter_(1, conf.topk(k_min, dim=1).indices, True)
-                    commit &= masked
-                ans.copy_(torch.where(commit, pred, ans))
-                for lo, hi in spans:  # an [EOS] ends its value: the rest of the slot is filler
-                    seg = ans[:, lo:hi]
-                    after_eos = (seg == vocab.eos_id).long().cummax(dim=1).values.bool()
-                    seg.copy_(torch.where(after_eos & (seg == vocab.mask_id), vocab.eos_id, seg))
-                step += 1
+            at = torch.zeros_like(ids, dtype=torch.bool)
+            at[:, -A:] = True
+            ans.copy_(_predict(model, ids, vocab, at)[1].view(-1, A))
+            out += ans.tolist()
+            continue
+        live = torch.arange(ids.shape[0], device=device)  # rows with a masked token left
+        step = 0
+        while live.numel():
+            rows = ids[live]
+            rows = rows[:, int((rows != vocab.pad_id).long().argmax(dim=1).min()):]  # padding every row has
+            part = rows[:, -A:]
+            masked = part == vocab.mask_id
+            if method == "slots":  # where it commits does not depend on the prediction
+                commit = masked & (slot < 0)  # the JSON around the values, all at once
+                for lo, hi in fields:  # plus the leftmost masked token of every field
+                    first = masked[:, lo:hi].long().argmax(dim=1)
+                    commit[:, lo:hi].scatter_(1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True))
+                wanted = commit
+            else:
+                wanted = masked
+            at = torch.zeros_like(rows, dtype=torch.bool)
+            at[:, -A:] = wanted
+            conf_at, pred_at = _predict(model, rows, vocab, at)
+            pred = part.clone()
+            pred[wanted] = pred_at
+            if method == "confidence":
+                conf = torch.full(part.shape, -1.0, device=device)
+                conf[wanted] = conf_at
+                commit = conf >= threshold
+                k_min = math.ceil(int(masked.sum(dim=1).max()) / max(1, max_steps - step))
+                commit.scatter_(1, conf.topk(k_min, dim=1).indices, True)
+                commit &= masked
+            part = torch.where(commit, pred, part)
+            for lo, hi in spans:  # an [EOS] ends its value: the rest of the slot is filler
+                seg = part[:, lo:hi]
+                after_eos = (seg == vocab.eos_id).long().cummax(dim=1).values.bool()
+                seg.copy_(torch.where(after_eos & (seg == vocab.mask_id), vocab.eos_id, seg))
+            ans[live] = part
+            live = live[(part == vocab.mask_id).any(dim=1)]
+            step += 1
         out += ans.tolist()
     return out
 
@@ -881,6 +920,34 @@ def _origin_lines(start: dict | None) -> list[str]:
     return lines
 
 
+def _sampler_frac(stage: dict) -> float:
+    """A training stage's --sampler-frac: from its config when kept, else from its command (default 0)."""
+    if "sampler_frac" in stage.get("train", {}):
+        return float(stage["train"]["sampler_frac"])
+    found = re.search(r"--sampler-frac[ =](\S+)", stage.get("command", ""))
+    return float(found.group(1)) if found else 0.0
+
+
+def _loss_lines(meta: dict) -> list[str]:
+    """Which stages trained on rows whose loss is not the ELBO (see masking.masked_diffusion_loss)."""
+    stages = []
+    while meta:
+        stages.insert(0, meta)
+        meta = meta.get("init_from")
+    fracs = [_sampler_frac(s) for s in stages]
+    if not any(fracs):
+        return ["- loss: every row masked by the forward process (each answer token independently at rate t);"
+                " its 1/t-weighted cross-entropy estimates the negative ELBO"]
+    by_stage = "; ".join(f"stage {i}, " + (f"{f:.0%} of each batch sampler-ordered (`--sampler-frac {f:g}`), the"
+                                           " rest forward process" if f else "every row forward process")
+                         for i, f in enumerate(fracs, 1))
+    return [f"- loss, oldest stage first (stage {len(stages)} is this run): {by_stage}. A row masked by the forward"
+            " process (each answer token independently at rate t) has a 1/t-weighted cross-entropy that estimates"
+            " the negative ELBO. A sampler-ordered row (`--sampler-frac`, `sampler_order_mask`: each field cut"
+            " after a random number of its slot-filling steps, the JSON around the values never masked, t set to"
+            " the masked share) has a plain mean cross-entropy over its masked tokens instead, not the ELBO"]
+
+
 def _write_report(out: Path, meta: dict) -> None:
     (out / "diffusion.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     lines = [
@@ -894,7 +961,9 @@ def _write_report(out: Path, meta: dict) -> None:
            f"{meta['extra_sessions']:,} generated after them"] if meta.get("extra_sessions") else []),
         f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} tokens/s "
         f"(torch threads: {meta['train']['threads'] or 'default'})",
-        f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}",
+        f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}"
+        + (", over both kinds of rows below" if _sampler_frac(meta) else ""),
+        *_loss_lines(meta),
         f"- answer region: {meta['answer_len']} tokens" + (f", value slots {meta['layout']['widths']}" if "layout" in meta else "")
         + (f", one slot per item for {meta['layout']['items']}" if meta.get("layout", {}).get("items") else ""),
         "",
@@ -929,8 +998,8 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
         raise CheckpointError(f"{path} places the answer at {mc.anchor_pos + 1} of {mc.max_len}, this corpus at "
                               f"{cfg.prompt_room} of {cfg.max_len}; train from scratch instead")
     cfg = replace(cfg, n_layer=mc.n_layer, n_head=mc.n_head, n_embd=mc.n_embd)
-    keep = ("command", "device", "accelerator", "torch", "steps", "train_seconds", "tokens_per_s", "evaluations",
-            "init_from")
+    keep = ("command", "device", "accelerator", "torch", "train", "steps", "train_seconds", "tokens_per_s",
+            "evaluations", "init_from")
     start = {"path": str(path), **{k: meta[k] for k in keep if k in meta}}
     for r in start.get("evaluations", []):
         r.pop("examples", None)

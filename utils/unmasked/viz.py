@@ -216,11 +216,15 @@ def sampling_panel(model, prompt, length: int, token_str, *, mask_id: int, cols:
     out = W.Output()
 
     def redraw(change=None):
-        fig = sample_figure(
-            model, prompt, length, token_str, mask_id=mask_id, steps=steps.value, schedule=schedule.value,
-            threshold=tau.value if adaptive.value else None, temperature=temperature.value,
-            block_length=None if block.value >= length else block.value, color_by=color_by.value, cols=cols,
-        )
+        try:
+            fig = sample_figure(
+                model, prompt, length, token_str, mask_id=mask_id, steps=steps.value, schedule=schedule.value,
+                threshold=tau.value if adaptive.value else None, temperature=temperature.value,
+                block_length=None if block.value >= length else block.value, color_by=color_by.value, cols=cols,
+            )
+        except ValueError as exc:  # e.g. fewer steps than blocks: say why instead of failing in a callback
+            out.outputs = ({"output_type": "stream", "name": "stderr", "text": f"{exc}\n"},)
+            return
         # Set the Output widget's contents as widget state instead of capturing display(): headless
         # clients (nbclient, papermill) were seen to hang on output captured while a cell runs.
         out.outputs = ({"output_type": "display_data", "data": figure_bundle(fig), "metadata": {}},)
