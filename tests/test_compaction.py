@@ -461,3 +461,40 @@ def test_notes_pair_current_decisions_with_their_reasons(seed):
         assert decision["reason"] in reasons
     stale = next(p for p in session.probes if p.category == "decision_tracking").stale_facts[0].text
     assert any(stale in d.text for d in notes.superseded_decisions())
+
+
+# ---- the package's shape ---------------------------------------------------------------------
+
+
+def test_compaction_modules_import_each_other_only_at_the_top_and_without_a_cycle():
+    """Every import in unmasked.compaction is a top-level one, and the modules form a chain."""
+    import ast
+    import pathlib
+
+    import unmasked.compaction as pkg
+
+    root = pathlib.Path(pkg.__file__).parent
+    graph = {}
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        nested = [n for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert not nested, f"{path.name} imports inside a function at line {nested[0].lineno}"
+        graph[path.stem] = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1}
+    done, visiting = set(), []
+
+    def visit(name):
+        assert name not in visiting, f"import cycle: {' -> '.join(visiting + [name])}"
+        if name in done:
+            return
+        visiting.append(name)
+        for dep in graph.get(name, ()):
+            visit(dep)
+        visiting.pop()
+        done.add(name)
+
+    for name in graph:
+        if name != "__init__":
+            visit(name)
+    assert graph["registry"] >= {"compactors", "extractive", "llm_compactor"}
+    assert "registry" not in graph["compactors"] and "core" not in graph["extractive"]

@@ -14,12 +14,8 @@ from dataclasses import dataclass, field
 
 from unmasked.tokens import count_tokens, decode, encode
 
-from .messages import safe_cut, to_messages
-
-SUMMARY_PREFIX = (
-    "This session continues an earlier conversation that was compacted to save context. "
-    "Summary of the earlier part:\n\n"
-)
+from .messages import safe_cut, summary_message, to_messages
+from .registry import get_compactor
 
 
 @dataclass
@@ -122,8 +118,6 @@ def compact_context(
     `unmasked.compaction.COMPACTORS`. The summary never exceeds its budget, the last keep_last
     turns come back as the very objects passed in, and no tool call is split from its result.
     """
-    from .compactors import get_compactor  # late: compactors import this module
-
     start = time.perf_counter()
     messages = to_messages(turns)
     if not isinstance(current_task, str):
@@ -152,11 +146,6 @@ def compact_context(
     context.compression_ratio = context.compacted_tokens / raw
     context.seconds = time.perf_counter() - start
     return context
-
-
-def summary_message(summary: str) -> dict:
-    """The summary as the user message that opens the continued conversation (as Claude Code does)."""
-    return {"role": "user", "content": SUMMARY_PREFIX + summary}
 
 
 def render(context: CompactedContext) -> list[dict]:

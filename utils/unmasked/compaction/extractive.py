@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from unmasked.tokens import count_tokens
 
 from .compactors import Compactor
-from .core import SUMMARY_PREFIX
-from .messages import arguments_of, call_name
+from .messages import SUMMARY_PREFIX, arguments_of, call_name
 
 # ---- patterns ---------------------------------------------------------------------------------
 
