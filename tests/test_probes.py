@@ -26,12 +26,7 @@ def _probe(key=("postgres",), stale=(), variants=None):
 
 
 def _mean_by_category(sessions, answerer, context=lambda s, ps: s.messages()):
-    scores = {c: [] for c in PROBE_CATEGORIES}
-    for s in sessions:
-        ps = pr.make_probes(s)
-        for p in ps:
-            scores[p.category].append(pr.rubric_score(answerer(context(s, ps), p.question), p).score)
-    return {c: sum(v) / len(v) for c, v in scores.items()}
+    return ev.reader_means(sessions, context, answerer=answerer).to_dict()
 
 
 # ---- probes and matching ------------------------------------------------------------------------
@@ -177,6 +172,27 @@ def test_llm_judge_over_http_applies_the_same_rubric(sessions):
         for answer in answers:
             judged = judge(answer, probe)
             assert judged.judge == "llm" and judged.score == pr.rubric_score(answer, probe).score
+
+
+def test_llm_judge_takes_its_score_from_the_reply_not_from_the_rubric(sessions):
+    """An endpoint that answers a score the rubric would never give: the judge must return it."""
+    probe = pr.make_probes(sessions[2])[1]
+    requests = []
+
+    def fixed(body):
+        requests.append(body)
+        return "SCORE: 1.25\nfixed reply from a test endpoint"
+
+    with ChatServer(fixed) as server:
+        judge = pr.LLMJudge(client=ChatClient(server.base_url, "fixed"))
+        answers = [probe.reference_answer, "No idea."]
+        judged = [judge(answer, probe) for answer in answers]
+    rubric = [pr.rubric_score(answer, probe).score for answer in answers]
+    assert 1.25 not in rubric and rubric == [5.0, 0.0]
+    assert [j.score for j in judged] == [1.25, 1.25]
+    assert all(j.judge == "llm" and j.rationale.endswith("fixed reply from a test endpoint") for j in judged)
+    sent = "\n".join(m["content"] for m in requests[0]["messages"])
+    assert "Apply this rubric exactly" in sent and probe.reference_answer in sent
 
 
 def test_judge_reply_parsing_and_configuration(monkeypatch):

@@ -168,6 +168,26 @@ def evaluate(sessions: Sequence[Session], compactors: Sequence = DETERMINISTIC, 
     return pd.DataFrame(rows)
 
 
+def reader_means(sessions: Sequence[Session], context_of: Callable | None = None, *, answerer=None,
+                 scorer: Scorer | None = None) -> pd.Series:
+    """Mean score per category when `answerer` reads `context_of(session, probes)` of each session.
+
+    The harness's own checks: on the full context (the default) the reader must score high; on a
+    context with the facts removed (`probes.redact_facts`) it must score low.
+    """
+    answerer = Reader() if answerer is None else answerer
+    scorer = rubric_score if scorer is None else scorer
+    context_of = context_of or (lambda session, probes: session.messages())
+    rows = []
+    for session in sessions:
+        probes = make_probes(session)
+        answers, _, _ = _answers(answerer, context_of(session, probes), [p.question for p in probes])
+        rows.extend({"category": p.category, "score": float(scorer(a, p).score)} for p, a in zip(probes, answers))
+    if not rows:
+        raise ValueError("sessions is empty: there is nothing to average")
+    return pd.DataFrame(rows).groupby("category", sort=False)["score"].mean()
+
+
 # ---- statistics --------------------------------------------------------------------------------
 
 
