@@ -352,3 +352,13 @@ def test_token_breakdown_adds_up_and_tools_dominate():
     assert sum(len(tr.x) for tr in fig.data if tr.mode == "markers") == len(s.facts)
     with pytest.raises(ValueError):
         token_breakdown([])
+
+
+def test_load_transcript_accepts_a_bom_and_names_the_file_for_bytes_that_are_not_utf8(tmp_path):
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + "\n".join(json.dumps(m) for m in GOOD).encode())
+    assert load_transcript(bom).messages() == load_transcript(GOOD).messages()
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes(json.dumps([{"role": "user", "content": "caf\u00e9"}], ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.json: not UTF-8 text \(byte 0xe9 at offset \d+, line 1\)"):
+        load_transcript(latin)

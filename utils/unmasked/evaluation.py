@@ -72,6 +72,7 @@ def build_context(session: Session, compactor, *, target_ratio: float = 0.1, kee
     context = compact_context(
         session.turns, session.task, threshold_tokens=1, keep_last=keep_last, target_ratio=target_ratio,
         max_summary_tokens=max_summary_tokens or max(1, session.n_tokens), compactor=_fresh(compactor),
+        max_recent_tokens=max(1, session.n_tokens),  # the threshold only forces compaction here
     )
     kept = context.compacted_tokens / context.raw_tokens if context.raw_tokens else 1.0
     info = {"raw_tokens": context.raw_tokens, "context_tokens": context.compacted_tokens,

@@ -123,11 +123,24 @@ def messages_to_turns(messages, origin: str = "transcript") -> list[Turn]:
     return turns
 
 
+def read_text(path: Path) -> str:
+    """A transcript file's text: UTF-8, with or without a byte-order mark; other bytes name the file."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, line {line}); "
+            "save the transcript as UTF-8, or convert it with `iconv -f <its encoding> -t utf-8`"
+        ) from None
+
+
 def _read(source) -> tuple[object, str, str]:
     path = Path(source)
     if not path.is_file():
         raise ValueError(f"{source!s}: no such file; pass a .json or .jsonl path, or a list of message dicts")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if path.suffix == ".jsonl":
         messages = []
         for n, line in enumerate(text.splitlines(), 1):
