@@ -76,3 +76,21 @@ def test_error_line_prefers_the_last_exception_then_a_failure_line():
     assert error_line("E   TypeError: bad\nFAILED t.py::x - TypeError: bad\n1 failed in 0.1s") == "TypeError: bad"
     assert error_line("make: *** [all] Error 2\n") == "make: *** [all] Error 2"
     assert error_line("fatal: not a git repository\n[exit code: 128]") == "fatal: not a git repository"
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPECTED))
+def test_the_extractive_summary_keeps_every_modified_file_and_failing_error(fmt):
+    from unmasked.compaction import ExtractiveCompactor, compact_context, render
+
+    t = load_transcript(FIXTURES / FILES[fmt])
+    facts = trajectory_facts(t)
+    summary = ExtractiveCompactor().summarize(t.messages(), t.task, 1_500)
+    for path in facts.files_modified:
+        assert path in summary, f"{path} lost from the summary:\n{summary}"
+    for failure in facts.failed_commands:
+        assert failure.error in summary, f"{failure.error!r} lost from the summary:\n{summary}"
+    assert "TimeDelta" not in summary  # nothing from the SWE-agent demonstration
+    ctx = compact_context(t.turns, t.task, threshold_tokens=1, keep_last=1, max_recent_tokens=10_000,
+                          target_ratio=1.0, max_summary_tokens=1_500)
+    text = "\n".join(m["content"] for m in render(ctx))
+    assert all(p in text for p in facts.files_modified) and all(f.error in text for f in facts.failed_commands)

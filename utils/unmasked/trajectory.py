@@ -347,7 +347,7 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
                     if _SWE_EDIT.search(command) and open_file:
                         facts.edits.append(FileEdit(relative(open_file, root, final), "edit (open file)", i,
                                                     _clip(command, 120)))
-                facts.last_action = f"{name}: {command or _clip(json.dumps(args, ensure_ascii=False), 120)}"
+                facts.last_action = f"{name}: {command or _clip(json.dumps(args, ensure_ascii=False, sort_keys=True), 120)}"
                 facts.last_result = ""
         elif role == "tool":
             cid = str(m.get("tool_call_id"))
