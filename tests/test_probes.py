@@ -313,3 +313,41 @@ def test_scores_figure_and_failures(table):
     assert len(worst) == 3 and (worst["lost"].diff().dropna() <= 0).all()
     assert (worst["compactor"] != "full").all()
     assert isinstance(ev.failures_figure(worst), go.Figure)
+
+
+# ---- probes without planted truths, on real agents' logs ---------------------------------------------
+
+
+def test_structural_probes_come_from_the_trajectory_and_need_no_planted_truth():
+    from test_formats import FILES, FIXTURES
+
+    from unmasked.sessions import load_transcript
+    from unmasked.trajectory import trajectory_facts
+
+    for name in FILES.values():
+        t = load_transcript(FIXTURES / name)
+        facts = trajectory_facts(t)
+        probes = pr.probes_for(t)
+        assert [p.category for p in probes] == list(pr.STRUCTURAL_CATEGORIES)
+        by = {p.category: p for p in probes}
+        assert [k.text for k in by["artifact_management"].key_facts] == facts.files_modified
+        assert [k.text for k in by["error_recall"].key_facts] == [f.error for f in facts.failed_commands]
+        assert t.task.startswith(by["task"].key_facts[0].text)
+        assert by["logical_continuation"].key_facts[-1].text == facts.last_result
+        assert all(pr.rubric_score(p.reference_answer, p).score == 5.0 for p in probes)
+
+
+def test_evaluate_runs_on_real_transcripts_and_the_summary_keeps_what_the_structure_says():
+    from test_formats import FILES, FIXTURES
+
+    from unmasked.sessions import load_transcript
+
+    transcripts = [load_transcript(FIXTURES / name) for name in FILES.values()]
+    # the fixtures are 1-2k tokens: at 2:1 the summary has a few hundred tokens to spend
+    df = ev.evaluate(transcripts, ["full", "truncation", "extractive"], keep_last=1, target_ratio=0.5,
+                     progress=False)
+    assert set(df["category"]) == set(pr.STRUCTURAL_CATEGORIES)
+    ceiling = df.groupby(["compactor", "category"])["ceiling"].mean()
+    for category in ("task", "error_recall", "artifact_management"):
+        assert ceiling[("full", category)] == 5.0 and ceiling[("extractive", category)] == 5.0
+    assert ceiling[("truncation", "task")] < 5.0  # dropping the oldest turns drops the task

@@ -20,12 +20,12 @@ EXPECTED = {
                     "Bash: python -m pytest -q", "3 passed in 0.05s"),
     "swe_agent": (["reproduce.py", "ledger/money.py"], ["ledger/money.py"],
                   [("python /testbed/reproduce.py", None, "AssertionError: 0.50")],
-                  "submit: {}", '+ return f"{sign}{cents // 100}.{cents % 100:02d}"'),
+                  "submit: {}", '+    return f"{sign}{cents // 100}.{cents % 100:02d}"'),
     "mini_swe_agent": (["repro.py", "textkit/slug.py", "tests/test_slug.py"], ["textkit/slug.py", "tests/test_slug.py"],
                        [("cat <<'EOF' > repro.py", 1, "UnicodeEncodeError: 'ascii' codec can't encode character "
                                                        "'\\xe8' in position 2: ordinal not in range(128)")],
                        "bash: rm repro.py && echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff "
-                       "--cached", '+ assert slugify("Crème brûlée") == "creme-brulee"'),
+                       "--cached", '+    assert slugify("Crème brûlée") == "creme-brulee"'),
     "openhands": (["weather/cli.py"], [],
                   [("cd /workspace && python weather/cli.py", 1, "IndexError: list index out of range")],
                   "execute_bash: cd /workspace && python weather/cli.py; echo status=$?", "status=2"),

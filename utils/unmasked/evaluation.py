@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from unmasked.probes import (
-    MAX_SCORE, LineIndex, Reader, Score, context_lines, make_probes, query_terms, rubric_score, states,
+    MAX_SCORE, LineIndex, Reader, Score, context_lines, probes_for, query_terms, rubric_score, states,
 )
 from unmasked.sessions import PROBE_CATEGORIES, Session
 
@@ -146,7 +146,7 @@ def evaluate(sessions: Sequence[Session], compactors: Sequence = DETERMINISTIC, 
     rows = []
     bar = tqdm(total=len(sessions) * len(compactors), desc="evaluate", disable=not progress)
     for session in sessions:
-        probes = make_probes(session)
+        probes = probes_for(session)
         questions = [p.question for p in probes]
         for compactor in compactors:
             messages, info = build_context(session, compactor, target_ratio=target_ratio, keep_last=keep_last,
@@ -181,7 +181,7 @@ def reader_means(sessions: Sequence[Session], context_of: Callable | None = None
     context_of = context_of or (lambda session, probes: session.messages())
     rows = []
     for session in sessions:
-        probes = make_probes(session)
+        probes = probes_for(session)
         answers, _, _ = _answers(answerer, context_of(session, probes), [p.question for p in probes])
         rows.extend({"category": p.category, "score": float(scorer(a, p).score)} for p, a in zip(probes, answers))
     if not rows:

@@ -365,7 +365,7 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
                 label = command or f"{name}({', '.join(f'{k}={_clip(v, 40)}' for k, v in args.items())})"
                 facts.failed_commands.append(FailedCommand(label, code, error_line(text), i, cid))
             lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _EXIT_MARK.fullmatch(ln.strip())]
-            facts.last_result = _clip(lines[-1], 200) if lines else "(no output)"
+            facts.last_result = lines[-1][:200] if lines else "(no output)"  # verbatim, as the context has it
         elif role == "system" and kinds[i] == "output":
             for applied in _AIDER_APPLIED.findall(text):
                 path = relative(applied, root, final)

@@ -467,7 +467,7 @@ def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
             items.append((8, "files", 1000 + rank, f"- {f.path} [read only]"))
     for i, e in enumerate(notes.errors):
         seen = f" (seen {e.count}x)" if e.count > 1 else ""
-        items.append((4 if e.discussed else 7, "errors", i, f"- {e.text}{seen}"))
+        items.append((3 if e.discussed else 7, "errors", i, f"- {e.text}{seen}"))
     for i, v in enumerate(notes.values):
         if v.superseded:
             items.append((9, "values", i, f"- {OLD_VALUE}{v.text}"))
