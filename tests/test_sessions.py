@@ -362,3 +362,29 @@ def test_load_transcript_accepts_a_bom_and_names_the_file_for_bytes_that_are_not
     latin.write_bytes(json.dumps([{"role": "user", "content": "caf\u00e9"}], ensure_ascii=False).encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.json: not UTF-8 text \(byte 0xe9 at offset \d+, line 1\)"):
         load_transcript(latin)
+
+
+# ---- the paraphrased style ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_the_paraphrased_style_plants_the_same_facts_in_other_sentences(seed):
+    plain = generate_session(seed, 12_000)
+    para = generate_session(seed, 12_000, style="paraphrased")
+    assert para.probes == plain.probes and para.record == plain.record  # the same truths, word for word
+    assert para.id.endswith("-paraphrased") and abs(para.n_tokens - 12_000) < 600
+    text = "\n".join(t.content for t in para.turns)
+    for probe in para.probes:
+        for fact in probe.key_facts:
+            assert fact.stated_in(text), fact.text
+    for phrase in ("Decision:", "Where things stand", "Next step:", "Change of plan", "it is the simplest option",
+                   "Edited ", "Reverted ", "The failure is", "I'll edit"):
+        assert phrase not in text, phrase
+    edits = [c for t in para.turns for c in t.tool_calls if c.name == "edit_file"]
+    assert edits == []  # files are changed only through commands
+    assert generate_session(seed, 12_000).to_dict() == plain.to_dict()  # plain is unchanged by the option
+
+
+def test_unknown_style_is_rejected():
+    with pytest.raises(ValueError, match="style must be one of plain, paraphrased"):
+        generate_session(1, 5_000, style="fancy")

@@ -12,7 +12,7 @@ flat record, for training the toy model.
 """
 
 from .anatomy import fact_table, format_turns, plot_fact_map, plot_token_breakdown, token_breakdown, turn_kind
-from .long import generate_session, generate_sessions
+from .long import STYLES, generate_session, generate_sessions
 from .short import MAX_SHORT_TOKENS, generate_short_sessions, generate_short_splits
 from .store import DEFAULT_DIR, load_sessions, load_short_sessions
 from .formats import FORMATS, KINDS, detect_format, load_transcript
@@ -25,7 +25,7 @@ from .schema import (
 __all__ = [
     "PROBE_CATEGORIES", "ROLES", "POSITIONS", "RECORD_FIELDS", "SHORT_RECORD_FIELDS", "SCHEMA_VERSION",
     "ToolCall", "Turn", "KeyFact", "Probe", "PlantedFact", "Session", "ShortSession",
-    "generate_session", "generate_sessions", "load_sessions", "load_transcript", "Transcript",
+    "generate_session", "generate_sessions", "STYLES", "load_sessions", "load_transcript", "Transcript",
     "TranscriptError", "FORMATS", "KINDS", "detect_format",
     "generate_short_sessions", "generate_short_splits", "load_short_sessions", "MAX_SHORT_TOKENS",
     "record_to_json", "record_fields", "DEFAULT_DIR",
