@@ -6,15 +6,21 @@ endpoint and is not run. Each session is compacted once per compactor (at the de
 target), each context is answered by the deterministic Reader (4 probes) and scored by the
 rubric. The target is at most 60 s. Prints measured figures; it is not a test.
 
-    python benchmarks/bench_probes.py [--sessions 250] [--target 10]
+    python benchmarks/bench_probes.py [--sessions 250] [--target 10] [--json data/bench/probes.json]
+
+With --json it also writes the figures, the device, the command and the date to that file.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 from unmasked.env import pin_to_one_core
 
@@ -23,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=250)
     parser.add_argument("--target", type=float, default=10.0, help="target compression ratio (10 means 10:1)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     where = pin_to_one_core()
 
@@ -64,6 +71,25 @@ def main() -> None:
     print(verdict_table(df).round(1).to_string())
     print("\nthe bar (every category within 0.3 at >= 10:1):")
     print(meets_bar(df, ["extractive", "anchored"]).round(2).to_string())
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "benchmark": "probe evaluation", "command": "python " + " ".join(sys.argv),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, {where}",
+            "python": platform.python_version(), "sessions": len(sessions), "tokens": tokens,
+            "contexts": list(DETERMINISTIC), "probe_scores": len(df), "load_seconds": round(load_s, 2),
+            "wall_seconds": round(total, 2), "cpu_seconds": round(cpu, 2), "target_seconds": 60,
+            "met": total <= 60,
+            "per_context": {name: {"compact_seconds": round(float(compaction[name]), 2),
+                                   "answer_seconds": round(float(answering[name]), 2),
+                                   "mean_score": round(float(df[df["compactor"] == name]["score"].mean()), 3),
+                                   "median_ratio": round(float(df[df["compactor"] == name]["compression_ratio"]
+                                                               .median()), 2)}
+                            for name in DETERMINISTIC},
+        }
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.json}")
     if cpu < 0.8 * total:
         print(f"note: the process had the CPU for only {100 * cpu / total:.0f}% of the wall time; "
               "other work on this machine slowed it down")

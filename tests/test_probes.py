@@ -243,11 +243,14 @@ def test_evaluate_is_deterministic_and_checks_its_input(sessions, table):
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean(table):
     a, b = ev.bootstrap_ci(table, seed=3), ev.bootstrap_ci(table, seed=3)
     pd.testing.assert_frame_equal(a, b)
-    assert ((a["lo"] <= a["mean"] + 1e-9) & (a["mean"] <= a["hi"] + 1e-9)).all()
+    varied = a[a["note"] == ""]
+    assert ((varied["lo"] <= varied["mean"] + 1e-9) & (varied["mean"] <= varied["hi"] + 1e-9)).all()
     assert len(a) == 4 * len(ev.DETERMINISTIC)
     constant = pd.DataFrame({"category": ["x"] * 5, "compactor": ["c"] * 5, "score": [2.0] * 5})
     row = ev.bootstrap_ci(constant).iloc[0]
-    assert row["lo"] == row["hi"] == 2.0
+    assert pd.isna(row["lo"]) and pd.isna(row["hi"]) and row["note"].startswith("all 5 scores are 2: no interval")
+    ceiling = ev.bootstrap_ci(constant.assign(score=5.0)).iloc[0]
+    assert "(the ceiling)" in ceiling["note"] and "under 60% of such probes" in ceiling["note"]
     with pytest.raises(ValueError, match="level"):
         ev.bootstrap_ci(table, level=95)
 
@@ -351,3 +354,12 @@ def test_evaluate_runs_on_real_transcripts_and_the_summary_keeps_what_the_struct
     for category in ("task", "error_recall", "artifact_management"):
         assert ceiling[("full", category)] == 5.0 and ceiling[("extractive", category)] == 5.0
     assert ceiling[("truncation", "task")] < 5.0  # dropping the oldest turns drops the task
+
+
+def test_ratio_binding_says_when_a_target_does_not_set_the_size():
+    rows = [{"session": "s", "category": "c", "compactor": k, "score": 5.0, "compression_ratio": r, "target": t}
+            for k, t, r in [("full", 1.0, 1.0), ("a", 10.0, 11.0), ("a", 2.0, 15.0), ("b", 50.0, 20.0)]]
+    table = ev.ratio_binding(pd.DataFrame(rows)).set_index(["compactor", "target"])
+    assert bool(table.loc[("a", 10.0), "binds"]) and not bool(table.loc[("a", 2.0), "binds"])
+    assert table.loc[("a", 2.0), "why"].startswith("compresses more than asked")
+    assert table.loc[("b", 50.0), "why"].startswith("cannot reach it")

@@ -84,7 +84,9 @@ def build_context(session: Session, compactor, *, target_ratio: float = 0.1, kee
 def ceiling(context_text: str, probe) -> float:
     """5 x the share of the probe's key facts that the context still contains anywhere: the best any
     answerer could score from it. A score far below the ceiling points at the answerer, not the compactor."""
-    found = sum(states(f, context_text) for f in probe.key_facts)
+    low = context_text.lower()
+    found = sum(any(form.strip().lower() in low for form in f.forms() if form.strip()) and states(f, context_text)
+                for f in probe.key_facts)  # a plain substring test first: most facts are simply absent
     return round(MAX_SCORE * found / len(probe.key_facts), 4)
 
 
@@ -195,7 +197,10 @@ def reader_means(sessions: Sequence[Session], context_of: Callable | None = None
 def bootstrap_ci(df: pd.DataFrame, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Mean score and a percentile bootstrap CI per category x compactor (resampling probes; seeded).
 
-    Columns: category, compactor, mean, lo, hi, n. Same df and seed, same numbers.
+    Columns: category, compactor, mean, lo, hi, n, note. Same df and seed, same numbers. When
+    every score of a group is the same (all at the ceiling of 5, say), resampling cannot vary
+    and a [5.00, 5.00] interval would claim a certainty the sample does not have: lo and hi are
+    NaN and `note` says so, with the rule-of-three bound on how often such a probe fails.
     """
     _need(df, ("category", "compactor", "score"))
     if not 0 < level < 1:
@@ -212,9 +217,23 @@ def bootstrap_ci(df: pd.DataFrame, *, n_boot: int = 2000, level: float = 0.95, s
             scores = groups.get_group((compactor, category)).to_numpy(dtype=float)
             means = scores[rng.integers(0, len(scores), size=(n_boot, len(scores)))].mean(axis=1)
             lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+            note = constant_note(scores)
+            if note:
+                lo = hi = float("nan")
             rows.append({"category": category, "compactor": compactor, "mean": float(scores.mean()),
-                         "lo": float(lo), "hi": float(hi), "n": len(scores)})
+                         "lo": float(lo), "hi": float(hi), "n": len(scores), "note": note})
     return pd.DataFrame(rows)
+
+
+def constant_note(scores) -> str:
+    """What to say instead of an interval when every score is the same; "" when they vary."""
+    scores = np.asarray(scores, dtype=float)
+    if len(scores) == 0 or scores.min() != scores.max():
+        return ""
+    n, value = len(scores), float(scores[0])
+    where = " (the ceiling)" if value == MAX_SCORE else " (the floor)" if value == 0 else ""
+    bound = f"; by the rule of three, under {min(1.0, 3 / n):.0%} of such probes would score otherwise (95%)"
+    return f"all {n} scores are {value:g}{where}: no interval{bound}"
 
 
 def within_margin(score: float, full_score: float, margin: float = MARGIN) -> bool:
@@ -332,6 +351,30 @@ def largest_ratio_within(sweep: pd.DataFrame, *, baseline: str = FULL, margin: f
     return pd.DataFrame(rows)
 
 
+BIND_TOLERANCE = 0.2  # a target "binds" when the measured ratio is within 20% of it
+
+
+def ratio_binding(sweep: pd.DataFrame, *, baseline: str = FULL, tolerance: float = BIND_TOLERANCE) -> pd.DataFrame:
+    """Per compactor and target: the measured median ratio, and whether the target binds.
+
+    A target binds when the measured ratio is within `tolerance` of it. When it does not, `why`
+    says which way: a summary shorter than its budget compresses more than asked (the target is
+    not what sets the size), and a context whose kept turns alone are larger than the budget
+    cannot reach it.
+    """
+    _need(sweep, ("target", "compactor", "compression_ratio"))
+    rows = []
+    for (compactor, target), group in sweep[sweep["compactor"] != baseline].groupby(["compactor", "target"]):
+        measured = float(group["compression_ratio"].median())
+        binds = abs(measured / target - 1) <= tolerance
+        why = "" if binds else (
+            "compresses more than asked: its summary is shorter than its budget" if measured > target
+            else "cannot reach it: the pinned and recent turns alone are larger than the budget allows")
+        rows.append({"compactor": compactor, "target": float(target), "measured_ratio": measured,
+                     "binds": binds, "why": why})
+    return pd.DataFrame(rows)
+
+
 # ---- what got lost ----------------------------------------------------------------------------------
 
 
@@ -390,8 +433,11 @@ def scores_figure(ci: pd.DataFrame, *, baseline: str = FULL, margin: float = MAR
     fig = go.Figure()
     for compactor in _compactor_order(ci):
         part = ci[ci["compactor"] == compactor].set_index("category").reindex(categories)
+        notes = part["note"] if "note" in part else pd.Series("", index=part.index)
         fig.add_trace(go.Bar(
             name=compactor, x=categories, y=part["mean"],
+            text=["all " + f"{m:g}" if isinstance(n, str) and n else "" for m, n in zip(part["mean"], notes)],
+            textposition="outside",
             error_y=dict(type="data", symmetric=False, array=part["hi"] - part["mean"],
                          arrayminus=part["mean"] - part["lo"]),
             hovertemplate=f"{compactor}<br>%{{x}}: %{{y:.2f}}<extra></extra>",
@@ -404,7 +450,8 @@ def scores_figure(ci: pd.DataFrame, *, baseline: str = FULL, margin: float = MAR
             hovertemplate=f"pass line %{{y:.2f}}<extra></extra>",
         ))
     fig.update_layout(barmode="group", yaxis=dict(title="probe score (0-5)", range=[0, 5.3]),
-                      title=title or "Probe scores by category and compactor (95% bootstrap CI)",
+                      title=title or "Probe scores by category and compactor (95% bootstrap CI; "
+                                             "'all 5' marks a group with no spread, hence no interval)",
                       legend=dict(orientation="h", y=-0.2), height=460)
     return fig
 

@@ -271,15 +271,19 @@ def error_line(text: str) -> str:
 
 def exit_code_in(text: str) -> int | None:
     """An exit code the tool printed into its own output ("[exit code: 1]", "Exit code 2")."""
+    text = text or ""
+    if len(text) > 1_200:  # tools print it first ("Exit code 1") or last ("[exit code: 1]")
+        text = text[:400] + "\n" + text[-600:]
     m = None
-    for m in _EXIT_MARK.finditer(text or ""):
+    for m in _EXIT_MARK.finditer(text):
         pass
     return int(m.group(1)) if m else None
 
 
 def looks_failed(text: str) -> bool:
     """For logs with no exit code: a Python traceback or a test runner's failure summary."""
-    return "Traceback (most recent call last)" in (text or "") or bool(_TEST_FAILURE.search(text or ""))
+    text = text or ""
+    return "Traceback (most recent call last)" in text or bool(_TEST_FAILURE.search(text[-4_000:]))
 
 
 # ---- the facts -------------------------------------------------------------------------------------------

@@ -244,6 +244,8 @@ def _mark_reverted(notes: Notes, path: str, turn: int) -> None:
     note.reverted = True
 
 
+_MAY_REPORT_TESTS = re.compile(r"passed|failed|PASS|FAIL|\bok\b|Tests:", re.I)  # cheap checks first
+_MAY_NAME_PORT = re.compile(r"port|localhost|127\.0\.0\.1|0\.0\.0\.0", re.I)
 _READ_TOOL = re.compile(r"read|view|open|cat|grep|search|find|list|ls|glob|look", re.I)
 _PATH_KEYS = ("path", "file_path", "notebook_path", "file", "filename", "target")
 _REVERT_COMMAND = re.compile(r"\bgit (?:checkout\s+(?:\S+\s+)?--|restore)\s|\bgit revert\b")
@@ -298,12 +300,14 @@ def _from_text(notes: Notes, role: str, text: str, turn: int, *, summary: bool =
             notes.error_index[line] = len(notes.errors)
             notes.errors.append(ErrorNote(line, turn, turn, discussed=True))
     if role == "tool":
-        tests = TEST_RESULT.findall(text)
+        tests = TEST_RESULT.findall(text) if _MAY_REPORT_TESTS.search(text) else None
         if tests:
             notes.tests = _clip(tests[-1], 200)
     for kind, pattern in VALUE_PATTERNS:
         if kind != "port" and role == "tool":
             continue  # install logs and file dumps are full of versions nobody chose
+        if kind == "port" and not _MAY_NAME_PORT.search(text):
+            continue
         for m in pattern.finditer(text):
             name = next((g for g in m.groups() if g), "")
             key = "port" if kind == "port" else f"{kind}:{name.lower()}"
