@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from unmasked.probes import (
-    MAX_SCORE, LineIndex, Reader, Score, context_lines, probes_for, query_terms, rubric_score, states,
+    MAX_SCORE,
+    LineIndex,
+    Reader,
+    Score,
+    context_lines,
+    probes_for,
+    query_terms,
+    rubric_score,
+    states,
 )
 from unmasked.sessions import PROBE_CATEGORIES, Session
 
@@ -447,7 +455,7 @@ def scores_figure(ci: pd.DataFrame, *, baseline: str = FULL, margin: float = MAR
         fig.add_trace(go.Scatter(
             name=f"{baseline} - {margin:g}", x=categories, y=full - margin, mode="markers",
             marker=dict(symbol="line-ew-open", size=40, color="black", line=dict(width=2)),
-            hovertemplate=f"pass line %{{y:.2f}}<extra></extra>",
+            hovertemplate="pass line %{y:.2f}<extra></extra>",
         ))
     fig.update_layout(barmode="group", yaxis=dict(title="probe score (0-5)", range=[0, 5.3]),
                       title=title or "Probe scores by category and compactor (95% bootstrap CI; "

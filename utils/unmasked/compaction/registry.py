@@ -6,7 +6,12 @@ and compact_context can import the registry, with no import going back up the ch
 
 from __future__ import annotations
 
-from .compactors import Compactor, KeepLastCompactor, ObservationMaskingCompactor, TruncationCompactor
+from .compactors import (
+    Compactor,
+    KeepLastCompactor,
+    ObservationMaskingCompactor,
+    TruncationCompactor,
+)
 from .extractive import AnchoredCompactor, ExtractiveCompactor, RegenerateCompactor
 from .llm_compactor import LLMCompactor
 

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from .schema import Transcript, TranscriptError, ToolCall, Turn
+from .schema import ToolCall, Transcript, TranscriptError, Turn
 from .transcript import load_messages
 
 FORMATS = ("openai", "anthropic", "claude_code", "swe_agent", "mini_swe_agent", "openhands", "aider", "codex")
