@@ -388,3 +388,14 @@ def test_the_paraphrased_style_plants_the_same_facts_in_other_sentences(seed):
 def test_unknown_style_is_rejected():
     with pytest.raises(ValueError, match="style must be one of plain, paraphrased"):
         generate_session(1, 5_000, style="fancy")
+
+
+def test_the_command_line_writes_the_paraphrased_style_to_its_own_folder(tmp_path, capsys):
+    from unmasked.sessions.__main__ import main
+    from unmasked.sessions.store import load_sessions as load
+
+    main(["--n", "1", "--style", "paraphrased", "--out", str(tmp_path), "--short-train", "0",
+          "--min-tokens", "5000", "--max-tokens", "5000", "--no-progress"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["style"] == "paraphrased"
+    assert load(tmp_path)[0].id.endswith("-paraphrased")
