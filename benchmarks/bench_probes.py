@@ -7,6 +7,7 @@ target), each context is answered by the deterministic Reader (4 probes) and sco
 rubric. The target is at most 60 s. Prints measured figures; it is not a test.
 
     python benchmarks/bench_probes.py [--sessions 250] [--target 10] [--json data/bench/probes.json]
+    python benchmarks/bench_probes.py --style paraphrased --sessions 60   # the same seeds, other phrasing
 
 With --json it also writes the figures, the device, the command and the date to that file.
 """
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=250)
     parser.add_argument("--target", type=float, default=10.0, help="target compression ratio (10 means 10:1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--style", default="plain",
+                        help="plain: the committed sessions; paraphrased: their twins, generated now")
     args = parser.parse_args()
     where = pin_to_one_core()
 
@@ -37,11 +40,15 @@ def main() -> None:
 
     from unmasked.evaluation import DETERMINISTIC, evaluate, meets_bar, verdict_table
     from unmasked.sessions import load_sessions
+    from unmasked.sessions.long import generate_session_range
     from unmasked.tokens import count_tokens
 
     count_tokens("warm up the tokenizer")  # load the encoding before the clock starts
     start = time.perf_counter()
-    sessions = load_sessions(limit=args.sessions)
+    if args.style == "plain":
+        sessions = load_sessions(limit=args.sessions)
+    else:  # the committed sessions' twins: same seeds and lengths, the facts in other sentences
+        sessions = generate_session_range(250, 0, 20_000, 150_000, 0, args.sessions, style=args.style)
     load_s = time.perf_counter() - start
     tokens = sum(s.n_tokens for s in sessions)
 
@@ -53,7 +60,7 @@ def main() -> None:
     compaction = per["seconds"].sum()
     answering = df.groupby("compactor", sort=False)["answer_seconds"].sum()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, {where}")
-    print(f"loaded {len(sessions)} sessions ({tokens / 1e6:.1f}M tokens) in {load_s:.1f} s")
+    print(f"{'loaded' if args.style == 'plain' else 'generated'} {len(sessions)} {args.style} sessions ({tokens / 1e6:.1f}M tokens) in {load_s:.1f} s")
     print(f"contexts run: {df['compactor'].nunique()} ({', '.join(DETERMINISTIC)}); "
           f"probes scored: {len(df)} = {len(sessions)} sessions x 4 probes x {df['compactor'].nunique()}")
     print(f"{'context':<22}{'compact s':>10}{'answer s':>10}{'mean score':>12}{'median ratio':>14}   (wall seconds)")
@@ -77,10 +84,13 @@ def main() -> None:
             "benchmark": "probe evaluation", "command": "python " + " ".join(sys.argv),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, {where}",
-            "python": platform.python_version(), "sessions": len(sessions), "tokens": tokens,
+            "python": platform.python_version(), "style": args.style, "sessions": len(sessions), "tokens": tokens,
             "contexts": list(DETERMINISTIC), "probe_scores": len(df), "load_seconds": round(load_s, 2),
             "wall_seconds": round(total, 2), "cpu_seconds": round(cpu, 2), "target_seconds": 60,
             "met": total <= 60,
+            "mean_score": {name: {cat: round(float(v), 3) for cat, v in
+                                  df[df["compactor"] == name].groupby("category")["score"].mean().items()}
+                           for name in DETERMINISTIC},
             "per_context": {name: {"compact_seconds": round(float(compaction[name]), 2),
                                    "answer_seconds": round(float(answering[name]), 2),
                                    "mean_score": round(float(df[df["compactor"] == name]["score"].mean()), 3),
