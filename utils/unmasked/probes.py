@@ -347,7 +347,7 @@ _FILE_TERMS = {stem("file"), stem("files"), stem("path")}
 # How agents talk about any decision: shared by unrelated lines, so not evidence that they are about the same thing.
 _DISCOURSE = {stem(w) for w in (
     "decision decided because current change plan use using will no longer instead every now next step done "
-    "finished reverted moved run also then first try let approach does not work here simplest option "
+    "finished reverted moved run also then first try let approach "
     "superseded old replaced later"
 ).split()}
 # What the reader takes as "this line reports a change to something said before" (narrower
