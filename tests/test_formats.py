@@ -13,6 +13,7 @@ from unmasked.sessions import FORMATS, KINDS, Transcript, TranscriptError, load_
 FIXTURES = Path(__file__).parent / "fixtures" / "transcripts"
 FILES = {
     "openai": "openai_chat.json",
+    "anthropic": "anthropic_messages.json",
     "claude_code": "claude_code_session.jsonl",
     "swe_agent": "sweagent_ledger-17.traj",
     "mini_swe_agent": "mini_swe_agent_textkit-4.traj.json",
@@ -21,6 +22,7 @@ FILES = {
     "codex": "rollout-2025-09-20T08-00-00-0199a2b4-7c1d-7e20-9f00-3b5c1d2e4f60.jsonl",
 }
 TASKS = {
+    "anthropic": "csv_export.format_row writes dates as 2024-1-5; they must be zero-padded (2024-01-05).",
     "openai": 'parse_quantity("3 kg") in src/stock/units.py raises ValueError; it should return 3.0. '
               "Fix it and add a test.",
     "claude_code": "load_config() in src/app/config.py crashes with KeyError when settings.toml has no [server] "
@@ -43,7 +45,7 @@ def loaded(request) -> tuple[str, Transcript]:
 
 
 def test_every_format_has_a_fixture():
-    assert set(FILES) | {"anthropic"} == set(FORMATS)
+    assert set(FILES) == set(FORMATS)
 
 
 def test_each_fixture_loads_detected_with_its_task_and_paired_calls(loaded):

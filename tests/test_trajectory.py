@@ -11,6 +11,9 @@ from unmasked.trajectory import error_line, shell_edits, trajectory_facts
 # (files modified in order of first edit, files in the final diff,
 #  failed commands as (command's first line, exit code, error's last line), last action, its result)
 EXPECTED = {
+    "anthropic": (["/repo/exporter/csv_export.py"], [],  # the log names no working directory: the path stays whole
+                  [("cd /repo && python tests/check_export.py", None, "AssertionError: 2024-1-5,3")],
+                  "bash: cd /repo && python tests/check_export.py && echo OK", "OK"),
     "openai": (["tests/test_units.py", "src/stock/units.py"], [],
                [("python -m pytest tests/test_units.py -q", 1,
                  "ValueError: could not convert string to float: '3 kg'")],
