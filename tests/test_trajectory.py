@@ -97,3 +97,34 @@ def test_the_extractive_summary_keeps_every_modified_file_and_failing_error(fmt)
                           target_ratio=1.0, max_summary_tokens=1_500)
     text = "\n".join(m["content"] for m in render(ctx))
     assert all(p in text for p in facts.files_modified) and all(f.error in text for f in facts.failed_commands)
+
+
+def test_swe_agent_thought_action_edits_land_on_the_open_file(tmp_path):
+    """SWE-agent before function calling: actions are command strings, and `edit` names no file."""
+    import json
+
+    history = [
+        {"role": "system", "content": "SETTING: you are an autonomous programmer.", "agent": "primary"},
+        {"role": "user", "content": "We're currently solving the following issue within our repository. Here's the "
+                                    "issue text:\nISSUE:\nint_or_none('') raises instead of returning None.\n\n"
+                                    "INSTRUCTIONS:\nNow, you're going to solve this issue on your own.",
+         "agent": "primary"},
+        {"role": "assistant", "content": "Open the helper.\n```\nopen src/util/convert.py\n```",
+         "thought": "Open the helper.", "action": "open src/util/convert.py\n", "agent": "primary"},
+        {"role": "user", "content": "[File: /repo/src/util/convert.py (12 lines total)]\n1:def int_or_none(s):\n"
+                                    "2:    return int(s)\n(Open file: /repo/src/util/convert.py)", "agent": "primary"},
+        {"role": "assistant", "content": "Guard the empty string.", "thought": "Guard the empty string.",
+         "action": "edit 2:2\n    return int(s) if s else None\nend_of_edit\n", "agent": "primary"},
+        {"role": "user", "content": "File updated.", "agent": "primary"},
+        {"role": "assistant", "content": "Check it.", "thought": "Check it.",
+         "action": "python -c \"from util.convert import int_or_none; print(int_or_none(''))\"", "agent": "primary"},
+        {"role": "user", "content": "None", "agent": "primary"},
+    ]
+    path = tmp_path / "old.traj"
+    path.write_text(json.dumps({"history": history, "trajectory": [], "info": {"exit_status": "submitted",
+                                                                              "submission": ""}}))
+    t = load_transcript(path)
+    assert t.format == "swe_agent" and t.task == "int_or_none('') raises instead of returning None."
+    facts = trajectory_facts(t)
+    assert [(e.path, e.how) for e in facts.edits] == [("src/util/convert.py", "edit (open file)")]
+    assert facts.last_result == "None" and facts.failed_commands == []

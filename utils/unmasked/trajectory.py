@@ -356,8 +356,8 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
         elif role == "tool":
             cid = str(m.get("tool_call_id"))
             header = _FILE_HEADER.search(text)
-            if header:
-                open_file = header.group(1)
+            if header and not (open_file and header.group(1).endswith("/" + open_file.lstrip("./"))):
+                open_file = header.group(1)  # the editor's own header, unless it is the file just opened
             name, args, _ = calls.get(cid, ("", {}, i))
             command = _command_of(name, args)
             code = transcript.exit_codes.get(cid) if transcript else None
