@@ -64,8 +64,12 @@ def build_context(session: Session, compactor, *, target_ratio: float = 0.1, kee
                   max_summary_tokens: int | None = None) -> tuple[list[dict], dict]:
     """The messages an answerer gets for `session` after `compactor`, and what it cost.
 
+    target_ratio is the share of the history the whole context may keep (0.1: 10:1). The turns
+    kept verbatim (system prompt, last keep_last) count against it, so the summary gets what is
+    left: every compactor is compared at the same context size. When the kept turns alone exceed
+    it, the summary gets a token and `ratio_binding` reports the target as out of reach.
     Returns (messages, info) with info keys raw_tokens, context_tokens, compression_ratio
-    (raw / context), kept (context / raw) and seconds (time spent compacting).
+    (raw / context), kept (context / raw), summary_budget and seconds (time spent compacting).
     """
     if not isinstance(session, Session):
         raise ValueError(f"expected a unmasked.sessions.Session, got {type(session).__name__}")
@@ -73,19 +77,25 @@ def build_context(session: Session, compactor, *, target_ratio: float = 0.1, kee
         messages = session.messages()
         raw = session.n_tokens
         return messages, {"raw_tokens": raw, "context_tokens": raw, "compression_ratio": 1.0, "kept": 1.0,
-                          "seconds": 0.0}
-    from unmasked.compaction import compact_context, render
+                          "summary_budget": 0, "seconds": 0.0}
+    from unmasked.compaction import SUMMARY_PREFIX, compact_context, render, split_history, to_messages
+    from unmasked.tokens import count_tokens
 
     keep_last = min(keep_last, len(session.turns) - 1)
+    raw = max(1, session.n_tokens)
+    messages = to_messages(session.turns)
+    pinned, cut = split_history(messages, keep_last)
+    verbatim = count_tokens(messages[:pinned] + messages[cut:]) + count_tokens(SUMMARY_PREFIX) + 8
+    summary_tokens = max(1, int(raw * target_ratio) - verbatim)
     context = compact_context(
-        session.turns, session.task, threshold_tokens=1, keep_last=keep_last, target_ratio=target_ratio,
-        max_summary_tokens=max_summary_tokens or max(1, session.n_tokens), compactor=_fresh(compactor),
-        max_recent_tokens=max(1, session.n_tokens),  # the threshold only forces compaction here
+        session.turns, session.task, threshold_tokens=1, keep_last=keep_last,
+        target_ratio=min(1.0, summary_tokens / raw), max_summary_tokens=max_summary_tokens or raw,
+        compactor=_fresh(compactor), max_recent_tokens=raw,  # the threshold only forces compaction here
     )
     kept = context.compacted_tokens / context.raw_tokens if context.raw_tokens else 1.0
     info = {"raw_tokens": context.raw_tokens, "context_tokens": context.compacted_tokens,
             "compression_ratio": 1.0 / kept if kept else float("inf"), "kept": kept,
-            "seconds": context.seconds}
+            "summary_budget": context.summary_budget, "seconds": context.seconds}
     return render(context), info
 
 

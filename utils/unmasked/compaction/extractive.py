@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from unmasked.tokens import count_tokens
 from unmasked.trajectory import trajectory_facts
 
-from .compactors import Compactor
+from .compactors import Compactor, newest_that_fit
 from .messages import SUMMARY_PREFIX, arguments_of, call_name
 
 # ---- patterns ---------------------------------------------------------------------------------
@@ -285,9 +285,10 @@ def _from_structure(notes: Notes, messages: list[dict], turn0: int) -> None:
         notes.last_action = _clip(f"{facts.last_action} -> {facts.last_result or '(no result yet)'}", 300)
 
 
-def _from_text(notes: Notes, role: str, text: str, turn: int, *, summary: bool = False) -> None:
+def _from_text(notes: Notes, role: str, text: str, turn: int, *, summary: bool = False,
+               quoted_errors: bool = True) -> None:
     # errors the user or the agent quote in prose (the tools' errors come from the structure)
-    if role in ("user", "assistant"):
+    if role in ("user", "assistant") and quoted_errors:
         for m in ERROR.finditer(text):
             line = m.group(0).strip()
             if line.startswith("Traceback") and line.rstrip(":").endswith("last)"):
@@ -402,10 +403,11 @@ def extract_notes(messages: list[dict], current_task: str = "", notes: Notes | N
             continue
         if role == "system":
             continue
-        if role == "user" and not notes.request and text.strip():
+        request = role == "user" and not notes.request and bool(text.strip())
+        if request:
             notes.request = _clip(text, 600)
         if text:
-            _from_text(notes, role, text, turn)
+            _from_text(notes, role, text, turn, quoted_errors=not request)  # a task that names an error is not one
         if role == "assistant" and text.strip():
             notes.last_message = _clip(text, 400)
             if not m.get("tool_calls"):  # a message that acts on nothing reports to the user
@@ -447,12 +449,12 @@ def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
     if notes.last_action:
         items.append((2, "state", 1, f"Last action: {notes.last_action}"))
     if notes.tests:
-        items.append((2, "state", 2, f"Last test run: {notes.tests}"))
+        items.append((3, "state", 2, f"Last test run: {notes.tests}"))
     if notes.last_message and notes.last_message != notes.state and notes.last_message not in notes.reports:
         items.append((5, "state", 3, f"Last assistant message: {notes.last_message}"))
     for k, report in enumerate(notes.reports):
         if report != notes.state:
-            items.append((2 if k == len(notes.reports) - 1 else 5, "state", 4 + k, f"Latest report: {report}"))
+            items.append((3 if k == len(notes.reports) - 1 else 5, "state", 4 + k, f"Latest report: {report}"))
     for i, d in enumerate(notes.decisions):
         if d.superseded_by is None:
             items.append((3, "decisions", i, f"- CURRENT: {d.text}"))
@@ -465,13 +467,13 @@ def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
             status = REVERTED if f.reverted else "modified"
             changes = "; ".join(f.changes[-3:])
             line = f"- {f.path} [{status}]" + (f": {changes}" if changes else "")
-            items.append((3, "files", rank, _clip(line, 400)))
+            items.append((2, "files", rank, _clip(line, 400)))
     for rank, f in enumerate(files):
         if f.read and not (f.modified or f.reverted):
             items.append((8, "files", 1000 + rank, f"- {f.path} [read only]"))
     for i, e in enumerate(notes.errors):
         seen = f" (seen {e.count}x)" if e.count > 1 else ""
-        items.append((3 if e.discussed else 7, "errors", i, f"- {e.text}{seen}"))
+        items.append((2 if e.discussed else 7, "errors", e.last_turn, f"- {e.text}{seen}"))
     for i, v in enumerate(notes.values):
         if v.superseded:
             items.append((9, "values", i, f"- {OLD_VALUE}{v.text}"))
@@ -510,13 +512,32 @@ def render_notes(notes: Notes, budget_tokens: int) -> str:
     return "\n".join(out).strip()
 
 
+LATEST = "## Latest exchanges (verbatim, newest last)"
+
+
+def fill_budget(summary: str, messages: list[dict], budget_tokens: int) -> str:
+    """The notes, then as many of the newest exchanges, verbatim, as the rest of the budget holds.
+
+    Notes are short; without this, a generous budget goes unspent and the target ratio does not
+    set the size of the context. The newest turns are what the notes summarize least. System
+    turns (instructions, demonstrations) are not history and are never copied here.
+    """
+    left = budget_tokens - count_tokens(summary) - count_tokens(LATEST) - 4
+    if left < 200:
+        return summary
+    fresh = [m for m in messages if m["role"] != "system" and not _is_summary(m)]  # history, not instructions
+    tail = newest_that_fit(fresh, left)
+    return f"{summary}\n\n{LATEST}\n{tail}" if tail else summary
+
+
 class ExtractiveCompactor(Compactor):
     """Rung 4: deterministic structured summary of the dropped span, rebuilt at every compaction."""
 
     name = "extractive"
 
     def summarize(self, messages, current_task, budget_tokens):
-        return render_notes(extract_notes(messages, current_task), budget_tokens)
+        return fill_budget(render_notes(extract_notes(messages, current_task), budget_tokens), messages,
+                           budget_tokens)
 
 
 class RegenerateCompactor(ExtractiveCompactor):
@@ -551,4 +572,4 @@ class AnchoredCompactor(Compactor):
         fresh = [m for m in messages if not (m["role"] == "user" and m["content"].startswith(SUMMARY_PREFIX))]
         extract_notes(fresh, current_task, self.notes)
         self.merges += 1
-        return render_notes(self.notes, budget_tokens)
+        return fill_budget(render_notes(self.notes, budget_tokens), fresh, budget_tokens)
