@@ -115,7 +115,10 @@ def structural_probes(session, facts=None) -> list[Probe]:
                             "; ".join(f"{f.command.splitlines()[0]} failed: {f.error}" for f in facts.failed_commands),
                             [KeyFact(e) for e in errors], []))
     if facts.last_action:
-        command = facts.last_action.split(": ", 1)[-1].splitlines()[0].strip()
+        name, _, command = facts.last_action.partition(": ")
+        command = command.splitlines()[0].strip() if command.strip() else ""
+        if not command or command.startswith("{"):  # a call with arguments but no command: its tool's name
+            command = name
         keys = [KeyFact(command)] + ([KeyFact(facts.last_result)] if facts.last_result.strip() else [])
         probes.append(Probe("logical_continuation", "What was the last command, and what did it print?",
                             f"{facts.last_action} -> {facts.last_result}", keys, []))
