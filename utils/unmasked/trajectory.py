@@ -355,7 +355,7 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
                 facts.last_result = ""
         elif role == "tool":
             cid = str(m.get("tool_call_id"))
-            header = _FILE_HEADER.search(text)
+            header = _FILE_HEADER.search(text) if "[File: " in text else None
             if header and not (open_file and header.group(1).endswith("/" + open_file.lstrip("./"))):
                 open_file = header.group(1)  # the editor's own header, unless it is the file just opened
             name, args, _ = calls.get(cid, ("", {}, i))
@@ -368,7 +368,8 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
             if failed:
                 label = command or f"{name}({', '.join(f'{k}={_clip(v, 40)}' for k, v in args.items())})"
                 facts.failed_commands.append(FailedCommand(label, code, error_line(text), i, cid))
-            lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _EXIT_MARK.fullmatch(ln.strip())]
+            tail = text[-2_000:].splitlines()[1:] if len(text) > 2_000 else text.splitlines()
+            lines = [ln.strip() for ln in tail if ln.strip() and not _EXIT_MARK.fullmatch(ln.strip())]
             facts.last_result = lines[-1][:200] if lines else "(no output)"  # verbatim, as the context has it
         elif role == "system" and kinds[i] == "output":
             for applied in _AIDER_APPLIED.findall(text):

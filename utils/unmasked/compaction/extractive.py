@@ -244,8 +244,9 @@ def _mark_reverted(notes: Notes, path: str, turn: int) -> None:
     note.reverted = True
 
 
-_MAY_REPORT_TESTS = re.compile(r"passed|failed|PASS|FAIL|\bok\b|Tests:", re.I)  # cheap checks first
-_MAY_NAME_PORT = re.compile(r"port|localhost|127\.0\.0\.1|0\.0\.0\.0", re.I)
+# substring tests before the regular expressions: most tool outputs contain neither
+_TEST_WORDS = ("passed", "failed", "Passed", "Failed", "PASS", "FAIL", "ok ", "Tests:")
+_PORT_WORDS = ("port", "Port", "PORT", "localhost", "127.0.0.1", "0.0.0.0")
 _READ_TOOL = re.compile(r"read|view|open|cat|grep|search|find|list|ls|glob|look", re.I)
 _PATH_KEYS = ("path", "file_path", "notebook_path", "file", "filename", "target")
 _REVERT_COMMAND = re.compile(r"\bgit (?:checkout\s+(?:\S+\s+)?--|restore)\s|\bgit revert\b")
@@ -254,8 +255,9 @@ _REVERT_COMMAND = re.compile(r"\bgit (?:checkout\s+(?:\S+\s+)?--|restore)\s|\bgi
 def _from_structure(notes: Notes, messages: list[dict], turn0: int) -> None:
     """Files changed, commands failed and the last action, from the trajectory's structure."""
     facts = trajectory_facts(messages, task=notes.task)
+    edited = {e.turn for e in facts.edits}
     for m_index, m in enumerate(messages):
-        said = _sentences(m.get("content") or "")
+        said = _sentences(m.get("content") or "") if m_index in edited else []
         for call in m.get("tool_calls") or []:
             args = arguments_of(call)
             command = next((args[k] for k in ("command", "cmd", "script") if isinstance(args.get(k), str)), "")
@@ -301,13 +303,13 @@ def _from_text(notes: Notes, role: str, text: str, turn: int, *, summary: bool =
             notes.error_index[line] = len(notes.errors)
             notes.errors.append(ErrorNote(line, turn, turn, discussed=True))
     if role == "tool":
-        tests = TEST_RESULT.findall(text) if _MAY_REPORT_TESTS.search(text) else None
+        tests = TEST_RESULT.findall(text) if any(w in text for w in _TEST_WORDS) else None
         if tests:
             notes.tests = _clip(tests[-1], 200)
     for kind, pattern in VALUE_PATTERNS:
         if kind != "port" and role == "tool":
             continue  # install logs and file dumps are full of versions nobody chose
-        if kind == "port" and not _MAY_NAME_PORT.search(text):
+        if kind == "port" and not any(w in text for w in _PORT_WORDS):
             continue
         for m in pattern.finditer(text):
             name = next((g for g in m.groups() if g), "")
