@@ -68,7 +68,7 @@ def test_below_threshold_nothing_changes():
 
 def test_above_threshold_compacts_and_keeps_last_turns_verbatim():
     turns = small_history(8, 400)
-    ctx = compact_context(turns, "fix it", threshold_tokens=1_000, keep_last=3)
+    ctx = compact_context(turns, "fix it", threshold_tokens=5_000, keep_last=3)
     assert isinstance(ctx, CompactedContext) and ctx.was_compacted
     assert all(a is b for a, b in zip(ctx.recent_turns[-3:], turns[-3:]))
     assert ctx.pinned_turns == [turns[0]]  # the system prompt is instructions, not history
@@ -83,15 +83,15 @@ def test_above_threshold_compacts_and_keeps_last_turns_verbatim():
 
 def test_keep_last_never_splits_a_call_from_its_result():
     turns = small_history(8, 400)[:-1]  # ends with a tool result
-    ctx = compact_context(turns, "fix it", threshold_tokens=1_000, keep_last=1)
+    ctx = compact_context(turns, "fix it", threshold_tokens=5_000, keep_last=1)
     assert ctx.recent_turns[0].tool_calls, "the call that the kept result answers must come along"
     assert len(ctx.recent_turns) == 2 and is_paired(render(ctx))
 
 
 def test_dicts_and_turns_give_the_same_context():
     turns = small_history(8, 300)
-    a = compact_context(turns, "fix it", threshold_tokens=1_000)
-    b = compact_context([t.to_message() for t in turns], "fix it", threshold_tokens=1_000)
+    a = compact_context(turns, "fix it", threshold_tokens=5_000)
+    b = compact_context([t.to_message() for t in turns], "fix it", threshold_tokens=5_000)
     assert a.summary == b.summary and render(a) == render(b)
 
 
@@ -99,7 +99,7 @@ def test_the_caller_history_is_not_modified():
     messages = [t.to_message() for t in small_history(8, 300)]
     before = copy.deepcopy(messages)
     for name in OFFLINE:
-        compact_context(messages, "fix it", threshold_tokens=1_000, compactor=name)
+        compact_context(messages, "fix it", threshold_tokens=5_000, compactor=name)
     assert messages == before
 
 
@@ -110,13 +110,13 @@ def test_summary_budget_is_enforced_even_for_a_careless_compactor():
         def summarize(self, messages, current_task, budget_tokens):
             return "word " * (budget_tokens * 5)
 
-    ctx = compact_context(small_history(8, 300), "fix it", threshold_tokens=1_000, compactor=Verbose())
+    ctx = compact_context(small_history(8, 300), "fix it", threshold_tokens=5_000, compactor=Verbose())
     assert count_tokens(ctx.summary) <= ctx.summary_budget
     assert ctx.compactor == "verbose"
 
 
 def test_max_summary_tokens_caps_the_budget():
-    ctx = compact_context(small_history(20, 400), "fix it", threshold_tokens=1_000, max_summary_tokens=50)
+    ctx = compact_context(small_history(20, 400), "fix it", threshold_tokens=5_000, max_summary_tokens=50)
     assert ctx.summary_budget == 50 and count_tokens(ctx.summary) <= 50
 
 
@@ -141,8 +141,7 @@ def test_fit_to_budget(text, budget):
         ([{"role": "user", "content": "hi"}], {"target_ratio": 0}, "target_ratio"),
         ([{"role": "user", "content": "hi"}], {"target_ratio": -0.1}, "target_ratio"),
         ([{"role": "user", "content": "hi"}], {"target_ratio": 1.5}, "target_ratio"),
-        ([{"role": "user", "content": "hi"}], {}, "larger than the history"),
-        ([{"role": "user", "content": "hi"}], {"keep_last": 2}, "larger than the history"),
+        ([{"role": "user", "content": "hi"}], {"max_recent_tokens": 0}, "max_recent_tokens"),
         ([{"role": "user", "content": "hi"}], {"keep_last": -1}, "keep_last"),
         ([{"role": "user", "content": "hi"}], {"max_summary_tokens": 0}, "max_summary_tokens"),
         ([{"role": "user", "content": "hi"}], {"keep_last": 0, "compactor": "magic"}, "unknown compactor"),
@@ -396,10 +395,22 @@ def test_properties_hold_for_any_history(turns, threshold, keep_frac, ratio, max
     # the summary never exceeds its budget
     budget = summary_budget(raw, ratio, max_summary)
     assert (count_tokens(ctx.summary) if ctx.summary else 0) <= budget
-    # the last keep_last turns come back verbatim (the very objects)
+    # the last keep_last turns come back verbatim (the very objects), unless one was cut to fit
+    # max_recent_tokens (default: the threshold); then it is a copy with less content, and it says so
+    recent = ctx.recent_turns
     if keep_last:
-        assert all(a is b for a, b in zip(ctx.recent_turns[-keep_last:], turns[-keep_last:]))
-        assert len(ctx.recent_turns) >= keep_last
+        start = len(recent) - keep_last
+        assert all(a is b for k, (a, b) in enumerate(zip(recent[-keep_last:], turns[-keep_last:]))
+                   if start + k not in ctx.cut_turns)
+        assert len(recent) >= keep_last
+    for k in ctx.cut_turns:
+        a, b = to_messages([recent[k]])[0], to_messages([turns[len(turns) - len(recent) + k]])[0]
+        assert a["role"] == b["role"] and a.get("tool_calls") == b.get("tool_calls")
+        assert count_tokens(a["content"]) < count_tokens(b["content"])
+    if ctx.was_compacted:
+        over = count_tokens(recent) > threshold
+        assert bool(ctx.cut_turns) == (count_tokens(turns[len(turns) - len(recent):]) > threshold)
+        assert not over or any("still take" in w for w in ctx.warnings)
     # below the threshold nothing changes
     if raw < threshold:
         assert not ctx.was_compacted and all(a is b for a, b in zip(ctx.recent_turns, turns))
@@ -461,3 +472,80 @@ def test_notes_pair_current_decisions_with_their_reasons(seed):
         assert decision["reason"] in reasons
     stale = next(p for p in session.probes if p.category == "decision_tracking").stale_facts[0].text
     assert any(stale in d.text for d in notes.superseded_decisions())
+
+
+# ---- the package's shape ---------------------------------------------------------------------
+
+
+def test_compaction_modules_import_each_other_only_at_the_top_and_without_a_cycle():
+    """Every import in unmasked.compaction is a top-level one, and the modules form a chain."""
+    import ast
+    import pathlib
+
+    import unmasked.compaction as pkg
+
+    root = pathlib.Path(pkg.__file__).parent
+    graph = {}
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        nested = [n for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert not nested, f"{path.name} imports inside a function at line {nested[0].lineno}"
+        graph[path.stem] = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1}
+    done, visiting = set(), []
+
+    def visit(name):
+        assert name not in visiting, f"import cycle: {' -> '.join(visiting + [name])}"
+        if name in done:
+            return
+        visiting.append(name)
+        for dep in graph.get(name, ()):
+            visit(dep)
+        visiting.pop()
+        done.add(name)
+
+    for name in graph:
+        if name != "__init__":
+            visit(name)
+    assert graph["registry"] >= {"compactors", "extractive", "llm_compactor"}
+    assert "registry" not in graph["compactors"] and "core" not in graph["extractive"]
+
+
+# ---- guards for what an agent loop really meets ------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_a_history_no_longer_than_keep_last_comes_back_unchanged(n):
+    """An agent that compacts every turn meets 1-3 message histories first; they come back as they are."""
+    turns = [{"role": "user", "content": "word " * 3_000}, {"role": "assistant", "content": "ok"},
+             {"role": "user", "content": "go on"}][:n]
+    ctx = compact_context(turns, "task", threshold_tokens=100, keep_last=3)
+    assert not ctx.was_compacted and all(a is b for a, b in zip(ctx.recent_turns, turns))
+    assert len(ctx.recent_turns) == n and ctx.summary == "" and ctx.compacted_tokens == ctx.raw_tokens
+    assert ctx.warnings and "nothing was compacted" in ctx.warnings[0]  # above the threshold: it says so
+    quiet = compact_context(turns, "task", threshold_tokens=10**6, keep_last=3)
+    assert not quiet.was_compacted and quiet.warnings == []
+
+
+def test_a_recent_turn_over_the_budget_is_cut_to_fit_and_the_result_says_so():
+    diff = "\n".join(f"+line {i} of a generated lockfile" for i in range(6_000))
+    turns = small_history(6, 300) + [
+        Turn("assistant", "Applying the diff.", [ToolCall("big", "run_command", {"cmd": "git diff"})]),
+        Turn("tool", "diff --git a/package-lock.json b/package-lock.json\n" + diff + "\nerror: the tail matters",
+             tool_call_id="big"),
+    ]
+    before = copy.deepcopy(turns)
+    raw = count_tokens(turns)
+    with pytest.warns(UserWarning, match="cut from"):
+        ctx = compact_context(turns, "fix it", threshold_tokens=10_000, keep_last=2)
+    assert raw > 40_000 and ctx.was_compacted
+    assert ctx.cut_turns == [1] and "max_recent_tokens=10,000" in ctx.warnings[0]
+    cut = ctx.recent_turns[1]
+    assert cut is not turns[-1] and cut.tool_call_id == "big" and turns == before  # a copy; the caller's is intact
+    assert cut.content.startswith("diff --git") and cut.content.endswith("error: the tail matters")
+    assert "tokens cut here to fit the context" in cut.content
+    assert ctx.recent_turns[0] is turns[-2]
+    assert count_tokens(ctx.recent_turns) <= 10_000 and ctx.compacted_tokens < 10_000 + ctx.summary_budget + 50
+    roomy = compact_context(turns, "fix it", threshold_tokens=10_000, keep_last=2, max_recent_tokens=10**6)
+    assert roomy.cut_turns == [] and roomy.recent_turns[1] is turns[-1]
+    assert any("still" in w and "compact again" in w for w in roomy.warnings)

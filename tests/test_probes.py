@@ -26,12 +26,7 @@ def _probe(key=("postgres",), stale=(), variants=None):
 
 
 def _mean_by_category(sessions, answerer, context=lambda s, ps: s.messages()):
-    scores = {c: [] for c in PROBE_CATEGORIES}
-    for s in sessions:
-        ps = pr.make_probes(s)
-        for p in ps:
-            scores[p.category].append(pr.rubric_score(answerer(context(s, ps), p.question), p).score)
-    return {c: sum(v) / len(v) for c, v in scores.items()}
+    return ev.reader_means(sessions, context, answerer=answerer).to_dict()
 
 
 # ---- probes and matching ------------------------------------------------------------------------
@@ -179,6 +174,27 @@ def test_llm_judge_over_http_applies_the_same_rubric(sessions):
             assert judged.judge == "llm" and judged.score == pr.rubric_score(answer, probe).score
 
 
+def test_llm_judge_takes_its_score_from_the_reply_not_from_the_rubric(sessions):
+    """An endpoint that answers a score the rubric would never give: the judge must return it."""
+    probe = pr.make_probes(sessions[2])[1]
+    requests = []
+
+    def fixed(body):
+        requests.append(body)
+        return "SCORE: 1.25\nfixed reply from a test endpoint"
+
+    with ChatServer(fixed) as server:
+        judge = pr.LLMJudge(client=ChatClient(server.base_url, "fixed"))
+        answers = [probe.reference_answer, "No idea."]
+        judged = [judge(answer, probe) for answer in answers]
+    rubric = [pr.rubric_score(answer, probe).score for answer in answers]
+    assert 1.25 not in rubric and rubric == [5.0, 0.0]
+    assert [j.score for j in judged] == [1.25, 1.25]
+    assert all(j.judge == "llm" and j.rationale.endswith("fixed reply from a test endpoint") for j in judged)
+    sent = "\n".join(m["content"] for m in requests[0]["messages"])
+    assert "Apply this rubric exactly" in sent and probe.reference_answer in sent
+
+
 def test_judge_reply_parsing_and_configuration(monkeypatch):
     assert pr.parse_judge_reply("SCORE: 3.5\nmissed the port") == 3.5
     assert pr.parse_judge_reply("**SCORE:** 9") == 5.0
@@ -227,11 +243,14 @@ def test_evaluate_is_deterministic_and_checks_its_input(sessions, table):
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean(table):
     a, b = ev.bootstrap_ci(table, seed=3), ev.bootstrap_ci(table, seed=3)
     pd.testing.assert_frame_equal(a, b)
-    assert ((a["lo"] <= a["mean"] + 1e-9) & (a["mean"] <= a["hi"] + 1e-9)).all()
+    varied = a[a["note"] == ""]
+    assert ((varied["lo"] <= varied["mean"] + 1e-9) & (varied["mean"] <= varied["hi"] + 1e-9)).all()
     assert len(a) == 4 * len(ev.DETERMINISTIC)
     constant = pd.DataFrame({"category": ["x"] * 5, "compactor": ["c"] * 5, "score": [2.0] * 5})
     row = ev.bootstrap_ci(constant).iloc[0]
-    assert row["lo"] == row["hi"] == 2.0
+    assert pd.isna(row["lo"]) and pd.isna(row["hi"]) and row["note"].startswith("all 5 scores are 2: no interval")
+    ceiling = ev.bootstrap_ci(constant.assign(score=5.0)).iloc[0]
+    assert "(the ceiling)" in ceiling["note"] and "under 60% of such probes" in ceiling["note"]
     with pytest.raises(ValueError, match="level"):
         ev.bootstrap_ci(table, level=95)
 
@@ -297,3 +316,51 @@ def test_scores_figure_and_failures(table):
     assert len(worst) == 3 and (worst["lost"].diff().dropna() <= 0).all()
     assert (worst["compactor"] != "full").all()
     assert isinstance(ev.failures_figure(worst), go.Figure)
+
+
+# ---- probes without planted truths, on real agents' logs ---------------------------------------------
+
+
+def test_structural_probes_come_from_the_trajectory_and_need_no_planted_truth():
+    from test_formats import FILES, FIXTURES
+
+    from unmasked.sessions import load_transcript
+    from unmasked.trajectory import trajectory_facts
+
+    for name in FILES.values():
+        t = load_transcript(FIXTURES / name)
+        facts = trajectory_facts(t)
+        probes = pr.probes_for(t)
+        assert [p.category for p in probes] == list(pr.STRUCTURAL_CATEGORIES)
+        by = {p.category: p for p in probes}
+        assert [k.text for k in by["artifact_management"].key_facts] == facts.files_modified
+        assert [k.text for k in by["error_recall"].key_facts] == [f.error for f in facts.failed_commands]
+        assert t.task.startswith(by["task"].key_facts[0].text)
+        assert by["logical_continuation"].key_facts[-1].text == facts.last_result
+        assert all(pr.rubric_score(p.reference_answer, p).score == 5.0 for p in probes)
+
+
+def test_evaluate_runs_on_real_transcripts_and_the_summary_keeps_what_the_structure_says():
+    from test_formats import FILES, FIXTURES
+
+    from unmasked.sessions import load_transcript
+
+    transcripts = [load_transcript(FIXTURES / name) for name in FILES.values()]
+    # the fixtures are 0.6-2k tokens and the kept turns count against the target: at 0.7 the summary has
+    # a few hundred tokens to spend
+    df = ev.evaluate(transcripts, ["full", "truncation", "extractive"], keep_last=1, target_ratio=0.7,
+                     progress=False)
+    assert set(df["category"]) == set(pr.STRUCTURAL_CATEGORIES)
+    ceiling = df.groupby(["compactor", "category"])["ceiling"].mean()
+    for category in ("task", "error_recall", "artifact_management"):
+        assert ceiling[("full", category)] == 5.0 and ceiling[("extractive", category)] == 5.0
+    assert ceiling[("truncation", "task")] < 5.0  # dropping the oldest turns drops the task
+
+
+def test_ratio_binding_says_when_a_target_does_not_set_the_size():
+    rows = [{"session": "s", "category": "c", "compactor": k, "score": 5.0, "compression_ratio": r, "target": t}
+            for k, t, r in [("full", 1.0, 1.0), ("a", 10.0, 11.0), ("a", 2.0, 15.0), ("b", 50.0, 20.0)]]
+    table = ev.ratio_binding(pd.DataFrame(rows)).set_index(["compactor", "target"])
+    assert bool(table.loc[("a", 10.0), "binds"]) and not bool(table.loc[("a", 2.0), "binds"])
+    assert table.loc[("a", 2.0), "why"].startswith("compresses more than asked")
+    assert table.loc[("b", 50.0), "why"].startswith("cannot reach it")

@@ -352,3 +352,50 @@ def test_token_breakdown_adds_up_and_tools_dominate():
     assert sum(len(tr.x) for tr in fig.data if tr.mode == "markers") == len(s.facts)
     with pytest.raises(ValueError):
         token_breakdown([])
+
+
+def test_load_transcript_accepts_a_bom_and_names_the_file_for_bytes_that_are_not_utf8(tmp_path):
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + "\n".join(json.dumps(m) for m in GOOD).encode())
+    assert load_transcript(bom).messages() == load_transcript(GOOD).messages()
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes(json.dumps([{"role": "user", "content": "caf\u00e9"}], ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.json: not UTF-8 text \(byte 0xe9 at offset \d+, line 1\)"):
+        load_transcript(latin)
+
+
+# ---- the paraphrased style ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_the_paraphrased_style_plants_the_same_facts_in_other_sentences(seed):
+    plain = generate_session(seed, 12_000)
+    para = generate_session(seed, 12_000, style="paraphrased")
+    assert para.probes == plain.probes and para.record == plain.record  # the same truths, word for word
+    assert para.id.endswith("-paraphrased") and abs(para.n_tokens - 12_000) < 600
+    text = "\n".join(t.content for t in para.turns)
+    for probe in para.probes:
+        for fact in probe.key_facts:
+            assert fact.stated_in(text), fact.text
+    for phrase in ("Decision:", "Where things stand", "Next step:", "Change of plan", "it is the simplest option",
+                   "Edited ", "Reverted ", "The failure is", "I'll edit"):
+        assert phrase not in text, phrase
+    edits = [c for t in para.turns for c in t.tool_calls if c.name == "edit_file"]
+    assert edits == []  # files are changed only through commands
+    assert generate_session(seed, 12_000).to_dict() == plain.to_dict()  # plain is unchanged by the option
+
+
+def test_unknown_style_is_rejected():
+    with pytest.raises(ValueError, match="style must be one of plain, paraphrased"):
+        generate_session(1, 5_000, style="fancy")
+
+
+def test_the_command_line_writes_the_paraphrased_style_to_its_own_folder(tmp_path, capsys):
+    from unmasked.sessions.__main__ import main
+    from unmasked.sessions.store import load_sessions as load
+
+    main(["--n", "1", "--style", "paraphrased", "--out", str(tmp_path), "--short-train", "0",
+          "--min-tokens", "5000", "--max-tokens", "5000", "--no-progress"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["style"] == "paraphrased"
+    assert load(tmp_path)[0].id.endswith("-paraphrased")

@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from unmasked.probes import (
-    MAX_SCORE, LineIndex, Reader, Score, context_lines, make_probes, query_terms, rubric_score, states,
+    MAX_SCORE,
+    LineIndex,
+    Reader,
+    Score,
+    context_lines,
+    probes_for,
+    query_terms,
+    rubric_score,
+    states,
 )
 from unmasked.sessions import PROBE_CATEGORIES, Session
 
@@ -56,8 +64,12 @@ def build_context(session: Session, compactor, *, target_ratio: float = 0.1, kee
                   max_summary_tokens: int | None = None) -> tuple[list[dict], dict]:
     """The messages an answerer gets for `session` after `compactor`, and what it cost.
 
+    target_ratio is the share of the history the whole context may keep (0.1: 10:1). The turns
+    kept verbatim (system prompt, last keep_last) count against it, so the summary gets what is
+    left: every compactor is compared at the same context size. When the kept turns alone exceed
+    it, the summary gets a token and `ratio_binding` reports the target as out of reach.
     Returns (messages, info) with info keys raw_tokens, context_tokens, compression_ratio
-    (raw / context), kept (context / raw) and seconds (time spent compacting).
+    (raw / context), kept (context / raw), summary_budget and seconds (time spent compacting).
     """
     if not isinstance(session, Session):
         raise ValueError(f"expected a unmasked.sessions.Session, got {type(session).__name__}")
@@ -65,25 +77,34 @@ def build_context(session: Session, compactor, *, target_ratio: float = 0.1, kee
         messages = session.messages()
         raw = session.n_tokens
         return messages, {"raw_tokens": raw, "context_tokens": raw, "compression_ratio": 1.0, "kept": 1.0,
-                          "seconds": 0.0}
-    from unmasked.compaction import compact_context, render
+                          "summary_budget": 0, "seconds": 0.0}
+    from unmasked.compaction import SUMMARY_PREFIX, compact_context, render, split_history, to_messages
+    from unmasked.tokens import count_tokens
 
     keep_last = min(keep_last, len(session.turns) - 1)
+    raw = max(1, session.n_tokens)
+    messages = to_messages(session.turns)
+    pinned, cut = split_history(messages, keep_last)
+    verbatim = count_tokens(messages[:pinned] + messages[cut:]) + count_tokens(SUMMARY_PREFIX) + 8
+    summary_tokens = max(1, int(raw * target_ratio) - verbatim)
     context = compact_context(
-        session.turns, session.task, threshold_tokens=1, keep_last=keep_last, target_ratio=target_ratio,
-        max_summary_tokens=max_summary_tokens or max(1, session.n_tokens), compactor=_fresh(compactor),
+        session.turns, session.task, threshold_tokens=1, keep_last=keep_last,
+        target_ratio=min(1.0, summary_tokens / raw), max_summary_tokens=max_summary_tokens or raw,
+        compactor=_fresh(compactor), max_recent_tokens=raw,  # the threshold only forces compaction here
     )
     kept = context.compacted_tokens / context.raw_tokens if context.raw_tokens else 1.0
     info = {"raw_tokens": context.raw_tokens, "context_tokens": context.compacted_tokens,
             "compression_ratio": 1.0 / kept if kept else float("inf"), "kept": kept,
-            "seconds": context.seconds}
+            "summary_budget": context.summary_budget, "seconds": context.seconds}
     return render(context), info
 
 
 def ceiling(context_text: str, probe) -> float:
     """5 x the share of the probe's key facts that the context still contains anywhere: the best any
     answerer could score from it. A score far below the ceiling points at the answerer, not the compactor."""
-    found = sum(states(f, context_text) for f in probe.key_facts)
+    low = context_text.lower()
+    found = sum(any(form.strip().lower() in low for form in f.forms() if form.strip()) and states(f, context_text)
+                for f in probe.key_facts)  # a plain substring test first: most facts are simply absent
     return round(MAX_SCORE * found / len(probe.key_facts), 4)
 
 
@@ -145,7 +166,7 @@ def evaluate(sessions: Sequence[Session], compactors: Sequence = DETERMINISTIC, 
     rows = []
     bar = tqdm(total=len(sessions) * len(compactors), desc="evaluate", disable=not progress)
     for session in sessions:
-        probes = make_probes(session)
+        probes = probes_for(session)
         questions = [p.question for p in probes]
         for compactor in compactors:
             messages, info = build_context(session, compactor, target_ratio=target_ratio, keep_last=keep_last,
@@ -168,13 +189,36 @@ def evaluate(sessions: Sequence[Session], compactors: Sequence = DETERMINISTIC, 
     return pd.DataFrame(rows)
 
 
+def reader_means(sessions: Sequence[Session], context_of: Callable | None = None, *, answerer=None,
+                 scorer: Scorer | None = None) -> pd.Series:
+    """Mean score per category when `answerer` reads `context_of(session, probes)` of each session.
+
+    The harness's own checks: on the full context (the default) the reader must score high; on a
+    context with the facts removed (`probes.redact_facts`) it must score low.
+    """
+    answerer = Reader() if answerer is None else answerer
+    scorer = rubric_score if scorer is None else scorer
+    context_of = context_of or (lambda session, probes: session.messages())
+    rows = []
+    for session in sessions:
+        probes = probes_for(session)
+        answers, _, _ = _answers(answerer, context_of(session, probes), [p.question for p in probes])
+        rows.extend({"category": p.category, "score": float(scorer(a, p).score)} for p, a in zip(probes, answers))
+    if not rows:
+        raise ValueError("sessions is empty: there is nothing to average")
+    return pd.DataFrame(rows).groupby("category", sort=False)["score"].mean()
+
+
 # ---- statistics --------------------------------------------------------------------------------
 
 
 def bootstrap_ci(df: pd.DataFrame, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Mean score and a percentile bootstrap CI per category x compactor (resampling probes; seeded).
 
-    Columns: category, compactor, mean, lo, hi, n. Same df and seed, same numbers.
+    Columns: category, compactor, mean, lo, hi, n, note. Same df and seed, same numbers. When
+    every score of a group is the same (all at the ceiling of 5, say), resampling cannot vary
+    and a [5.00, 5.00] interval would claim a certainty the sample does not have: lo and hi are
+    NaN and `note` says so, with the rule-of-three bound on how often such a probe fails.
     """
     _need(df, ("category", "compactor", "score"))
     if not 0 < level < 1:
@@ -191,9 +235,23 @@ def bootstrap_ci(df: pd.DataFrame, *, n_boot: int = 2000, level: float = 0.95, s
             scores = groups.get_group((compactor, category)).to_numpy(dtype=float)
             means = scores[rng.integers(0, len(scores), size=(n_boot, len(scores)))].mean(axis=1)
             lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+            note = constant_note(scores)
+            if note:
+                lo = hi = float("nan")
             rows.append({"category": category, "compactor": compactor, "mean": float(scores.mean()),
-                         "lo": float(lo), "hi": float(hi), "n": len(scores)})
+                         "lo": float(lo), "hi": float(hi), "n": len(scores), "note": note})
     return pd.DataFrame(rows)
+
+
+def constant_note(scores) -> str:
+    """What to say instead of an interval when every score is the same; "" when they vary."""
+    scores = np.asarray(scores, dtype=float)
+    if len(scores) == 0 or scores.min() != scores.max():
+        return ""
+    n, value = len(scores), float(scores[0])
+    where = " (the ceiling)" if value == MAX_SCORE else " (the floor)" if value == 0 else ""
+    bound = f"; by the rule of three, under {min(1.0, 3 / n):.0%} of such probes would score otherwise (95%)"
+    return f"all {n} scores are {value:g}{where}: no interval{bound}"
 
 
 def within_margin(score: float, full_score: float, margin: float = MARGIN) -> bool:
@@ -311,6 +369,30 @@ def largest_ratio_within(sweep: pd.DataFrame, *, baseline: str = FULL, margin: f
     return pd.DataFrame(rows)
 
 
+BIND_TOLERANCE = 0.2  # a target "binds" when the measured ratio is within 20% of it
+
+
+def ratio_binding(sweep: pd.DataFrame, *, baseline: str = FULL, tolerance: float = BIND_TOLERANCE) -> pd.DataFrame:
+    """Per compactor and target: the measured median ratio, and whether the target binds.
+
+    A target binds when the measured ratio is within `tolerance` of it. When it does not, `why`
+    says which way: a summary shorter than its budget compresses more than asked (the target is
+    not what sets the size), and a context whose kept turns alone are larger than the budget
+    cannot reach it.
+    """
+    _need(sweep, ("target", "compactor", "compression_ratio"))
+    rows = []
+    for (compactor, target), group in sweep[sweep["compactor"] != baseline].groupby(["compactor", "target"]):
+        measured = float(group["compression_ratio"].median())
+        binds = abs(measured / target - 1) <= tolerance
+        why = "" if binds else (
+            "compresses more than asked: its summary is shorter than its budget" if measured > target
+            else "cannot reach it: the pinned and recent turns alone are larger than the budget allows")
+        rows.append({"compactor": compactor, "target": float(target), "measured_ratio": measured,
+                     "binds": binds, "why": why})
+    return pd.DataFrame(rows)
+
+
 # ---- what got lost ----------------------------------------------------------------------------------
 
 
@@ -369,8 +451,11 @@ def scores_figure(ci: pd.DataFrame, *, baseline: str = FULL, margin: float = MAR
     fig = go.Figure()
     for compactor in _compactor_order(ci):
         part = ci[ci["compactor"] == compactor].set_index("category").reindex(categories)
+        notes = part["note"] if "note" in part else pd.Series("", index=part.index)
         fig.add_trace(go.Bar(
             name=compactor, x=categories, y=part["mean"],
+            text=["all " + f"{m:g}" if isinstance(n, str) and n else "" for m, n in zip(part["mean"], notes)],
+            textposition="outside",
             error_y=dict(type="data", symmetric=False, array=part["hi"] - part["mean"],
                          arrayminus=part["mean"] - part["lo"]),
             hovertemplate=f"{compactor}<br>%{{x}}: %{{y:.2f}}<extra></extra>",
@@ -380,10 +465,11 @@ def scores_figure(ci: pd.DataFrame, *, baseline: str = FULL, margin: float = MAR
         fig.add_trace(go.Scatter(
             name=f"{baseline} - {margin:g}", x=categories, y=full - margin, mode="markers",
             marker=dict(symbol="line-ew-open", size=40, color="black", line=dict(width=2)),
-            hovertemplate=f"pass line %{{y:.2f}}<extra></extra>",
+            hovertemplate="pass line %{y:.2f}<extra></extra>",
         ))
     fig.update_layout(barmode="group", yaxis=dict(title="probe score (0-5)", range=[0, 5.3]),
-                      title=title or "Probe scores by category and compactor (95% bootstrap CI)",
+                      title=title or "Probe scores by category and compactor (95% bootstrap CI; "
+                                             "'all 5' marks a group with no spread, hence no interval)",
                       legend=dict(orientation="h", y=-0.2), height=460)
     return fig
 

@@ -70,6 +70,66 @@ def make_probes(session: Session) -> list[Probe]:
     return [by_category[c] for c in PROBE_CATEGORIES]
 
 
+# ---- probes without planted truths ---------------------------------------------------------------
+
+# What any transcript can be asked with a deterministic answer, from its structure alone
+# (unmasked.trajectory). Factual recall and decision tracking are not among them: what a fact or
+# a decision *is* cannot be read off the structure, so they need planted truths or an LLM judge.
+STRUCTURAL_CATEGORIES = ("task", "artifact_management", "error_recall", "logical_continuation")
+
+
+def _first_sentence(text: str, limit: int = 120) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    cut = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    if len(cut) > limit:
+        cut = cut[:limit].rsplit(" ", 1)[0]
+    return cut.strip()
+
+
+def _variants(path: str, others: Sequence[str]) -> list[str]:
+    name = path.rsplit("/", 1)[-1]
+    return [name] if name != path and sum(o.rsplit("/", 1)[-1] == name for o in others) == 1 else []
+
+
+def structural_probes(session, facts=None) -> list[Probe]:
+    """Probes with deterministic answers for any transcript, from its trajectory facts.
+
+    task: the task's first sentence; artifact_management: every file modified; error_recall:
+    every failed command's error line (no probe when nothing failed); logical_continuation: the
+    last command and the last line of its result.
+    """
+    from unmasked.trajectory import trajectory_facts
+
+    facts = trajectory_facts(session) if facts is None else facts
+    probes = []
+    if facts.task.strip():
+        first = _first_sentence(facts.task)
+        probes.append(Probe("task", "What is the task we are working on?", facts.task.strip(), [KeyFact(first)], []))
+    files = facts.files_modified
+    if files:
+        probes.append(Probe("artifact_management", "Which files have been modified so far?",
+                            "Modified: " + ", ".join(files), [KeyFact(f, _variants(f, files)) for f in files], []))
+    if facts.failed_commands:
+        errors = list(dict.fromkeys(f.error for f in facts.failed_commands if f.error))
+        probes.append(Probe("error_recall", "Which commands failed, and with what error?",
+                            "; ".join(f"{f.command.splitlines()[0]} failed: {f.error}" for f in facts.failed_commands),
+                            [KeyFact(e) for e in errors], []))
+    if facts.last_action:
+        name, _, command = facts.last_action.partition(": ")
+        command = command.splitlines()[0].strip() if command.strip() else ""
+        if not command or command.startswith("{"):  # a call with arguments but no command: its tool's name
+            command = name
+        keys = [KeyFact(command)] + ([KeyFact(facts.last_result)] if facts.last_result.strip() else [])
+        probes.append(Probe("logical_continuation", "What was the last command, and what did it print?",
+                            f"{facts.last_action} -> {facts.last_result}", keys, []))
+    return probes
+
+
+def probes_for(session) -> list[Probe]:
+    """The session's planted probes when it has them (generated sessions), else structural ones."""
+    return make_probes(session) if session.probes else structural_probes(session)
+
+
 # ---- matching facts in text ----------------------------------------------------------------------
 
 _PATTERNS: dict[str, re.Pattern] = {}
@@ -290,7 +350,7 @@ _FILE_TERMS = {stem("file"), stem("files"), stem("path")}
 # How agents talk about any decision: shared by unrelated lines, so not evidence that they are about the same thing.
 _DISCOURSE = {stem(w) for w in (
     "decision decided because current change plan use using will no longer instead every now next step done "
-    "finished reverted moved run also then first try let approach does not work here simplest option "
+    "finished reverted moved run also then first try let approach "
     "superseded old replaced later"
 ).split()}
 # What the reader takes as "this line reports a change to something said before" (narrower

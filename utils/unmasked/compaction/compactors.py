@@ -118,36 +118,3 @@ class ObservationMaskingCompactor(Compactor):
 
     def summarize(self, messages, current_task, budget_tokens):
         return newest_that_fit(mask_observations(messages, self.keep_outputs), budget_tokens)
-
-
-def _registry() -> dict:
-    from .extractive import AnchoredCompactor, ExtractiveCompactor, RegenerateCompactor
-    from .llm_compactor import LLMCompactor
-
-    return {
-        "truncation": TruncationCompactor,
-        "keep_last": KeepLastCompactor,
-        "observation_masking": ObservationMaskingCompactor,
-        "extractive": ExtractiveCompactor,
-        "anchored": AnchoredCompactor,
-        "regenerate": RegenerateCompactor,
-        "llm": LLMCompactor,
-    }
-
-
-# The ladder, in order. "regenerate" is the extractive compactor re-run over its own previous
-# summary, the baseline that the anchored merge is compared against over repeated compactions.
-COMPACTORS = ("truncation", "keep_last", "observation_masking", "extractive", "anchored", "regenerate", "llm")
-
-
-def get_compactor(compactor) -> Compactor:
-    """A Compactor from an instance (returned as is) or a name in COMPACTORS (a fresh instance)."""
-    if isinstance(compactor, Compactor):
-        return compactor
-    if isinstance(compactor, str) and compactor in COMPACTORS:
-        return _registry()[compactor]()
-    if hasattr(compactor, "summarize") and callable(compactor.summarize):
-        return compactor  # duck-typed: a learner's own class
-    raise ValueError(
-        f"unknown compactor {compactor!r}; accepted: a Compactor instance or one of {', '.join(COMPACTORS)}"
-    )

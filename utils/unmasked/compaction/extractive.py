@@ -1,10 +1,14 @@
 """Rungs 4 and 5: an extractive structured summary, and its anchored iterative merge.
 
-No model: regular expressions pull out what a probe about the session would ask for, and the
-summary lays it out in sections, in the spirit of the sections of Claude Code's compaction
-prompt (primary request, key decisions, files and code, errors and fixes, current work, next
-step). The sentences are copied, not paraphrased, so exact error messages, ports, versions and
-paths survive; decisions that were later reversed are kept but marked superseded (latest wins).
+No model. What the structure of the trajectory says comes first (`unmasked.trajectory`): the
+files that edit calls and shell commands changed, the commands that failed with their error's
+last line, the last action and its result. Then a few sentence cues of the kind agents write
+(decisions, reversals, "currently", "next, I'll") add decisions, state and next step; none was
+added because our session generator writes it. The summary lays this out in sections, in the
+spirit of Claude Code's compaction prompt (primary request, key decisions, files and code,
+errors and fixes, current work, next step). Sentences are copied, not paraphrased, so exact
+error messages, ports, versions and paths survive; decisions that were later reversed are kept
+but marked superseded (latest wins).
 
 `extract_notes` is incremental: the anchored compactor (Factory's "anchored iterative
 summarization") keeps one `Notes` object and merges only the newly dropped span into it, while
@@ -18,10 +22,10 @@ import re
 from dataclasses import dataclass, field
 
 from unmasked.tokens import count_tokens
+from unmasked.trajectory import trajectory_facts
 
-from .compactors import Compactor
-from .core import SUMMARY_PREFIX
-from .messages import arguments_of, call_name
+from .compactors import Compactor, newest_that_fit
+from .messages import SUMMARY_PREFIX, arguments_of, call_name
 
 # ---- patterns ---------------------------------------------------------------------------------
 
@@ -33,7 +37,7 @@ DECISION = re.compile(
     r"\b(decided|decision\b|we(?:'ll| will| should) (?:use|go|keep|switch|stick|move)|going with|go with|"
     r"let's (?:use|go|switch|keep)|switch(?:ed|ing)? (?:to|back|from)|chose|choose|picked|settled? on|"
     r"stick(?:ing)? with|opt(?:ed)? for|instead of|rather than|ruled (?:it )?out|considered but|"
-    r"it is, because|change of plan|reverse (?:the|that|our)|revert(?:ing)? to|the plan is to|plan:|"
+    r"change of plan|reverse (?:the|that|our)|revert(?:ing)? to|the plan is to|plan:|"
     r"let me (?:first )?try|(?:I|we) will (?:run|use|keep|switch|move|go|store|stick)|abandon(?:ed|ing)?)",
     re.I,
 )
@@ -45,7 +49,7 @@ REVERSAL = re.compile(
 )
 REASON = re.compile(r"\b(?:because|since|so that|due to|given that)\b\s*(.+?)\.?$", re.I)
 STATE = re.compile(
-    r"\b(?:where things stand|current state|status:|so far,|right now|at this point|currently)\b", re.I
+    r"\b(?:current state|status:|so far,|right now|at this point|currently)\b", re.I
 )
 DONE = re.compile(r"\b(?:done|finished|completed)\b", re.I)
 NEXT = re.compile(
@@ -72,14 +76,7 @@ VALUE_PATTERNS = (
                            r"\s+(?:\w+\s+)?to\s+v?(\d+(?:\.\d+)+)\b", re.I)),
     ("setting", re.compile(r"\bset(?:ting)?\s+(?:the\s+)?([A-Za-z_][\w.-]*(?:\s[a-z_]+)?)\s+to\s+([^\s,;]+)", re.I)),
 )
-MODIFY_TOOL = re.compile(r"write|edit|patch|replace|create|insert|append|delete|remove|rename|move|apply", re.I)
 READ_TOOL = re.compile(r"read|view|open|cat|grep|search|find|list|ls|glob|look", re.I)
-MODIFY_TEXT = re.compile(r"\b(?:Edited|Wrote|Modified|Patched|Updated|Created|Changed|Rewrote|Fixed|Deleted|Added)\s+`?(\S+)", re.I)
-READ_TEXT = re.compile(r"\b(?:Read|Opened|Looked through|Viewed|Inspected)\s+`?(\S+)", re.I)
-REVERT_TEXT = re.compile(
-    r"\b(?:revert(?:ed|ing)?|undid|undo(?:ne)?|rolled back|roll(?:ing)? back|restored?|git checkout --|git restore)\b",
-    re.I,
-)
 BACKTICKED = re.compile(r"`([^`\n]+)`")
 FILE_STATUS = re.compile(
     rf"(?<![\w/.@-])({PATH_BODY})\s*[\[(](modified|created|changed|edited|read only|reverted)[^\])]*[\])]"
@@ -97,6 +94,7 @@ STOP = frozenset(
     "first last next step approach work here does did option simplest try let plan".split()
 )
 MAX_LINE = 300
+REPORTS = 3  # how many of the agent's latest reports (messages without tool calls) the notes keep
 # How the summary marks what is no longer true, so that a reader (or a probe answerer) can skip it.
 SUPERSEDED = "SUPERSEDED"
 REVERTED = "REVERTED (edit undone)"
@@ -177,6 +175,8 @@ class Notes:
     current_values: dict[str, int] = field(default_factory=dict)  # key -> index of its live value
     state: str = ""  # the latest sentence that says where things stand
     last_message: str = ""  # the latest assistant message, as a fallback for the state
+    reports: list[str] = field(default_factory=list)  # the latest assistant messages that call no tool
+    last_action: str = ""  # the last tool call and the last line of its result
     tests: str = ""
     next_step: str = ""
     turns_seen: int = 0
@@ -244,70 +244,73 @@ def _mark_reverted(notes: Notes, path: str, turn: int) -> None:
     note.reverted = True
 
 
-def _change_of(args: dict, fallback: str) -> str:
-    for key in ("description", "instructions", "summary", "explanation", "message", "change", "reason"):
-        if isinstance(args.get(key), str) and args[key].strip():
-            return args[key]
-    if isinstance(args.get("old_str"), str) and isinstance(args.get("new_str"), str):
-        return f"replaced `{_clip(args['old_str'], 60)}` with `{_clip(args['new_str'], 60)}`"
-    return fallback
+# substring tests before the regular expressions: most tool outputs contain neither
+_TEST_WORDS = ("passed", "failed", "Passed", "Failed", "PASS", "FAIL", "ok ", "Tests:")
+_PORT_WORDS = ("port", "Port", "PORT", "localhost", "127.0.0.1", "0.0.0.0")
+_READ_TOOL = re.compile(r"read|view|open|cat|grep|search|find|list|ls|glob|look", re.I)
+_PATH_KEYS = ("path", "file_path", "notebook_path", "file", "filename", "target")
+_REVERT_COMMAND = re.compile(r"\bgit (?:checkout\s+(?:\S+\s+)?--|restore)\s|\bgit revert\b")
 
 
-def _from_call(notes: Notes, call: dict, said: str, turn: int) -> None:
-    name = call_name(call)
-    args = arguments_of(call)
-    paths = [args[k] for k in ("path", "file_path", "file", "filename", "target", "dest") if isinstance(args.get(k), str)]
-    paths += [p for p in args.get("paths", []) if isinstance(p, str)] if isinstance(args.get("paths"), list) else []
-    paths = [p for p in (_clean_path(p) for p in paths) if p]
-    command = next((args[k] for k in ("command", "cmd", "script") if isinstance(args.get(k), str)), "")
-    first_said = _sentences(said)[0] if said.strip() else ""
-    if re.search(r"revert|restore|undo|rollback", name, re.I):
-        for p in paths:
-            _mark_reverted(notes, p, turn)
-    elif MODIFY_TOOL.search(name) and paths:
-        for p in paths:
-            _mark_modified(notes, p, _change_of(args, first_said), turn)
-    elif READ_TOOL.search(name) and paths:
-        for p in paths:
-            _file(notes, p, turn).read = True
-    if command:
-        if re.search(r"\bgit (?:checkout --|restore)\b|\bgit revert\b", command):
-            for p in PATH.findall(command):
-                _mark_reverted(notes, p, turn)
-        elif re.search(r"\bsed -i\b|>\s*\S|\btouch\b|\bmv\b|\brm\b", command):
-            for p in PATH.findall(command):
-                _mark_modified(notes, p, _clip(command, 120), turn)
-        elif re.search(r"\b(?:cat|less|head|tail|grep|rg|wc)\b", command):
-            for p in PATH.findall(command):
-                _file(notes, p, turn).read = True
-
-
-def _from_text(notes: Notes, role: str, text: str, turn: int) -> None:
-    # errors, test results and values come from every role; exact lines, not paraphrase
-    for m in ERROR.finditer(text):
-        line = m.group(0).strip()
-        if line.startswith("Traceback") and line.rstrip(":").endswith("last)"):
-            continue
-        quoted = next((q for q in BACKTICKED.findall(line) if ERROR_CORE.search(q)), None)
-        core = ERROR_CORE.search(line)
-        line = _clip(quoted or (core.group(0) if core and len(line) > 200 else line))
-        known = notes.error_index.get(line)
+def _from_structure(notes: Notes, messages: list[dict], turn0: int) -> None:
+    """Files changed, commands failed and the last action, from the trajectory's structure."""
+    facts = trajectory_facts(messages, task=notes.task)
+    edited = {e.turn for e in facts.edits}
+    for m_index, m in enumerate(messages):
+        said = _sentences(m.get("content") or "") if m_index in edited else []
+        for call in m.get("tool_calls") or []:
+            args = arguments_of(call)
+            command = next((args[k] for k in ("command", "cmd", "script") if isinstance(args.get(k), str)), "")
+            if command and _REVERT_COMMAND.search(command):
+                for path in PATH.findall(command):
+                    _mark_reverted(notes, path, turn0 + m_index)
+            elif _READ_TOOL.search(call_name(call)):
+                for key in _PATH_KEYS:
+                    path = _clean_path(args[key]) if isinstance(args.get(key), str) else None
+                    if path:
+                        _file(notes, path, turn0 + m_index).read = True
+        for edit in (e for e in facts.edits if e.turn == m_index):
+            # what changed: the call's own old -> new where it has one, else the words that came with it
+            change = edit.change if "->" in edit.change or not said else said[0]
+            _mark_modified(notes, edit.path, change, turn0 + m_index)
+    for failure in facts.failed_commands:
+        code = "" if failure.exit_code is None else f" (exit {failure.exit_code})"
+        line = _clip(f"{failure.error} [from `{_clip(failure.command.splitlines()[0], 80)}`{code}]")
+        known = notes.error_index.get(failure.error)
         if known is not None:
             e = notes.errors[known]
-            e.last_turn, e.count = turn, e.count + 1
+            e.last_turn, e.count, e.text = turn0 + failure.turn, e.count + 1, line
         else:
+            notes.error_index[failure.error] = len(notes.errors)
+            notes.errors.append(ErrorNote(line, turn0 + failure.turn, turn0 + failure.turn, discussed=True))
+    if facts.last_action:
+        notes.last_action = _clip(f"{facts.last_action} -> {facts.last_result or '(no result yet)'}", 300)
+
+
+def _from_text(notes: Notes, role: str, text: str, turn: int, *, summary: bool = False,
+               quoted_errors: bool = True) -> None:
+    # errors the user or the agent quote in prose (the tools' errors come from the structure)
+    if role in ("user", "assistant") and quoted_errors:
+        for m in ERROR.finditer(text):
+            line = m.group(0).strip()
+            if line.startswith("Traceback") and line.rstrip(":").endswith("last)"):
+                continue
+            quoted = next((q for q in BACKTICKED.findall(line) if ERROR_CORE.search(q)), None)
+            core = ERROR_CORE.search(line)
+            line = _clip(quoted or (core.group(0) if core and len(line) > 200 else line))
+            if any(line in e.text or e.text.startswith(line) for e in notes.errors):
+                continue
             notes.error_index[line] = len(notes.errors)
-            e = ErrorNote(line, turn, turn)
-            notes.errors.append(e)
-        if role in ("user", "assistant"):
-            e.discussed = True  # an error the agent or user talked about matters more than log noise
+            notes.errors.append(ErrorNote(line, turn, turn, discussed=True))
     if role == "tool":
-        tests = TEST_RESULT.findall(text)
+        tests = TEST_RESULT.findall(text) if any(w in text for w in _TEST_WORDS) else None
         if tests:
             notes.tests = _clip(tests[-1], 200)
     for kind, pattern in VALUE_PATTERNS:
         if kind != "port" and role == "tool":
             continue  # install logs and file dumps are full of versions nobody chose
+        if kind == "port" and not any(w in text for w in _PORT_WORDS):
+            continue
         for m in pattern.finditer(text):
             name = next((g for g in m.groups() if g), "")
             key = "port" if kind == "port" else f"{kind}:{name.lower()}"
@@ -317,31 +320,19 @@ def _from_text(notes: Notes, role: str, text: str, turn: int) -> None:
             _add_value(notes, key, line, turn)
     if role not in ("user", "assistant"):
         return
-    # file activity reported in prose ("Edited src/app.py", "Reverted the change to x.py")
-    for m in MODIFY_TEXT.finditer(text):
-        p = _clean_path(m.group(1))
-        if p:
-            line_end = text.find("\n", m.end())
-            _mark_modified(notes, p, text[m.start() : line_end if line_end >= 0 else len(text)], turn)
-    for m in READ_TEXT.finditer(text):
-        p = _clean_path(m.group(1))
-        if p:
-            _file(notes, p, turn).read = True
-    for m in FILE_STATUS.finditer(text):  # "src/app.py [modified]: ...", "x.py (read only)"
-        status, change = m.group(2).lower(), (m.group(3) or "").strip()
-        if status.startswith("read"):
-            _file(notes, m.group(1), turn).read = True
-        elif status.startswith("reverted"):
-            _mark_modified(notes, m.group(1), change, turn)
-            _mark_reverted(notes, m.group(1), turn)
-        else:
-            _mark_modified(notes, m.group(1), change, turn)
+    if summary:  # a previous summary's file lines: "src/app.py [modified]: ...", "x.py [read only]"
+        for m in FILE_STATUS.finditer(text):
+            status, change = m.group(2).lower(), (m.group(3) or "").strip()
+            if status.startswith("read"):
+                _file(notes, m.group(1), turn).read = True
+            elif status.startswith("reverted"):
+                _mark_modified(notes, m.group(1), change, turn)
+                _mark_reverted(notes, m.group(1), turn)
+            else:
+                _mark_modified(notes, m.group(1), change, turn)
     sentences = _sentences(text)
     decisions = []
     for sentence in sentences:
-        if REVERT_TEXT.search(sentence):
-            for p in PATH.findall(sentence):
-                _mark_reverted(notes, p, turn)
         if DECISION.search(sentence) or REVERSAL.search(sentence):
             decisions.append(sentence)
         if role != "assistant":
@@ -358,7 +349,7 @@ def _from_text(notes: Notes, role: str, text: str, turn: int) -> None:
 
 _LABEL = re.compile(
     r"^(?:## .*|- |CURRENT: |SUPERSEDED \(by: .*?\): |\(old, replaced later\) |Current task: |"
-    r"Original request: |Last assistant message: |Last test run: )+",
+    r"Original request: |Last assistant message: |Last test run: |Last action: |Latest report: )+",
 )
 
 
@@ -387,32 +378,50 @@ def _from_summary(notes: Notes, text: str, turn: int) -> None:
         if line.startswith("Last test run: "):
             notes.tests = line.removeprefix("Last test run: ")
             continue
-        _from_text(notes, "assistant", read_summary(line), turn)
+        if line.startswith("Last action: "):
+            notes.last_action = line.removeprefix("Last action: ")
+            continue
+        _from_text(notes, "assistant", read_summary(line), turn, summary=True)
 
 
 def extract_notes(messages: list[dict], current_task: str = "", notes: Notes | None = None) -> Notes:
-    """Notes from a span of chat messages, merged into `notes` when given (the anchored merge)."""
+    """Notes from a span of chat messages, merged into `notes` when given (the anchored merge).
+
+    System turns (instructions, demonstrations, injected context) are not history: they are
+    skipped, so an example run or a rule in a system prompt never becomes a fact of this session.
+    """
     notes = notes if notes is not None else Notes()
     if current_task:
         notes.task = _clip(current_task, 600)
-    for m in messages:
+    turn0 = notes.turns_seen
+    history = [m if m["role"] != "system" else {**m, "content": "", "tool_calls": []} for m in messages]
+    _from_structure(notes, [m for m in history if not _is_summary(m)], turn0)
+    for m in history:
         turn = notes.turns_seen
         notes.turns_seen += 1
         role, text = m["role"], m.get("content") or ""
-        if role == "user" and text.startswith(SUMMARY_PREFIX):
+        if _is_summary(m):
             _from_summary(notes, text, turn)  # the agent's own earlier notes, read back as prose
             continue
-        if role == "user" and not notes.request and text.strip():
+        if role == "system":
+            continue
+        request = role == "user" and not notes.request and bool(text.strip())
+        if request:
             notes.request = _clip(text, 600)
-        for call in m.get("tool_calls") or []:
-            _from_call(notes, call, text, turn)
         if text:
-            _from_text(notes, role, text, turn)
+            _from_text(notes, role, text, turn, quoted_errors=not request)  # a task that names an error is not one
         if role == "assistant" and text.strip():
             notes.last_message = _clip(text, 400)
+            if not m.get("tool_calls"):  # a message that acts on nothing reports to the user
+                notes.reports = [r for r in notes.reports if r != _clip(text, 400)][-(REPORTS - 1):]
+                notes.reports.append(_clip(text, 400))
         if role == "user" and text.strip() and NEXT.search(text):
             notes.next_step = _clip(text)
     return notes
+
+
+def _is_summary(m: dict) -> bool:
+    return m["role"] == "user" and (m.get("content") or "").startswith(SUMMARY_PREFIX)
 
 
 # ---- laying the notes out within a budget ------------------------------------------------------
@@ -439,10 +448,15 @@ def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
         items.append((1, "next", 0, notes.next_step))
     if notes.state:
         items.append((2, "state", 0, notes.state))
+    if notes.last_action:
+        items.append((2, "state", 1, f"Last action: {notes.last_action}"))
     if notes.tests:
-        items.append((2, "state", 1, f"Last test run: {notes.tests}"))
-    if notes.last_message and notes.last_message != notes.state:
-        items.append((6, "state", 2, f"Last assistant message: {notes.last_message}"))
+        items.append((3, "state", 2, f"Last test run: {notes.tests}"))
+    if notes.last_message and notes.last_message != notes.state and notes.last_message not in notes.reports:
+        items.append((5, "state", 3, f"Last assistant message: {notes.last_message}"))
+    for k, report in enumerate(notes.reports):
+        if report != notes.state:
+            items.append((3 if k == len(notes.reports) - 1 else 5, "state", 4 + k, f"Latest report: {report}"))
     for i, d in enumerate(notes.decisions):
         if d.superseded_by is None:
             items.append((3, "decisions", i, f"- CURRENT: {d.text}"))
@@ -455,13 +469,13 @@ def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
             status = REVERTED if f.reverted else "modified"
             changes = "; ".join(f.changes[-3:])
             line = f"- {f.path} [{status}]" + (f": {changes}" if changes else "")
-            items.append((3, "files", rank, _clip(line, 400)))
+            items.append((2, "files", rank, _clip(line, 400)))
     for rank, f in enumerate(files):
         if f.read and not (f.modified or f.reverted):
             items.append((8, "files", 1000 + rank, f"- {f.path} [read only]"))
     for i, e in enumerate(notes.errors):
         seen = f" (seen {e.count}x)" if e.count > 1 else ""
-        items.append((4 if e.discussed else 7, "errors", i, f"- {e.text}{seen}"))
+        items.append((2 if e.discussed else 7, "errors", e.last_turn, f"- {e.text}{seen}"))
     for i, v in enumerate(notes.values):
         if v.superseded:
             items.append((9, "values", i, f"- {OLD_VALUE}{v.text}"))
@@ -500,13 +514,32 @@ def render_notes(notes: Notes, budget_tokens: int) -> str:
     return "\n".join(out).strip()
 
 
+LATEST = "## Latest exchanges (verbatim, newest last)"
+
+
+def fill_budget(summary: str, messages: list[dict], budget_tokens: int) -> str:
+    """The notes, then as many of the newest exchanges, verbatim, as the rest of the budget holds.
+
+    Notes are short; without this, a generous budget goes unspent and the target ratio does not
+    set the size of the context. The newest turns are what the notes summarize least. System
+    turns (instructions, demonstrations) are not history and are never copied here.
+    """
+    left = budget_tokens - count_tokens(summary) - count_tokens(LATEST) - 4
+    if left < 200:
+        return summary
+    fresh = [m for m in messages if m["role"] != "system" and not _is_summary(m)]  # history, not instructions
+    tail = newest_that_fit(fresh, left)
+    return f"{summary}\n\n{LATEST}\n{tail}" if tail else summary
+
+
 class ExtractiveCompactor(Compactor):
     """Rung 4: deterministic structured summary of the dropped span, rebuilt at every compaction."""
 
     name = "extractive"
 
     def summarize(self, messages, current_task, budget_tokens):
-        return render_notes(extract_notes(messages, current_task), budget_tokens)
+        return fill_budget(render_notes(extract_notes(messages, current_task), budget_tokens), messages,
+                           budget_tokens)
 
 
 class RegenerateCompactor(ExtractiveCompactor):
@@ -541,4 +574,4 @@ class AnchoredCompactor(Compactor):
         fresh = [m for m in messages if not (m["role"] == "user" and m["content"].startswith(SUMMARY_PREFIX))]
         extract_notes(fresh, current_task, self.notes)
         self.merges += 1
-        return render_notes(self.notes, budget_tokens)
+        return fill_budget(render_notes(self.notes, budget_tokens), fresh, budget_tokens)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 
+import ipywidgets as W
 import plotly.graph_objects as go
+from IPython.display import HTML, display
 
 from unmasked.tokens import count_tokens
 
 from .core import CompactedContext, compact_context
+from .registry import COMPACTORS
 from .repeated import LoopTrace
 
 
@@ -101,11 +104,6 @@ def compaction_playground(turns, current_task: str, compactors: Sequence[str] | 
 
     The callback needs a live kernel; headless runs (nbval, papermill) only build the panel.
     """
-    import ipywidgets as W
-    from IPython.display import HTML, display
-
-    from .compactors import COMPACTORS
-
     names = list(compactors) if compactors is not None else [c for c in COMPACTORS if c != "llm"]
     raw = count_tokens(turns)
     style = {"description_width": "130px"}

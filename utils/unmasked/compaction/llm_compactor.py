@@ -14,6 +14,7 @@ from unmasked.llm import ChatClient, client_from_env
 from unmasked.tokens import keep_newest_tokens
 
 from .compactors import Compactor
+from .extractive import ExtractiveCompactor
 from .messages import parse_transcript, transcript
 
 PROMPT_FILE = "compaction_summary.txt"
@@ -56,8 +57,6 @@ def extractive_answer(body: dict) -> str:
     Served by `unmasked.llm.ChatServer`, it stands in for a real model in tests and notebooks:
     same protocol, deterministic answer, no download.
     """
-    from .extractive import ExtractiveCompactor
-
     messages, task, max_tokens = parse_summary_request(body)
     budget = int(max_tokens) if max_tokens else 8_000
     return ExtractiveCompactor().summarize(messages, task, budget)

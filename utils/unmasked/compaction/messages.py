@@ -15,6 +15,17 @@ from collections.abc import Mapping, Sequence
 
 ROLES = ("system", "user", "assistant", "tool")
 
+# The opening of the user message that carries a summary into the continued conversation.
+SUMMARY_PREFIX = (
+    "This session continues an earlier conversation that was compacted to save context. "
+    "Summary of the earlier part:\n\n"
+)
+
+
+def summary_message(summary: str) -> dict:
+    """The summary as the user message that opens the continued conversation (as Claude Code does)."""
+    return {"role": "user", "content": SUMMARY_PREFIX + summary}
+
 
 def to_message(turn, index: int | None = None) -> dict:
     """One turn as a validated chat-format dict (a copy: the caller's turn is never changed)."""

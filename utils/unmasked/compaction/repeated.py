@@ -12,11 +12,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from tqdm.auto import tqdm
+
 from unmasked.tokens import TOKENS_REPLY_PRIMING, count_tokens
 
-from .compactors import get_compactor
 from .core import compact_context, render
 from .messages import to_messages
+from .registry import get_compactor
 
 
 @dataclass
@@ -63,8 +65,6 @@ def repeated_compaction(turns, current_task: str, compactor="anchored", *, thres
     trace: list[int] = []
     iterator = range(len(messages))
     if progress:
-        from tqdm.auto import tqdm
-
         iterator = tqdm(iterator, desc=f"replaying ({getattr(engine, 'name', 'compactor')})")
     for i in iterator:
         context.append(messages[i])

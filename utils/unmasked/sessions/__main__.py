@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .long import generate_sessions
+from .long import STYLES, generate_sessions
 from .short import generate_short_splits
 from .store import LONG_PATTERN, LONG_SHARD, SHORT_FILES, long_shard_name, write_jsonl_gz, write_manifest
 
@@ -19,7 +19,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unmasked.sessions", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=250, help="long sessions (default 250)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("data/sessions"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default data/sessions (plain) or data/sessions_<style>")
+    parser.add_argument("--style", choices=STYLES, default="plain",
+                        help="carrier phrasing of the planted facts (default plain, the committed data)")
     parser.add_argument("--min-tokens", type=int, default=20_000)
     parser.add_argument("--max-tokens", type=int, default=150_000)
     parser.add_argument("--short-train", type=int, default=20_000, help="short training sessions (0: skip)")
@@ -30,12 +33,15 @@ def main(argv=None) -> None:
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
 
-    out: Path = args.out
+    out: Path = args.out or Path("data/sessions" if args.style == "plain" else f"data/sessions_{args.style}")
     out.mkdir(parents=True, exist_ok=True)
     entries = {"seed": args.seed, "files": {}}
+    if args.style != "plain":
+        entries["style"] = args.style
     t0 = time.perf_counter()
     if args.n:
-        sessions = generate_sessions(args.n, args.seed, args.min_tokens, args.max_tokens, progress=not args.no_progress)
+        sessions = generate_sessions(args.n, args.seed, args.min_tokens, args.max_tokens, progress=not args.no_progress,
+                                     style=args.style)
         for old in out.glob(LONG_PATTERN):  # a smaller --n must not leave stale shards behind
             old.unlink()
         for k in range(0, len(sessions), LONG_SHARD):

@@ -218,8 +218,20 @@ def _key(text: str, *variants: str) -> KeyFact:
     return KeyFact(text, [v for v in dict.fromkeys(variants) if v and v.lower() != text.lower()])
 
 
-def generate_session(seed: int, target_tokens: int) -> Session:
-    """One seeded session of about `target_tokens` cl100k tokens (within 5%, usually within 1%)."""
+STYLES = ("plain", "paraphrased")
+
+
+def generate_session(seed: int, target_tokens: int, style: str = "plain") -> Session:
+    """One seeded session of about `target_tokens` cl100k tokens (within 5%, usually within 1%).
+
+    style="paraphrased" plants the same facts, word for word, in other carrier sentences: facts
+    sit in tool outputs and diffs rather than in the agent's prose, files are changed only through
+    shell commands, and no planted sentence uses the plain style's phrasing. It is the style a
+    compactor or reader developed on "plain" is tested on. Its random choices come from a
+    separate generator, so "plain" sessions are the same bytes as before.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if not isinstance(target_tokens, int) or not MIN_TARGET_TOKENS <= target_tokens <= MAX_TARGET_TOKENS:
@@ -227,6 +239,8 @@ def generate_session(seed: int, target_tokens: int) -> Session:
             f"target_tokens must be an int from {MIN_TARGET_TOKENS} to {MAX_TARGET_TOKENS}, got {target_tokens!r}"
         )
     rng = random.Random(seed)
+    para = style == "paraphrased"
+    prng = random.Random(seed * 7_919 + 17)  # the paraphrases' own choices
     project = rng.choice(PROJECTS)
     pkg = project.replace("-", "_")
     lang_name = rng.choice(tuple(LANGUAGES))
@@ -269,6 +283,14 @@ def generate_session(seed: int, target_tokens: int) -> Session:
 
     # Each step plants facts; `at` is the fraction of the target where it starts.
     def s_database():
+        if para:
+            i = b.add(Turn("assistant", prng.choice((
+                f"{rej[0]} is off the table ({rej_why}); {db} wins for storage since {db_why}.",
+                f"Storage settled: {db}. Reasoning: {db_why}. ({rej[0]} lost out: {rej_why}.)",
+            ))))
+            b.plant("factual_recall", db, i)
+            b.plant("factual_recall", db_why, i)
+            return
         i = b.add(Turn("assistant", (
             f"Before writing code, the storage question. I looked at {rej[0]}, but {rej_why}. "
             f"Decision: use {db} as the database, because {db_why}."
@@ -277,24 +299,55 @@ def generate_session(seed: int, target_tokens: int) -> Session:
         b.plant("factual_recall", db_why, i)
 
     def s_port1():
+        if para:
+            a, t = b.tool("Bringing the app up locally.", "run_command", {"cmd": "make dev"},
+                          f"Starting {project} dev server...\nListening on http://127.0.0.1:{p1}\nReady.")
+            b.plant("factual_recall", f":{p1}", t, stale=True)
+            return
         a, t = b.tool("Starting the dev server.", "run_command", {"cmd": "make dev"},
                       f"Starting {project} dev server...\nListening on http://127.0.0.1:{p1}\nReady.")
         i = b.add(Turn("assistant", f"The dev server runs on port {p1}."))
         b.plant("factual_recall", f"port {p1}", i, stale=True)
 
     def s_reversed_first():
+        if para:
+            i = b.add(Turn("assistant", prng.choice((
+                f"{reversed_[0].capitalize()}: going to {reversed_[1]} for now, nothing fancier needed.",
+                f"Quickest route for {reversed_[0]}: {reversed_[1]}.",
+            ))))
+            b.plant("decision_tracking", reversed_[1], i, stale=True)
+            return
         i = b.add(Turn("assistant", f"For {reversed_[0]}, the plan is to {reversed_[1]}: it is the simplest option."))
         b.plant("decision_tracking", reversed_[1], i, stale=True)
 
     def s_old_next():
+        if para:
+            i = b.add(Turn("assistant", f"First up: {old_next}."))
+            b.plant("logical_continuation", old_next, i, stale=True)
+            return
         i = b.add(Turn("assistant", f"Next: {old_next}."))
         b.plant("logical_continuation", old_next, i, stale=True)
 
     def s_old_next_done():
+        if para:
+            b.add(Turn("assistant", f"Checked off: {old_next}."))
+            return
         b.add(Turn("assistant", f"Done: {old_next}. That part is finished."))
+
+    def shell_edit(path, say):
+        """An edit made with sed, shown through git's diffstat: the path is in the command and its output."""
+        n = prng.randint(2, 40)
+        return b.tool(say, "run_command",
+                      {"cmd": f"sed -i -f /tmp/patch-{prng.randint(100, 999)}.sed {path} && git diff --stat"},
+                      f" {path} | {n} {'+' * min(n, 12)}{'-' * min(n // 3, 6)}\n 1 file changed")
 
     def edit(path, change):
         def step():
+            if para:
+                a, t = shell_edit(path, f"Patch for {path.rsplit('/', 1)[-1]} ({change}).")
+                b.plant("artifact_management", path, t)
+                b.plant("artifact_management", change, a)
+                return
             a, t = b.tool(f"I'll edit {path}: {change}.", "edit_file",
                           {"path": path, "instructions": change},
                           f"Edited {path}: {rng.randint(2, 40)} lines changed.")
@@ -308,12 +361,24 @@ def generate_session(seed: int, target_tokens: int) -> Session:
             trace = N.stack_trace(ctx, rng, min(150, target_tokens // 100), final=err)
             a, t = b.tool("Running the tests.", "run_command", {"cmd": ctx.test_cmd}, "\n".join(run + trace))
             b.plant("factual_recall", err, t)
+            if para:  # the error stays in the tool output; the agent only comments on it
+                b.add(Turn("assistant", prng.choice(("Seen that trace before; the fix is small.",)) if fixed
+                           else "That one needs more digging."))
+                return
             b.add(Turn("assistant", (f"The failure is `{err}`. " + (
                 "I see the cause; fixing it in the next edit." if fixed
                 else "This one is still open; I need to dig further."))))
         return step
 
     def s_tried():
+        if para:
+            a, t = b.tool(f"Attempt for {tried[0]}: {tried[1]}.", "run_command", {"cmd": ctx.test_cmd},
+                          "\n".join(N.test_run(ctx, rng, min(250, target_tokens // 60), failures=2)))
+            b.plant("decision_tracking", tried[1], a, stale=True)
+            i = b.add(Turn("assistant", f"{tried[4]} is a dead end ({tried[3]}). From here on: {tried[2]}."))
+            b.plant("decision_tracking", tried[2], i, replaces=tried[1])
+            b.plant("decision_tracking", tried[3], i)
+            return
         a, t = b.tool(f"For {tried[0]}, let me first try to {tried[1]}.", "run_command", {"cmd": ctx.test_cmd},
                       "\n".join(N.test_run(ctx, rng, min(250, target_tokens // 60), failures=2)))
         b.plant("decision_tracking", tried[1], a, stale=True)
@@ -325,24 +390,47 @@ def generate_session(seed: int, target_tokens: int) -> Session:
         b.plant("decision_tracking", tried[3], i)
 
     def s_reverted_edit():
+        if para:
+            a, t = shell_edit(reverted_path, f"Patch for {reverted_path.rsplit('/', 1)[-1]} ({reverted_change}).")
+            b.plant("artifact_management", reverted_change, a, stale=True)
+            return
         a, t = b.tool(f"I'll edit {reverted_path}: {reverted_change}.", "edit_file",
                       {"path": reverted_path, "instructions": reverted_change},
                       f"Edited {reverted_path}: {rng.randint(2, 30)} lines changed.")
         b.plant("artifact_management", reverted_change, a, stale=True)
 
     def s_revert():
+        if para:
+            a, t = b.tool(f"Backing that out: {revert_reason}.", "run_command",
+                          {"cmd": f"git checkout -- {reverted_path} && git status --short"}, "")
+            i = b.add(Turn("assistant", f"{reverted_path} matches main again."))
+            b.plant("artifact_management", reverted_path, i, replaces=reverted_change)
+            return
         a, t = b.tool(f"Reverting my edit to {reverted_path}, because {revert_reason}.", "run_command",
                       {"cmd": f"git checkout -- {reverted_path}"}, "Updated 1 path from the index")
         i = b.add(Turn("assistant", f"Reverted {reverted_path}; it is back to its original content."))
         b.plant("artifact_management", f"Reverted {reverted_path}", i, replaces=reverted_change)
 
     def s_config():
+        if para:
+            a, t = b.tool("Tuning the config.", "run_command",
+                          {"cmd": f"sed -i -f /tmp/config.sed {config_file} && git diff {config_file}"},
+                          f"diff --git a/{config_file} b/{config_file}\n--- a/{config_file}\n+++ b/{config_file}\n"
+                          f"@@ -3,1 +3,1 @@\n-{config_value.split('=')[0]}=\n+{config_value}")
+            b.plant("factual_recall", config_value, t)
+            return
         a, t = b.tool(f"I'll set {config_value} in {config_file}.", "edit_file",
                       {"path": config_file, "instructions": f"set {config_value}"},
                       f"Edited {config_file}: 1 line changed.")
         b.plant("factual_recall", config_value, a)
 
     def s_port2():
+        if para:
+            b.add(Turn("assistant", f"{clash[:1].upper()}{clash[1:]} already holds {p1}; restarting the app elsewhere."))
+            a, t = b.tool("", "run_command", {"cmd": f"PORT={p2} make dev"},
+                          f"Starting {project} dev server...\nListening on http://127.0.0.1:{p2}\nReady.")
+            b.plant("factual_recall", f":{p2}", t, replaces=f":{p1}")
+            return
         i = b.add(Turn("assistant", (
             f"The dev server moves: port {p1} is also used by {clash}, so I will run the dev server on "
             f"port {p2} from now on."
@@ -350,6 +438,13 @@ def generate_session(seed: int, target_tokens: int) -> Session:
         b.plant("factual_recall", f"port {p2}", i, replaces=f"port {p1}")
 
     def s_reversal():
+        if para:
+            i = b.add(Turn("assistant", (
+                f"Scrap {reversed_[1]} for {reversed_[0]}: {reversed_[3]}. Replacing it with this: {reversed_[2]}."
+            )))
+            b.plant("decision_tracking", reversed_[2], i, replaces=reversed_[1])
+            b.plant("decision_tracking", reversed_[3], i)
+            return
         i = b.add(Turn("assistant", (
             f"Change of plan for {reversed_[0]}: we will no longer {reversed_[1]}. "
             f"Decision: {reversed_[2]}, because {reversed_[3]}."
@@ -358,6 +453,11 @@ def generate_session(seed: int, target_tokens: int) -> Session:
         b.plant("decision_tracking", reversed_[3], i)
 
     def s_state():
+        if para:
+            i = b.add(Turn("assistant", f"Tally for today: {state}. What remains is to {next_step}."))
+            b.plant("logical_continuation", state, i)
+            b.plant("logical_continuation", next_step, i, replaces=old_next)
+            return
         i = b.add(Turn("assistant", f"Where things stand: {state}. Next step: {next_step}."))
         b.plant("logical_continuation", state, i)
         b.plant("logical_continuation", next_step, i, replaces=old_next)
@@ -444,7 +544,7 @@ def generate_session(seed: int, target_tokens: int) -> Session:
         "next_step": next_step,
     }
     return Session(
-        id=f"session-{seed:06d}", seed=seed, project=project, task=task, turns=b.turns, probes=probes,
+        id=f"session-{seed:06d}" + ("" if style == "plain" else f"-{style}"), seed=seed, project=project, task=task, turns=b.turns, probes=probes,
         record=record, facts=facts, n_tokens=b.tokens,
     )
 
@@ -463,7 +563,8 @@ def session_lengths(n: int, seed: int, min_tokens: int, max_tokens: int) -> list
     return lengths
 
 
-def generate_sessions(n=250, seed=0, min_tokens=20_000, max_tokens=150_000, progress=True) -> list[Session]:
+def generate_sessions(n=250, seed=0, min_tokens=20_000, max_tokens=150_000, progress=True,
+                      style: str = "plain") -> list[Session]:
     """The default dataset: `n` sessions with targets spread over [min_tokens, max_tokens]."""
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
@@ -472,13 +573,14 @@ def generate_sessions(n=250, seed=0, min_tokens=20_000, max_tokens=150_000, prog
             f"need {MIN_TARGET_TOKENS} <= min_tokens <= max_tokens <= {MAX_TARGET_TOKENS}, "
             f"got min_tokens={min_tokens}, max_tokens={max_tokens}"
         )
-    return generate_session_range(n, seed, min_tokens, max_tokens, 0, n, progress)
+    return generate_session_range(n, seed, min_tokens, max_tokens, 0, n, progress, style)
 
 
-def generate_session_range(n, seed, min_tokens, max_tokens, start, stop, progress=False) -> list[Session]:
+def generate_session_range(n, seed, min_tokens, max_tokens, start, stop, progress=False,
+                           style: str = "plain") -> list[Session]:
     """Sessions start..stop-1 of generate_sessions(n, seed, ...): one shard, without making the rest."""
     from tqdm.auto import tqdm
 
     lengths = session_lengths(n, seed, min_tokens, max_tokens)
-    return [generate_session(seed * 100_003 + i, lengths[i])
+    return [generate_session(seed * 100_003 + i, lengths[i], style)
             for i in tqdm(range(start, min(stop, n)), desc="sessions", disable=not progress)]

@@ -140,6 +140,23 @@ class Session:
         )
 
 
+class TranscriptError(ValueError):
+    """A transcript that cannot be read: the message names the file, the line or record, and the field."""
+
+
+@dataclass
+class Transcript(Session):
+    """A loaded agent log: a Session (turns, task) plus what its format recorded besides the messages."""
+
+    format: str = ""
+    source: str = ""
+    kinds: list = field(default_factory=list)  # one of KINDS per turn
+    exit_codes: dict = field(default_factory=dict)  # tool_call_id -> exit code, where the log has one
+    failed: dict = field(default_factory=dict)  # tool_call_id -> True where the log marks the call failed
+    final_diff: str = ""  # the submitted patch, where the log has one
+    root: str = ""  # the working directory the agent's absolute paths start with, where known
+
+
 @dataclass
 class ShortSession:
     """A <= 256-token session and its flat record: training data for the toy diffusion model."""

@@ -1,10 +1,8 @@
-"""Loading a learner's own transcript into the same Session type as the generated ones.
+"""OpenAI chat messages as a Transcript: the strict loader behind format="openai".
 
-Accepted: a path to a .json file (a list of chat messages, or {"messages": [...]} with optional
-"id", "project" and "task"), a path to a .jsonl file (one message per line; blank lines are
-allowed), or a list of message dicts. Messages use the OpenAI chat format. Anything the loader
-could not keep is an error with the message's number and what is accepted: nothing is dropped
-silently.
+Accepted: a list of chat messages, or {"messages": [...]} with optional "id", "project" and
+"task". Anything the loader could not keep is an error with the message's number and what is
+accepted: nothing is dropped silently. Other agents' formats are in `formats`.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .schema import ROLES, Session, ToolCall, Turn
+from .schema import ROLES, ToolCall, Transcript, Turn
 
 MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
 TOP_LEVEL_KEYS = ("messages", "id", "project", "task")
@@ -123,38 +121,12 @@ def messages_to_turns(messages, origin: str = "transcript") -> list[Turn]:
     return turns
 
 
-def _read(source) -> tuple[object, str, str]:
-    path = Path(source)
-    if not path.is_file():
-        raise ValueError(f"{source!s}: no such file; pass a .json or .jsonl path, or a list of message dicts")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        messages = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                messages.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: line {n} is not valid JSON ({exc.msg})") from None
-        return messages, path.stem, str(path)
-    try:
-        return json.loads(text), path.stem, str(path)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); for one message per "
-                         "line, name the file .jsonl") from None
+def load_messages(data, origin: str = "transcript", source: str = "") -> Transcript:
+    """OpenAI chat messages (a list, or {"messages": [...]} with optional id, project, task) as a Transcript.
 
-
-def load_transcript(source) -> Session:
-    """A learner's own transcript as a Session (no probes, record or planted facts)."""
-    if isinstance(source, (str, Path)):
-        data, sid, origin = _read(source)
-    elif isinstance(source, list):
-        data, sid, origin = source, "transcript", "transcript"
-    else:
-        raise ValueError(
-            f"load_transcript takes a .json/.jsonl path or a list of message dicts, got {type(source).__name__}"
-        )
+    System messages are marked as the system prompt; the first user message is the task unless
+    the file names one.
+    """
     meta = {}
     if isinstance(data, Mapping):
         extra = [k for k in data if k not in TOP_LEVEL_KEYS]
@@ -166,8 +138,11 @@ def load_transcript(source) -> Session:
                 raise ValueError(f"{origin}: {key!r} must be a string")
         meta, data = data, data["messages"]
     turns = messages_to_turns(data, origin)
-    first_user = next((t.content for t in turns if t.role == "user"), "")
-    return Session(
-        id=meta.get("id", sid), seed=-1, project=meta.get("project", ""), task=meta.get("task", first_user),
-        turns=turns, probes=[], record={}, facts=[],
+    first_user = next((i for i, t in enumerate(turns) if t.role == "user"), None)
+    kinds = ["system_prompt" if t.role == "system" else "task" if i == first_user else t.role
+             for i, t in enumerate(turns)]
+    return Transcript(
+        id=meta.get("id", Path(source).stem if source else "transcript"), seed=-1, project=meta.get("project", ""),
+        task=meta.get("task", turns[first_user].content if first_user is not None else ""), turns=turns,
+        probes=[], record={}, facts=[], format="openai", source=source, kinds=kinds,
     )
