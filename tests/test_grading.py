@@ -154,7 +154,8 @@ def test_a_kernel_that_never_answers_is_started_again(tmp_path, monkeypatch):
     subs = tmp_path / "subs"
     subs.mkdir()
     shutil.copy(FIXTURES / "solution.ipynb", subs)
-    options = {**FAST, "kernel_name": "hangs", "start_timeout": 5, "timeout": 60}
+    # sandbox off: the kernelspec's script and counter live in pytest's tmp folder, outside its view
+    options = {**FAST, "kernel_name": "hangs", "start_timeout": 5, "timeout": 60, "sandbox": "none"}
     [row] = grade("lab01_tokens", subs, tmp_path / "out", **options)
     assert counter.read_text() == "2"
     assert (row["status"], row["points"], row["start_attempts"]) == ("graded", 9, 2), row["reason"]
@@ -169,7 +170,7 @@ def test_a_kernel_that_never_starts_gets_an_error_row_and_a_rerun_grades_it(tmp_
     shutil.copy(FIXTURES / "solution.ipynb", subs)
     started = time.monotonic()
     assert cli(["lab01_tokens", str(subs), "--out", str(out), "-q", "--kernel", "hangs", "--cell-timeout", "10",
-                "--start-timeout", "3", "--start-attempts", "2"]) == 0
+                "--start-timeout", "3", "--start-attempts", "2", "--sandbox", "none"]) == 0
     assert time.monotonic() - started < 2 * (3 + 10) + 15  # two starts, each cut at its limit plus setup
     assert "1 submission(s) never got a kernel that answered" in capsys.readouterr().out
     row = json.loads((out / "results" / "solution.json").read_text())
@@ -178,7 +179,7 @@ def test_a_kernel_that_never_starts_gets_an_error_row_and_a_rerun_grades_it(tmp_
     assert "did not start within 3 s" in row["reason"] and "tried 2 times" in row["reason"], row["reason"]
     assert not any(c["ran"] for c in row["checks"])
     _hanging_kernel(tmp_path, monkeypatch, hangs=0)  # the machine recovers: a plain re-run grades it
-    [again] = grade("lab01_tokens", subs, out, **{**FAST, "kernel_name": "hangs"})
+    [again] = grade("lab01_tokens", subs, out, **{**FAST, "kernel_name": "hangs", "sandbox": "none"})
     assert (again["status"], again["points"], again["start_attempts"]) == ("graded", 9, 1), again["reason"]
 
 

@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="seed for the hidden checks' inputs (default: secret, new per submission)")
     parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
     parser.add_argument("--max-output-mb", type=float, default=5, help="output kept per notebook (default: 5)")
+    parser.add_argument("--sandbox", choices=("auto", "namespaces", "none"), default="auto",
+                        help="run each kernel in a bubblewrap sandbox: auto (if this machine can, else warn), "
+                        "namespaces (required), none (default: auto)")
+    parser.add_argument("--memory-gb", type=float, default=4,
+                        help="memory cap per submission in the sandbox, in GB (default: 4)")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch folders, for debugging")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -52,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs, timeout=args.timeout, cell_timeout=args.cell_timeout, start_timeout=args.start_timeout,
             start_attempts=args.start_attempts, force=args.force, seed=args.seed,
             check_seed=args.check_seed, kernel_name=args.kernel, max_output_mb=args.max_output_mb,
-            progress=not args.quiet, keep_scratch=args.keep_scratch,
+            progress=not args.quiet, keep_scratch=args.keep_scratch, sandbox=args.sandbox,
+            memory_gb=args.memory_gb,
         )
         results = grade(args.lab, args.submissions, args.out, **vars(options))
     except ValueError as exc:

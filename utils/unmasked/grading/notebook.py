@@ -306,6 +306,22 @@ def cell_label(cell: nbformat.NotebookNode) -> str:
     return f"cell {meta.get('cell', -1) + 1} (`{first}`)" if first else f"cell {meta.get('cell', -1) + 1}"
 
 
+def calls_exit(source: str) -> bool:
+    """True when a cell calls exit() or quit(), which stop an IPython kernel (sys.exit does not)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in ("exit", "quit"):
+                return True
+            if isinstance(func, ast.Attribute) and func.attr == "ask_exit":
+                return True
+    return False
+
+
 def cell_errors(nb: nbformat.NotebookNode) -> list[dict]:
     """Every learner cell that ended in an error: where, which exception, its message."""
     found = []

@@ -93,7 +93,7 @@ def feedback_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def score_figure(results: list[dict], lab: str = "") -> go.Figure:
+def score_figure(results: list[dict], lab: str = "", warning: str | None = None) -> go.Figure:
     """Histogram of points, one colour per status, so crashes stand apart from low scores."""
     fig = go.Figure()
     counts = Counter(r["status"] for r in results)
@@ -113,6 +113,10 @@ def score_figure(results: list[dict], lab: str = "") -> go.Figure:
         yaxis_title="submissions",
         height=420,
     )
+    if warning:
+        fig.add_annotation(text=f"<b>{warning[:160]}</b>", xref="paper", yref="paper", x=0, y=1.18,
+                           showarrow=False, font=dict(color="#b00020", size=13), align="left")
+        fig.update_layout(margin=dict(t=120))
     return fig
 
 

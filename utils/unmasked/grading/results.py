@@ -69,7 +69,14 @@ def no_kernel_reason(start_timeout: float, detail: str) -> str:
     return f"the kernel did not start within {start_timeout:g} s ({detail}); no cell ran"
 
 
-def summary_reason(checks: list[dict], errors: list[dict], timed_out: list[str], truncated: bool) -> str:
+def out_of_memory(error: dict) -> bool:
+    """A cell error that means an allocation failed (Python's MemoryError, torch's allocator)."""
+    return error["ename"] == "MemoryError" or "allocate memory" in error.get("evalue", "")
+
+
+def summary_reason(
+    checks: list[dict], errors: list[dict], timed_out: list[str], truncated: bool, memory_gb: float = 0
+) -> str:
     """One line for grades.csv: how many checks passed, then what went wrong in the run."""
     passed = sum(c["passed"] for c in checks)
     parts = [f"{passed}/{len(checks)} checks passed"]
@@ -82,7 +89,10 @@ def summary_reason(checks: list[dict], errors: list[dict], timed_out: list[str],
     if errors:
         first = errors[0]
         more = f" (+{len(errors) - 1} more cells)" if len(errors) > 1 else ""
-        parts.append(f"{first['cell']} raised {first['ename']}{more}")
+        if memory_gb and out_of_memory(first):
+            parts.append(f"{first['cell']} used more than {memory_gb:g} GB of memory ({first['ename']}){more}")
+        else:
+            parts.append(f"{first['cell']} raised {first['ename']}{more}")
     if truncated:
         parts.append("output over the limit was dropped")
     return " | ".join(parts)

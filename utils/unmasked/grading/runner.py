@@ -31,6 +31,9 @@ import nbformat
 from . import checks as registry
 from .notebook import InvalidSubmission, cell_label, inject_parameters, read_submission
 from .procs import kill_tree
+from .sandbox import MODES as SANDBOX_MODES
+from .sandbox import Sandbox, hidden_for, readable_for
+from .sandbox import resolve as resolve_sandbox
 from .report import atomic_write, feedback_markdown, grades_csv, score_figure, write_figure
 from .results import STATUSES, make_result, no_kernel_reason, not_run
 from .worker import START_SLACK_S, entry
@@ -71,6 +74,8 @@ class Options:
     max_output_mb: float = 5.0
     progress: bool = True
     keep_scratch: bool = False
+    sandbox: str = "auto"  # auto | namespaces | none (see unmasked.grading.sandbox)
+    memory_gb: float = 4.0  # per submission, inside the sandbox
 
     def __post_init__(self):
         if self.jobs < 1:
@@ -82,6 +87,10 @@ class Options:
             )
         if self.start_attempts < 1:
             raise ValueError(f"--start-attempts must be at least 1, got {self.start_attempts}")
+        if self.sandbox not in SANDBOX_MODES:
+            raise ValueError(f"--sandbox {self.sandbox!r}; choose one of {', '.join(SANDBOX_MODES)}")
+        if self.memory_gb <= 0:
+            raise ValueError(f"--memory-gb must be > 0, got {self.memory_gb}")
 
 
 SCRATCH_PREFIX = "unmasked-grading-"
@@ -131,6 +140,8 @@ class Grader:
         self.live: set = set()  # worker processes not yet reaped
         self.stopping = False
         self.results: dict[str, dict] = {}
+        self.sandboxed, self.warning = resolve_sandbox(options.sandbox)  # raises for `namespaces` without
+        self.readable: tuple[str, ...] = ()
 
     # ---- one submission ------------------------------------------------------------------
 
@@ -187,6 +198,7 @@ class Grader:
             "grader_pid": os.getpid(),
             "kernel_name": self.opts.kernel_name,
             "max_output_bytes": int(self.opts.max_output_mb * 2**20),
+            "sandbox": self._sandbox(scratch),
         }
         reader, writer = _context().Pipe(duplex=False)
         with self.lock:
@@ -228,7 +240,8 @@ class Grader:
         if self.stopping:
             return None
         result = next((e["result"] for e in reversed(events) if e.get("event") == "result"), None)
-        if result is not None and result.get("status") in STATUSES:
+        result = self._accept(result, rel)
+        if result is not None:
             return result
         ready = any(e.get("event") == "ready" for e in events)
         cells = [e["index"] for e in events if e.get("event") == "cell"]
@@ -249,6 +262,38 @@ class Grader:
         detail = crash["error"][:200] if crash else "no message"
         reason = f"the grading worker {how} in {where}: {detail}"
         return self._row(rel, "error", reason, check_seed=check_seed)
+
+    def _accept(self, result, rel: str) -> dict | None:
+        """The worker's result filed under the submission we launched, or None if it is malformed.
+
+        The name inside the result is never used; the checks must be this lab's, in order, and
+        the points are added up again here.
+        """
+        try:
+            checks = result["checks"]
+            if result["status"] not in STATUSES or [(c["name"], c["max_points"]) for c in checks] != [
+                (name, points) for name, points in self.outline
+            ]:
+                return None
+            for c in checks:
+                if not (0 <= c["points"] <= c["max_points"]) or c["passed"] != (c["points"] == c["max_points"]):
+                    return None
+            extra = {k: v for k, v in result.items() if k not in ("submission", "lab", "points", "max_points",
+                                                                  "status", "reason", "checks")}
+            return make_result(rel, self.lab.lab, result["status"], str(result["reason"]), checks, **extra)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+    def _sandbox(self, scratch: Path) -> dict | None:
+        """What this submission's kernel may read; None when the sandbox is off."""
+        if not self.sandboxed:
+            return None
+        if not self.readable:
+            self.readable = readable_for(sys.executable, os.environ.get("PYTHONPATH", ""))
+        solutions = Path(registry.__file__).resolve().parents[4] / "solutions"
+        hidden = hidden_for(self.readable, [self.out, self.submissions, self.scratch_root, solutions])
+        box = Sandbox(str(scratch.resolve()), self.readable, hidden, int(self.opts.memory_gb * 2**30))
+        return box.to_json()
 
     def _row(self, rel, status, reason, **extra) -> dict:
         return make_result(rel, self.lab.lab, status, reason, not_run(self.outline, reason), **extra)
@@ -313,6 +358,9 @@ class Grader:
                     atomic_write(path, expected)
 
     def run(self) -> list[dict]:
+        if self.warning:
+            bar = "!" * 78
+            print(f"{bar}\nwarning: {self.warning}\n{bar}", file=sys.stderr)
         sweep_scratch()
         self.scratch_root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
         (self.scratch_root / "grader.pid").write_text(str(os.getpid()))
@@ -362,7 +410,7 @@ class Grader:
                 self._restore()
                 atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
         ordered = [self.results[p.relative_to(self.submissions).as_posix()] for p in subs]
-        write_figure(score_figure(ordered, self.lab.lab), self.out / "scores.html")
+        write_figure(score_figure(ordered, self.lab.lab, warning=self.warning), self.out / "scores.html")
         return ordered
 
 
