@@ -83,9 +83,10 @@ def test_outputs_on_disk(graded):
     assert all(r["reason"] and r["lab"] == "lab01_tokens" and r["max_points"] == "9" for r in rows)
     assert {r["submission"]: float(r["points"]) for r in rows} == {f"{n}.ipynb": results[n]["points"] for n in EXPECTED}
     for name in EXPECTED:
-        feedback = (out / "feedback" / f"{name}.md").read_text()
+        key = submission_key(f"{name}.ipynb")
+        feedback = (out / "feedback" / f"{key}.md").read_text()
         assert f"**Score:** {results[name]['points']:g} / 9" in feedback
-        assert json.loads((out / "results" / f"{name}.json").read_text()) == results[name]
+        assert json.loads((out / "results" / f"{key}.json").read_text()) == results[name]
     assert "plotly" in (out / "scores.html").read_text()[:5000].lower()
     # nothing but the grader's own files: no temp files left, nothing written by a submission
     expected = ["feedback", "grades.csv", "plotly.min.js", "results", "scores.html"]
@@ -173,7 +174,7 @@ def test_a_kernel_that_never_starts_gets_an_error_row_and_a_rerun_grades_it(tmp_
                 "--start-timeout", "3", "--start-attempts", "2", "--sandbox", "none"]) == 0
     assert time.monotonic() - started < 2 * (3 + 10) + 15  # two starts, each cut at its limit plus setup
     assert "1 submission(s) never got a kernel that answered" in capsys.readouterr().out
-    row = json.loads((out / "results" / "solution.json").read_text())
+    row = json.loads((out / "results" / f"{submission_key('solution.ipynb')}.json").read_text())
     assert counter.read_text() == "2"
     assert (row["status"], row["points"], row["start_attempts"], row["kernel_started"]) == ("error", 0, 2, False)
     assert "did not start within 3 s" in row["reason"] and "tried 2 times" in row["reason"], row["reason"]
@@ -197,7 +198,8 @@ def test_killing_the_grader_loses_no_finished_grade(tmp_path):
         time.sleep(0.1)
     proc.kill()  # SIGKILL: no chance to clean up
     proc.wait()
-    finished = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+    finished = {json.loads(p.read_text())["submission"][:-6]: json.loads(p.read_text())
+                for p in (out / "results").glob("*.json")}
     with open(out / "grades.csv", newline="") as handle:
         rows = {r["submission"] for r in csv.DictReader(handle)}
     assert rows and rows <= {f"{k}.ipynb" for k in finished}
@@ -288,10 +290,15 @@ def test_inject_parameters_does_not_trust_tags():
     assert [c.source for c in bare.cells] == [sources[0], "print(1)"]
 
 
-def test_submission_key_is_a_safe_file_name():
-    assert submission_key("alice/lab01 tokens.ipynb") == "alice__lab01_tokens"
-    assert submission_key("../../etc/passwd.ipynb") == "etc__passwd"
+def test_submission_key_is_a_safe_unique_stable_file_name():
+    assert submission_key("alice/lab01 tokens.ipynb").startswith("alice__lab01_tokens-")
+    assert submission_key("../../etc/passwd.ipynb").startswith("etc__passwd-")
     assert "/" not in submission_key("a/b/c.ipynb")
+    assert submission_key("a/b.ipynb") != submission_key("a__b.ipynb")
+    assert submission_key("张三.ipynb") != submission_key("李四.ipynb")
+    assert submission_key(b"bad\xff.ipynb") != submission_key(b"bad\xfe.ipynb")
+    assert submission_key("x.ipynb") == submission_key(b"x.ipynb") == submission_key("x.ipynb")
+    assert all(len(submission_key(n)) < 100 for n in ("a" * 500 + ".ipynb", "张" * 300 + ".ipynb"))
 
 
 def test_checks_registry():

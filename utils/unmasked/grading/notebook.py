@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ MIME = "application/vnd.unmasked.grading+json"
 META = "unmasked_grading"  # cell metadata key: {"cell": learner's index} or {"role": "parameters"|"checks"}
 MAX_SUBMISSION_BYTES = 100 * 2**20
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidSubmission(ValueError):
@@ -67,7 +71,9 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             source = "".join(str(s) for s in source)
         if not isinstance(source, str):
             raise InvalidSubmission(f"cell {index + 1} has a source that is not text")
+        source = _SURROGATE.sub("\ufffd", source)  # JSON allows "\ud800"; UTF-8 cannot hold it
         tags = cell.get("metadata", {}).get("tags", []) if isinstance(cell.get("metadata"), dict) else []
+        tags = [_SURROGATE.sub("\ufffd", t) for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
         new = makers.get(cell.get("cell_type"), new_raw_cell)(source)
         new.metadata["tags"] = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
         new.metadata[META] = {"cell": index}

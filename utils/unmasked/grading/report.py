@@ -25,7 +25,7 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.write(data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -38,28 +38,36 @@ def number(x: float) -> str:
     return f"{x:g}"
 
 
+def csv_text(text) -> str:
+    """A CSV cell a spreadsheet shows as text: one line, and no formula (=, +, -, @ lead with ')."""
+    text = " ".join(str(text).splitlines())
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def grades_csv(results: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for r in sorted(results, key=lambda r: r["submission"]):
-        row = {k: r[k] for k in CSV_FIELDS}
+        row = {k: csv_text(r[k]) for k in CSV_FIELDS}
         writer.writerow({**row, "points": number(r["points"]), "max_points": number(r["max_points"])})
     return buffer.getvalue()
 
 
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _md(text) -> str:
+    """Learner-controlled text made inline Markdown: one line, no HTML, no table breaks."""
+    text = " ".join(str(text).splitlines())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def feedback_markdown(result: dict) -> str:
     """The learner-facing page: the score, a table of checks, then what to fix and why."""
     lines = [
-        f"# Feedback: {result['submission']}",
+        f"# Feedback: {_md(result['submission'])}",
         "",
         f"**Lab:** {result['lab']}  ",
         f"**Score:** {number(result['points'])} / {number(result['max_points'])}  ",
-        f"**Status:** {result['status']}: {result['reason']}",
+        f"**Status:** {result['status']}: {_md(result['reason'])}",
         "",
         "| Check | Points | Result |",
         "|---|---|---|",
@@ -71,16 +79,17 @@ def feedback_markdown(result: dict) -> str:
     if failed:
         lines += ["", "## What to fix", ""]
         for c in failed:
-            lines.append(f"- **{c['name']}**: {c['message']}")
+            lines.append(f"- **{_md(c['name'])}**: {_md(c['message'])}")
             if c.get("hint"):
-                lines.append(f"  *Hint:* {c['hint']}")
+                lines.append(f"  *Hint:* {_md(c['hint'])}")
     errors = result.get("cell_errors") or []
     if errors:
         lines += ["", "## Cells that raised an error", ""]
-        lines += [f"- {e['cell']}: `{e['ename']}`" + (f": {e['evalue']}" if e["evalue"] else "") for e in errors]
+        lines += [f"- {_md(e['cell'])}: {_md(e['ename'])}" + (f": {_md(e['evalue'])}" if e["evalue"] else "")
+                  for e in errors]
     if result.get("interrupted"):
         lines += ["", "## Cells stopped by the time limit", ""]
-        lines += [f"- {cell}" for cell in result["interrupted"]]
+        lines += [f"- {_md(cell)}" for cell in result["interrupted"]]
     if result.get("truncated"):
         lines += ["", "The notebook printed more than the grader keeps; the rest of its output was dropped."]
     lines += [

@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 
 from . import checks as registry
-from .notebook import InvalidSubmission, cell_label, inject_parameters, read_submission
+from .notebook import MAX_SUBMISSION_BYTES, InvalidSubmission, cell_label, inject_parameters, read_submission
 from .procs import kill_tree
 from .sandbox import MODES as SANDBOX_MODES
 from .sandbox import Sandbox, hidden_for, readable_for
@@ -109,23 +109,65 @@ def sweep_scratch() -> None:
 
 
 def find_submissions(folder: Path) -> list[Path]:
-    """Every .ipynb under `folder`, skipping hidden folders and .ipynb_checkpoints."""
+    """Everything named *.ipynb under `folder`, skipping hidden folders and .ipynb_checkpoints.
+
+    Folders that are symlinks are followed (once each); entries that are not notebook files
+    (a folder or a device named *.ipynb, a broken link) are kept, so that they get a row.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"submissions folder {folder} does not exist or is not a folder")
-    found = []
-    for path in sorted(folder.rglob("*.ipynb")):
-        parts = path.relative_to(folder).parts
-        if any(p.startswith(".") or p == ".ipynb_checkpoints" for p in parts) or not path.is_file():
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link loop, or two links to one folder
+            dirs[:] = []
             continue
-        found.append(path)
-    return found
+        seen.add(real)
+        named = [d for d in dirs if d.endswith(".ipynb")]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not d.endswith(".ipynb"))
+        for name in files + named:
+            if not name.startswith(".") and name.endswith(".ipynb"):
+                found.append(Path(root) / name)
+    return sorted(found, key=lambda p: os.fsencode(p))
 
 
-def submission_key(rel: str) -> str:
-    """A file name for a submission's feedback and result: `alice/lab01.ipynb` -> `alice__lab01`."""
-    stem = rel[: -len(".ipynb")] if rel.endswith(".ipynb") else rel
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__")).strip("._") or "submission"
+def submission_name(path: Path, folder: Path) -> str:
+    """The submission's name in grades.csv: its path under `folder`, undecodable bytes as \\xNN."""
+    raw = os.fsencode(Path(path).relative_to(folder).as_posix())
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def submission_key(rel: str | bytes) -> str:
+    """A unique, stable file name for a submission's feedback and result.
+
+    `alice/lab01.ipynb` -> `alice__lab01-<8 hex>`: the readable part for people, the hash of
+    the full path (its bytes) so that `a/b` and `a__b`, or two names in another script, never
+    share a file.
+    """
+    raw = rel if isinstance(rel, bytes) else str(rel).encode("utf-8", "surrogateescape")
+    text = raw.decode("utf-8", "replace")
+    stem = text[: -len(".ipynb")] if text.endswith(".ipynb") else text
+    readable = re.sub(r"[^\w.-]+", "_", stem.replace("/", "__"), flags=re.ASCII).strip("._")[:80]
+    return f"{readable or 'submission'}-{hashlib.sha256(raw).hexdigest()[:8]}"
+
+
+def describe_entry(path: Path) -> str | None:
+    """None for a regular file (after links); else what it is, for an `invalid` row."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "it is a link to nothing" if os.path.islink(path) else "it vanished before it was read"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")]
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"it is {kind} named .ipynb, not a notebook file"
 
 
 class Grader:
@@ -151,8 +193,12 @@ class Grader:
 
     def grade_one(self, path: Path, rel: str) -> dict | None:
         started = time.monotonic()
+        what = describe_entry(path)
+        if what is not None:
+            return self._result(rel, "invalid", what, "", started)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_SUBMISSION_BYTES + 1)
         except OSError as exc:
             return self._result(rel, "invalid", f"cannot read the file: {exc.strerror}", "", started)
         sha = hashlib.sha256(data).hexdigest()
@@ -162,7 +208,7 @@ class Grader:
             return self._result(rel, "invalid", str(exc), sha, started)
         scratch = Path(tempfile.mkdtemp(prefix="grade-", dir=self.scratch_root))
         try:
-            notebook = scratch / (Path(rel).name if Path(rel).name.endswith(".ipynb") else "submission.ipynb")
+            notebook = scratch / "submission.ipynb"  # its own name may be anything, even invalid UTF-8
             nbformat.write(nb, notebook)
             return self._run_worker(nb, notebook, scratch, rel, sha, started)
         finally:
@@ -316,20 +362,21 @@ class Grader:
 
     # ---- the whole folder ----------------------------------------------------------------
 
-    def _paths(self, rel: str) -> tuple[Path, Path]:
-        key = submission_key(rel)
+    def _paths(self, key: str) -> tuple[Path, Path]:
         return self.out / "results" / f"{key}.json", self.out / "feedback" / f"{key}.md"
 
-    def _store(self, result: dict) -> None:
-        result_path, feedback_path = self._paths(result["submission"])
+    def _store(self, key: str, result: dict) -> None:
+        result_path, feedback_path = self._paths(key)
         with self.lock:
-            self.results[result["submission"]] = result
+            self.results[key] = result
             atomic_write(result_path, json.dumps(result, indent=1))
             atomic_write(feedback_path, feedback_markdown(result))
             atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
 
-    def _previous(self, rel: str, path: Path) -> dict | None:
-        result_path, _ = self._paths(rel)
+    def _previous(self, key: str, rel: str, path: Path) -> dict | None:
+        result_path, _ = self._paths(key)
+        if describe_entry(path) is not None:
+            return None
         try:
             old = json.loads(result_path.read_text(encoding="utf-8"))
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -341,14 +388,27 @@ class Grader:
             return old
         return None
 
+    def _grade_safely(self, path: Path, rel: str) -> dict | None:
+        """grade_one, but a bug of ours on one submission costs that row, never the class."""
+        started = time.monotonic()
+        try:
+            return self.grade_one(path, rel)
+        except Exception as exc:
+            import traceback
+
+            print(f"grader error on {rel}:\n{traceback.format_exc()}", file=sys.stderr)
+            return self._result(rel, "error", f"the grader failed on this file ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); please report it", "", started)
+
     def _restore(self) -> None:
         """Rewrite any result or feedback file that changed behind our back during the run.
 
-        Learner code runs as the same OS user as the grader, so it could write here if it
-        found the folder; the grades in memory are the ones we trust.
+        In the sandbox a kernel cannot see this folder; without it, learner code runs as the
+        grader's user and could write here if it found it. The grades in memory are the ones
+        we trust.
         """
-        for rel, result in self.results.items():
-            for path, expected in zip(self._paths(rel), (json.dumps(result, indent=1), feedback_markdown(result))):
+        for key, result in self.results.items():
+            for path, expected in zip(self._paths(key), (json.dumps(result, indent=1), feedback_markdown(result))):
                 try:
                     intact = path.read_text(encoding="utf-8") == expected
                 except (OSError, UnicodeDecodeError):
@@ -377,23 +437,25 @@ class Grader:
         if not subs:
             raise ValueError(f"no .ipynb files under {self.submissions}")
         self.out.mkdir(parents=True, exist_ok=True)
-        pending = []
+        pending, keys = [], []
         for path in subs:
-            rel = path.relative_to(self.submissions).as_posix()
-            old = None if self.opts.force else self._previous(rel, path)
+            rel = submission_name(path, self.submissions)
+            key = submission_key(os.fsencode(path.relative_to(self.submissions).as_posix()))
+            keys.append(key)
+            old = None if self.opts.force else self._previous(key, rel, path)
             if old is not None:
-                self.results[rel] = old
+                self.results[key] = old
             else:
-                pending.append((path, rel))
+                pending.append((path, rel, key))
         bar = tqdm(total=len(subs), initial=len(subs) - len(pending), desc=f"grading {self.lab.lab}",
                    unit="nb", disable=not self.opts.progress, file=sys.stderr)
         pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
         try:
-            futures = [pool.submit(self.grade_one, path, rel) for path, rel in pending]
+            futures = {pool.submit(self._grade_safely, path, rel): key for path, rel, key in pending}
             for future in as_completed(futures):
                 result = future.result()
                 if result is not None:
-                    self._store(result)
+                    self._store(futures[future], result)
                     bar.set_postfix_str(f"{result['submission'][:30]}: {result['status']}", refresh=False)
                 bar.update()
         except BaseException:
@@ -409,7 +471,7 @@ class Grader:
             if self.results:
                 self._restore()
                 atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
-        ordered = [self.results[p.relative_to(self.submissions).as_posix()] for p in subs]
+        ordered = [self.results[key] for key in keys]
         write_figure(score_figure(ordered, self.lab.lab, warning=self.warning), self.out / "scores.html")
         return ordered
 

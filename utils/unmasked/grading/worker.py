@@ -219,7 +219,7 @@ def run(job: dict, report: Reporter) -> dict:
 
     from . import checks as registry
     from .notebook import META, ProbeError, calls_exit, cell_errors, cell_label, make_probe, read_probe
-    from .procs import kill_session
+    from .procs import kill_descendants, kill_session
     from .results import make_result, no_kernel_reason, not_run, score_checks, summary_reason
 
     started = time.monotonic()
@@ -286,6 +286,7 @@ def run(job: dict, report: Reporter) -> dict:
             if grader_gone():  # the grader was killed: stop, and leave no scratch behind
                 if state.kernel_pid:
                     kill_session(state.kernel_pid)
+                kill_descendants(os.getpid())
                 shutil.rmtree(scratch, ignore_errors=True)
                 os._exit(3)
             if state.ready_at is None:
@@ -293,6 +294,7 @@ def run(job: dict, report: Reporter) -> dict:
                     report.finish(no_kernel("it never answered"))
                     if state.kernel_pid:
                         kill_session(state.kernel_pid)
+                    kill_descendants(os.getpid())
                     os._exit(0)
             elif time.monotonic() > state.ready_at + job["timeout"]:
                 reason = f"ran past the {job['timeout']:g} s limit for a submission, in {label(state.current)}"
@@ -300,6 +302,7 @@ def run(job: dict, report: Reporter) -> dict:
                 report.finish(done("timeout", reason, stopped))
                 if state.kernel_pid:
                     kill_session(state.kernel_pid)
+                kill_descendants(os.getpid())
                 os._exit(0)
 
     threading.Thread(target=watchdog, daemon=True).start()
@@ -330,6 +333,7 @@ def run(job: dict, report: Reporter) -> dict:
     finally:
         if state.kernel_pid:
             kill_session(state.kernel_pid)  # whatever the learner's code left running
+        kill_descendants(os.getpid())  # and what left the kernel's session (we are its subreaper)
 
     what = f"{type(raised).__name__}: {str(raised)[:200]}" if raised is not None else ""
     if state.ready_at is None:  # it died or hung while starting, before any cell ran
@@ -390,6 +394,9 @@ def _guarded(job: dict, report: Reporter) -> int:
 def entry(job: dict, conn) -> None:
     """multiprocessing target: grade `job`, reporting through the pipe end `conn`."""
     os.setsid()  # our own session: the parent kills it whole
+    from .procs import become_subreaper
+
+    become_subreaper()
     _quiet(job["scratch"])
     code = _guarded(job, Reporter(lambda text: conn.send_bytes(text.encode())))
     conn.close()
