@@ -44,6 +44,9 @@ _spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make
 make_fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_fixtures)
 EXPECTED = make_fixtures.EXPECTED
+_spec = importlib.util.spec_from_file_location("attacks", FIXTURES / "attacks.py")
+attacks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(attacks)
 FAST = dict(jobs=2, timeout=60, cell_timeout=10, progress=False)
 
 
@@ -240,6 +243,138 @@ def test_rerun_skips_what_is_graded_unless_forced_or_changed(tmp_path, monkeypat
     calls.clear()
     grade("lab01_tokens", subs, out, **{**FAST, "force": True})
     assert sorted(calls) == ["empty.ipynb", "not_json.ipynb"]
+
+
+# ---- a class that tries to cheat (tests/fixtures/grading/attacks.py) -----------------------
+
+
+def namespaces_or_skip():
+    """Skip where Linux namespaces are unavailable; in CI (CI=true) that is a failure instead."""
+    import os
+
+    from unmasked.grading.sandbox import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must run the sandbox tests: {reason}")
+        pytest.skip(reason)
+
+
+def survivors(marker: str, wait_s: float = 15) -> list[str]:
+    """Command lines still carrying `marker`, after giving killed processes time to be reaped."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = []
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+            except OSError:
+                continue
+            if marker.encode() in cmdline and state != "Z":
+                alive.append(cmdline.replace(b"\0", b" ").decode(errors="replace")[:120])
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.5)
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def sandboxed_class(tmp_path_factory):
+    namespaces_or_skip()
+    import hashlib
+
+    root = tmp_path_factory.mktemp("attacks-sandboxed")
+    subs, out = root / "subs", root / "grades"
+    subs.mkdir()
+    marker = f"unmasked-attack-{time.time_ns()}"
+    expected = attacks.build_sandboxed(subs, marker)
+    checks_file = Path(registry.__file__).parent / "lab01_tokens.py"
+    before = hashlib.sha256(checks_file.read_bytes()).hexdigest()
+    results = grade("lab01_tokens", subs, out, **{**FAST, "sandbox": "namespaces"})
+    after = hashlib.sha256(checks_file.read_bytes()).hexdigest()
+    return out, {r["submission"]: r for r in results}, expected, marker, before == after
+
+
+@pytest.mark.slow
+def test_sandboxed_attacks_gain_nothing_and_change_no_other_row(sandboxed_class):
+    out, results, expected, _, _ = sandboxed_class
+    assert sorted(results) == sorted(expected)
+    for name, (status, points, phrase) in expected.items():
+        row = results[name]
+        assert (name, row["status"], row["points"]) == (name, status, points), row["reason"]
+        assert phrase in row["reason"], (name, row["reason"])
+    rows = _rows(out)
+    assert sorted(r["submission"] for r in rows) == sorted(expected)
+    assert all(r["reason"] != "hacked" and r["submission"] != "daemon" for r in rows)
+
+
+@pytest.mark.slow
+def test_sandboxed_attacks_leave_no_process_and_no_trace(sandboxed_class):
+    out, _, _, marker, checks_intact = sandboxed_class
+    assert survivors(marker) == []
+    assert checks_intact, "a submission rewrote the installed checks"
+    time.sleep(1)  # a daemon that survived would append to grades.csv within 0.1 s
+    assert "hacked" not in (out / "grades.csv").read_text()
+
+
+@pytest.fixture(scope="module")
+def cheating_class(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attacks-anywhere")
+    subs, out = root / "subs", root / "grades"
+    subs.mkdir()
+    marker = f"unmasked-sleeper-{time.time_ns()}"
+    expected = attacks.build_anywhere(subs, marker)
+    results = grade("lab01_tokens", subs, out, **FAST)
+    return subs, out, results, expected, marker
+
+
+@pytest.mark.slow
+def test_every_file_gets_one_row_whatever_its_name_or_bytes(cheating_class):
+    import os
+
+    subs, out, results, expected, _ = cheating_class
+    names = {r["submission"]: r for r in results}
+    assert len(results) == len(expected) == len(names)
+    for raw, (status, points, phrase) in expected.items():
+        row = names[raw.decode("utf-8", "backslashreplace")]
+        assert (raw, row["status"], row["points"]) == (raw, status, points), row["reason"]
+        assert phrase in row["reason"], (raw, row["reason"])
+    keys = {submission_key(raw) for raw in expected}
+    assert len(keys) == len(expected)
+    assert {p.stem for p in (out / "results").glob("*.json")} == keys
+    assert {p.stem for p in (out / "feedback").glob("*.md")} == keys
+    assert os.fsencode(subs / "bad\udcffname.ipynb") == os.fsencode(subs) + b"/bad\xffname.ipynb"
+
+
+@pytest.mark.slow
+def test_learner_text_is_escaped_in_csv_and_feedback(cheating_class):
+    _, out, _, _, _ = cheating_class
+    rows = _rows(out)
+    assert all(not value.startswith(("=", "+", "-", "@")) for r in rows for value in r.values())
+    assert any(r["submission"] == "'=SUM(A1).ipynb" for r in rows)
+    feedback = (out / "feedback" / f"{submission_key(b'injects.ipynb')}.md").read_text()
+    assert "Injected heading" in feedback
+    assert not any(line.lstrip().startswith("# Injected") for line in feedback.splitlines())
+    assert [line for line in feedback.splitlines() if line.startswith("#")][:1] == ["# Feedback: injects.ipynb"]
+
+
+@pytest.mark.slow
+def test_no_daemon_outlives_the_run_even_without_the_sandbox(cheating_class, tmp_path):
+    *_, marker = cheating_class
+    assert survivors(marker) == []
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    lab = attacks._read(attacks.LAB)
+    attacks._write(subs / "sleeper.ipynb", attacks._with(lab, attacks.SLEEPER.replace("MARKER", marker + "-none")))
+    [row] = grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "sandbox": "none"})
+    assert (row["status"], row["points"]) == ("graded", 0), row["reason"]
+    assert survivors(marker + "-none") == []
 
 
 # ---- the pure parts ------------------------------------------------------------------------

@@ -219,6 +219,7 @@ def run(job: dict, report: Reporter) -> dict:
 
     from . import checks as registry
     from .notebook import META, ProbeError, calls_exit, cell_errors, cell_label, make_probe, read_probe
+    from .delegation import delegations
     from .procs import kill_descendants, kill_session
     from .results import make_result, no_kernel_reason, not_run, score_checks, summary_reason
 
@@ -366,7 +367,10 @@ def run(job: dict, report: Reporter) -> dict:
         outcomes = read_probe(checks_cell, probe)
     except ProbeError as exc:
         return done("error", str(exc), not_run(outline, str(exc)))
-    verdicts = score_checks(checks, outcomes)
+    sources = [c.source for c in executed.cells if c.cell_type == "code" and META in c.metadata
+               and "cell" in c.metadata[META]]
+    delegated = delegations(sources, {call.func for check in checks for call in check.calls}, lab.references)
+    verdicts = score_checks(checks, outcomes, delegated)
     status = "timeout" if timed_out else "graded"
     return done(status, summary_reason(verdicts, errors, timed_out, state.truncated, memory_gb), verdicts)
 
