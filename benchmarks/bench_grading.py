@@ -1,16 +1,26 @@
 """How long the grader takes for a class: 30 lab01 submissions at -j 2 (target: at most 5 minutes).
 
-    python benchmarks/bench_grading.py [--n 30] [--jobs 2] [--out DIR]
+    python benchmarks/bench_grading.py [--n 30] [--jobs 2] [--out DIR] [--sandbox auto|namespaces|none]
+    python benchmarks/bench_grading.py --compare [--json data/bench/grading_sandbox.json]
 
 The class is made from the lab and its solution: complete answers, untouched labs, and
 answers with one exercise left undone. It is graded exactly as `make grade` would, and the
 script prints the wall time, the statuses, the points, and the first rows of grades.csv.
+
+--compare grades the same class twice in one run, with the sandbox (namespaces) and without
+it (none), and prints the sandbox's cost per submission as a ratio; --json writes the figures
+with the device, the command and the date.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
+import platform
+import statistics
+import sys
 import random
 import shutil
 import tempfile
@@ -47,31 +57,81 @@ def make_class(folder: Path, n: int, seed: int = 0) -> Counter:
     return kinds
 
 
+def run_once(subs: Path, out: Path, jobs: int, sandbox: str) -> dict:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    started = time.monotonic()
+    results = grade("labs/lab01_tokens.ipynb", subs, out, jobs=jobs, force=True, progress=False, sandbox=sandbox)
+    elapsed = time.monotonic() - started
+    per = sorted(r["duration_s"] for r in results)
+    print(f"[--sandbox {sandbox}] graded {len(results)} submissions at -j {jobs} in {elapsed:.1f} s "
+          f"({elapsed / len(results):.2f} s per submission; target: 300 s for 30); load before: {load:.1f}")
+    print("  statuses:", dict(Counter(r["status"] for r in results)))
+    print("  points:", dict(sorted(Counter(r["points"] for r in results).items())))
+    print(f"  per-submission wall time: median {statistics.median(per):.2f} s, max {per[-1]:.2f} s")
+    return {
+        "sandbox": sandbox, "wall_s": round(elapsed, 2), "submissions": len(results), "load_before": round(load, 2),
+        "per_submission_median_s": round(statistics.median(per), 3), "per_submission_max_s": per[-1],
+        "statuses": dict(Counter(r["status"] for r in results)),
+        "points": {f"{k:g}": v for k, v in sorted(Counter(r["points"] for r in results).items())},
+    }
+
+
+def device() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="keep grades here (default: a temp folder)")
+    parser.add_argument("--sandbox", default="auto", choices=("auto", "namespaces", "none"))
+    parser.add_argument("--compare", action="store_true", help="grade with --sandbox namespaces and none, one run")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here (with --compare)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
         subs = work / "submissions"
         subs.mkdir()
         kinds = make_class(subs, args.n)
+        print(f"class: {dict(kinds)}; cores: {os.cpu_count()}")
         out = args.out or work / "grades"
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        started = time.monotonic()
-        results = grade("labs/lab01_tokens.ipynb", subs, out, jobs=args.jobs, force=True, progress=False)
-        elapsed = time.monotonic() - started
-        print(f"class: {dict(kinds)}; cores: {os.cpu_count()}; load average before: {load:.1f}")
-        print(f"graded {len(results)} submissions at -j {args.jobs} in {elapsed:.1f} s "
-              f"({elapsed / len(results):.2f} s per submission; target: 300 s for 30)")
-        print("statuses:", dict(Counter(r["status"] for r in results)))
-        print("points:", dict(sorted(Counter(r["points"] for r in results).items())))
-        per = sorted(r["duration_s"] for r in results)
-        print(f"per-submission wall time: median {per[len(per) // 2]:.1f} s, max {per[-1]:.1f} s")
-        print("first rows of grades.csv:")
-        print("".join((out / "grades.csv").read_text().splitlines(keepends=True)[:6]), end="")
+        if not args.compare:
+            run_once(subs, out, args.jobs, args.sandbox)
+            print("first rows of grades.csv:")
+            print("".join((out / "grades.csv").read_text().splitlines(keepends=True)[:6]), end="")
+            return
+        # none first warms the page cache for both; each mode grades the same 30 files
+        runs = [run_once(subs, work / f"grades-{mode}", args.jobs, mode) for mode in ("none", "namespaces")]
+        none, boxed = runs
+        ratio = boxed["per_submission_median_s"] / none["per_submission_median_s"]
+        wall_ratio = boxed["wall_s"] / none["wall_s"]
+        print(f"sandbox cost: {ratio:.2f}x the per-submission median time of --sandbox none "
+              f"({boxed['per_submission_median_s']:.2f} s vs {none['per_submission_median_s']:.2f} s); "
+              f"wall {wall_ratio:.2f}x ({boxed['wall_s']:.0f} s vs {none['wall_s']:.0f} s)")
+        if args.json:
+            record = {
+                "what": f"grading {args.n} lab01 submissions at -j {args.jobs}, with and without the sandbox",
+                "device": device(),
+                "command": " ".join(["python", *sys.argv]),
+                "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "class": dict(kinds),
+                "runs": runs,
+                "sandbox_cost_ratio_per_submission_median": round(ratio, 3),
+                "sandbox_cost_ratio_wall": round(wall_ratio, 3),
+                "note": "one run, none first then namespaces, on a shared machine; load_before is the 1-min load",
+            }
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(record, indent=1) + "\n")
+            print(f"wrote {args.json}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

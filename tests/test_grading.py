@@ -94,8 +94,13 @@ def test_outputs_on_disk(graded):
         assert f"**Score:** {results[name]['points']:g} / 9" in feedback
         assert json.loads((out / "results" / f"{key}.json").read_text()) == results[name]
     assert "plotly" in (out / "scores.html").read_text()[:5000].lower()
+    executed = nbformat.read(out / "executed" / f"{submission_key('kernel_death.ipynb')}.ipynb", as_version=4)
+    assert any(c.get("outputs") for c in executed.cells), "the instructor can look into a kernel-died row"
+    assert not (out / "executed" / f"{submission_key('empty.ipynb')}.ipynb").exists()  # never ran
+    html = (out / "scores.html").read_text()
+    assert "Who failed what" in html and "did not pass" in html
     # nothing but the grader's own files: no temp files left, nothing written by a submission
-    expected = ["feedback", "grades.csv", "plotly.min.js", "results", "scores.html"]
+    expected = ["executed", "feedback", "grades.csv", "plotly.min.js", "results", "scores.html"]
     assert sorted(p.name for p in out.iterdir()) == expected
 
 
@@ -378,6 +383,68 @@ def test_no_daemon_outlives_the_run_even_without_the_sandbox(cheating_class, tmp
     [row] = grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "sandbox": "none"})
     assert (row["status"], row["points"]) == ("graded", 0), row["reason"]
     assert survivors(marker + "-none") == []
+
+
+# ---- for instructors -----------------------------------------------------------------------
+
+
+def test_only_overrides_and_roster(tmp_path, capsys):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    (subs / "alice").mkdir(parents=True)
+    (subs / "bob").mkdir()
+    shutil.copy(FIXTURES / "empty.ipynb", subs / "alice" / "lab01.ipynb")  # graded without a kernel: fast
+    shutil.copy(FIXTURES / "not_json.ipynb", subs / "bob" / "lab01.ipynb")
+    overrides, roster = tmp_path / "overrides.csv", tmp_path / "roster.csv"
+    overrides.write_text('submission,points,comment\nalice/lab01.ipynb,4.5,"emailed it; the upload broke"\n')
+    roster.write_text("submission,learner_id\nalice/lab01.ipynb,=a001\nbob/lab01.ipynb,b002\ncarol/lab01.ipynb,c003\n")
+    options = {**FAST, "overrides": str(overrides), "roster": str(roster)}
+    alice, bob = grade("lab01_tokens", subs, out, **options)
+    assert (alice["points"], alice["override"]["graded_points"], bob["points"]) == (4.5, 0, 0)
+    feedback = (out / "feedback" / f"{submission_key('alice/lab01.ipynb')}.md").read_text()
+    assert "Adjusted by your instructor:** 0 -> 4.5 points: emailed it; the upload broke" in feedback
+    lms = list(csv.DictReader((out / "lms.csv").read_text().splitlines()))
+    assert [(r["learner_id"], r["points"], r["status"]) for r in lms] == [
+        ("'=a001", "4.5", "invalid"), ("b002", "0", "invalid"), ("c003", "", "missing")]
+    # a re-run keeps the override; --only regrades bob alone
+    first = {r["submission"]: r["graded_at"] for r in (alice, bob)}
+    time.sleep(1.1)
+    again = grade("lab01_tokens", subs, out, **{**options, "only": "bob/*"})
+    assert [r["points"] for r in again] == [4.5, 0]
+    assert again[0]["graded_at"] == first["alice/lab01.ipynb"] and again[1]["graded_at"] != first["bob/lab01.ipynb"]
+    # the instructor removes the override: the checks' points come back
+    overrides.write_text("submission,points,comment\n")
+    assert [r["points"] for r in grade("lab01_tokens", subs, out, **options)] == [0, 0]
+    with pytest.raises(ValueError, match="matches no submission"):
+        grade("lab01_tokens", subs, out, **{**options, "only": "nobody/*"})
+    overrides.write_text("submission,points\nalice/lab01.ipynb,lots\n")
+    with pytest.raises(ValueError, match="line 2: points 'lots' is not a number"):
+        grade("lab01_tokens", subs, out, **options)
+
+
+def test_scores_page_has_a_full_axis_pass_rates_and_who_failed_what():
+    from unmasked.grading.report import failures_html, pass_rates
+
+    def row(name, points, passed):
+        checks = [{"name": "a", "passed": passed[0], "points": 6 * passed[0], "max_points": 6},
+                  {"name": "b", "passed": passed[1], "points": 3 * passed[1], "max_points": 3}]
+        return {"submission": name, "points": points, "max_points": 9, "status": "graded", "checks": checks}
+
+    rows = [row("x.ipynb", 9, (True, True)), row("<y>.ipynb", 6, (True, False)), row("z.ipynb", 6, (True, False))]
+    fig = score_figure(rows, "lab01_tokens", warning="NO SANDBOX: test")
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 9.5)  # 0 to max, not the 6-9 the scores span
+    assert pass_rates(rows) == {"a": (1.0, 3), "b": (1 / 3, 3)}
+    table = failures_html(rows)
+    assert "&lt;y&gt;.ipynb, z.ipynb" in table and "nobody" in table
+    assert any("NO SANDBOX" in a.text for a in fig.layout.annotations)
+
+
+def test_cell_labels_count_code_cells_as_jupyter_does():
+    from unmasked.grading.notebook import cell_label
+
+    nb = read_submission(_nb(new_markdown_cell("# Lab"), new_code_cell("import os"), new_markdown_cell("text"),
+                             new_code_cell("def f():\n    return `1`")))
+    assert [cell_label(c) for c in nb.cells if c.cell_type == "code"] == [
+        "code cell [1] (`import os`)", "code cell [2] (`def f():`)"]
 
 
 # ---- the pure parts ------------------------------------------------------------------------

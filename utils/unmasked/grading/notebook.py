@@ -62,7 +62,7 @@ def read_submission(data: bytes) -> nbformat.NotebookNode:
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Source-only copy: each cell keeps its type, source and tags, and remembers its index."""
     makers = {"code": new_code_cell, "markdown": new_markdown_cell, "raw": new_raw_cell}
-    cells = []
+    cells, code = [], 0
     for index, cell in enumerate(nb.get("cells", [])):
         if not isinstance(cell, dict):
             raise InvalidSubmission(f"cell {index + 1} is not a JSON object")
@@ -77,6 +77,9 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         new = makers.get(cell.get("cell_type"), new_raw_cell)(source)
         new.metadata["tags"] = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
         new.metadata[META] = {"cell": index}
+        if new.cell_type == "code":  # Jupyter's [n] after Restart & Run All: code cells only
+            code += 1
+            new.metadata[META]["code_cell"] = code
         cells.append(new)
     return new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}})
 
@@ -301,15 +304,20 @@ def read_probe(cell: nbformat.NotebookNode, probe: Probe) -> dict[str, Outcome]:
 
 
 def cell_label(cell: nbformat.NotebookNode) -> str:
-    """`cell 5 (def count_text_tokens(text: st...)`: how feedback names a learner's cell."""
+    """`code cell [3] (def count_text_tokens(text: st...)`: how feedback names a learner's cell.
+
+    Code cells are counted alone, as Jupyter numbers them [1], [2], ... after Restart & Run All,
+    so the label matches what the learner sees; Markdown cells have no number there.
+    """
     meta = cell.metadata.get(META, {})
     if meta.get("role") == "checks":
         return "the hidden checks"
     if meta.get("role") == "parameters":
         return "the injected parameters"
     first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
-    first = first if len(first) <= 40 else first[:37] + "..."
-    return f"cell {meta.get('cell', -1) + 1} (`{first}`)" if first else f"cell {meta.get('cell', -1) + 1}"
+    first = (first if len(first) <= 40 else first[:37] + "...").replace("`", "'")
+    number = f"code cell [{meta['code_cell']}]" if "code_cell" in meta else f"cell {meta.get('cell', -1) + 1}"
+    return f"{number} (`{first}`)" if first else number
 
 
 def calls_exit(source: str) -> bool:

@@ -11,6 +11,7 @@ submission whose file and checks are unchanged since it was graded.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import hashlib
 import json
 import os
@@ -34,7 +35,8 @@ from .procs import kill_tree
 from .sandbox import MODES as SANDBOX_MODES
 from .sandbox import Sandbox, hidden_for, readable_for
 from .sandbox import resolve as resolve_sandbox
-from .report import atomic_write, feedback_markdown, grades_csv, score_figure, write_figure
+from .instructor import apply_override, lms_csv, read_overrides, read_roster
+from .report import atomic_write, failures_html, feedback_markdown, grades_csv, score_figure, write_figure
 from .results import STATUSES, make_result, no_kernel_reason, not_run
 from .worker import START_SLACK_S, entry
 
@@ -76,6 +78,10 @@ class Options:
     keep_scratch: bool = False
     sandbox: str = "auto"  # auto | namespaces | none (see unmasked.grading.sandbox)
     memory_gb: float = 4.0  # per submission, inside the sandbox
+    only: str | None = None  # regrade only submissions whose name matches this glob
+    overrides: str | None = None  # CSV: submission, points, comment (see instructor.py)
+    roster: str | None = None  # CSV: submission, learner_id; writes lms.csv
+    save_executed: bool = True  # the executed notebook, beside each result (instructor only)
 
     def __post_init__(self):
         if self.jobs < 1:
@@ -184,6 +190,8 @@ class Grader:
         self.results: dict[str, dict] = {}
         self.sandboxed, self.warning = resolve_sandbox(options.sandbox)  # raises for `namespaces` without
         self.readable: tuple[str, ...] = ()
+        self.overrides = read_overrides(Path(options.overrides)) if options.overrides else {}
+        self.roster = read_roster(Path(options.roster)) if options.roster else None
 
     # ---- one submission ------------------------------------------------------------------
 
@@ -210,16 +218,18 @@ class Grader:
         try:
             notebook = scratch / "submission.ipynb"  # its own name may be anything, even invalid UTF-8
             nbformat.write(nb, notebook)
-            return self._run_worker(nb, notebook, scratch, rel, sha, started)
+            key = submission_key(os.fsencode(Path(path).relative_to(self.submissions).as_posix()))
+            return self._run_worker(nb, notebook, scratch, rel, sha, started, key)
         finally:
             if not self.opts.keep_scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
 
-    def _run_worker(self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float) -> dict | None:
+    def _run_worker(self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float,
+                    key: str) -> dict | None:
         """Run the worker; start it again while its kernel never answers, since no learner code ran."""
         check_seed = self.opts.check_seed if self.opts.check_seed is not None else secrets.randbelow(2**62)
         for attempt in range(1, self.opts.start_attempts + 1):
-            result = self._attempt(nb, notebook, scratch, rel, check_seed)
+            result = self._attempt(nb, notebook, scratch, rel, check_seed, key)
             if result is None or result.get("kernel_started", True) or attempt == self.opts.start_attempts:
                 break
         if result is None:
@@ -230,7 +240,7 @@ class Grader:
         result["start_attempts"] = attempt
         return self._finish(result, sha, started)
 
-    def _attempt(self, nb, notebook: Path, scratch: Path, rel: str, check_seed: int) -> dict | None:
+    def _attempt(self, nb, notebook: Path, scratch: Path, rel: str, check_seed: int, key: str) -> dict | None:
         """One worker, from fork to its result row (without sha and timing); None if the grader is stopping."""
         job = {
             "submission": rel,
@@ -245,6 +255,7 @@ class Grader:
             "kernel_name": self.opts.kernel_name,
             "max_output_bytes": int(self.opts.max_output_mb * 2**20),
             "sandbox": self._sandbox(scratch),
+            "executed": str(self.out / "executed" / f"{key}.ipynb") if self.opts.save_executed else None,
         }
         reader, writer = _context().Pipe(duplex=False)
         with self.lock:
@@ -367,6 +378,7 @@ class Grader:
 
     def _store(self, key: str, result: dict) -> None:
         result_path, feedback_path = self._paths(key)
+        result = apply_override(result, self.overrides)
         with self.lock:
             self.results[key] = result
             atomic_write(result_path, json.dumps(result, indent=1))
@@ -442,12 +454,17 @@ class Grader:
             rel = submission_name(path, self.submissions)
             key = submission_key(os.fsencode(path.relative_to(self.submissions).as_posix()))
             keys.append(key)
-            old = None if self.opts.force else self._previous(key, rel, path)
+            chosen = self.opts.only is None or fnmatch.fnmatchcase(rel, self.opts.only)
+            old = None if self.opts.force or (chosen and self.opts.only) else self._previous(key, rel, path)
             if old is not None:
-                self.results[key] = old
-            else:
+                self.results[key] = apply_override(old, self.overrides)
+            elif chosen:
                 pending.append((path, rel, key))
-        bar = tqdm(total=len(subs), initial=len(subs) - len(pending), desc=f"grading {self.lab.lab}",
+            else:
+                keys.pop()  # not asked for and never graded: no row this time
+        if self.opts.only and not pending:
+            raise ValueError(f"--only {self.opts.only!r} matches no submission under {self.submissions}")
+        bar = tqdm(total=len(keys), initial=len(keys) - len(pending), desc=f"grading {self.lab.lab}",
                    unit="nb", disable=not self.opts.progress, file=sys.stderr)
         pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
         try:
@@ -472,7 +489,10 @@ class Grader:
                 self._restore()
                 atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
         ordered = [self.results[key] for key in keys]
-        write_figure(score_figure(ordered, self.lab.lab, warning=self.warning), self.out / "scores.html")
+        write_figure(score_figure(ordered, self.lab.lab, warning=self.warning), self.out / "scores.html",
+                     extra_html=failures_html(ordered), warning=self.warning)
+        if self.roster is not None:
+            atomic_write(self.out / "lms.csv", lms_csv(ordered, self.roster))
         return ordered
 
 

@@ -355,6 +355,13 @@ def run(job: dict, report: Reporter) -> dict:
         failure = ("error", f"running the notebook failed in {label(state.current)}: {what}")
 
     executed = state.nb_man.nb if state.nb_man is not None else nb
+    if job.get("executed"):  # for the instructor: what ran, outputs included (never in feedback)
+        try:
+            from .report import atomic_write
+
+            atomic_write(Path(job["executed"]), nbformat.writes(executed))
+        except (OSError, ValueError):
+            pass
     errors = cell_errors(executed)
     timed_out = list(state.interrupted)
     extra.update(cell_errors=errors, interrupted=timed_out, truncated=state.truncated)
