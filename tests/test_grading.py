@@ -447,6 +447,29 @@ def test_cell_labels_count_code_cells_as_jupyter_does():
         "code cell [1] (`import os`)", "code cell [2] (`def f():`)"]
 
 
+@pytest.mark.slow
+def test_grading_on_a_dask_cluster_gives_the_same_rows_and_resumes(tmp_path):
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    (subs / "alice").mkdir(parents=True)
+    shutil.copy(FIXTURES / "solution.ipynb", subs / "alice" / "lab01.ipynb")
+    shutil.copy(FIXTURES / "untouched.ipynb", subs / "bob.ipynb")
+    shutil.copy(FIXTURES / "empty.ipynb", subs / "carol.ipynb")
+    (subs / "dir.ipynb").mkdir()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        options = {**FAST, "dask": cluster.scheduler_address}
+        rows = grade("lab01_tokens", subs, out, **options)
+        assert [(r["submission"], r["status"], r["points"]) for r in rows] == [
+            ("alice/lab01.ipynb", "graded", 9), ("bob.ipynb", "graded", 0), ("carol.ipynb", "invalid", 0),
+            ("dir.ipynb", "invalid", 0)]
+        assert json.loads((out / "results" / f"{submission_key('bob.ipynb')}.json").read_text()) == rows[1]
+        again = grade("lab01_tokens", subs, out, **options)  # resumed: same rows, same graded_at
+        assert again[:3] == rows[:3]  # (a folder named .ipynb is looked at again each run: no kernel)
+
+
 # ---- the pure parts ------------------------------------------------------------------------
 
 

@@ -82,6 +82,7 @@ class Options:
     overrides: str | None = None  # CSV: submission, points, comment (see instructor.py)
     roster: str | None = None  # CSV: submission, learner_id; writes lms.csv
     save_executed: bool = True  # the executed notebook, beside each result (instructor only)
+    dask: str | None = None  # address of a Dask distributed scheduler: grade there (see cluster.py)
 
     def __post_init__(self):
         if self.jobs < 1:
@@ -466,10 +467,17 @@ class Grader:
             raise ValueError(f"--only {self.opts.only!r} matches no submission under {self.submissions}")
         bar = tqdm(total=len(keys), initial=len(keys) - len(pending), desc=f"grading {self.lab.lab}",
                    unit="nb", disable=not self.opts.progress, file=sys.stderr)
-        pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
+        if self.opts.dask:
+            from .cluster import ClusterPool
+
+            pool = ClusterPool(self.opts.dask, self.lab.lab, self.opts)
+            wait_all = pool.as_completed
+        else:
+            pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
+            wait_all = as_completed
         try:
             futures = {pool.submit(self._grade_safely, path, rel): key for path, rel, key in pending}
-            for future in as_completed(futures):
+            for future in wait_all(futures):
                 result = future.result()
                 if result is not None:
                     self._store(futures[future], result)
