@@ -385,6 +385,36 @@ def test_no_daemon_outlives_the_run_even_without_the_sandbox(cheating_class, tmp
     assert survivors(marker + "-none") == []
 
 
+def test_without_namespaces_auto_warns_loudly_and_namespaces_refuses(tmp_path, monkeypatch, capsys):
+    from unmasked.grading import sandbox
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "empty.ipynb", subs)  # no kernel needed: the warning is what is tested
+    monkeypatch.setattr(sandbox, "unavailable_reason", lambda: "no user namespaces here")
+    [row] = grade("lab01_tokens", subs, tmp_path / "out", **FAST)
+    assert row["status"] == "invalid"
+    assert "NO SANDBOX: no user namespaces here" in capsys.readouterr().err
+    assert "WARNING: NO SANDBOX: no user namespaces here" in (tmp_path / "out" / "scores.html").read_text()
+    with pytest.raises(ValueError, match="--sandbox namespaces: no user namespaces here"):
+        grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "sandbox": "namespaces"})
+    assert cli(["lab01_tokens", str(subs), "--out", str(tmp_path / "o"), "-q", "--sandbox", "namespaces"]) == 2
+
+
+def test_a_sandbox_that_cannot_start_python_is_caught_before_grading(tmp_path, monkeypatch, capsys):
+    namespaces_or_skip()
+    from unmasked.grading import sandbox
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "empty.ipynb", subs)
+    monkeypatch.setattr(sandbox, "preflight", lambda box, python, env: "the sandboxed Python failed: boom")
+    grade("lab01_tokens", subs, tmp_path / "out", **FAST)
+    assert "NO SANDBOX: the sandboxed Python failed: boom" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="boom"):
+        grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "sandbox": "namespaces", "force": True})
+
+
 # ---- for instructors -----------------------------------------------------------------------
 
 
@@ -567,6 +597,19 @@ def test_every_lab_with_checks_gives_its_solution_full_marks_and_its_stub_zero(l
     solution, untouched = grade(lab, subs, tmp_path / "out", **FAST)
     assert solution["status"] == "graded" and solution["points"] == solution["max_points"], solution["reason"]
     assert untouched["points"] == 0, untouched["reason"]
+
+
+@pytest.mark.slow
+def test_a_patched_display_gains_no_point_on_any_lab(tmp_path, repo_root):
+    """The checks' report rewritten in the kernel (errors into ValueError, watched calls into
+    clean returns) scores no more than the untouched stub: every check needs right values."""
+    for lab in registry.available():
+        subs = tmp_path / lab
+        subs.mkdir()
+        stub = attacks._read(repo_root / "labs" / f"{lab}.ipynb")
+        attacks._write(subs / "patched.ipynb", attacks._with(stub, attacks.PATCH_DISPLAY))
+        [row] = grade(lab, subs, tmp_path / f"out-{lab}", **FAST)
+        assert (lab, row["points"]) == (lab, 0), row["reason"]
 
 
 def _run_probe(checks, namespace, monkeypatch, timeout=0.5):

@@ -342,6 +342,26 @@ class Grader:
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
+    def _preflight(self) -> None:
+        """Start Python once in the sandbox; `auto` falls back (loudly) if it cannot."""
+        from .sandbox import SandboxUnavailable, preflight
+        from .worker import kernel_env
+
+        scratch = Path(tempfile.mkdtemp(prefix="preflight-", dir=self.scratch_root))
+        try:
+            box = Sandbox.from_json(self._sandbox(scratch))
+            problem = preflight(box, sys.executable, kernel_env(scratch))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if problem is None:
+            return
+        if self.opts.sandbox == "namespaces":
+            raise SandboxUnavailable(f"--sandbox namespaces: {problem}")
+        self.sandboxed = False
+        self.warning = f"NO SANDBOX: {problem}. Submissions run as the grader's user"
+        bar = "!" * 78
+        print(f"{bar}\nwarning: {self.warning}\n{bar}", file=sys.stderr)
+
     def _sandbox(self, scratch: Path) -> dict | None:
         """What this submission's kernel may read; None when the sandbox is off."""
         if not self.sandboxed:
@@ -438,6 +458,8 @@ class Grader:
         self.scratch_root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
         (self.scratch_root / "grader.pid").write_text(str(os.getpid()))
         try:
+            if self.sandboxed:
+                self._preflight()
             return self._run()
         finally:
             if not self.opts.keep_scratch:
@@ -476,11 +498,15 @@ class Grader:
             pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
             wait_all = as_completed
         try:
-            futures = {pool.submit(self._grade_safely, path, rel): key for path, rel, key in pending}
+            futures = {pool.submit(self._grade_safely, path, rel): (key, rel) for path, rel, key in pending}
             for future in wait_all(futures):
                 result = future.result()
+                key, rel = futures[future]
+                if result is not None and self.opts.dask:  # filed under what we sent, whatever came back
+                    result = self._accept(result, rel) or self._result(
+                        rel, "error", "the cluster returned a result that is not a grade", "", time.monotonic())
                 if result is not None:
-                    self._store(futures[future], result)
+                    self._store(key, result)
                     bar.set_postfix_str(f"{result['submission'][:30]}: {result['status']}", refresh=False)
                 bar.update()
         except BaseException:

@@ -180,3 +180,19 @@ def hidden_for(readable, extra=()) -> tuple[str, ...]:
             if os.path.exists(candidate):
                 hidden.add(os.path.realpath(candidate))
     return tuple(sorted(hidden))
+
+
+def preflight(box: Sandbox, python: str, env: dict) -> str | None:
+    """None when a kernel's Python can start in `box` (imports ipykernel and unmasked), else why not.
+
+    Run once per grading run, so that a view that misses something fails here, with the reason,
+    instead of as a kernel that never starts for every submission.
+    """
+    command = box.wrap([python, "-c", "import ipykernel, unmasked"])
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the sandboxed Python did not run: {exc}"
+    if done.returncode != 0:
+        return f"the sandboxed Python failed: {(done.stderr or done.stdout).strip()[-400:]}"
+    return None

@@ -232,6 +232,24 @@ def leaves_args_unchanged(
     return Check(name, points, calls, verify, hint)
 
 
+def also_works(check: Check, working: Check) -> Check:
+    """`check` (a raise, say) that passes only when `working`'s calls are right as well.
+
+    A raise alone is cheap to fake: a stub that always raises, or a report rewritten in the
+    kernel. Right values for inputs drawn in secret are not. Name, points and hint are `check`'s.
+    """
+    n = len(check.calls)
+
+    def verify(calls: Sequence[Call], outcomes: Sequence[Outcome]) -> str | None:
+        problem = check.verify(calls[:n], outcomes[:n])
+        if problem:
+            return problem
+        problem = working.verify(calls[n:], outcomes[n:])
+        return f"it must also work for valid input: {problem}" if problem else None
+
+    return Check(check.name, check.points, check.calls + working.calls, verify, check.hint)
+
+
 def isclose(rel_tol: float = 1e-9, abs_tol: float = 1e-12) -> Callable[[Any, Any], bool]:
     """A float comparison for `returns`; never equal for non-numbers."""
 
