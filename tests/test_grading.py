@@ -503,6 +503,43 @@ def test_grading_on_a_dask_cluster_gives_the_same_rows_and_resumes(tmp_path):
 # ---- the pure parts ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("cells", "found"), [
+    (["import unmasked.tokens\ndef count_text_tokens(t):\n    return unmasked.tokens.count_tokens(t)"], True),
+    (["from unmasked.tokens import count_tokens as c", "count_text_tokens = c"], True),
+    (["from unmasked import tokens as T\n_ref = T.count_tokens",
+      "def count_text_tokens(t):\n    'mine, honest'\n    return _ref(t)"], True),
+    (["from unmasked.tokens import *", "def count_text_tokens(t):\n    return count_tokens(t)"], True),
+    (["%%time\nfrom unmasked.compaction import safe_cut as s", "def safe_cut(m, k):\n    return s(m, k)"], True),
+    (["from unmasked.compaction import *", "safe_cut = safe_cut"], True),
+    # one's own work, also when it imports the course's helpers for something else
+    (["import tiktoken, unmasked.tokens\ndef count_text_tokens(t):\n"
+      "    return len(tiktoken.get_encoding('cl100k_base').encode(t, disallowed_special=()))"], False),
+    (["from unmasked.compaction import *", "def safe_cut(m, k):\n    return k if k < 2 else safe_cut(m, k - 1)"],
+     False),
+    (["from unmasked.tokens import count_tokens\ndef count_text_tokens(t):\n    return count_tokens(t)",
+      "def count_text_tokens(t):\n    import tiktoken\n    return len(tiktoken.get_encoding('cl100k_base').encode(t))"],
+     False),  # the last definition is the one that runs
+])
+def test_delegation_to_the_course_implementation_is_found_in_the_code(cells, found):
+    from unmasked.grading.delegation import delegations
+
+    refs = {"count_text_tokens": ("unmasked.tokens.count_tokens",)}
+    funcs = ("count_text_tokens", "safe_cut")
+    assert bool(delegations(cells, funcs, refs)) is found, delegations(cells, funcs, refs)
+
+
+def test_no_solution_or_stub_counts_as_delegation(repo_root):
+    from unmasked.grading.delegation import delegations
+
+    for lab in registry.available():
+        checks = registry.load(lab)
+        funcs = {call.func for check in checks.build(0) for call in check.calls}
+        for folder in ("solutions", "labs"):
+            nb = nbformat.read(repo_root / folder / f"{lab}.ipynb", as_version=4)
+            sources = [c.source for c in nb.cells if c.cell_type == "code"]
+            assert delegations(sources, funcs, checks.references) == {}, (folder, lab)
+
+
 def _nb(*cells):
     return nbformat.writes(new_notebook(cells=list(cells))).encode()
 

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 
 def _python(source: str) -> str:
     """A cell's source as Python (IPython magics turned into calls), or '' if it does not parse."""
+    if source.lstrip().startswith("%%"):  # %%time, %%capture...: the body runs as Python
+        source = source.lstrip().partition("\n")[2]
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 
@@ -42,7 +44,17 @@ def _aliases(tree: ast.AST, aliases: dict[str, str]) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module == "unmasked" or node.module.startswith("unmasked."):
                 for name in node.names:
-                    aliases[name.asname or name.name] = f"{node.module}.{name.name}"
+                    if name.name == "*":
+                        aliases.setdefault("*", "")
+                        aliases["*"] += f" {node.module}"
+                    else:
+                        aliases[name.asname or name.name] = f"{node.module}.{name.name}"
+    # second pass: plain assignments of what the imports named (`ref = tokens.count_tokens`)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            path = _dotted(node.value, aliases)
+            if path:
+                aliases[node.targets[0].id] = path
 
 
 def _dotted(node: ast.AST, aliases: Mapping[str, str]) -> str | None:
@@ -67,6 +79,10 @@ def _definitions(tree: ast.Module, func: str) -> list[ast.AST]:
     return found
 
 
+def _defined_names(trees) -> set[str]:
+    return {n.name for t in trees for n in t.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
 def delegations(
     sources: Iterable[str], funcs: Iterable[str], references: Mapping[str, Iterable[str]] | None = None
 ) -> dict[str, str]:
@@ -88,8 +104,12 @@ def delegations(
         listed = {r.replace(":", ".") for r in references.get(func, ())}
         local = dict(aliases)
         _aliases(definitions[-1], local)
+        starred = local.get("*", "").split()  # `from unmasked.tokens import *`: any of its names
         for node in ast.walk(definitions[-1]):
             path = _dotted(node, local) if isinstance(node, (ast.Name, ast.Attribute)) else None
+            if path is None and isinstance(node, ast.Name) and starred:
+                path = next((f"{m}.{node.id}" for m in starred if f"{m}.{node.id}" in listed
+                             or node.id == func and node.id not in _defined_names(trees)), None)
             if path and path.startswith("unmasked.") and (path.rsplit(".", 1)[-1] == func or path in listed):
                 found[func] = path
                 break
