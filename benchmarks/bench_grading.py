@@ -19,17 +19,16 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
-import sys
 import random
 import shutil
+import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import nbformat
-
 from unmasked.grading import grade
 from unmasked.labs import make_lab
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from unmasked.grading import checks as registry
+from unmasked.grading import runner
 from unmasked.grading.__main__ import main as cli
 from unmasked.grading.notebook import (
     MIME,
@@ -32,7 +32,6 @@ from unmasked.grading.notebook import (
     read_probe,
     read_submission,
 )
-from unmasked.grading import runner
 from unmasked.grading.procs import kill_tree
 from unmasked.grading.report import grades_csv, score_figure
 from unmasked.grading.results import score_checks

@@ -26,8 +26,17 @@ def grade_remote(lab: str, data: bytes, rel: str, options: dict) -> dict:
         (work / "subs").mkdir()
         path = work / "subs" / "submission.ipynb"
         path.write_bytes(data)
-        local = {**options, "dask": None, "progress": False, "force": True, "only": None,
-                 "overrides": None, "roster": None, "save_executed": False, "jobs": 1}
+        local = {
+            **options,
+            "dask": None,
+            "progress": False,
+            "force": True,
+            "only": None,
+            "overrides": None,
+            "roster": None,
+            "save_executed": False,
+            "jobs": 1,
+        }
         grader = Grader(lab, work / "subs", work / "out", Options(**local))
         grader.scratch_root = work / "scratch"
         grader.scratch_root.mkdir()
@@ -46,7 +55,9 @@ class ClusterPool:
         try:
             from distributed import Client
         except ImportError:
-            raise ValueError("--dask needs dask[distributed]: pip install 'unmasked[dask]'") from None
+            raise ValueError(
+                "--dask needs dask[distributed]: pip install 'unmasked[dask]'"
+            ) from None
         self.client = Client(address, timeout="30s")
         self.lab = lab
         self.options = {k: v for k, v in dataclasses.asdict(options).items()}

@@ -51,7 +51,11 @@ def _aliases(tree: ast.AST, aliases: dict[str, str]) -> None:
                         aliases[name.asname or name.name] = f"{node.module}.{name.name}"
     # second pass: plain assignments of what the imports named (`ref = tokens.count_tokens`)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             path = _dotted(node.value, aliases)
             if path:
                 aliases[node.targets[0].id] = path
@@ -74,17 +78,27 @@ def _definitions(tree: ast.Module, func: str) -> list[ast.AST]:
             found.append(node)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == func for t in targets) and node.value is not None:
+            if (
+                any(isinstance(t, ast.Name) and t.id == func for t in targets)
+                and node.value is not None
+            ):
                 found.append(node.value)
     return found
 
 
 def _defined_names(trees) -> set[str]:
-    return {n.name for t in trees for n in t.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return {
+        n.name
+        for t in trees
+        for n in t.body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
 
 
 def delegations(
-    sources: Iterable[str], funcs: Iterable[str], references: Mapping[str, Iterable[str]] | None = None
+    sources: Iterable[str],
+    funcs: Iterable[str],
+    references: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, str]:
     """func -> the course object its last definition uses, for each func that delegates."""
     trees, aliases = [], {}
@@ -108,9 +122,21 @@ def delegations(
         for node in ast.walk(definitions[-1]):
             path = _dotted(node, local) if isinstance(node, (ast.Name, ast.Attribute)) else None
             if path is None and isinstance(node, ast.Name) and starred:
-                path = next((f"{m}.{node.id}" for m in starred if f"{m}.{node.id}" in listed
-                             or node.id == func and node.id not in _defined_names(trees)), None)
-            if path and path.startswith("unmasked.") and (path.rsplit(".", 1)[-1] == func or path in listed):
+                path = next(
+                    (
+                        f"{m}.{node.id}"
+                        for m in starred
+                        if f"{m}.{node.id}" in listed
+                        or node.id == func
+                        and node.id not in _defined_names(trees)
+                    ),
+                    None,
+                )
+            if (
+                path
+                and path.startswith("unmasked.")
+                and (path.rsplit(".", 1)[-1] == func or path in listed)
+            ):
                 found[func] = path
                 break
     return found

@@ -32,7 +32,9 @@ def _rows(path: Path, required: tuple[str, ...]) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
-        raise ValueError(f"{path} needs the columns {', '.join(required)}; missing: {', '.join(missing)}")
+        raise ValueError(
+            f"{path} needs the columns {', '.join(required)}; missing: {', '.join(missing)}"
+        )
     return list(reader)
 
 
@@ -43,10 +45,15 @@ def read_overrides(path: Path) -> dict[str, dict]:
         try:
             points = float(row["points"])
         except (TypeError, ValueError):
-            raise ValueError(f"{path}, line {line}: points {row['points']!r} is not a number") from None
+            raise ValueError(
+                f"{path}, line {line}: points {row['points']!r} is not a number"
+            ) from None
         if points < 0:
             raise ValueError(f"{path}, line {line}: points must be >= 0, got {points:g}")
-        overrides[row["submission"]] = {"points": points, "comment": (row.get("comment") or "").strip()}
+        overrides[row["submission"]] = {
+            "points": points,
+            "comment": (row.get("comment") or "").strip(),
+        }
     return overrides
 
 
@@ -58,8 +65,11 @@ def apply_override(result: dict, overrides: dict[str, dict]) -> dict:
         result["points"] = previous["graded_points"]
     manual = overrides.get(result["submission"])
     if manual is not None:
-        result["override"] = {"points": manual["points"], "comment": manual["comment"],
-                              "graded_points": result["points"]}
+        result["override"] = {
+            "points": manual["points"],
+            "comment": manual["comment"],
+            "graded_points": result["points"],
+        }
         result["points"] = manual["points"]
     return result
 
@@ -86,6 +96,13 @@ def lms_csv(results: list[dict], roster: dict[str, str]) -> str:
         if r is None:
             writer.writerow([csv_text(learner), "", number(top), "missing", csv_text(submission)])
         else:
-            writer.writerow([csv_text(learner), number(r["points"]), number(r["max_points"]), r["status"],
-                             csv_text(submission)])
+            writer.writerow(
+                [
+                    csv_text(learner),
+                    number(r["points"]),
+                    number(r["max_points"]),
+                    r["status"],
+                    csv_text(submission),
+                ]
+            )
     return buffer.getvalue()

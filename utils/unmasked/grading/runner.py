@@ -14,10 +14,10 @@ import datetime as dt
 import fnmatch
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import secrets
-import multiprocessing
 import shutil
 import sys
 import tempfile
@@ -30,14 +30,27 @@ from pathlib import Path
 import nbformat
 
 from . import checks as registry
-from .notebook import MAX_SUBMISSION_BYTES, InvalidSubmission, cell_label, inject_parameters, read_submission
+from .instructor import apply_override, lms_csv, read_overrides, read_roster
+from .notebook import (
+    MAX_SUBMISSION_BYTES,
+    InvalidSubmission,
+    cell_label,
+    inject_parameters,
+    read_submission,
+)
 from .procs import kill_tree
+from .report import (
+    atomic_write,
+    failures_html,
+    feedback_markdown,
+    grades_csv,
+    score_figure,
+    write_figure,
+)
+from .results import STATUSES, make_result, no_kernel_reason, not_run
 from .sandbox import MODES as SANDBOX_MODES
 from .sandbox import Sandbox, hidden_for, readable_for
 from .sandbox import resolve as resolve_sandbox
-from .instructor import apply_override, lms_csv, read_overrides, read_roster
-from .report import atomic_write, failures_html, feedback_markdown, grades_csv, score_figure, write_figure
-from .results import STATUSES, make_result, no_kernel_reason, not_run
 from .worker import START_SLACK_S, entry
 
 GRACE_S = 10.0  # the worker stops itself at --timeout; the parent kills it this much later

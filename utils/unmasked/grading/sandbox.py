@@ -39,8 +39,22 @@ from pathlib import Path
 
 MODES = ("auto", "namespaces", "none")
 UID = GID = 65534  # nobody, inside the user namespace
-ETC = ("passwd", "group", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
-       "timezone", "hosts", "host.conf", "mime.types", "alternatives", "fonts", "os-release")
+ETC = (
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "hosts",
+    "host.conf",
+    "mime.types",
+    "alternatives",
+    "fonts",
+    "os-release",
+)
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/sys/devices/system/cpu")
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes; zmq appends "-<port>"
 
@@ -57,7 +71,18 @@ def unavailable_reason() -> str | None:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
-    probe = [bwrap, *_namespaces(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+    probe = [
+        bwrap,
+        *_namespaces(),
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "true",
+    ]
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -78,12 +103,22 @@ def resolve(mode: str) -> tuple[bool, str | None]:
         return True, None
     if mode == "namespaces":
         raise SandboxUnavailable(f"--sandbox namespaces: {reason}")
-    return False, (f"NO SANDBOX: {reason}. Submissions run as the grader's user and can read and write "
-                   "what it can; grade untrusted work on a machine with bubblewrap")
+    return False, (
+        f"NO SANDBOX: {reason}. Submissions run as the grader's user and can read and write "
+        "what it can; grade untrusted work on a machine with bubblewrap"
+    )
 
 
 def _namespaces() -> list[str]:
-    return ["--unshare-all", "--unshare-user", "--uid", str(UID), "--gid", str(GID), "--die-with-parent"]
+    return [
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(UID),
+        "--gid",
+        str(GID),
+        "--die-with-parent",
+    ]
 
 
 @functools.lru_cache(maxsize=8)
@@ -91,7 +126,9 @@ def kernel_paths(python: str, pythonpath: str) -> tuple[str, ...]:
     """The directories on the kernel's sys.path (PYTHONPATH and .pth files included)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": pythonpath}
     code = "import json, sys; print(json.dumps(sys.path))"
-    out = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True)
+    out = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True
+    )
     return tuple(p for p in json.loads(out.stdout) if p and os.path.isabs(p))
 
 
@@ -106,12 +143,21 @@ class Sandbox:
     extra: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict:
-        return {"scratch": self.scratch, "readable": list(self.readable), "hidden": list(self.hidden),
-                "memory_bytes": self.memory_bytes}
+        return {
+            "scratch": self.scratch,
+            "readable": list(self.readable),
+            "hidden": list(self.hidden),
+            "memory_bytes": self.memory_bytes,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> Sandbox:
-        return cls(data["scratch"], tuple(data["readable"]), tuple(data["hidden"]), data.get("memory_bytes"))
+        return cls(
+            data["scratch"],
+            tuple(data["readable"]),
+            tuple(data["hidden"]),
+            data.get("memory_bytes"),
+        )
 
     def wrap(self, argv: list[str]) -> list[str]:
         bwrap = shutil.which("bwrap")
@@ -133,11 +179,25 @@ class Sandbox:
                 bound.append(path)
         for path in sorted(set(self.hidden), key=len):
             if any(_inside(path, b) for b in bound) and os.path.exists(path):
-                args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
-        args += ["--bind", self.scratch, self.scratch, "--proc", "/proc", "--dev", "/dev",
-                 "--remount-ro", "/", "--chdir", self.scratch,
-                 # ipykernel exits when its parent's pid (outside the PID namespace) is gone from view
-                 "--unsetenv", "JPY_PARENT_PID"]
+                args += (
+                    ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+                )
+        args += [
+            "--bind",
+            self.scratch,
+            self.scratch,
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--remount-ro",
+            "/",
+            "--chdir",
+            self.scratch,
+            # ipykernel exits when its parent's pid (outside the PID namespace) is gone from view
+            "--unsetenv",
+            "JPY_PARENT_PID",
+        ]
         if self.memory_bytes:
             prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
             args += ["--", prlimit, f"--as={self.memory_bytes}:{self.memory_bytes}"]
@@ -162,9 +222,16 @@ def readable_for(kernel_python: str, pythonpath: str) -> tuple[str, ...]:
     """What the kernel must read: Python's prefixes, its sys.path, the course's data folder."""
     import unmasked
 
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(kernel_python))}
-    paths |= {p for p in kernel_paths(kernel_python, pythonpath) if os.path.isdir(p) or p.endswith(".zip")}
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(kernel_python)),
+    }
+    paths |= {
+        p for p in kernel_paths(kernel_python, pythonpath) if os.path.isdir(p) or p.endswith(".zip")
+    }
     data = Path(unmasked.__file__).resolve().parents[2] / "data"
     if data.is_dir():
         paths.add(str(data))

@@ -218,8 +218,16 @@ def run(job: dict, report: Reporter) -> dict:
     import nbformat
 
     from . import checks as registry
-    from .notebook import META, ProbeError, calls_exit, cell_errors, cell_label, make_probe, read_probe
     from .delegation import delegations
+    from .notebook import (
+        META,
+        ProbeError,
+        calls_exit,
+        cell_errors,
+        cell_label,
+        make_probe,
+        read_probe,
+    )
     from .procs import kill_descendants, kill_session
     from .results import make_result, no_kernel_reason, not_run, score_checks, summary_reason
 
