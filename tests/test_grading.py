@@ -250,6 +250,13 @@ def test_rerun_skips_what_is_graded_unless_forced_or_changed(tmp_path, monkeypat
     calls.clear()
     grade("lab01_tokens", subs, out, **{**FAST, "force": True})
     assert sorted(calls) == ["empty.ipynb", "not_json.ipynb"]
+    # a result file that is not a well-formed grade (its checks do not add up) is graded again
+    calls.clear()
+    forged = out / "results" / f"{submission_key('not_json.ipynb')}.json"
+    row = json.loads(forged.read_text())
+    row["checks"][0].update(points=row["checks"][0]["max_points"] + 5)
+    forged.write_text(json.dumps(row))
+    assert grade("lab01_tokens", subs, out, **FAST)[1]["points"] == 0 and calls == ["not_json.ipynb"]
 
 
 # ---- a class that tries to cheat (tests/fixtures/grading/attacks.py) -----------------------

@@ -110,15 +110,18 @@ def resolve(mode: str) -> tuple[bool, str | None]:
 
 
 def _namespaces() -> list[str]:
-    return [
-        "--unshare-all",
-        "--unshare-user",
-        "--uid",
-        str(UID),
-        "--gid",
-        str(GID),
-        "--die-with-parent",
-    ]
+    args = ["--unshare-all", "--unshare-user", "--uid", str(UID), "--gid", str(GID), "--die-with-parent"]
+    return args + (["--disable-userns"] if _can_disable_userns() else [])
+
+
+@functools.lru_cache(maxsize=1)
+def _can_disable_userns() -> bool:
+    """bubblewrap >= 0.8 can forbid nested user namespaces (less kernel surface for the learner)."""
+    try:
+        done = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--disable-userns" in done.stdout + done.stderr
 
 
 @functools.lru_cache(maxsize=8)
