@@ -801,3 +801,79 @@ def test_probe_builds_arguments_and_reports_dataclasses(monkeypatch):
     assert outcomes["5:0"].error == "ModuleNotFoundError" and "could not build" in outcomes["5:0"].message
     verdicts = score_checks(checks, outcomes)
     assert [v["passed"] for v in verdicts] == [True, True, True, True, True, False], [v["message"] for v in verdicts]
+
+
+def test_the_sandbox_hides_the_grader_and_the_repository_s_secrets(tmp_path):
+    from unmasked.grading.sandbox import Sandbox, hidden_for
+
+    repo = tmp_path / "course"
+    for folder in ("utils/unmasked/grading/checks", "solutions", "tests/fixtures", "data", ".git"):
+        (repo / folder).mkdir(parents=True)
+    site = tmp_path / "site-packages"
+    (site / "unmasked" / "grading").mkdir(parents=True)
+    hidden = hidden_for([str(repo), str(repo / "utils"), str(site)], [str(tmp_path / "grades")])
+    for path in ("utils/unmasked/grading", "solutions", "tests", ".git"):
+        assert str(repo / path) in hidden
+    assert str(repo / "utils" / "unmasked" / "grading") in hidden and str(site / "unmasked" / "grading") in hidden
+    assert str(repo / "data") not in hidden
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    argv = Sandbox(str(scratch), (str(repo), str(repo / "utils")), hidden, 2**30).wrap(["python", "-V"])
+    text = " ".join(argv)
+    assert f"--ro-bind {repo} {repo}" in text and f"--ro-bind {repo}/utils" not in text  # inside a bind
+    assert f"--tmpfs {repo}/solutions" in text and f"--bind {scratch} {scratch}" in text
+    assert "--unshare-all" in argv and "--as=1073741824:1073741824" in text and argv[-2:] == ["python", "-V"]
+    assert str(tmp_path / "grades") not in text  # not inside anything bound: not there at all
+
+
+PROBE_VIEW = r"""
+import json, os, socket, sys
+from pathlib import Path
+import unmasked
+out = {"uid": os.getuid(), "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+       "env": sorted(os.environ)}
+root = Path(unmasked.__file__).resolve().parents[1]
+out["checks"] = sorted(os.listdir(root / "unmasked" / "grading"))
+out["solutions"] = os.path.exists(root.parent / "solutions")
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3)
+    out["net"] = True
+except OSError:
+    out["net"] = False
+for target in ("/tmp/escaped.txt", str(root / "escaped.txt"), os.path.expanduser("~/../escaped.txt")):
+    try:
+        open(target, "w").write("x")
+        out.setdefault("wrote", []).append(target)
+    except OSError:
+        pass
+open("inside.txt", "w").write("ok")
+try:
+    bytearray(3 * 2**30)
+    out["memory"] = "allowed"
+except MemoryError:
+    out["memory"] = "capped"
+print(json.dumps(out))
+"""
+
+
+def test_inside_the_sandbox_a_process_sees_and_reaches_only_its_scratch(tmp_path, monkeypatch):
+    namespaces_or_skip()
+    import os
+
+    from unmasked.grading.sandbox import Sandbox, hidden_for, readable_for
+    from unmasked.grading.worker import kernel_env
+
+    monkeypatch.setenv("INSTRUCTOR_TOKEN", "secret")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    readable = readable_for(sys.executable, os.environ.get("PYTHONPATH", ""))
+    box = Sandbox(str(scratch), readable, hidden_for(readable), 2 * 2**30)
+    done = subprocess.run(box.wrap([sys.executable, "-c", PROBE_VIEW]), capture_output=True, text=True,
+                          env=kernel_env(scratch), timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["uid"] == 65534 and seen["pids"] == [1, 2]  # bubblewrap's init and itself: no grader
+    assert "INSTRUCTOR_TOKEN" not in seen["env"] and "HOME" in seen["env"]
+    assert seen["checks"] == [] and not seen["solutions"] and not seen["net"]
+    assert "wrote" not in seen and (scratch / "inside.txt").read_text() == "ok"
+    assert seen["memory"] == "capped"

@@ -245,7 +245,10 @@ def hidden_for(readable, extra=()) -> tuple[str, ...]:
     """What must not be read even where a readable folder holds it: the grader and its checks."""
     hidden = set(os.path.realpath(p) for p in extra)
     for folder in readable:
-        for name in ("unmasked/grading", "solutions", ".git"):
+        names = ["unmasked/grading", "solutions", ".git"]
+        if os.path.isdir(os.path.join(folder, "utils", "unmasked")):  # the course's repository itself
+            names += ["tests", "benchmarks", "grades"]  # tests/fixtures hold a solution
+        for name in names:
             candidate = os.path.join(folder, name)
             if os.path.exists(candidate):
                 hidden.add(os.path.realpath(candidate))
