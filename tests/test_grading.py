@@ -818,11 +818,14 @@ def test_the_sandbox_hides_the_grader_and_the_repository_s_secrets(tmp_path):
     assert str(repo / "data") not in hidden
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    argv = Sandbox(str(scratch), (str(repo), str(repo / "utils")), hidden, 2**30).wrap(["python", "-V"])
-    text = " ".join(argv)
+    box = Sandbox(str(scratch), (str(repo), str(repo / "utils")), hidden, 2**30)
+    argv = box.wrap(["python", "-V"])
+    assert str(repo) not in " ".join(argv)  # the paths travel in a file, not on the command line
+    options = Path(box.args_file).read_bytes().split(b"\0")[:-1]
+    text = " ".join(o.decode() for o in options) + " " + " ".join(argv)
     assert f"--ro-bind {repo} {repo}" in text and f"--ro-bind {repo}/utils" not in text  # inside a bind
     assert f"--tmpfs {repo}/solutions" in text and f"--bind {scratch} {scratch}" in text
-    assert "--unshare-all" in argv and "--as=1073741824:1073741824" in text and argv[-2:] == ["python", "-V"]
+    assert "--unshare-all" in text and "--as=1073741824:1073741824" in text and argv[-2:] == ["python", "-V"]
     assert str(tmp_path / "grades") not in text  # not inside anything bound: not there at all
 
 
@@ -831,7 +834,7 @@ import json, os, socket, sys
 from pathlib import Path
 import unmasked
 out = {"uid": os.getuid(), "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
-       "env": sorted(os.environ)}
+       "env": sorted(os.environ), "init": open("/proc/1/cmdline", "rb").read().replace(b"\0", b" ").decode()}
 root = Path(unmasked.__file__).resolve().parents[1]
 out["checks"] = sorted(os.listdir(root / "unmasked" / "grading"))
 out["solutions"] = os.path.exists(root.parent / "solutions")
@@ -873,6 +876,7 @@ def test_inside_the_sandbox_a_process_sees_and_reaches_only_its_scratch(tmp_path
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert seen["uid"] == 65534 and seen["pids"] == [1, 2]  # bubblewrap's init and itself: no grader
+    assert "--args 3" in seen["init"] and "--ro-bind" not in seen["init"]  # no paths of the instructor's
     assert "INSTRUCTOR_TOKEN" not in seen["env"] and "HOME" in seen["env"]
     assert seen["checks"] == [] and not seen["solutions"] and not seen["net"]
     assert "wrote" not in seen and (scratch / "inside.txt").read_text() == "ok"

@@ -237,6 +237,7 @@ class Grader:
         finally:
             if not self.opts.keep_scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
+                (scratch.parent / f".bwrap-args-{scratch.name}").unlink(missing_ok=True)
 
     def _run_worker(self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float,
                     key: str) -> dict | None:

@@ -162,11 +162,15 @@ class Sandbox:
             data.get("memory_bytes"),
         )
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        bwrap = shutil.which("bwrap")
-        if bwrap is None:
-            raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
-        args = [bwrap, *_namespaces()]
+    @property
+    def args_file(self) -> str:
+        """Where bubblewrap's options go: beside the scratch folder, outside the sandbox's view."""
+        folder, name = os.path.split(self.scratch.rstrip("/"))
+        return os.path.join(folder, f".bwrap-args-{name}")
+
+    def options(self) -> list[str]:
+        """bubblewrap's options: the namespaces, then the view, built bind by bind."""
+        args = _namespaces()
         for path in SYSTEM:
             if os.path.islink(path):
                 args += ["--symlink", os.readlink(path), path]
@@ -182,29 +186,27 @@ class Sandbox:
                 bound.append(path)
         for path in sorted(set(self.hidden), key=len):
             if any(_inside(path, b) for b in bound) and os.path.exists(path):
-                args += (
-                    ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
-                )
-        args += [
-            "--bind",
-            self.scratch,
-            self.scratch,
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--remount-ro",
-            "/",
-            "--chdir",
-            self.scratch,
-            # ipykernel exits when its parent's pid (outside the PID namespace) is gone from view
-            "--unsetenv",
-            "JPY_PARENT_PID",
-        ]
+                args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+        args += ["--bind", self.scratch, self.scratch, "--proc", "/proc", "--dev", "/dev"]
+        args += ["--remount-ro", "/", "--chdir", self.scratch]
+        # ipykernel exits when its parent's pid (outside the PID namespace) is gone from view
+        return args + ["--unsetenv", "JPY_PARENT_PID"]
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """`argv` run in the sandbox. The options travel in a file (bwrap --args), so that the
+        sandbox's /proc/1/cmdline does not list the instructor's paths."""
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
+        fd = os.open(self.args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(b"".join(os.fsencode(a) + b"\0" for a in [*self.options(), "--"]))
+        command = list(argv)
         if self.memory_bytes:
             prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
-            args += ["--", prlimit, f"--as={self.memory_bytes}:{self.memory_bytes}"]
-        return [*args, "--", *argv]
+            command = [prlimit, f"--as={self.memory_bytes}:{self.memory_bytes}", "--", *command]
+        launcher = 'f=$1; shift; exec "$@" 3<"$f"'
+        return ["/bin/sh", "-c", launcher, "sh", self.args_file, bwrap, "--args", "3", *command]
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -297,6 +297,7 @@ def run(job: dict, report: Reporter) -> dict:
                     kill_session(state.kernel_pid)
                 kill_descendants(os.getpid())
                 shutil.rmtree(scratch, ignore_errors=True)
+                (scratch.parent / f".bwrap-args-{scratch.name}").unlink(missing_ok=True)
                 os._exit(3)
             if state.ready_at is None:
                 if time.monotonic() > start_deadline:
