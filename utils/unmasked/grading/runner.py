@@ -49,7 +49,7 @@ from .report import (
 )
 from .results import STATUSES, make_result, no_kernel_reason, not_run
 from .sandbox import MODES as SANDBOX_MODES
-from .sandbox import Sandbox, hidden_for, readable_for
+from .sandbox import Sandbox, hidden_for, kernel_python, readable_for
 from .sandbox import resolve as resolve_sandbox
 from .worker import START_SLACK_S, entry
 
@@ -364,7 +364,7 @@ class Grader:
         scratch = Path(tempfile.mkdtemp(prefix="preflight-", dir=self.scratch_root))
         try:
             box = Sandbox.from_json(self._sandbox(scratch))
-            problem = preflight(box, sys.executable, kernel_env(scratch))
+            problem = preflight(box, kernel_python(self.opts.kernel_name), kernel_env(scratch))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if problem is None:
@@ -381,7 +381,8 @@ class Grader:
         if not self.sandboxed:
             return None
         if not self.readable:
-            self.readable = readable_for(sys.executable, os.environ.get("PYTHONPATH", ""))
+            python = kernel_python(self.opts.kernel_name)
+            self.readable = readable_for(python, os.environ.get("PYTHONPATH", ""))
         solutions = Path(registry.__file__).resolve().parents[4] / "solutions"
         hidden = hidden_for(self.readable, [self.out, self.submissions, self.scratch_root, solutions])
         box = Sandbox(str(scratch.resolve()), self.readable, hidden, int(self.opts.memory_gb * 2**30))

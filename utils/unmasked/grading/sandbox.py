@@ -257,6 +257,20 @@ def hidden_for(readable, extra=()) -> tuple[str, ...]:
     return tuple(sorted(hidden))
 
 
+def kernel_python(kernel_name: str) -> str:
+    """The Python a kernelspec starts (argv[0]; `python`/`python3` mean this one, as jupyter_client does)."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except Exception:
+        return sys.executable
+    program = argv[0] if argv else "python"
+    if program in ("python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]):
+        return sys.executable
+    return shutil.which(program) or program
+
+
 def preflight(box: Sandbox, python: str, env: dict) -> str | None:
     """None when a kernel's Python can start in `box` (imports ipykernel and unmasked), else why not.
 
