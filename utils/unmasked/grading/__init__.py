@@ -7,23 +7,29 @@ injected by the grader (fast mode, seed), a per-cell timeout and a hard wall-clo
 the learner's cells, a cell the grader appends calls the learner's functions on inputs drawn
 from a secret seed; the answers are judged outside the kernel (see `spec` and `checks`).
 
-What a submission can and cannot do (it runs as the same OS user as the grader; no separate
-user or container is assumed):
-- It cannot see the hidden inputs before its own code has run: the scratch copy never holds
-  the checks, the inputs come from a secret seed per submission, and the expected answers are
-  computed in the grader, never in the kernel. The check *definitions* ship in this package
-  and are readable, by design: knowing them does not help without the inputs.
-- Its HOME, cwd and temp dirs are its scratch folder, and nothing in its environment names
-  the grades folder. A report forged into the checks' cell is rejected (status error).
-- It could still, if it went looking, read what the grader's user can read, write where that
-  user can write, or signal the grader's processes. The grader keeps every grade in memory and
-  rewrites any result file that changed during the run, but for hostile submissions run it in
-  a throwaway container or VM, or as a user with no write access to the grades folder.
-- There is no memory cap: a notebook that exhausts memory ends as "kernel died" at best.
+What a submission can and cannot do:
+- With the sandbox (--sandbox auto on Linux with bubblewrap; see `sandbox`), its kernel runs in
+  its own PID, network and user namespaces, sees a read-only system without the checks, the
+  solutions, the grades or other submissions, writes only its scratch folder, and is capped in
+  memory. Every process it starts dies with it. The worker that reads its result stays outside,
+  so the result channel is out of its reach.
+- The checks' inputs come from a secret seed per submission and the expected answers are
+  computed in the grader; the kernel only reports what the learner's functions returned, as
+  plain data. A raise or an unchanged argument counts only with right values beside it, so a
+  report rewritten in the kernel gains nothing; an exercise that hands its call on to the
+  course's own implementation scores 0 (`delegation`).
+- The runner files each result under the submission it launched, checks its shape against the
+  lab's outline, and gives every file named *.ipynb exactly one row.
+- Without the sandbox (--sandbox none, or auto where namespaces are unavailable, with a loud
+  warning), the kernel runs as the grader's user: the worker is a subreaper and kills what it
+  left behind, and the runner restores result files that changed, but learner code could read
+  what that user can read. Grade untrusted work with the sandbox.
 
 Modules: spec (what a check is), checks (one module per lab), notebook (reading, injecting,
 the appended cell), worker (one submission, in a subprocess), runner (the folder, in
-parallel), report (grades.csv, feedback, the score plot), procs (killing what a run started).
+parallel), sandbox (bubblewrap), delegation (exercises handed on to the course's code),
+report (grades.csv, feedback, scores.html), instructor (overrides, roster), cluster (--dask),
+procs (killing what a run started).
 """
 
 from .checks import available, load

@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m unmasked.grading",
         description="Grade every notebook under SUBMISSIONS_DIR against LAB's hidden checks.",
         epilog=f"Labs with hidden checks: {', '.join(available())}. Outputs: OUT/grades.csv, "
-        "OUT/feedback/*.md, OUT/results/*.json, OUT/scores.html.",
+        "OUT/feedback/*.md, OUT/results/*.json, OUT/executed/*.ipynb, OUT/scores.html (and OUT/lms.csv "
+        "with --roster).",
     )
     parser.add_argument("lab", help="the lab notebook (labs/lab01_tokens.ipynb) or its name (lab01_tokens)")
     parser.add_argument("submissions", type=Path, help="folder of submitted .ipynb files (searched recursively)")
@@ -38,6 +39,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="seed for the hidden checks' inputs (default: secret, new per submission)")
     parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
     parser.add_argument("--max-output-mb", type=float, default=5, help="output kept per notebook (default: 5)")
+    parser.add_argument("--sandbox", choices=("auto", "namespaces", "none"), default="auto",
+                        help="run each kernel in a bubblewrap sandbox: auto (if this machine can, else warn), "
+                        "namespaces (required), none (default: auto)")
+    parser.add_argument("--memory-gb", type=float, default=4,
+                        help="memory cap per submission in the sandbox, in GB (default: 4)")
+    parser.add_argument("--only", metavar="PATTERN",
+                        help="regrade only submissions whose name (as in grades.csv) matches this glob")
+    parser.add_argument("--overrides", metavar="CSV",
+                        help="manual points: columns submission, points, comment (kept across re-runs)")
+    parser.add_argument("--roster", metavar="CSV",
+                        help="columns submission, learner_id: also write OUT/lms.csv for an LMS import")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch folders, for debugging")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -52,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs, timeout=args.timeout, cell_timeout=args.cell_timeout, start_timeout=args.start_timeout,
             start_attempts=args.start_attempts, force=args.force, seed=args.seed,
             check_seed=args.check_seed, kernel_name=args.kernel, max_output_mb=args.max_output_mb,
-            progress=not args.quiet, keep_scratch=args.keep_scratch,
+            progress=not args.quiet, keep_scratch=args.keep_scratch, sandbox=args.sandbox,
+            memory_gb=args.memory_gb, only=args.only, overrides=args.overrides, roster=args.roster,
         )
         results = grade(args.lab, args.submissions, args.out, **vars(options))
     except ValueError as exc:

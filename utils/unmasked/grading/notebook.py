@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ MIME = "application/vnd.unmasked.grading+json"
 META = "unmasked_grading"  # cell metadata key: {"cell": learner's index} or {"role": "parameters"|"checks"}
 MAX_SUBMISSION_BYTES = 100 * 2**20
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidSubmission(ValueError):
@@ -58,7 +62,7 @@ def read_submission(data: bytes) -> nbformat.NotebookNode:
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Source-only copy: each cell keeps its type, source and tags, and remembers its index."""
     makers = {"code": new_code_cell, "markdown": new_markdown_cell, "raw": new_raw_cell}
-    cells = []
+    cells, code = [], 0
     for index, cell in enumerate(nb.get("cells", [])):
         if not isinstance(cell, dict):
             raise InvalidSubmission(f"cell {index + 1} is not a JSON object")
@@ -67,10 +71,15 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             source = "".join(str(s) for s in source)
         if not isinstance(source, str):
             raise InvalidSubmission(f"cell {index + 1} has a source that is not text")
+        source = _SURROGATE.sub("\ufffd", source)  # JSON allows "\ud800"; UTF-8 cannot hold it
         tags = cell.get("metadata", {}).get("tags", []) if isinstance(cell.get("metadata"), dict) else []
+        tags = [_SURROGATE.sub("\ufffd", t) for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
         new = makers.get(cell.get("cell_type"), new_raw_cell)(source)
         new.metadata["tags"] = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
         new.metadata[META] = {"cell": index}
+        if new.cell_type == "code":  # Jupyter's [n] after Restart & Run All: code cells only
+            code += 1
+            new.metadata[META]["code_cell"] = code
         cells.append(new)
     return new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}})
 
@@ -295,15 +304,36 @@ def read_probe(cell: nbformat.NotebookNode, probe: Probe) -> dict[str, Outcome]:
 
 
 def cell_label(cell: nbformat.NotebookNode) -> str:
-    """`cell 5 (def count_text_tokens(text: st...)`: how feedback names a learner's cell."""
+    """`code cell [3] (def count_text_tokens(text: st...)`: how feedback names a learner's cell.
+
+    Code cells are counted alone, as Jupyter numbers them [1], [2], ... after Restart & Run All,
+    so the label matches what the learner sees; Markdown cells have no number there.
+    """
     meta = cell.metadata.get(META, {})
     if meta.get("role") == "checks":
         return "the hidden checks"
     if meta.get("role") == "parameters":
         return "the injected parameters"
     first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
-    first = first if len(first) <= 40 else first[:37] + "..."
-    return f"cell {meta.get('cell', -1) + 1} (`{first}`)" if first else f"cell {meta.get('cell', -1) + 1}"
+    first = (first if len(first) <= 40 else first[:37] + "...").replace("`", "'")
+    number = f"code cell [{meta['code_cell']}]" if "code_cell" in meta else f"cell {meta.get('cell', -1) + 1}"
+    return f"{number} (`{first}`)" if first else number
+
+
+def calls_exit(source: str) -> bool:
+    """True when a cell calls exit() or quit(), which stop an IPython kernel (sys.exit does not)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in ("exit", "quit"):
+                return True
+            if isinstance(func, ast.Attribute) and func.attr == "ask_exit":
+                return True
+    return False
 
 
 def cell_errors(nb: nbformat.NotebookNode) -> list[dict]:

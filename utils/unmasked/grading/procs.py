@@ -82,3 +82,25 @@ def kill_session(session: int) -> None:
     for pid, (_, sid) in _table().items():
         if sid == session:
             _kill(pid)
+
+
+def become_subreaper() -> bool:
+    """Make orphans of our descendants (setsid daemons) our children instead of init's (Linux).
+
+    Without the sandbox's PID namespace, this is how the worker still finds a daemon that
+    learner code started with start_new_session, to kill it when the run ends.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def kill_descendants(root: int) -> None:
+    """SIGKILL every descendant of `root` (not `root`), with their sessions."""
+    for pid, (ppid, _) in _table().items():
+        if ppid == root:
+            kill_tree(pid)

@@ -18,15 +18,26 @@ from .spec import Check, Outcome
 STATUSES = ("graded", "timeout", "error", "invalid")
 
 
-def score_checks(checks: Sequence[Check], outcomes: dict[str, Outcome]) -> list[dict]:
-    """Verdict per check; outcome ids are `check index:call index` (see notebook.make_probe)."""
+def score_checks(
+    checks: Sequence[Check], outcomes: dict[str, Outcome], delegated: dict[str, str] | None = None
+) -> list[dict]:
+    """Verdict per check; outcome ids are `check index:call index` (see notebook.make_probe).
+
+    `delegated` maps a function to the course's implementation it hands its calls on to (see
+    delegation.py): every check that calls it scores 0, whatever came back.
+    """
     verdicts = []
+    delegated = delegated or {}
     for i, check in enumerate(checks):
         got = [outcomes[f"{i}:{j}"] for j in range(len(check.calls))]
+        handed = next((f for f in dict.fromkeys(c.func for c in check.calls) if f in delegated), None)
         try:
             problem = check.verify(check.calls, got)
         except Exception as exc:  # a strange return value must cost the check, not the grader
             problem = f"could not check the values returned ({type(exc).__name__}: {exc})"
+        if handed:
+            problem = (f"{handed} hands its work on to {delegated[handed]}, the course's own implementation; "
+                       "the exercise is to write it yourself")
         verdicts.append(
             {
                 "name": check.name,
@@ -69,7 +80,14 @@ def no_kernel_reason(start_timeout: float, detail: str) -> str:
     return f"the kernel did not start within {start_timeout:g} s ({detail}); no cell ran"
 
 
-def summary_reason(checks: list[dict], errors: list[dict], timed_out: list[str], truncated: bool) -> str:
+def out_of_memory(error: dict) -> bool:
+    """A cell error that means an allocation failed (Python's MemoryError, torch's allocator)."""
+    return error["ename"] == "MemoryError" or "allocate memory" in error.get("evalue", "")
+
+
+def summary_reason(
+    checks: list[dict], errors: list[dict], timed_out: list[str], truncated: bool, memory_gb: float = 0
+) -> str:
     """One line for grades.csv: how many checks passed, then what went wrong in the run."""
     passed = sum(c["passed"] for c in checks)
     parts = [f"{passed}/{len(checks)} checks passed"]
@@ -82,7 +100,10 @@ def summary_reason(checks: list[dict], errors: list[dict], timed_out: list[str],
     if errors:
         first = errors[0]
         more = f" (+{len(errors) - 1} more cells)" if len(errors) > 1 else ""
-        parts.append(f"{first['cell']} raised {first['ename']}{more}")
+        if memory_gb and out_of_memory(first):
+            parts.append(f"{first['cell']} used more than {memory_gb:g} GB of memory ({first['ename']}){more}")
+        else:
+            parts.append(f"{first['cell']} raised {first['ename']}{more}")
     if truncated:
         parts.append("output over the limit was dropped")
     return " | ".join(parts)

@@ -11,12 +11,13 @@ submission whose file and checks are unchanged since it was graded.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import secrets
-import multiprocessing
 import shutil
 import sys
 import tempfile
@@ -29,10 +30,27 @@ from pathlib import Path
 import nbformat
 
 from . import checks as registry
-from .notebook import InvalidSubmission, cell_label, inject_parameters, read_submission
+from .instructor import apply_override, lms_csv, read_overrides, read_roster
+from .notebook import (
+    MAX_SUBMISSION_BYTES,
+    InvalidSubmission,
+    cell_label,
+    inject_parameters,
+    read_submission,
+)
 from .procs import kill_tree
-from .report import atomic_write, feedback_markdown, grades_csv, score_figure, write_figure
+from .report import (
+    atomic_write,
+    failures_html,
+    feedback_markdown,
+    grades_csv,
+    score_figure,
+    write_figure,
+)
 from .results import STATUSES, make_result, no_kernel_reason, not_run
+from .sandbox import MODES as SANDBOX_MODES
+from .sandbox import Sandbox, hidden_for, kernel_python, readable_for
+from .sandbox import resolve as resolve_sandbox
 from .worker import START_SLACK_S, entry
 
 GRACE_S = 10.0  # the worker stops itself at --timeout; the parent kills it this much later
@@ -71,6 +89,13 @@ class Options:
     max_output_mb: float = 5.0
     progress: bool = True
     keep_scratch: bool = False
+    sandbox: str = "auto"  # auto | namespaces | none (see unmasked.grading.sandbox)
+    memory_gb: float = 4.0  # per submission, inside the sandbox
+    only: str | None = None  # regrade only submissions whose name matches this glob
+    overrides: str | None = None  # CSV: submission, points, comment (see instructor.py)
+    roster: str | None = None  # CSV: submission, learner_id; writes lms.csv
+    save_executed: bool = True  # the executed notebook, beside each result (instructor only)
+    dask: str | None = None  # address of a Dask distributed scheduler: grade there (see cluster.py)
 
     def __post_init__(self):
         if self.jobs < 1:
@@ -82,6 +107,10 @@ class Options:
             )
         if self.start_attempts < 1:
             raise ValueError(f"--start-attempts must be at least 1, got {self.start_attempts}")
+        if self.sandbox not in SANDBOX_MODES:
+            raise ValueError(f"--sandbox {self.sandbox!r}; choose one of {', '.join(SANDBOX_MODES)}")
+        if self.memory_gb <= 0:
+            raise ValueError(f"--memory-gb must be > 0, got {self.memory_gb}")
 
 
 SCRATCH_PREFIX = "unmasked-grading-"
@@ -100,23 +129,65 @@ def sweep_scratch() -> None:
 
 
 def find_submissions(folder: Path) -> list[Path]:
-    """Every .ipynb under `folder`, skipping hidden folders and .ipynb_checkpoints."""
+    """Everything named *.ipynb under `folder`, skipping hidden folders and .ipynb_checkpoints.
+
+    Folders that are symlinks are followed (once each); entries that are not notebook files
+    (a folder or a device named *.ipynb, a broken link) are kept, so that they get a row.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"submissions folder {folder} does not exist or is not a folder")
-    found = []
-    for path in sorted(folder.rglob("*.ipynb")):
-        parts = path.relative_to(folder).parts
-        if any(p.startswith(".") or p == ".ipynb_checkpoints" for p in parts) or not path.is_file():
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link loop, or two links to one folder
+            dirs[:] = []
             continue
-        found.append(path)
-    return found
+        seen.add(real)
+        named = [d for d in dirs if d.endswith(".ipynb")]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not d.endswith(".ipynb"))
+        for name in files + named:
+            if not name.startswith(".") and name.endswith(".ipynb"):
+                found.append(Path(root) / name)
+    return sorted(found, key=lambda p: os.fsencode(p))
 
 
-def submission_key(rel: str) -> str:
-    """A file name for a submission's feedback and result: `alice/lab01.ipynb` -> `alice__lab01`."""
-    stem = rel[: -len(".ipynb")] if rel.endswith(".ipynb") else rel
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__")).strip("._") or "submission"
+def submission_name(path: Path, folder: Path) -> str:
+    """The submission's name in grades.csv: its path under `folder`, undecodable bytes as \\xNN."""
+    raw = os.fsencode(Path(path).relative_to(folder).as_posix())
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def submission_key(rel: str | bytes) -> str:
+    """A unique, stable file name for a submission's feedback and result.
+
+    `alice/lab01.ipynb` -> `alice__lab01-<8 hex>`: the readable part for people, the hash of
+    the full path (its bytes) so that `a/b` and `a__b`, or two names in another script, never
+    share a file.
+    """
+    raw = rel if isinstance(rel, bytes) else str(rel).encode("utf-8", "surrogateescape")
+    text = raw.decode("utf-8", "replace")
+    stem = text[: -len(".ipynb")] if text.endswith(".ipynb") else text
+    readable = re.sub(r"[^\w.-]+", "_", stem.replace("/", "__"), flags=re.ASCII).strip("._")[:80]
+    return f"{readable or 'submission'}-{hashlib.sha256(raw).hexdigest()[:8]}"
+
+
+def describe_entry(path: Path) -> str | None:
+    """None for a regular file (after links); else what it is, for an `invalid` row."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "it is a link to nothing" if os.path.islink(path) else "it vanished before it was read"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")]
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"it is {kind} named .ipynb, not a notebook file"
 
 
 class Grader:
@@ -131,6 +202,10 @@ class Grader:
         self.live: set = set()  # worker processes not yet reaped
         self.stopping = False
         self.results: dict[str, dict] = {}
+        self.sandboxed, self.warning = resolve_sandbox(options.sandbox)  # raises for `namespaces` without
+        self.readable: tuple[str, ...] = ()
+        self.overrides = read_overrides(Path(options.overrides)) if options.overrides else {}
+        self.roster = read_roster(Path(options.roster)) if options.roster else None
 
     # ---- one submission ------------------------------------------------------------------
 
@@ -140,8 +215,12 @@ class Grader:
 
     def grade_one(self, path: Path, rel: str) -> dict | None:
         started = time.monotonic()
+        what = describe_entry(path)
+        if what is not None:
+            return self._result(rel, "invalid", what, "", started)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_SUBMISSION_BYTES + 1)
         except OSError as exc:
             return self._result(rel, "invalid", f"cannot read the file: {exc.strerror}", "", started)
         sha = hashlib.sha256(data).hexdigest()
@@ -151,18 +230,21 @@ class Grader:
             return self._result(rel, "invalid", str(exc), sha, started)
         scratch = Path(tempfile.mkdtemp(prefix="grade-", dir=self.scratch_root))
         try:
-            notebook = scratch / (Path(rel).name if Path(rel).name.endswith(".ipynb") else "submission.ipynb")
+            notebook = scratch / "submission.ipynb"  # its own name may be anything, even invalid UTF-8
             nbformat.write(nb, notebook)
-            return self._run_worker(nb, notebook, scratch, rel, sha, started)
+            key = submission_key(os.fsencode(Path(path).relative_to(self.submissions).as_posix()))
+            return self._run_worker(nb, notebook, scratch, rel, sha, started, key)
         finally:
             if not self.opts.keep_scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
+                (scratch.parent / f".bwrap-args-{scratch.name}").unlink(missing_ok=True)
 
-    def _run_worker(self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float) -> dict | None:
+    def _run_worker(self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float,
+                    key: str) -> dict | None:
         """Run the worker; start it again while its kernel never answers, since no learner code ran."""
         check_seed = self.opts.check_seed if self.opts.check_seed is not None else secrets.randbelow(2**62)
         for attempt in range(1, self.opts.start_attempts + 1):
-            result = self._attempt(nb, notebook, scratch, rel, check_seed)
+            result = self._attempt(nb, notebook, scratch, rel, check_seed, key)
             if result is None or result.get("kernel_started", True) or attempt == self.opts.start_attempts:
                 break
         if result is None:
@@ -173,7 +255,7 @@ class Grader:
         result["start_attempts"] = attempt
         return self._finish(result, sha, started)
 
-    def _attempt(self, nb, notebook: Path, scratch: Path, rel: str, check_seed: int) -> dict | None:
+    def _attempt(self, nb, notebook: Path, scratch: Path, rel: str, check_seed: int, key: str) -> dict | None:
         """One worker, from fork to its result row (without sha and timing); None if the grader is stopping."""
         job = {
             "submission": rel,
@@ -187,6 +269,8 @@ class Grader:
             "grader_pid": os.getpid(),
             "kernel_name": self.opts.kernel_name,
             "max_output_bytes": int(self.opts.max_output_mb * 2**20),
+            "sandbox": self._sandbox(scratch),
+            "executed": str(self.out / "executed" / f"{key}.ipynb") if self.opts.save_executed else None,
         }
         reader, writer = _context().Pipe(duplex=False)
         with self.lock:
@@ -228,7 +312,8 @@ class Grader:
         if self.stopping:
             return None
         result = next((e["result"] for e in reversed(events) if e.get("event") == "result"), None)
-        if result is not None and result.get("status") in STATUSES:
+        result = self._accept(result, rel)
+        if result is not None:
             return result
         ready = any(e.get("event") == "ready" for e in events)
         cells = [e["index"] for e in events if e.get("event") == "cell"]
@@ -249,6 +334,59 @@ class Grader:
         detail = crash["error"][:200] if crash else "no message"
         reason = f"the grading worker {how} in {where}: {detail}"
         return self._row(rel, "error", reason, check_seed=check_seed)
+
+    def _accept(self, result, rel: str) -> dict | None:
+        """The worker's result filed under the submission we launched, or None if it is malformed.
+
+        The name inside the result is never used; the checks must be this lab's, in order, and
+        the points are added up again here.
+        """
+        try:
+            checks = result["checks"]
+            if result["status"] not in STATUSES or [(c["name"], c["max_points"]) for c in checks] != [
+                (name, points) for name, points in self.outline
+            ]:
+                return None
+            for c in checks:
+                if not (0 <= c["points"] <= c["max_points"]) or c["passed"] != (c["points"] == c["max_points"]):
+                    return None
+            extra = {k: v for k, v in result.items() if k not in ("submission", "lab", "points", "max_points",
+                                                                  "status", "reason", "checks")}
+            return make_result(rel, self.lab.lab, result["status"], str(result["reason"]), checks, **extra)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+    def _preflight(self) -> None:
+        """Start Python once in the sandbox; `auto` falls back (loudly) if it cannot."""
+        from .sandbox import SandboxUnavailable, preflight
+        from .worker import kernel_env
+
+        scratch = Path(tempfile.mkdtemp(prefix="preflight-", dir=self.scratch_root))
+        try:
+            box = Sandbox.from_json(self._sandbox(scratch))
+            problem = preflight(box, kernel_python(self.opts.kernel_name), kernel_env(scratch))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if problem is None:
+            return
+        if self.opts.sandbox == "namespaces":
+            raise SandboxUnavailable(f"--sandbox namespaces: {problem}")
+        self.sandboxed = False
+        self.warning = f"NO SANDBOX: {problem}. Submissions run as the grader's user"
+        bar = "!" * 78
+        print(f"{bar}\nwarning: {self.warning}\n{bar}", file=sys.stderr)
+
+    def _sandbox(self, scratch: Path) -> dict | None:
+        """What this submission's kernel may read; None when the sandbox is off."""
+        if not self.sandboxed:
+            return None
+        if not self.readable:
+            python = kernel_python(self.opts.kernel_name)
+            self.readable = readable_for(python, os.environ.get("PYTHONPATH", ""))
+        solutions = Path(registry.__file__).resolve().parents[4] / "solutions"
+        hidden = hidden_for(self.readable, [self.out, self.submissions, self.scratch_root, solutions])
+        box = Sandbox(str(scratch.resolve()), self.readable, hidden, int(self.opts.memory_gb * 2**30))
+        return box.to_json()
 
     def _row(self, rel, status, reason, **extra) -> dict:
         return make_result(rel, self.lab.lab, status, reason, not_run(self.outline, reason), **extra)
@@ -271,20 +409,22 @@ class Grader:
 
     # ---- the whole folder ----------------------------------------------------------------
 
-    def _paths(self, rel: str) -> tuple[Path, Path]:
-        key = submission_key(rel)
+    def _paths(self, key: str) -> tuple[Path, Path]:
         return self.out / "results" / f"{key}.json", self.out / "feedback" / f"{key}.md"
 
-    def _store(self, result: dict) -> None:
-        result_path, feedback_path = self._paths(result["submission"])
+    def _store(self, key: str, result: dict) -> None:
+        result_path, feedback_path = self._paths(key)
+        result = apply_override(result, self.overrides)
         with self.lock:
-            self.results[result["submission"]] = result
+            self.results[key] = result
             atomic_write(result_path, json.dumps(result, indent=1))
             atomic_write(feedback_path, feedback_markdown(result))
             atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
 
-    def _previous(self, rel: str, path: Path) -> dict | None:
-        result_path, _ = self._paths(rel)
+    def _previous(self, key: str, rel: str, path: Path) -> dict | None:
+        result_path, _ = self._paths(key)
+        if describe_entry(path) is not None:
+            return None
         try:
             old = json.loads(result_path.read_text(encoding="utf-8"))
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -293,17 +433,30 @@ class Grader:
         if old.get("kernel_started") is False:  # nothing of it ran: grade it this time
             return None
         if old.get("submission") == rel and old.get("fingerprint") == self.fingerprint(sha):
-            return old
+            return self._accept(old, rel)  # a file that is not a well-formed grade is graded again
         return None
+
+    def _grade_safely(self, path: Path, rel: str) -> dict | None:
+        """grade_one, but a bug of ours on one submission costs that row, never the class."""
+        started = time.monotonic()
+        try:
+            return self.grade_one(path, rel)
+        except Exception as exc:
+            import traceback
+
+            print(f"grader error on {rel}:\n{traceback.format_exc()}", file=sys.stderr)
+            return self._result(rel, "error", f"the grader failed on this file ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); please report it", "", started)
 
     def _restore(self) -> None:
         """Rewrite any result or feedback file that changed behind our back during the run.
 
-        Learner code runs as the same OS user as the grader, so it could write here if it
-        found the folder; the grades in memory are the ones we trust.
+        In the sandbox a kernel cannot see this folder; without it, learner code runs as the
+        grader's user and could write here if it found it. The grades in memory are the ones
+        we trust.
         """
-        for rel, result in self.results.items():
-            for path, expected in zip(self._paths(rel), (json.dumps(result, indent=1), feedback_markdown(result))):
+        for key, result in self.results.items():
+            for path, expected in zip(self._paths(key), (json.dumps(result, indent=1), feedback_markdown(result))):
                 try:
                     intact = path.read_text(encoding="utf-8") == expected
                 except (OSError, UnicodeDecodeError):
@@ -313,10 +466,15 @@ class Grader:
                     atomic_write(path, expected)
 
     def run(self) -> list[dict]:
+        if self.warning:
+            bar = "!" * 78
+            print(f"{bar}\nwarning: {self.warning}\n{bar}", file=sys.stderr)
         sweep_scratch()
         self.scratch_root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
         (self.scratch_root / "grader.pid").write_text(str(os.getpid()))
         try:
+            if self.sandboxed:
+                self._preflight()
             return self._run()
         finally:
             if not self.opts.keep_scratch:
@@ -329,23 +487,41 @@ class Grader:
         if not subs:
             raise ValueError(f"no .ipynb files under {self.submissions}")
         self.out.mkdir(parents=True, exist_ok=True)
-        pending = []
+        pending, keys = [], []
         for path in subs:
-            rel = path.relative_to(self.submissions).as_posix()
-            old = None if self.opts.force else self._previous(rel, path)
+            rel = submission_name(path, self.submissions)
+            key = submission_key(os.fsencode(path.relative_to(self.submissions).as_posix()))
+            keys.append(key)
+            chosen = self.opts.only is None or fnmatch.fnmatchcase(rel, self.opts.only)
+            old = None if self.opts.force or (chosen and self.opts.only) else self._previous(key, rel, path)
             if old is not None:
-                self.results[rel] = old
+                self.results[key] = apply_override(old, self.overrides)
+            elif chosen:
+                pending.append((path, rel, key))
             else:
-                pending.append((path, rel))
-        bar = tqdm(total=len(subs), initial=len(subs) - len(pending), desc=f"grading {self.lab.lab}",
+                keys.pop()  # not asked for and never graded: no row this time
+        if self.opts.only and not pending:
+            raise ValueError(f"--only {self.opts.only!r} matches no submission under {self.submissions}")
+        bar = tqdm(total=len(keys), initial=len(keys) - len(pending), desc=f"grading {self.lab.lab}",
                    unit="nb", disable=not self.opts.progress, file=sys.stderr)
-        pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
+        if self.opts.dask:
+            from .cluster import ClusterPool
+
+            pool = ClusterPool(self.opts.dask, self.lab.lab, self.opts)
+            wait_all = pool.as_completed
+        else:
+            pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
+            wait_all = as_completed
         try:
-            futures = [pool.submit(self.grade_one, path, rel) for path, rel in pending]
-            for future in as_completed(futures):
+            futures = {pool.submit(self._grade_safely, path, rel): (key, rel) for path, rel, key in pending}
+            for future in wait_all(futures):
                 result = future.result()
+                key, rel = futures[future]
+                if result is not None and self.opts.dask:  # filed under what we sent, whatever came back
+                    result = self._accept(result, rel) or self._result(
+                        rel, "error", "the cluster returned a result that is not a grade", "", time.monotonic())
                 if result is not None:
-                    self._store(result)
+                    self._store(key, result)
                     bar.set_postfix_str(f"{result['submission'][:30]}: {result['status']}", refresh=False)
                 bar.update()
         except BaseException:
@@ -361,8 +537,11 @@ class Grader:
             if self.results:
                 self._restore()
                 atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
-        ordered = [self.results[p.relative_to(self.submissions).as_posix()] for p in subs]
-        write_figure(score_figure(ordered, self.lab.lab), self.out / "scores.html")
+        ordered = [self.results[key] for key in keys]
+        write_figure(score_figure(ordered, self.lab.lab, warning=self.warning), self.out / "scores.html",
+                     extra_html=failures_html(ordered), warning=self.warning)
+        if self.roster is not None:
+            atomic_write(self.out / "lms.csv", lms_csv(ordered, self.roster))
         return ordered
 
 

@@ -156,33 +156,98 @@ def returns(
     return Check(name, points, calls, verify, hint)
 
 
-def raises(name: str, points: float, func: str, cases: Sequence[tuple], error: str, *, hint: str = "") -> Check:
-    """`func(*case)` must raise `error` (or a subclass) for every case."""
-    calls = tuple(Call(func, tuple(case)) for case in cases)
+def _works(calls: Sequence[Call], outcomes: Sequence[Outcome], wanted, compare) -> str | None:
+    """What is wrong with the calls that must return `wanted` (None: all right)."""
+    for call, outcome, want in zip(calls, outcomes, wanted):
+        if not outcome.ok:
+            return f"{call.show()} {outcome.show()}"
+        if not compare(outcome.value, want):
+            return f"{call.show()} returned {short(outcome.value)}; expected {short(want)}"
+    return None
+
+
+def raises(
+    name: str,
+    points: float,
+    func: str,
+    cases: Sequence[tuple],
+    error: str,
+    *,
+    works: tuple[Sequence[tuple], Sequence[Any]] | None = None,
+    compare: Callable[[Any, Any], bool] | None = None,
+    hint: str = "",
+) -> Check:
+    """`func(*case)` must raise `error` (or a subclass) for every case.
+
+    With `works=(cases, expected)`, `func` must also return the expected values for valid
+    input: a raise alone is cheap to fake (a stub that always raises, a forged report), a
+    right answer to inputs drawn in secret is not.
+    """
+    raising = tuple(Call(func, tuple(case)) for case in cases)
+    valid_cases, wanted = works or ((), ())
+    valid = tuple(Call(func, tuple(case)) for case in valid_cases)
+    compare = compare or (lambda got, want: got == want)
 
     def verify(calls: Sequence[Call], outcomes: Sequence[Outcome]) -> str | None:
-        for call, outcome in zip(calls, outcomes):
+        for call, outcome in zip(calls[: len(raising)], outcomes[: len(raising)]):
             if outcome.error == "Timeout" or not outcome.raised(error):
                 return f"{call.show()} {outcome.show()}; expected it to raise {error}"
-        return None
+        problem = _works(calls[len(raising):], outcomes[len(raising):], wanted, compare)
+        return f"it must also work for valid input: {problem}" if problem else None
 
-    return Check(name, points, calls, verify, hint)
+    return Check(name, points, raising + valid, verify, hint)
 
 
-def leaves_args_unchanged(name: str, points: float, func: str, cases: Sequence[tuple], *, hint: str = "") -> Check:
-    """`func(*case)` must return normally and leave its (list or dict) arguments as they were."""
+def leaves_args_unchanged(
+    name: str,
+    points: float,
+    func: str,
+    cases: Sequence[tuple],
+    *,
+    expected: Sequence[Any] | None = None,
+    compare: Callable[[Any, Any], bool] | None = None,
+    hint: str = "",
+) -> Check:
+    """`func(*case)` must return normally and leave its (list or dict) arguments as they were.
+
+    With `expected`, it must also return those values, so that a function that does nothing
+    (or a forged report) does not pass. A call whose arguments were not reported back fails.
+    """
     calls = tuple(Call(func, tuple(case), watch_args=True) for case in cases)
+    compare = compare or (lambda got, want: got == want)
 
     def verify(calls: Sequence[Call], outcomes: Sequence[Outcome]) -> str | None:
         for call, outcome in zip(calls, outcomes):
             if not outcome.ok:
                 return f"{call.show()} {outcome.show()}"
-            if outcome.args_after is not None and list(outcome.args_after) != list(call.args):
+            if outcome.args_after is None:
+                return f"{call.show()}: the arguments after the call were not reported"
+            if list(outcome.args_after) != list(call.args):
                 after = outcome.args_after[0] if len(call.args) == 1 else outcome.args_after
                 return f"{call.show()} changed its argument to {short(after)}"
+        if expected is not None:
+            return _works(calls, outcomes, expected, compare)
         return None
 
     return Check(name, points, calls, verify, hint)
+
+
+def also_works(check: Check, working: Check) -> Check:
+    """`check` (a raise, say) that passes only when `working`'s calls are right as well.
+
+    A raise alone is cheap to fake: a stub that always raises, or a report rewritten in the
+    kernel. Right values for inputs drawn in secret are not. Name, points and hint are `check`'s.
+    """
+    n = len(check.calls)
+
+    def verify(calls: Sequence[Call], outcomes: Sequence[Outcome]) -> str | None:
+        problem = check.verify(calls[:n], outcomes[:n])
+        if problem:
+            return problem
+        problem = working.verify(calls[n:], outcomes[n:])
+        return f"it must also work for valid input: {problem}" if problem else None
+
+    return Check(check.name, check.points, check.calls + working.calls, verify, check.hint)
 
 
 def isclose(rel_tol: float = 1e-9, abs_tol: float = 1e-12) -> Callable[[Any, Any], bool]:

@@ -65,6 +65,8 @@ class RunState:
         self.interrupted: list[str] = []  # labels of the cells interrupted for time
         self.interrupted_ids: set[int] = set()
         self.nb_man = None
+        self.sandbox = None  # a sandbox.Sandbox, or None to run the kernel as the worker's user
+        self.socket_prefix = str(scratch / ".runtime" / "k")
 
     def timeout_for(self, cell) -> float:
         from .notebook import META
@@ -72,12 +74,20 @@ class RunState:
         return self.probe_timeout if cell.metadata.get(META, {}).get("role") == "checks" else self.cell_timeout
 
 
+# The only variables of the grader's environment a kernel sees: what finds programs and
+# libraries, the locale, thread counts. Tokens, keys and paths to the grades stay out.
+PASSED_ENV = ("PATH", "PYTHONPATH", "LANG", "LANGUAGE", "TZ", "VIRTUAL_ENV", "CONDA_PREFIX",
+              "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "SYSTEMROOT")
+
+
 def kernel_env(scratch: Path) -> dict:
-    """The kernel's environment: HOME, temp and config dirs inside scratch, fast mode on."""
+    """The kernel's environment: HOME, temp and config dirs inside scratch, fast mode on.
+
+    Built from an allow-list: nothing else of the instructor's environment reaches the kernel.
+    """
     tmp = scratch / ".tmp"
     tmp.mkdir(exist_ok=True)
-    drop = ("UNMASKED_GRADING", "JPY_", "TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", "OLDPWD")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("LC_")}
     env.update(
         HOME=str(scratch),
         PWD=str(scratch),
@@ -110,6 +120,20 @@ def _engine(state: RunState):
     from .notebook import MIME, cell_label
 
     class Client(PapermillNotebookClient):
+        def create_kernel_manager(self):
+            km = super().create_kernel_manager()
+            if state.sandbox is not None:
+                # No network in the sandbox: the kernel's sockets are files in its scratch folder.
+                km.transport = "ipc"
+                (state.scratch / ".runtime").mkdir(mode=0o700, exist_ok=True)
+                km.connection_file = str(state.scratch / ".runtime" / "kernel.json")
+                km.ip = state.socket_prefix
+                # A signal would reach bubblewrap, not the kernel: interrupt through the control channel.
+                km.kernel_spec.interrupt_mode = "message"
+                plain = km.format_kernel_cmd
+                km.format_kernel_cmd = lambda extra_arguments=None: state.sandbox.wrap(plain(extra_arguments))
+            return km
+
         async def async_start_new_kernel(self, **kwargs):
             kwargs.setdefault("env", state.env)
             kwargs.setdefault("cwd", str(state.scratch))
@@ -194,8 +218,17 @@ def run(job: dict, report: Reporter) -> dict:
     import nbformat
 
     from . import checks as registry
-    from .notebook import META, ProbeError, cell_errors, cell_label, make_probe, read_probe
-    from .procs import kill_session
+    from .delegation import delegations
+    from .notebook import (
+        META,
+        ProbeError,
+        calls_exit,
+        cell_errors,
+        cell_label,
+        make_probe,
+        read_probe,
+    )
+    from .procs import kill_descendants, kill_session
     from .results import make_result, no_kernel_reason, not_run, score_checks, summary_reason
 
     started = time.monotonic()
@@ -224,6 +257,13 @@ def run(job: dict, report: Reporter) -> dict:
     os.environ["JUPYTER_RUNTIME_DIR"] = str(scratch / ".runtime")  # the connection file
     probe_timeout = lab.call_timeout_s * len(probe.calls) + 30
     state = RunState(scratch, kernel_env(scratch), job["cell_timeout"], probe_timeout, job["max_output_bytes"], report)
+    if job.get("sandbox"):
+        from .sandbox import MAX_SOCKET_PATH, Sandbox
+
+        state.sandbox = Sandbox.from_json(job["sandbox"])
+        if len(state.socket_prefix) > MAX_SOCKET_PATH:  # a unix socket's path has at most 107 bytes
+            state.socket_prefix = str(Path(state.socket_prefix).parent.relative_to(scratch) / "k")
+    memory_gb = (job.get("sandbox") or {}).get("memory_bytes", 0) / 2**30
 
     def label(index):
         cells = state.nb_man.nb.cells if state.nb_man is not None else nb.cells
@@ -255,13 +295,16 @@ def run(job: dict, report: Reporter) -> dict:
             if grader_gone():  # the grader was killed: stop, and leave no scratch behind
                 if state.kernel_pid:
                     kill_session(state.kernel_pid)
+                kill_descendants(os.getpid())
                 shutil.rmtree(scratch, ignore_errors=True)
+                (scratch.parent / f".bwrap-args-{scratch.name}").unlink(missing_ok=True)
                 os._exit(3)
             if state.ready_at is None:
                 if time.monotonic() > start_deadline:
                     report.finish(no_kernel("it never answered"))
                     if state.kernel_pid:
                         kill_session(state.kernel_pid)
+                    kill_descendants(os.getpid())
                     os._exit(0)
             elif time.monotonic() > state.ready_at + job["timeout"]:
                 reason = f"ran past the {job['timeout']:g} s limit for a submission, in {label(state.current)}"
@@ -269,6 +312,7 @@ def run(job: dict, report: Reporter) -> dict:
                 report.finish(done("timeout", reason, stopped))
                 if state.kernel_pid:
                     kill_session(state.kernel_pid)
+                kill_descendants(os.getpid())
                 os._exit(0)
 
     threading.Thread(target=watchdog, daemon=True).start()
@@ -299,19 +343,34 @@ def run(job: dict, report: Reporter) -> dict:
     finally:
         if state.kernel_pid:
             kill_session(state.kernel_pid)  # whatever the learner's code left running
+        kill_descendants(os.getpid())  # and what left the kernel's session (we are its subreaper)
 
     what = f"{type(raised).__name__}: {str(raised)[:200]}" if raised is not None else ""
     if state.ready_at is None:  # it died or hung while starting, before any cell ran
         return no_kernel(what or "no reason given")
     failure = None
     if isinstance(raised, DeadKernelError):
-        failure = ("error", f"the kernel died in {label(state.current)} (os._exit, a crash, or out of memory)")
+        ran = state.nb_man.nb.cells[: (state.current or 0) + 1] if state.nb_man is not None else []
+        exits = [c for c in ran if c.cell_type == "code" and calls_exit(c.source)]
+        if exits:
+            failure = ("error", f"the kernel stopped after {cell_label(exits[-1])}, which calls exit(); "
+                       "a notebook must not stop its kernel")
+        else:
+            cause = f"more than {memory_gb:g} GB of memory" if memory_gb else "out of memory"
+            failure = ("error", f"the kernel died in {label(state.current)} (os._exit, a crash, or {cause})")
     elif isinstance(raised, CellTimeoutError):
         failure = ("timeout", f"{label(state.current)} ran past {job['cell_timeout']:g} s and ignored the interrupt")
     elif raised is not None:  # papermill failed: still a row, with the reason
         failure = ("error", f"running the notebook failed in {label(state.current)}: {what}")
 
     executed = state.nb_man.nb if state.nb_man is not None else nb
+    if job.get("executed"):  # for the instructor: what ran, outputs included (never in feedback)
+        try:
+            from .report import atomic_write
+
+            atomic_write(Path(job["executed"]), nbformat.writes(executed))
+        except (OSError, ValueError):
+            pass
     errors = cell_errors(executed)
     timed_out = list(state.interrupted)
     extra.update(cell_errors=errors, interrupted=timed_out, truncated=state.truncated)
@@ -324,9 +383,12 @@ def run(job: dict, report: Reporter) -> dict:
         outcomes = read_probe(checks_cell, probe)
     except ProbeError as exc:
         return done("error", str(exc), not_run(outline, str(exc)))
-    verdicts = score_checks(checks, outcomes)
+    sources = [c.source for c in executed.cells if c.cell_type == "code" and META in c.metadata
+               and "cell" in c.metadata[META]]
+    delegated = delegations(sources, {call.func for check in checks for call in check.calls}, lab.references)
+    verdicts = score_checks(checks, outcomes, delegated)
     status = "timeout" if timed_out else "graded"
-    return done(status, summary_reason(verdicts, errors, timed_out, state.truncated), verdicts)
+    return done(status, summary_reason(verdicts, errors, timed_out, state.truncated, memory_gb), verdicts)
 
 
 def _quiet(scratch: str) -> None:
@@ -352,6 +414,9 @@ def _guarded(job: dict, report: Reporter) -> int:
 def entry(job: dict, conn) -> None:
     """multiprocessing target: grade `job`, reporting through the pipe end `conn`."""
     os.setsid()  # our own session: the parent kills it whole
+    from .procs import become_subreaper
+
+    become_subreaper()
     _quiet(job["scratch"])
     code = _guarded(job, Reporter(lambda text: conn.send_bytes(text.encode())))
     conn.close()

@@ -4,6 +4,7 @@ A lab's module defines:
 
     PARAMETERS = {"FAST": True, "SEED": 0}   # injected into every submission before it runs
     CALL_TIMEOUT_S = 5.0                     # each call into the notebook gets this long
+    REFERENCES = {"func": ("unmasked.mod.impl",)}  # optional: the course's versions of an exercise
     def build(rng: random.Random) -> list[Check]
 
 `build` draws its test inputs from `rng` (seeded by the grader with a secret per run) and
@@ -19,7 +20,7 @@ import importlib
 import inspect
 import pkgutil
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -35,6 +36,7 @@ class LabChecks:
     parameters: dict
     call_timeout_s: float
     fingerprint: str  # changes when the checks change, so a re-run regrades
+    references: dict = field(default_factory=dict)  # func -> the course's implementations (delegation.py)
 
     def build(self, seed: int) -> list[Check]:
         checks = list(self.module.build(random.Random(seed)))
@@ -81,4 +83,5 @@ def load(lab: str | Path) -> LabChecks:
         parameters=dict(module.PARAMETERS),
         call_timeout_s=float(getattr(module, "CALL_TIMEOUT_S", 5.0)),
         fingerprint=hashlib.sha256(source).hexdigest()[:16],
+        references={k: tuple(v) for k, v in getattr(module, "REFERENCES", {}).items()},
     )

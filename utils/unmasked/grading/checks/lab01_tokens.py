@@ -13,6 +13,8 @@ from unmasked.tokens import count_tokens
 from ..spec import Check, isclose, leaves_args_unchanged, raises, returns
 
 PARAMETERS = {"FAST": True, "SEED": 0}
+# The course's own implementations: an exercise that hands its call on to one scores 0.
+REFERENCES = {"count_text_tokens": ("unmasked.tokens.count_tokens",)}
 CALL_TIMEOUT_S = 2.0  # each function is microseconds of work; 2 s allows for a loaded machine
 
 _WORDS = (
@@ -106,6 +108,7 @@ def build(rng: random.Random) -> list[Check]:
             1,
             "context_sizes",
             [(turns,) for turns in turn_lists[2:5]],
+            expected=[running_totals(turns) for turns in turn_lists[2:5]],
             hint="Build a new list; the caller still needs the per-turn sizes.",
         ),
         raises(
@@ -114,6 +117,7 @@ def build(rng: random.Random) -> list[Check]:
             "context_sizes",
             negative,
             "ValueError",
+            works=([(turn_lists[2],)], [running_totals(turn_lists[2])]),
             hint="A turn cannot remove tokens from the history: raise ValueError when a size is negative.",
         ),
         returns(

@@ -303,11 +303,16 @@ def build(rng: random.Random) -> list[Check]:
     ]
     bad_calls = tuple(Call("compact_context", (base_turns, base_task), {**good, **bad}) for bad in bad_settings)
 
+    # and the same call with good settings must work: a stub that always raises does not pass
+    valid = compact_check("compact_context with good settings", 1, [(base_turns, base_task, good)], hint="")
+
     def raises_value_error(calls, outcomes):
-        for call, outcome in zip(calls, outcomes):
+        n = len(bad_calls)
+        for call, outcome in zip(calls[:n], outcomes[:n]):
             if outcome.error == "Timeout" or not outcome.raised("ValueError"):
                 return f"{call.show(40)} {outcome.show()}; expected it to raise ValueError"
-        return None
+        problem = valid.verify(calls[n:], outcomes[n:])
+        return f"it must also work with good settings: {problem}" if problem else None
 
     return [
         messages_returned(
@@ -341,6 +346,7 @@ def build(rng: random.Random) -> list[Check]:
             1,
             "mask_observations",
             [(h, 0) for h in masked_histories[:3]],
+            expected=[masked(h, 0) for h in masked_histories[:3]],  # doing nothing does not pass
             hint="Copy a message dict (dict(m)) before you replace its content; never assign into the caller's.",
         ),
         raises(
@@ -349,6 +355,7 @@ def build(rng: random.Random) -> list[Check]:
             "mask_observations",
             negative,
             "ValueError",
+            works=([keep_cases[0]], [masked(*keep_cases[0])]),  # a stub that always raises does not pass
             hint="Check keep_outputs first and raise ValueError when it is below 0.",
         ),
         returns(
@@ -394,7 +401,7 @@ def build(rng: random.Random) -> list[Check]:
         Check(
             "compact_context rejects bad settings with ValueError",
             1,
-            bad_calls,
+            bad_calls + valid.calls,
             raises_value_error,
             hint="threshold_tokens >= 1, 0 < target_ratio <= 1, max_summary_tokens >= 1 and "
                  "0 <= keep_last <= len(turns); raise ValueError otherwise.",

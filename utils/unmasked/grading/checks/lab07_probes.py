@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from ..spec import Call, Check, is_number, make, raises, returns, short
+from ..spec import Call, Check, also_works, is_number, make, raises, returns, short
 
 PARAMETERS = {"FAST": True, "SEED": 0}
 CALL_TIMEOUT_S = 5.0
@@ -139,7 +139,7 @@ def build(rng: random.Random) -> list[Check]:
 
     unknown = [(make("pandas:DataFrame", tables[0][0]), "no_such_compactor", 0.3)]
 
-    return [
+    checks = [
         Check(
             "score_answer follows the 0-5 rubric",
             3,
@@ -190,3 +190,8 @@ def build(rng: random.Random) -> list[Check]:
             hint="Raise ValueError when the table has no rows for the compactor.",
         ),
     ]
+    # each raising check also needs the values of the check before it: a stub that always raises,
+    # or a report rewritten in the kernel, gets no point
+    score, score_raises, margin, margin_raises, verdicts, verdicts_raise = checks
+    return [score, also_works(score_raises, score), margin, also_works(margin_raises, margin),
+            verdicts, also_works(verdicts_raise, verdicts)]

@@ -153,6 +153,8 @@ def build(rng: random.Random) -> list[Check]:
             "session_cost",
             negative,
             "ValueError",
+            works=([cached[0]], [expected_cost(*cached[0])]),  # a stub that always raises does not pass
+            compare=_CLOSE,
             hint="Check turns, tokens_per_turn and output_tokens first and raise ValueError if one is below 0.",
         ),
         dollars(
@@ -189,6 +191,8 @@ def build(rng: random.Random) -> list[Check]:
             "session_cost_with_compaction",
             bad_ratio,
             "ValueError",
+            works=([compacting[0][0]], [compaction_cost(compacting[0][0])]),
+            compare=_CLOSE,
             hint="ratio is summary tokens / compacted tokens: accept 0 < ratio <= 1, and no negative token counts.",
         ),
         dollars(
