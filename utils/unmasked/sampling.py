@@ -536,12 +536,12 @@ def commit_times(trace: Trace, kinds: Sequence[str]) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- notebook 04 experiments
-# These take the toy model and its Vocab (unmasked.train.load_checkpoint) and short sessions.
+# These take the toy model and its Vocab (unmasked.checkpoints.load_checkpoint) and short sessions.
 
 
 def record_case(session, vocab, layout) -> tuple[torch.Tensor, list[int]]:
     """(prompt [1, P], target ids): the session then [SEP]; the target is its record in `layout`'s slots."""
-    from unmasked.train import encode_example
+    from unmasked.records import encode_example
 
     prompt, target = encode_example(session, vocab, layout)
     return torch.tensor([prompt]), target
@@ -653,7 +653,7 @@ def quality_vs_steps(model, vocab, layout, sessions, ks: Sequence[int],
     """
     from tqdm.auto import tqdm
 
-    from unmasked.train import FIELDS, answer_text, field_accuracy
+    from unmasked.records import FIELDS, answer_text, field_accuracy
 
     answer_len = layout.length(vocab)
     cases = [record_case(s, vocab, layout)[0][0].tolist() for s in sessions]
