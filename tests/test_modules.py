@@ -16,7 +16,8 @@ def _imports_train(module: str, call: str = "") -> bool:
     return out.stdout.strip().splitlines()[-1] == "True"
 
 
-@pytest.mark.parametrize("module", ["unmasked.sampling", "unmasked.records", "unmasked.checkpoints"])
+@pytest.mark.parametrize("module", ["unmasked.sampling", "unmasked.records", "unmasked.checkpoints",
+                                    "unmasked.autoregressive"])
 def test_module_does_not_import_training_code(module):
     assert not _imports_train(module)
 

@@ -8,6 +8,11 @@ LLaDA's supervised fine-tuning recipe applied from scratch.
 
     python -m unmasked.train --out data/checkpoints          # what `make checkpoint` runs
     python -m unmasked.train --eval-only --eval-n 500        # score the shipped checkpoint
+    python -m unmasked.train --arch autoregressive           # the causal twin (`make checkpoint-ar`)
+
+The autoregressive twin is the same model with a causal mask, trained on the same examples and
+batches with next-token cross-entropy on the answer (unmasked.autoregressive); it writes
+autoregressive.pt and its report beside diffusion.pt.
 
 A checkpoint is a plain dict (config, vocab as lists of ints, state_dict, meta), so that
 `torch.load(..., weights_only=True)` reads it without unpickling any code.
@@ -32,6 +37,7 @@ import torch
 
 from unmasked.env import pick_device, seed_everything
 from unmasked.masking import DEFAULT_T_FLOOR, WEIGHTINGS, mask_tokens, masked_diffusion_loss, sample_t
+from unmasked.autoregressive import decode_records, next_token_loss
 from unmasked.checkpoints import (  # noqa: F401  (re-exported: notebooks, labs and tests import them from here)
     CHECKPOINT_FORMAT,
     DEFAULT_AR_CHECKPOINT,
@@ -178,6 +184,9 @@ def _batch_stream(n: int, batch_size: int, lengths: list[int], rng: random.Rando
 # ---------------------------------------------------------------------------- training
 
 
+ARCHS = ("diffusion", "autoregressive")
+
+
 @dataclass
 class TrainConfig:
     n_layer: int = 4
@@ -199,8 +208,13 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     threads: int | None = None
+    arch: str = "diffusion"  # or "autoregressive": the causal twin, next-token loss (ARCHS)
 
     def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.arch == "autoregressive" and self.sampler_frac:
+            raise ValueError("sampler_frac masks the answer for the diffusion model; the autoregressive twin has no masks")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if not 0 < self.prompt_room < self.max_len:
@@ -243,9 +257,13 @@ def lr_at(progress: float, cfg: TrainConfig, step: int) -> float:
 
 
 def new_model(vocab: Vocab, cfg: TrainConfig) -> TransformerLM:
-    """A fresh model whose learned positions put [SEP] at prompt_room - 1 and the answer after it."""
+    """A fresh model whose learned positions put [SEP] at prompt_room - 1 and the answer after it.
+
+    cfg.arch="autoregressive" makes it causal: the same code and size, the twin of the diffusion model.
+    """
     mc = ModelConfig(vocab_size=vocab.size, max_len=cfg.max_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, pad_id=vocab.pad_id, anchor_id=vocab.sep_id, anchor_pos=cfg.prompt_room - 1)
+                     n_embd=cfg.n_embd, pad_id=vocab.pad_id, anchor_id=vocab.sep_id, anchor_pos=cfg.prompt_room - 1,
+                     causal=cfg.arch == "autoregressive")
     return TransformerLM(mc)
 
 
@@ -294,6 +312,8 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
 
     if cfg.sampler_frac > 0 and layout is None:
         raise ValueError("cfg.sampler_frac > 0 needs the record layout: train_model(..., layout=layout)")
+    if bool(getattr(model.config, "causal", False)) != (cfg.arch == "autoregressive"):
+        raise ValueError(f"cfg.arch={cfg.arch!r} does not fit a model with causal={model.config.causal}")
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -320,7 +340,10 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
         for group in opt.param_groups:
             group["lr"] = lr
         ids, answer, lens = make_batch([examples[i] for i in next(stream)], vocab)
-        loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen, layout)
+        if cfg.arch == "autoregressive":  # the same batches, scored left to right
+            loss = next_token_loss(model, ids.to(device), answer.to(device))
+        else:
+            loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen, layout)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -504,10 +527,14 @@ def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = 
     """Fill each session's record from a fully masked region and score it field by field.
 
     keep_texts: also return every written record ("texts"), for a closer look at the misses.
+    method="autoregressive" writes it left to right with a causal model (the twin), one token a pass.
     """
     prompts = [encode_prompt(s, vocab) for s in sessions]
     start = time.perf_counter()
-    answers = fill_answers(model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps)
+    if method == "autoregressive":
+        answers = decode_records(model, vocab, prompts, layout, batch_size, progress=progress)
+    else:
+        answers = fill_answers(model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps)
     texts = [answer_text(a, vocab) for a in answers]
     return {"method": method, "n": len(sessions), "threshold": threshold if method == "confidence" else None,
             "max_steps": max_steps if method == "confidence" else None,
@@ -694,10 +721,18 @@ def _loss_lines(meta: dict) -> list[str]:
             " the masked share) has a plain mean cross-entropy over its masked tokens instead, not the ELBO"]
 
 
+def _arch(meta: dict) -> str:
+    """Which model a checkpoint's meta describes (older checkpoints are all diffusion)."""
+    return meta.get("train", {}).get("arch", "diffusion")
+
+
 def _write_report(out: Path, meta: dict) -> None:
-    (out / "diffusion.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    """<arch>.json (the meta) and <arch>.md (for people) beside the checkpoint."""
+    arch = _arch(meta)
+    ar = arch == "autoregressive"
+    (out / f"{arch}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     lines = [
-        "# The shipped toy diffusion checkpoint", "",
+        f"# The shipped toy {arch} checkpoint", "",
         f"Made by `{meta['command']}` on {meta['device']}"
         + (f" ({meta['accelerator']}; host {meta['machine']})" if meta.get("accelerator") else f" ({meta['machine']})")
         + f", torch {meta['torch']}.", "",
@@ -709,11 +744,14 @@ def _write_report(out: Path, meta: dict) -> None:
         f"(torch threads: {meta['train']['threads'] or 'default'})",
         f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}"
         + (", over both kinds of rows below" if _sampler_frac(meta) else ""),
-        *_loss_lines(meta),
+        *(["- loss: next-token cross-entropy on the answer tokens, given the prompt and the answer before them"
+            " (the causal twin of the diffusion model: same code, size, examples and batches)"] if ar
+          else _loss_lines(meta)),
         f"- answer region: {meta['answer_len']} tokens" + (f", value slots {meta['layout']['widths']}" if "layout" in meta else "")
         + (f", one slot per item for {meta['layout']['items']}" if meta.get("layout", {}).get("items") else ""),
         "",
-        "Per-field exact match on held-out short sessions, record filled from a fully masked region:", "",
+        "Per-field exact match on held-out short sessions, record "
+        + ("written left to right, greedily:" if ar else "filled from a fully masked region:"), "",
         accuracy_table(meta["evaluations"]) if meta.get("evaluations") else "(not evaluated)", "",
     ]
     for r in meta.get("evaluations", []):
@@ -722,12 +760,13 @@ def _write_report(out: Path, meta: dict) -> None:
         lines.append(f"- target >= {TARGET_ACCURACY:.0%} exact match on every field, {r['method']} on {r['n']}: {verdict}"
                      f" (filling took {r['seconds']} s)")
     if meta.get("quick_evals"):
-        lines += ["", "During training (slots filling, first held-out sessions; minutes of training time):", "",
+        lines += ["", f"During training ({'left to right' if ar else 'slots filling'}, first held-out sessions;"
+                  " minutes of training time):", "",
                   "| step | min | " + " | ".join(FIELDS) + " | all |", "|---|---|" + "---|" * (len(FIELDS) + 1)]
         lines += [f"| {q['step']} | {q['seconds'] / 60:.0f} | " + " | ".join(
             f"{100 * q['accuracy'][k]:.0f}%" for k in (*FIELDS, "all")) + " |" for q in meta["quick_evals"]]
     lines.append("")
-    (out / "diffusion.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / f"{arch}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, device):
@@ -740,6 +779,9 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
     if old_vocab.itos != vocab.itos or old_layout.to_dict() != layout.to_dict():
         raise CheckpointError(f"{path} was made from another corpus or record layout; train from scratch instead")
     mc = model.config
+    if mc.causal != (cfg.arch == "autoregressive"):
+        raise CheckpointError(f"{path} holds a {'causal' if mc.causal else 'bidirectional'} model, not one for"
+                              f" --arch {cfg.arch}")
     if (mc.max_len, mc.anchor_pos) != (cfg.max_len, cfg.prompt_room - 1):
         raise CheckpointError(f"{path} places the answer at {mc.anchor_pos + 1} of {mc.max_len}, this corpus at "
                               f"{cfg.prompt_room} of {cfg.max_len}; train from scratch instead")
@@ -753,8 +795,12 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train (or score) the toy masked diffusion LM on the short corpus.")
+    parser = argparse.ArgumentParser(description="Train (or score) the toy masked diffusion LM, or its autoregressive"
+                                                 " twin, on the short corpus.")
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT.parent)
+    parser.add_argument("--arch", choices=ARCHS, default="diffusion",
+                        help="diffusion (diffusion.pt) or its causal twin, trained on the same examples and batches "
+                             "with next-token loss (autoregressive.pt)")
     defaults = TrainConfig()
     parser.add_argument("--preset", choices=("auto", *PRESETS), default="auto",
                         help="model size and steps: 'cpu' or 'gpu'; auto picks by device. Flags below override it.")
@@ -778,7 +824,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=500, help="steps between quick evaluations (0: none)")
     parser.add_argument("--quick-n", type=int, default=64, help="held-out sessions in each quick evaluation")
     parser.add_argument("--save-every", type=float, default=600, help="seconds between checkpoint saves")
-    parser.add_argument("--methods", default="slots,one_shot", help="final evaluation methods, from " + ", ".join(FILL_METHODS))
+    parser.add_argument("--methods", default=None,
+                        help="final evaluation methods, from " + ", ".join(FILL_METHODS) + " (default slots,one_shot),"
+                             " or autoregressive (the default with --arch autoregressive)")
     parser.add_argument("--conf-steps", type=int, default=32, help="most model calls per record, confidence filling")
     parser.add_argument("--threshold", type=float, default=0.9, help="commit every prediction at least this sure")
     parser.add_argument("--init-from", type=Path, default=None,
@@ -792,9 +840,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or pick_device(verbose=True).device
-    ckpt = args.out / "diffusion.pt"
+    ar = args.arch == "autoregressive"
+    ckpt = args.out / f"{args.arch}.pt"
     test = load_short_sessions("test", limit=args.eval_n)
+    if args.methods is None:
+        args.methods = "autoregressive" if ar else "slots,one_shot"
     methods = [m for m in args.methods.split(",") if m]
+    allowed = ("autoregressive",) if ar else FILL_METHODS
+    if any(m not in allowed for m in methods):
+        parser.error(f"--methods for --arch {args.arch} must be from {', '.join(allowed)}, got {args.methods}")
 
     def final_evals(model, vocab, layout):
         return [evaluate(model, vocab, test, layout, m, args.threshold, progress=True, max_steps=args.conf_steps)
@@ -822,7 +876,8 @@ def main(argv: list[str] | None = None) -> int:
     answer_len = layout.length(vocab)
     cfg = sized_for(TrainConfig(**{k: getattr(args, k) for k in (
         "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "lr", "min_lr",
-        "t_floor", "weighting", "threads", "sampler_frac")}, time_budget_s=args.time_budget, device=device), examples)
+        "t_floor", "weighting", "threads", "sampler_frac", "arch")}, time_budget_s=args.time_budget, device=device),
+        examples)
     extra, extra_examples = extra_training_sessions(args.extra_sessions, vocab, layout, cfg.prompt_room)
     examples += extra_examples
     if len(examples) < cfg.batch_size:  # batches() would refuse too, after the model is built
@@ -861,9 +916,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_step(step, loss, elapsed):
         if args.eval_every and step % args.eval_every == 0:
-            r = evaluate(model, vocab, quick, layout, "slots")
+            quick_method = "autoregressive" if ar else "slots"
+            r = evaluate(model, vocab, quick, layout, quick_method)
             evals.append({"step": step, "seconds": round(elapsed, 1), "accuracy": r["accuracy"]})
-            print(f"step {step} ({elapsed / 60:.1f} min) slots on {len(quick)}: "
+            print(f"step {step} ({elapsed / 60:.1f} min) {quick_method} on {len(quick)}: "
                   + ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["accuracy"].items()), flush=True)
             model.train()
         if time.perf_counter() - last_save[0] > args.save_every:
