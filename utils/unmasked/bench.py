@@ -119,6 +119,12 @@ def tiny_models(seed: int = 0) -> dict:
             "autoregressive": {"model": ar.eval(), "trained": False, "path": None}}
 
 
+def _shown(path) -> str:
+    """A path as the JSON records it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def shipped_models(diffusion_path: Path, ar_path: Path, device, seed: int = 0) -> dict:
     """The shipped checkpoints; a missing autoregressive one is replaced by an untrained causal twin."""
     from unmasked.model import TransformerLM
@@ -126,12 +132,12 @@ def shipped_models(diffusion_path: Path, ar_path: Path, device, seed: int = 0) -
 
     model, vocab, layout, _ = load_checkpoint(diffusion_path, device)
     out = {"vocab": vocab, "layout": layout, "sessions": load_short_sessions("test"),
-           "diffusion": {"model": model, "trained": True, "path": str(diffusion_path)}}
+           "diffusion": {"model": model, "trained": True, "path": _shown(diffusion_path)}}
     if Path(ar_path).is_file():
         ar, ar_vocab, ar_layout, _ = load_checkpoint(ar_path, device)
         if ar_vocab.itos != vocab.itos or ar_layout.to_dict() != layout.to_dict() or not ar.config.causal:
             raise ValueError(f"{ar_path} is not the causal twin of {diffusion_path} (vocab, layout or mask differ)")
-        out["autoregressive"] = {"model": ar, "trained": True, "path": str(ar_path)}
+        out["autoregressive"] = {"model": ar, "trained": True, "path": _shown(ar_path)}
     else:
         torch.manual_seed(seed)
         twin = TransformerLM(replace(model.config, causal=True)).to(device).eval()

@@ -377,37 +377,13 @@ def generate(
     if (prompt == mask_id).any() or (suffix == mask_id).any():
         raise ValueError("the prompt or suffix contains mask_id; only the generated region may be masked")
 
-    P = prompt.shape[1]
     device = _device_of(model, prompt.device)
-    x = torch.cat([prompt[0].to(device), torch.full((length,), mask_id, dtype=torch.long, device=device),
-                   suffix[0].to(device)])
-    generator = torch.Generator(device=device).manual_seed(seed)
-    blocks = _blocks(length, block_length)
-    block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
-    trace = Trace(
-        prompt=prompt[0].tolist(), length=length, mask_id=mask_id, suffix=suffix[0].tolist(),
-        settings=dict(steps=steps, schedule=schedule, remasking=remasking, block_length=block_length,
-                      temperature=temperature, threshold=threshold, seed=seed),
+    ((ids, trace),) = generate_many(
+        model, [prompt[0].tolist()], length, steps, mask_id=mask_id, schedule=schedule, remasking=remasking,
+        block_length=block_length, temperature=temperature, threshold=threshold, seed=seed,
+        suffixes=[suffix[0].tolist()],
     )
-
-    with _eval_mode(model):
-        for b, (start, end) in enumerate(blocks):
-            in_block = torch.zeros_like(x, dtype=torch.bool)
-            in_block[P + start:P + end] = True
-            counts = None if threshold is not None else num_transfer_tokens(end - start, block_steps[b], schedule)
-            i = 0
-            while bool((x[in_block] == mask_id).any()):
-                logits = _logits(model, x[None])[0]
-                step = unmask_step(
-                    logits, x, mask_id, None if counts is None else counts[i],
-                    candidates=in_block, temperature=temperature, remasking=remasking,
-                    threshold=threshold, generator=generator,
-                )
-                x = step.x
-                trace.steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
-                                             step.confidences.tolist(), b))
-                i += 1
-    return x[None], trace
+    return torch.tensor([ids], dtype=torch.long, device=device), trace
 
 
 @torch.no_grad()
@@ -418,36 +394,46 @@ def generate_many(
     steps: int,
     *,
     mask_id: int,
-    pad_id: int,
+    pad_id: int | None = None,
     schedule: str = "linear",
     remasking: str = "low_confidence",
     block_length: int | None = None,
     temperature: float = 0.0,
     threshold: float | None = None,
     seed: int = 0,
+    suffixes: Sequence[Sequence[int]] | None = None,
 ) -> list[tuple[list[int], Trace]]:
     """`generate` for many prompts at once: one forward pass per step for the whole batch.
 
-    Rows are laid out [prompt][MASK * length][PAD ...]. A model that ignores [PAD] keys and whose
-    positions do not depend on where a row starts (unmasked.model with config.pad_id, and RoPE
-    or positions counted from [SEP]) gives each row the same answer as `generate` would. Returns, per prompt, (prompt + generated ids, Trace).
+    Rows are laid out [prompt][MASK * length][suffix][PAD ...]. A model that ignores [PAD] keys and
+    whose positions do not depend on where a row starts (unmasked.model with config.pad_id, and RoPE
+    or positions counted from [SEP]) gives each row the same answer as `generate` would; `generate`
+    is this at batch 1, where no row needs padding (pad_id may then be None).
+    Returns, per prompt, (prompt + generated ids + its suffix, Trace).
     """
     if not prompts:
         return []
     _check_settings(length, steps, schedule, remasking, threshold)
+    suffixes = [[] for _ in prompts] if suffixes is None else [list(map(int, z)) for z in suffixes]
+    if len(suffixes) != len(prompts):
+        raise ValueError(f"need one suffix per prompt, got {len(suffixes)} for {len(prompts)}")
     device = _device_of(model, torch.device("cpu"))
-    B, T = len(prompts), max(len(p) for p in prompts) + length
-    x = torch.full((B, T), pad_id, dtype=torch.long, device=device)
+    widths = [len(p) + length + len(z) for p, z in zip(prompts, suffixes)]
+    B, T = len(prompts), max(widths)
+    if pad_id is None and min(widths) != T:
+        raise ValueError("rows of different lengths need a pad_id")
+    x = torch.full((B, T), mask_id if pad_id is None else pad_id, dtype=torch.long, device=device)
     starts = []
-    for i, p in enumerate(prompts):
-        if mask_id in p:
-            raise ValueError(f"prompt {i} contains mask_id; only the answer region may be masked")
-        x[i, :len(p)] = torch.tensor(list(p), dtype=torch.long)
-        x[i, len(p):len(p) + length] = mask_id
+    for i, (p, z) in enumerate(zip(prompts, suffixes)):
+        if mask_id in p or mask_id in z:
+            raise ValueError(f"prompt or suffix {i} contains mask_id; only the answer region may be masked")
+        row = list(map(int, p)) + [mask_id] * length + z
+        x[i, :len(row)] = torch.tensor(row, dtype=torch.long)
         starts.append(len(p))
     settings = dict(steps=steps, schedule=schedule, remasking=remasking, block_length=block_length,
                     temperature=temperature, threshold=threshold, seed=seed)
-    traces = [Trace(prompt=list(map(int, p)), length=length, mask_id=mask_id, settings=dict(settings)) for p in prompts]
+    traces = [Trace(prompt=list(map(int, p)), length=length, mask_id=mask_id, settings=dict(settings), suffix=z)
+              for p, z in zip(prompts, suffixes)]
     generators = [torch.Generator(device=device).manual_seed(seed) for _ in prompts]
     blocks = _blocks(length, block_length)
     block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
@@ -472,7 +458,7 @@ def generate_many(
                     traces[r].steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
                                                      step.confidences.tolist(), b))
                 i_step += 1
-    return [(x[r, :starts[r] + length].tolist(), traces[r]) for r in range(B)]
+    return [(x[r, :widths[r]].tolist(), traces[r]) for r in range(B)]
 
 
 class BatchFill(NamedTuple):
