@@ -8,7 +8,7 @@ from unmasked.bench import COLUMNS, decode_methods, main
 from unmasked.model import ModelConfig, TransformerLM
 from unmasked.sampling import fill_batch, generate_many
 from unmasked.sessions import generate_short_sessions
-from unmasked.train import build_vocab, encode_prompt
+from unmasked.train import build_vocab, encode_prompt, load_checkpoint
 
 torch.set_num_threads(1)
 
@@ -93,3 +93,18 @@ def test_tiny_decode_bench_prints_a_well_formed_table_and_writes_its_json(tmp_pa
             assert r["passes_per_record"] == r["L"]
         elif "K" in r:
             assert r["passes_per_record"] == r["K"]
+
+
+def test_tau_bench_on_the_shipped_checkpoint(tmp_path, shipped_checkpoint, capsys):
+    out = tmp_path / "tau.json"
+    assert main(["tau", "--n", "3", "--taus", "0.5,0.99", "--threads", "1", "--quiet", "--out", str(out),
+                 "--diffusion", str(shipped_checkpoint)]) == 0
+    assert "| 0.99 |" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    _, vocab, layout, _ = load_checkpoint(shipped_checkpoint)
+    assert {"device", "torch", "command", "date", "checkpoint", "n", "rows"} <= set(result)
+    assert [r["tau"] for r in result["rows"]] == [0.5, 0.99]
+    for r in result["rows"]:
+        assert 1 <= r["passes_median"] <= r["passes_max"] and 0 <= r["accuracy"] <= 100
+        assert sum(b["n"] for b in r["reliability"]) == 3 * layout.length(vocab)  # every answer position, committed once
+        assert 0 <= r["calibration_error"] <= 1

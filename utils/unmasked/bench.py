@@ -18,6 +18,12 @@ other lengths, which are not a record, "not a record".
     python -m unmasked.bench decode                           # the full grid, JSON to data/bench/
     python -m unmasked.bench decode --lengths 64,218 --batches 1 --repeats 2 --threads 1
     python -m unmasked.bench decode --tiny                    # tiny random models: a smoke test
+
+tau: forward passes per record against record accuracy as the adaptive threshold tau moves from
+0.3 to 0.99, and the reliability curve (committed-token confidence against correctness) at each
+tau, for the shipped diffusion checkpoint on held-out sessions (sampling.tau_sweep):
+
+    python -m unmasked.bench tau --n 64                       # JSON to data/bench/tau_<device>.json
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import torch
 from unmasked.autoregressive import banned_ids, greedy_decode
 from unmasked.checkpoints import DEFAULT_AR_CHECKPOINT, DEFAULT_CHECKPOINT, REPO_ROOT, load_checkpoint
 from unmasked.records import FIELDS, RecordLayout, answer_text, build_vocab, encode_example, encode_prompt, field_accuracy
-from unmasked.sampling import fill_batch
+from unmasked.sampling import TAUS, calibration_error, fill_batch, reliability_curve, tau_sweep
 
 DIVISORS = (1, 2, 4, 8, 16)  # diffusion runs K = L // d passes
 TAU = 0.9
@@ -232,6 +238,48 @@ def decode_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def tau_bench(args) -> dict:
+    """tau_sweep of the diffusion checkpoint, with a reliability curve and calibration error per tau."""
+    from unmasked.sessions import load_short_sessions
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, vocab, layout, _ = load_checkpoint(args.diffusion, device)
+    sessions = load_short_sessions("test", limit=args.n)
+    start = time.perf_counter()
+    rows = tau_sweep(model, vocab, layout, sessions, args.taus, batch_size=args.batch_size, keep_tokens=True,
+                     progress=not args.quiet)
+    for r in rows:
+        curve = reliability_curve(r.pop("confidence"), r.pop("correct"), bins=args.bins)
+        r["reliability"], r["calibration_error"] = curve, calibration_error(curve)
+    return {
+        "name": "tau", "what": "issue #19: passes per record against record accuracy over tau, and committed-token "
+        "confidence against correctness (every answer position, gold = the record in its slots)",
+        "device": str(device), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "torch": str(torch.__version__), "threads": torch.get_num_threads(),
+        "command": "python -m unmasked.bench " + " ".join(args.argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "checkpoint": _shown(args.diffusion), "n": len(sessions), "seconds": round(time.perf_counter() - start, 1),
+        "rows": rows,
+    }
+
+
+def tau_table(result: dict) -> str:
+    lines = ["| tau | passes/record (mean, median, max) | field exact match | all fields | calibration error |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['tau']} | {r['passes_mean']:.2f}, {r['passes_median']:g}, {r['passes_max']} | {r['accuracy']:.1f}% "
+              f"| {r['all_fields']:.1f}% | {r['calibration_error']:.4f} |" for r in result["rows"]]
+    return "\n".join(lines)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m unmasked.bench", description=__doc__.split("\n\n")[0])
@@ -250,8 +298,26 @@ def main(argv: list[str] | None = None) -> int:
     dec.add_argument("--out", type=Path, default=None,
                      help="JSON path (default data/bench/decode_<device>.json; --tiny writes only with --out)")
     dec.add_argument("--quiet", action="store_true", help="no progress bar")
+    tau = sub.add_parser("tau", help="passes against accuracy over tau, and the reliability curve")
+    tau.add_argument("--n", type=int, default=64, help="held-out sessions")
+    tau.add_argument("--taus", type=_floats, default=list(TAUS))
+    tau.add_argument("--bins", type=int, default=10)
+    tau.add_argument("--batch-size", type=int, default=32)
+    tau.add_argument("--threads", type=int, default=None)
+    tau.add_argument("--device", default=None)
+    tau.add_argument("--diffusion", type=Path, default=DEFAULT_CHECKPOINT)
+    tau.add_argument("--out", type=Path, default=None, help="JSON path (default data/bench/tau_<device>.json)")
+    tau.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     args.argv = argv
+    if args.bench == "tau":
+        result = tau_bench(args)
+        print(tau_table(result))
+        out = args.out or REPO_ROOT / "data" / "bench" / f"tau_{str(result['device']).split(':')[0]}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+        return 0
     if args.warmup < 0 or args.repeats < 1:
         parser.error("--warmup must be >= 0 and --repeats >= 1")
     if args.tiny:
