@@ -107,4 +107,5 @@ def test_tau_bench_on_the_shipped_checkpoint(tmp_path, shipped_checkpoint, capsy
     for r in result["rows"]:
         assert 1 <= r["passes_median"] <= r["passes_max"] and 0 <= r["accuracy"] <= 100
         assert sum(b["n"] for b in r["reliability"]) == 3 * layout.length(vocab)  # every answer position, committed once
-        assert 0 <= r["calibration_error"] <= 1
+        assert 0 <= r["calibration_error"] <= 1 and 0 <= r["calibration_error_values"] <= 1
+        assert 0 < sum(b["n"] for b in r["reliability_values"]) < 3 * layout.length(vocab)

@@ -56,7 +56,8 @@ def test_tau_sweep_trades_passes_for_nothing_with_an_always_right_model():
     assert means == sorted(means) and means[0] < means[-1]  # a higher tau takes more passes
     assert all(r["passes_median"] <= r["passes_max"] for r in rows)
     A = layout.length(vocab)
-    assert len(rows[0]["confidence"]) == len(rows[0]["correct"]) == 5 * A and all(rows[0]["correct"])
+    assert len(rows[0]["confidence"]) == len(rows[0]["correct"]) == len(rows[0]["in_slot"]) == 5 * A
+    assert all(rows[0]["correct"]) and rows[0]["in_slot"] == [i >= 0 for i in layout.slot_index(vocab)] * 5
     curve = reliability_curve(rows[0]["confidence"], rows[0]["correct"])
     assert all(b["accuracy"] == 1 for b in curve)
 

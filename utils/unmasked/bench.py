@@ -251,11 +251,17 @@ def tau_bench(args) -> dict:
     rows = tau_sweep(model, vocab, layout, sessions, args.taus, batch_size=args.batch_size, keep_tokens=True,
                      progress=not args.quiet)
     for r in rows:
-        curve = reliability_curve(r.pop("confidence"), r.pop("correct"), bins=args.bins)
+        conf, correct, in_slot = r.pop("confidence"), r.pop("correct"), r.pop("in_slot")
+        curve = reliability_curve(conf, correct, bins=args.bins)
         r["reliability"], r["calibration_error"] = curve, calibration_error(curve)
+        # the JSON around the values is near-certain and right: the values are where confidence is earned
+        values = reliability_curve([c for c, v in zip(conf, in_slot) if v], [k for k, v in zip(correct, in_slot) if v],
+                                   bins=args.bins)
+        r["reliability_values"], r["calibration_error_values"] = values, calibration_error(values)
     return {
         "name": "tau", "what": "issue #19: passes per record against record accuracy over tau, and committed-token "
-        "confidence against correctness (every answer position, gold = the record in its slots)",
+        "confidence against correctness (gold = the record in its slots): reliability over every answer position, "
+        "reliability_values over the value slots only",
         "device": str(device), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "torch": str(torch.__version__), "threads": torch.get_num_threads(),
         "command": "python -m unmasked.bench " + " ".join(args.argv),
@@ -266,10 +272,11 @@ def tau_bench(args) -> dict:
 
 
 def tau_table(result: dict) -> str:
-    lines = ["| tau | passes/record (mean, median, max) | field exact match | all fields | calibration error |",
-             "|---|---|---|---|---|"]
+    lines = ["| tau | passes/record (mean, median, max) | field exact match | all fields | calibration error"
+             " (all positions, value slots) |", "|---|---|---|---|---|"]
     lines += [f"| {r['tau']} | {r['passes_mean']:.2f}, {r['passes_median']:g}, {r['passes_max']} | {r['accuracy']:.1f}% "
-              f"| {r['all_fields']:.1f}% | {r['calibration_error']:.4f} |" for r in result["rows"]]
+              f"| {r['all_fields']:.1f}% | {r['calibration_error']:.4f}, {r['calibration_error_values']:.4f} |"
+              for r in result["rows"]]
     return "\n".join(lines)
 
 

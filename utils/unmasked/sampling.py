@@ -795,7 +795,8 @@ def tau_sweep(model, vocab, layout, sessions, taus: Sequence[float] = TAUS, batc
     Each record is written by threshold unmasking (fill_batch, never [PAD] or [SEP], as the record
     decoder). Per tau: passes (mean, median, max per record), mean field exact match (%) and the
     share of records with every field right (%). keep_tokens adds, for the reliability curve, the
-    confidence of every committed token and whether it equals the gold record's token there.
+    confidence of every committed token, whether it equals the gold record's token there, and
+    whether the position is in a value slot (in_slot) rather than the JSON around the values.
     """
     from tqdm.auto import tqdm
 
@@ -807,9 +808,10 @@ def tau_sweep(model, vocab, layout, sessions, taus: Sequence[float] = TAUS, batc
         raise ValueError(f"every tau must be in [0, 1], got {list(taus)}")
     cases = [encode_example(s, vocab, layout) for s in sessions]
     A = layout.length(vocab)
+    slot_of = [i >= 0 for i in layout.slot_index(vocab)]
     rows = []
     for tau in tqdm(list(taus), desc="tau sweep", disable=not progress):
-        texts, passes, conf, correct = [], [], [], []
+        texts, passes, conf, correct, in_slot = [], [], [], [], []
         for i in range(0, len(cases), batch_size):
             chunk = cases[i:i + batch_size]
             out = fill_batch(model, [p for p, _ in chunk], A, mask_id=vocab.mask_id, pad_id=vocab.pad_id,
@@ -821,8 +823,9 @@ def tau_sweep(model, vocab, layout, sessions, taus: Sequence[float] = TAUS, batc
                 for w, (_, gold), c in zip(written, chunk, out.confidence.tolist()):
                     conf += c
                     correct += [a == b for a, b in zip(w, gold)]
+                    in_slot += slot_of
         acc = field_accuracy(texts, [s.record for s in sessions])
         rows.append({"tau": tau, "passes_mean": sum(passes) / len(passes), "passes_median": statistics.median(passes),
                      "passes_max": max(passes), "accuracy": 100 * sum(acc[k] for k in FIELDS) / len(FIELDS),
-                     "all_fields": 100 * acc["all"], **({"confidence": conf, "correct": correct} if keep_tokens else {})})
+                     "all_fields": 100 * acc["all"], **({"confidence": conf, "correct": correct, "in_slot": in_slot} if keep_tokens else {})})
     return rows
