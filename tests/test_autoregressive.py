@@ -196,3 +196,23 @@ def test_command_line_trains_the_twin_and_writes_its_report(tmp_path):
               "--batch-size", "4", "--limit", "40", "--eval-n", "1", "--eval-every", "0", "--methods", "one_shot",
               "--device", "cpu"])
         main([*args[:1], str(tmp_path / "e"), *args[2:], "--init-from", str(tmp_path / "d" / "diffusion.pt")])
+
+
+def test_rows_trained_counts_every_stage_of_a_continued_run():
+    from unmasked.train import rows_trained
+
+    first = {"command": "python -m unmasked.train --batch-size 128 --steps 9", "steps": 7}
+    second = {"command": "python -m unmasked.train --steps 5", "steps": 5, "train": {"batch_size": 16},
+              "init_from": first}
+    assert rows_trained(second) == [{"steps": 7, "batch_size": 128, "rows": 896},
+                                    {"steps": 5, "batch_size": 16, "rows": 80}]
+    with pytest.raises(ValueError, match="no batch size"):
+        rows_trained({"command": "python -m unmasked.train", "steps": 3})
+
+
+def test_the_shipped_diffusion_budget_is_known(shipped_checkpoint):
+    """What the twin must match: every stage of the shipped checkpoint says how many rows it trained on."""
+    from unmasked.train import rows_trained
+
+    stages = rows_trained(load_checkpoint(shipped_checkpoint)[3])
+    assert stages and all(s["rows"] > 0 for s in stages)

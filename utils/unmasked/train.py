@@ -666,6 +666,26 @@ def training_stages(meta: dict) -> list[dict]:
     return stages
 
 
+def rows_trained(meta: dict) -> list[dict]:
+    """Per training stage, oldest first: steps, batch size and the rows (examples) they fed the model.
+
+    The autoregressive twin gets the same budget as the diffusion model it races: as many rows,
+    so as many answer tokens. A stage that kept no config gives its batch size in its command
+    (default: its preset's, which this cannot know, so a ValueError says so).
+    """
+    out = []
+    for stage in training_stages(meta):
+        batch = stage.get("train", {}).get("batch_size")
+        if batch is None:
+            found = re.search(r"--batch-size[ =](\d+)", stage.get("command", ""))
+            if found is None:
+                raise ValueError(f"a stage of {stage.get('steps', '?')} steps records no batch size")
+            batch = int(found.group(1))
+        out.append({"steps": int(stage.get("steps", 0)), "batch_size": int(batch),
+                    "rows": int(stage.get("steps", 0)) * int(batch)})
+    return out
+
+
 def _where(stage: dict) -> str:
     return stage.get("device", "?") + (f" ({stage['accelerator']})" if stage.get("accelerator") else "")
 
