@@ -36,8 +36,21 @@ def task():
 
 
 def _cfg(examples, steps, **kw):
-    return sized_for(TrainConfig(n_layer=2, n_head=2, n_embd=32, batch_size=8, steps=steps, warmup=5, lr=3e-3,
-                                 device="cpu", arch="autoregressive", **kw), examples)
+    return sized_for(
+        TrainConfig(
+            n_layer=2,
+            n_head=2,
+            n_embd=32,
+            batch_size=8,
+            steps=steps,
+            warmup=5,
+            lr=3e-3,
+            device="cpu",
+            arch="autoregressive",
+            **kw,
+        ),
+        examples,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +65,19 @@ def trained(task):
 
 def _random_causal(vocab, max_len=640, seed=0):
     torch.manual_seed(seed)
-    model = TransformerLM(ModelConfig(vocab_size=vocab.size, max_len=max_len, n_layer=2, n_head=2, n_embd=32,
-                                      causal=True, pad_id=vocab.pad_id, anchor_id=vocab.sep_id,
-                                      anchor_pos=400)).eval()
+    model = TransformerLM(
+        ModelConfig(
+            vocab_size=vocab.size,
+            max_len=max_len,
+            n_layer=2,
+            n_head=2,
+            n_embd=32,
+            causal=True,
+            pad_id=vocab.pad_id,
+            anchor_id=vocab.sep_id,
+            anchor_pos=400,
+        )
+    ).eval()
     # an untied, larger output layer: spread-out logits that depend on the context (tied ones would
     # mostly predict the input token again), so that the argmax is seldom a near tie
     model.lm_head.weight = torch.nn.Parameter(torch.randn(vocab.size, 32))
@@ -67,7 +90,9 @@ def test_new_model_for_the_autoregressive_arch_is_the_causal_twin(task):
     twin, diffusion = new_model(vocab, cfg), new_model(vocab, replace(cfg, arch="diffusion"))
     assert twin.config.causal and not diffusion.config.causal
     assert twin.num_params() == diffusion.num_params()
-    assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in diffusion.state_dict().items()}
+    assert {k: v.shape for k, v in twin.state_dict().items()} == {
+        k: v.shape for k, v in diffusion.state_dict().items()
+    }
     with pytest.raises(ValueError, match="arch"):
         TrainConfig(arch="gpt")
     with pytest.raises(ValueError, match="sampler_frac"):
@@ -81,7 +106,9 @@ def test_next_token_loss_scores_the_answer_only(task):
     ids, answer, _ = make_batch(examples[:3], vocab)
     base = next_token_loss(model, ids, answer)
     assert torch.isfinite(base)
-    assert int(answer[:, 1:].sum()) == int(answer.sum())  # every answer token is a target ([SEP] predicts the first)
+    assert int(answer[:, 1:].sum()) == int(
+        answer.sum()
+    )  # every answer token is a target ([SEP] predicts the first)
     changed = ids.clone()
     col = int(answer[0].nonzero()[5])
     changed[0, col] = (changed[0, col] + 1) % vocab.size
@@ -116,21 +143,27 @@ def test_cached_logits_equal_the_full_forward(task):
     full = model(torch.cat([ids, extra], dim=1))
     cache = model.new_cache()
     first = model(ids, cache=cache)
-    steps = [model(extra[:, i:i + 1], cache=cache) for i in range(5)]
+    steps = [model(extra[:, i : i + 1], cache=cache) for i in range(5)]
     assert cache.length == ids.shape[1] + 5
-    assert torch.allclose(first, full[:, :ids.shape[1]], atol=1e-4)
-    assert torch.allclose(torch.cat(steps, dim=1), full[:, ids.shape[1]:], atol=1e-4)
+    assert torch.allclose(first, full[:, : ids.shape[1]], atol=1e-4)
+    assert torch.allclose(torch.cat(steps, dim=1), full[:, ids.shape[1] :], atol=1e-4)
     with pytest.raises(ValueError, match="causal"):
-        TransformerLM(ModelConfig(vocab_size=50, max_len=16, n_layer=1, n_head=2, n_embd=8)).new_cache()
+        TransformerLM(
+            ModelConfig(vocab_size=50, max_len=16, n_layer=1, n_head=2, n_embd=8)
+        ).new_cache()
 
 
 @pytest.mark.parametrize("kind", ["random", "trained"])
 @pytest.mark.parametrize("batch", [1, 5])
-def test_greedy_decoding_writes_the_same_tokens_with_and_without_the_cache(task, trained, kind, batch):
+def test_greedy_decoding_writes_the_same_tokens_with_and_without_the_cache(
+    task, trained, kind, batch
+):
     sessions, vocab, layout, _ = task
     model = trained[0] if kind == "trained" else _random_causal(vocab)
     prompts = [encode_prompt(s, vocab) for s in sessions[:batch]]
-    assert len({len(p) for p in prompts}) == batch  # uneven prompts: left padding is exercised at batch > 1
+    assert (
+        len({len(p) for p in prompts}) == batch
+    )  # uneven prompts: left padding is exercised at batch > 1
     A = layout.length(vocab)
     with_cache, conf = greedy_decode(model, prompts, A, vocab, cache=True, with_confidence=True)
     without = greedy_decode(model, prompts, A, vocab, cache=False)
@@ -162,50 +195,133 @@ def test_greedy_decode_refuses_a_bidirectional_model(task):
 def test_checkpoint_round_trips_with_weights_only(task, trained, tmp_path):
     sessions, vocab, layout, _ = task
     model = trained[0]
-    path = save_checkpoint(tmp_path / "autoregressive.pt", model, vocab, layout, {"train": {"arch": "autoregressive"}},
-                           half=False)
+    path = save_checkpoint(
+        tmp_path / "autoregressive.pt",
+        model,
+        vocab,
+        layout,
+        {"train": {"arch": "autoregressive"}},
+        half=False,
+    )
     blob = torch.load(path, weights_only=True)
     assert blob["model_config"]["causal"] is True
     loaded, vocab2, layout2, meta = load_checkpoint(path)
-    assert loaded.config == model.config and vocab2.itos == vocab.itos and layout2.to_dict() == layout.to_dict()
+    assert (
+        loaded.config == model.config
+        and vocab2.itos == vocab.itos
+        and layout2.to_dict() == layout.to_dict()
+    )
     prompts = [encode_prompt(s, vocab) for s in sessions[:3]]
-    assert decode_records(loaded, vocab, prompts, layout) == decode_records(model, vocab, prompts, layout)
+    assert decode_records(loaded, vocab, prompts, layout) == decode_records(
+        model, vocab, prompts, layout
+    )
     result = evaluate(loaded, vocab, sessions[:3], layout, "autoregressive")
-    assert result["method"] == "autoregressive" and set(result["accuracy"]) >= {"task", "files", "all"}
+    assert result["method"] == "autoregressive" and set(result["accuracy"]) >= {
+        "task",
+        "files",
+        "all",
+    }
 
 
 def test_command_line_trains_the_twin_and_writes_its_report(tmp_path):
     from unmasked.train import main
 
-    args = ["--out", str(tmp_path), "--arch", "autoregressive", "--steps", "2", "--n-layer", "1", "--n-head", "2",
-            "--n-embd", "32", "--batch-size", "4", "--warmup", "1", "--limit", "40", "--eval-n", "2",
-            "--eval-every", "0", "--threads", "1", "--device", "cpu"]
+    args = [
+        "--out",
+        str(tmp_path),
+        "--arch",
+        "autoregressive",
+        "--steps",
+        "2",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "32",
+        "--batch-size",
+        "4",
+        "--warmup",
+        "1",
+        "--limit",
+        "40",
+        "--eval-n",
+        "2",
+        "--eval-every",
+        "0",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     assert not (tmp_path / "diffusion.pt").exists()
     model, _, _, meta = load_checkpoint(tmp_path / "autoregressive.pt")
     assert model.config.causal and meta["train"]["arch"] == "autoregressive"
     assert [r["method"] for r in meta["evaluations"]] == ["autoregressive"]
-    assert json.loads((tmp_path / "autoregressive.json").read_text())["parameters"] == model.num_params()
+    assert (
+        json.loads((tmp_path / "autoregressive.json").read_text())["parameters"]
+        == model.num_params()
+    )
     report = (tmp_path / "autoregressive.md").read_text()
     assert report.startswith("# The shipped toy autoregressive checkpoint")
     assert "next-token cross-entropy" in report and "| autoregressive | 2 |" in report
     with pytest.raises(SystemExit):  # a diffusion decoder cannot run a causal model's record
         main([*args, "--methods", "slots"])
-    with pytest.raises(Exception, match="bidirectional"):  # nor can the twin continue the diffusion model
-        main(["--out", str(tmp_path / "d"), "--steps", "1", "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
-              "--batch-size", "4", "--limit", "40", "--eval-n", "1", "--eval-every", "0", "--methods", "one_shot",
-              "--device", "cpu"])
-        main([*args[:1], str(tmp_path / "e"), *args[2:], "--init-from", str(tmp_path / "d" / "diffusion.pt")])
+    with pytest.raises(
+        Exception, match="bidirectional"
+    ):  # nor can the twin continue the diffusion model
+        main(
+            [
+                "--out",
+                str(tmp_path / "d"),
+                "--steps",
+                "1",
+                "--n-layer",
+                "1",
+                "--n-head",
+                "2",
+                "--n-embd",
+                "32",
+                "--batch-size",
+                "4",
+                "--limit",
+                "40",
+                "--eval-n",
+                "1",
+                "--eval-every",
+                "0",
+                "--methods",
+                "one_shot",
+                "--device",
+                "cpu",
+            ]
+        )
+        main(
+            [
+                *args[:1],
+                str(tmp_path / "e"),
+                *args[2:],
+                "--init-from",
+                str(tmp_path / "d" / "diffusion.pt"),
+            ]
+        )
 
 
 def test_rows_trained_counts_every_stage_of_a_continued_run():
     from unmasked.train import rows_trained
 
     first = {"command": "python -m unmasked.train --batch-size 128 --steps 9", "steps": 7}
-    second = {"command": "python -m unmasked.train --steps 5", "steps": 5, "train": {"batch_size": 16},
-              "init_from": first}
-    assert rows_trained(second) == [{"steps": 7, "batch_size": 128, "rows": 896},
-                                    {"steps": 5, "batch_size": 16, "rows": 80}]
+    second = {
+        "command": "python -m unmasked.train --steps 5",
+        "steps": 5,
+        "train": {"batch_size": 16},
+        "init_from": first,
+    }
+    assert rows_trained(second) == [
+        {"steps": 7, "batch_size": 128, "rows": 896},
+        {"steps": 5, "batch_size": 16, "rows": 80},
+    ]
     with pytest.raises(ValueError, match="no batch size"):
         rows_trained({"command": "python -m unmasked.train", "steps": 3})
 

@@ -35,7 +35,9 @@ def next_token_loss(model, ids: torch.Tensor, answer: torch.Tensor) -> torch.Ten
     but its last token. Only those go through the output layer (forward's `at`).
     """
     if ids.shape != answer.shape or ids.dim() != 2:
-        raise ValueError(f"ids and answer must both be (B, T), got {tuple(ids.shape)} and {tuple(answer.shape)}")
+        raise ValueError(
+            f"ids and answer must both be (B, T), got {tuple(ids.shape)} and {tuple(answer.shape)}"
+        )
     if not bool(answer.any()):
         raise ValueError("the batch has no answer tokens to score")
     scored = answer[:, 1:]
@@ -44,8 +46,15 @@ def next_token_loss(model, ids: torch.Tensor, answer: torch.Tensor) -> torch.Ten
 
 
 @torch.no_grad()
-def greedy_decode(model, prompts: list[list[int]], length: int, vocab: Vocab, *, cache: bool = True,
-                  with_confidence: bool = False):
+def greedy_decode(
+    model,
+    prompts: list[list[int]],
+    length: int,
+    vocab: Vocab,
+    *,
+    cache: bool = True,
+    with_confidence: bool = False,
+):
     """Write `length` tokens after each prompt, the most likely one at each step; one batch.
 
     Prompts are left-padded to a common length, so that every row writes the same columns.
@@ -66,7 +75,9 @@ def greedy_decode(model, prompts: list[list[int]], length: int, vocab: Vocab, *,
     x = make_batch([(list(p), []) for p in prompts], vocab)[0].to(device)
     B, P = x.shape
     if P + length > model.config.max_len:
-        raise ValueError(f"{P} prompt and {length} answer tokens exceed max_len={model.config.max_len}")
+        raise ValueError(
+            f"{P} prompt and {length} answer tokens exceed max_len={model.config.max_len}"
+        )
     banned = banned_ids(vocab)
     last = torch.zeros_like(x, dtype=torch.bool)
     last[:, -1] = True
@@ -75,7 +86,7 @@ def greedy_decode(model, prompts: list[list[int]], length: int, vocab: Vocab, *,
     step_in = x
     for _ in range(length):
         if kv is not None:
-            logits = model(step_in, at=last[:, -step_in.shape[1]:], cache=kv)
+            logits = model(step_in, at=last[:, -step_in.shape[1] :], cache=kv)
         else:
             logits = model(x, at=last)
         logits = logits.float()
@@ -95,13 +106,22 @@ def greedy_decode(model, prompts: list[list[int]], length: int, vocab: Vocab, *,
     return ids
 
 
-def decode_records(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLayout, batch_size: int = 32,
-                   cache: bool = True, progress: bool = False) -> list[list[int]]:
+def decode_records(
+    model,
+    vocab: Vocab,
+    prompts: list[list[int]],
+    layout: RecordLayout,
+    batch_size: int = 32,
+    cache: bool = True,
+    progress: bool = False,
+) -> list[list[int]]:
     """The answer region (layout's length) written greedily after each prompt, in batches."""
     from tqdm.auto import tqdm
 
     A = layout.length(vocab)
     out: list[list[int]] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="writing (autoregressive)", disable=not progress):
-        out += greedy_decode(model, prompts[start:start + batch_size], A, vocab, cache=cache)
+    for start in tqdm(
+        range(0, len(prompts), batch_size), desc="writing (autoregressive)", disable=not progress
+    ):
+        out += greedy_decode(model, prompts[start : start + batch_size], A, vocab, cache=cache)
     return out

@@ -42,8 +42,21 @@ from pathlib import Path
 import torch
 
 from unmasked.autoregressive import banned_ids, greedy_decode
-from unmasked.checkpoints import DEFAULT_AR_CHECKPOINT, DEFAULT_CHECKPOINT, REPO_ROOT, load_checkpoint
-from unmasked.records import FIELDS, RecordLayout, answer_text, build_vocab, encode_example, encode_prompt, field_accuracy
+from unmasked.checkpoints import (
+    DEFAULT_AR_CHECKPOINT,
+    DEFAULT_CHECKPOINT,
+    REPO_ROOT,
+    load_checkpoint,
+)
+from unmasked.records import (
+    FIELDS,
+    RecordLayout,
+    answer_text,
+    build_vocab,
+    encode_example,
+    encode_prompt,
+    field_accuracy,
+)
 from unmasked.sampling import TAUS, calibration_error, fill_batch, reliability_curve, tau_sweep
 
 DIVISORS = (1, 2, 4, 8, 16)  # diffusion runs K = L // d passes
@@ -53,25 +66,43 @@ COLUMNS = ("L", "batch", "method", "passes/record", "tokens/s", "x AR cache", "a
 
 def decode_methods(length: int) -> list[dict]:
     """The methods raced at answer length L, in table order."""
-    out = [{"method": "AR, KV cache", "arch": "autoregressive", "cache": True},
-           {"method": "AR, no cache", "arch": "autoregressive", "cache": False}]
+    out = [
+        {"method": "AR, KV cache", "arch": "autoregressive", "cache": True},
+        {"method": "AR, no cache", "arch": "autoregressive", "cache": False},
+    ]
     seen = set()
     for d in DIVISORS:
         k = max(1, length // d)
         if k not in seen:
             seen.add(k)
-            out.append({"method": f"diffusion K=L/{d}" if d > 1 else "diffusion K=L", "arch": "diffusion", "K": k})
+            out.append(
+                {
+                    "method": f"diffusion K=L/{d}" if d > 1 else "diffusion K=L",
+                    "arch": "diffusion",
+                    "K": k,
+                }
+            )
     out.append({"method": f"diffusion tau={TAU}", "arch": "diffusion", "tau": TAU})
     return out
 
 
-def _run(method: dict, models: dict, prompts: list[list[int]], length: int, vocab) -> tuple[list[list[int]], float]:
+def _run(
+    method: dict, models: dict, prompts: list[list[int]], length: int, vocab
+) -> tuple[list[list[int]], float]:
     """(written answer ids per prompt, mean forward passes per record) for one method."""
     model = models[method["arch"]]["model"]
     if method["arch"] == "autoregressive":
         return greedy_decode(model, prompts, length, vocab, cache=method["cache"]), float(length)
-    out = fill_batch(model, prompts, length, mask_id=vocab.mask_id, pad_id=vocab.pad_id, steps=method.get("K"),
-                     threshold=method.get("tau"), banned=banned_ids(vocab)[1:])
+    out = fill_batch(
+        model,
+        prompts,
+        length,
+        mask_id=vocab.mask_id,
+        pad_id=vocab.pad_id,
+        steps=method.get("K"),
+        threshold=method.get("tau"),
+        banned=banned_ids(vocab)[1:],
+    )
     return out.x[:, -length:].tolist(), float(out.passes.float().mean())
 
 
@@ -92,8 +123,12 @@ def time_method(method, models, prompts, length, vocab, device, warmup: int, rep
         _sync(device)
         seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
-    return {"seconds": seconds, "median_s": median, "passes_per_record": passes,
-            "tokens_per_s": len(prompts) * length / median}
+    return {
+        "seconds": seconds,
+        "median_s": median,
+        "passes_per_record": passes,
+        "tokens_per_s": len(prompts) * length / median,
+    }
 
 
 def record_accuracy(method, models, sessions, vocab, batch_size: int = 64) -> float:
@@ -102,7 +137,7 @@ def record_accuracy(method, models, sessions, vocab, batch_size: int = 64) -> fl
     length = models["layout"].length(vocab)
     texts = []
     for i in range(0, len(prompts), batch_size):
-        answers, _ = _run(method, models, prompts[i:i + batch_size], length, vocab)
+        answers, _ = _run(method, models, prompts[i : i + batch_size], length, vocab)
         texts += [answer_text(a, vocab) for a in answers]
     acc = field_accuracy(texts, [s.record for s in sessions])
     return 100 * sum(acc[k] for k in FIELDS) / len(FIELDS)
@@ -116,13 +151,20 @@ def tiny_models(seed: int = 0) -> dict:
     sessions = generate_short_sessions(12, seed=seed)
     vocab = build_vocab(sessions)
     layout = RecordLayout.fit([s.record for s in sessions], vocab)
-    cfg = sized_for(TrainConfig(n_layer=1, n_head=2, n_embd=32), [encode_example(s, vocab, layout) for s in sessions])
+    cfg = sized_for(
+        TrainConfig(n_layer=1, n_head=2, n_embd=32),
+        [encode_example(s, vocab, layout) for s in sessions],
+    )
     torch.manual_seed(seed)
     diffusion = new_model(vocab, cfg)
     ar = new_model(vocab, replace(cfg, arch="autoregressive"))
-    return {"vocab": vocab, "layout": layout, "sessions": sessions,
-            "diffusion": {"model": diffusion.eval(), "trained": False, "path": None},
-            "autoregressive": {"model": ar.eval(), "trained": False, "path": None}}
+    return {
+        "vocab": vocab,
+        "layout": layout,
+        "sessions": sessions,
+        "diffusion": {"model": diffusion.eval(), "trained": False, "path": None},
+        "autoregressive": {"model": ar.eval(), "trained": False, "path": None},
+    }
 
 
 def _shown(path) -> str:
@@ -137,12 +179,22 @@ def shipped_models(diffusion_path: Path, ar_path: Path, device, seed: int = 0) -
     from unmasked.sessions import load_short_sessions
 
     model, vocab, layout, _ = load_checkpoint(diffusion_path, device)
-    out = {"vocab": vocab, "layout": layout, "sessions": load_short_sessions("test"),
-           "diffusion": {"model": model, "trained": True, "path": _shown(diffusion_path)}}
+    out = {
+        "vocab": vocab,
+        "layout": layout,
+        "sessions": load_short_sessions("test"),
+        "diffusion": {"model": model, "trained": True, "path": _shown(diffusion_path)},
+    }
     if Path(ar_path).is_file():
         ar, ar_vocab, ar_layout, _ = load_checkpoint(ar_path, device)
-        if ar_vocab.itos != vocab.itos or ar_layout.to_dict() != layout.to_dict() or not ar.config.causal:
-            raise ValueError(f"{ar_path} is not the causal twin of {diffusion_path} (vocab, layout or mask differ)")
+        if (
+            ar_vocab.itos != vocab.itos
+            or ar_layout.to_dict() != layout.to_dict()
+            or not ar.config.causal
+        ):
+            raise ValueError(
+                f"{ar_path} is not the causal twin of {diffusion_path} (vocab, layout or mask differ)"
+            )
         out["autoregressive"] = {"model": ar, "trained": True, "path": _shown(ar_path)}
     else:
         torch.manual_seed(seed)
@@ -188,27 +240,65 @@ def decode_bench(args) -> dict:
             acc, note = None, "untrained"
         else:
             if key not in accuracy:
-                accuracy[key] = record_accuracy(method, models, sessions[:args.accuracy_n], vocab)
-            acc, note = accuracy[key], f"mean field exact match on {min(args.accuracy_n, len(sessions))} held-out"
-        rows.append({"L": L, "batch": B, **{k: v for k, v in method.items() if k != "cache"},
-                     "cache": method.get("cache"), **timing, "accuracy": acc, "accuracy_note": note})
+                accuracy[key] = record_accuracy(method, models, sessions[: args.accuracy_n], vocab)
+            acc, note = (
+                accuracy[key],
+                f"mean field exact match on {min(args.accuracy_n, len(sessions))} held-out",
+            )
+        rows.append(
+            {
+                "L": L,
+                "batch": B,
+                **{k: v for k, v in method.items() if k != "cache"},
+                "cache": method.get("cache"),
+                **timing,
+                "accuracy": acc,
+                "accuracy_note": note,
+            }
+        )
     for r in rows:
-        ar = next(x for x in rows if (x["L"], x["batch"], x["method"]) == (r["L"], r["batch"], "AR, KV cache"))
+        ar = next(
+            x
+            for x in rows
+            if (x["L"], x["batch"], x["method"]) == (r["L"], r["batch"], "AR, KV cache")
+        )
         r["speed_vs_ar_cache"] = r["tokens_per_s"] / ar["tokens_per_s"]
     return {
-        "name": "decode", "what": "issue #19: tokens/s of the diffusion model and its autoregressive twin, "
-        "accuracy beside every speed", "device": str(device),
-        **({"accelerator": torch.cuda.get_device_name(device)} if str(device).startswith("cuda") else {}),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "torch": str(torch.__version__),
-        "threads": torch.get_num_threads(), "command": "python -m unmasked.bench " + " ".join(args.argv),
+        "name": "decode",
+        "what": "issue #19: tokens/s of the diffusion model and its autoregressive twin, "
+        "accuracy beside every speed",
+        "device": str(device),
+        **(
+            {"accelerator": torch.cuda.get_device_name(device)}
+            if str(device).startswith("cuda")
+            else {}
+        ),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "torch": str(torch.__version__),
+        "threads": torch.get_num_threads(),
+        "command": "python -m unmasked.bench " + " ".join(args.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "grid": {"lengths": args.lengths, "batches": args.batches, "warmup": args.warmup, "repeats": args.repeats,
-                 "accuracy_n": args.accuracy_n, "tiny": args.tiny, "record_length": A},
-        "models": {arch: {"path": models[arch]["path"], "trained": models[arch]["trained"],
-                          "parameters": models[arch]["model"].num_params()} for arch in ("diffusion", "autoregressive")},
+        "grid": {
+            "lengths": args.lengths,
+            "batches": args.batches,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "accuracy_n": args.accuracy_n,
+            "tiny": args.tiny,
+            "record_length": A,
+        },
+        "models": {
+            arch: {
+                "path": models[arch]["path"],
+                "trained": models[arch]["trained"],
+                "parameters": models[arch]["model"].num_params(),
+            }
+            for arch in ("diffusion", "autoregressive")
+        },
         "timing": "median seconds over repeats after warm-up; tokens/s = batch * L / median",
-        "rows": rows, "crossover": crossover(rows),
+        "rows": rows,
+        "crossover": crossover(rows),
     }
 
 
@@ -217,10 +307,21 @@ def crossover(rows: list[dict]) -> list[dict]:
     out = []
     for L, B in dict.fromkeys((r["L"], r["batch"]) for r in rows):
         ar = next(r for r in rows if (r["L"], r["batch"], r["method"]) == (L, B, "AR, KV cache"))
-        faster = [r["K"] for r in rows if (r["L"], r["batch"]) == (L, B) and r.get("K")
-                  and r["tokens_per_s"] >= ar["tokens_per_s"]]
-        out.append({"L": L, "batch": B, "ar_cache_tokens_per_s": ar["tokens_per_s"],
-                    "largest_K_at_least_as_fast": max(faster) if faster else None})
+        faster = [
+            r["K"]
+            for r in rows
+            if (r["L"], r["batch"]) == (L, B)
+            and r.get("K")
+            and r["tokens_per_s"] >= ar["tokens_per_s"]
+        ]
+        out.append(
+            {
+                "L": L,
+                "batch": B,
+                "ar_cache_tokens_per_s": ar["tokens_per_s"],
+                "largest_K_at_least_as_fast": max(faster) if faster else None,
+            }
+        )
     return out
 
 
@@ -232,8 +333,15 @@ def decode_table(result: dict) -> str:
     """A markdown table of the race: one row per (L, batch, method)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in result["rows"]:
-        cells = [str(r["L"]), str(r["batch"]), r["method"], f"{r['passes_per_record']:.1f}",
-                 f"{r['tokens_per_s']:,.1f}", f"{r['speed_vs_ar_cache']:.2f}", _accuracy_cell(r)]
+        cells = [
+            str(r["L"]),
+            str(r["batch"]),
+            r["method"],
+            f"{r['passes_per_record']:.1f}",
+            f"{r['tokens_per_s']:,.1f}",
+            f"{r['speed_vs_ar_cache']:.2f}",
+            _accuracy_cell(r),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -248,35 +356,56 @@ def tau_bench(args) -> dict:
     model, vocab, layout, _ = load_checkpoint(args.diffusion, device)
     sessions = load_short_sessions("test", limit=args.n)
     start = time.perf_counter()
-    rows = tau_sweep(model, vocab, layout, sessions, args.taus, batch_size=args.batch_size, keep_tokens=True,
-                     progress=not args.quiet)
+    rows = tau_sweep(
+        model,
+        vocab,
+        layout,
+        sessions,
+        args.taus,
+        batch_size=args.batch_size,
+        keep_tokens=True,
+        progress=not args.quiet,
+    )
     for r in rows:
         conf, correct, in_slot = r.pop("confidence"), r.pop("correct"), r.pop("in_slot")
         curve = reliability_curve(conf, correct, bins=args.bins)
         r["reliability"], r["calibration_error"] = curve, calibration_error(curve)
         # the JSON around the values is near-certain and right: the values are where confidence is earned
-        values = reliability_curve([c for c, v in zip(conf, in_slot) if v], [k for k, v in zip(correct, in_slot) if v],
-                                   bins=args.bins)
+        values = reliability_curve(
+            [c for c, v in zip(conf, in_slot) if v],
+            [k for k, v in zip(correct, in_slot) if v],
+            bins=args.bins,
+        )
         r["reliability_values"], r["calibration_error_values"] = values, calibration_error(values)
     return {
-        "name": "tau", "what": "issue #19: passes per record against record accuracy over tau, and committed-token "
+        "name": "tau",
+        "what": "issue #19: passes per record against record accuracy over tau, and committed-token "
         "confidence against correctness (gold = the record in its slots): reliability over every answer position, "
         "reliability_values over the value slots only",
-        "device": str(device), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "torch": str(torch.__version__), "threads": torch.get_num_threads(),
+        "device": str(device),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "torch": str(torch.__version__),
+        "threads": torch.get_num_threads(),
         "command": "python -m unmasked.bench " + " ".join(args.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "checkpoint": _shown(args.diffusion), "n": len(sessions), "seconds": round(time.perf_counter() - start, 1),
+        "checkpoint": _shown(args.diffusion),
+        "n": len(sessions),
+        "seconds": round(time.perf_counter() - start, 1),
         "rows": rows,
     }
 
 
 def tau_table(result: dict) -> str:
-    lines = ["| tau | passes/record (mean, median, max) | field exact match | all fields | calibration error"
-             " (all positions, value slots) |", "|---|---|---|---|---|"]
-    lines += [f"| {r['tau']} | {r['passes_mean']:.2f}, {r['passes_median']:g}, {r['passes_max']} | {r['accuracy']:.1f}% "
-              f"| {r['all_fields']:.1f}% | {r['calibration_error']:.4f}, {r['calibration_error_values']:.4f} |"
-              for r in result["rows"]]
+    lines = [
+        "| tau | passes/record (mean, median, max) | field exact match | all fields | calibration error"
+        " (all positions, value slots) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['tau']} | {r['passes_mean']:.2f}, {r['passes_median']:g}, {r['passes_max']} | {r['accuracy']:.1f}% "
+        f"| {r['all_fields']:.1f}% | {r['calibration_error']:.4f}, {r['calibration_error_values']:.4f} |"
+        for r in result["rows"]
+    ]
     return "\n".join(lines)
 
 
@@ -284,26 +413,52 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m unmasked.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m unmasked.bench", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="bench", required=True)
-    dec = sub.add_parser("decode", help="diffusion against its autoregressive twin: tokens/s and accuracy")
-    dec.add_argument("--lengths", type=_ints, default=[64, 128, 218], help="answer lengths L (default 64,128,218)")
-    dec.add_argument("--batches", type=_ints, default=[1, 8, 64], help="batch sizes (default 1,8,64)")
+    dec = sub.add_parser(
+        "decode", help="diffusion against its autoregressive twin: tokens/s and accuracy"
+    )
+    dec.add_argument(
+        "--lengths",
+        type=_ints,
+        default=[64, 128, 218],
+        help="answer lengths L (default 64,128,218)",
+    )
+    dec.add_argument(
+        "--batches", type=_ints, default=[1, 8, 64], help="batch sizes (default 1,8,64)"
+    )
     dec.add_argument("--warmup", type=int, default=1)
     dec.add_argument("--repeats", type=int, default=3)
-    dec.add_argument("--accuracy-n", type=int, default=64, help="held-out sessions scored per method at L = record")
-    dec.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    dec.add_argument(
+        "--accuracy-n",
+        type=int,
+        default=64,
+        help="held-out sessions scored per method at L = record",
+    )
+    dec.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     dec.add_argument("--device", default=None)
     dec.add_argument("--diffusion", type=Path, default=DEFAULT_CHECKPOINT)
     dec.add_argument("--ar", type=Path, default=DEFAULT_AR_CHECKPOINT)
-    dec.add_argument("--tiny", action="store_true", help="tiny untrained models, L 8,16, batch 1,2: a smoke test")
-    dec.add_argument("--out", type=Path, default=None,
-                     help="JSON path (default data/bench/decode_<device>.json; --tiny writes only with --out)")
+    dec.add_argument(
+        "--tiny", action="store_true", help="tiny untrained models, L 8,16, batch 1,2: a smoke test"
+    )
+    dec.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON path (default data/bench/decode_<device>.json; --tiny writes only with --out)",
+    )
     dec.add_argument("--quiet", action="store_true", help="no progress bar")
     tau = sub.add_parser("tau", help="passes against accuracy over tau, and the reliability curve")
     tau.add_argument("--n", type=int, default=64, help="held-out sessions")
@@ -313,14 +468,19 @@ def main(argv: list[str] | None = None) -> int:
     tau.add_argument("--threads", type=int, default=None)
     tau.add_argument("--device", default=None)
     tau.add_argument("--diffusion", type=Path, default=DEFAULT_CHECKPOINT)
-    tau.add_argument("--out", type=Path, default=None, help="JSON path (default data/bench/tau_<device>.json)")
+    tau.add_argument(
+        "--out", type=Path, default=None, help="JSON path (default data/bench/tau_<device>.json)"
+    )
     tau.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     args.argv = argv
     if args.bench == "tau":
         result = tau_bench(args)
         print(tau_table(result))
-        out = args.out or REPO_ROOT / "data" / "bench" / f"tau_{str(result['device']).split(':')[0]}.json"
+        out = (
+            args.out
+            or REPO_ROOT / "data" / "bench" / f"tau_{str(result['device']).split(':')[0]}.json"
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {out}")
@@ -336,8 +496,14 @@ def main(argv: list[str] | None = None) -> int:
     print(decode_table(result))
     for c in result["crossover"]:
         k = c["largest_K_at_least_as_fast"]
-        print(f"L={c['L']} batch={c['batch']}: AR with cache {c['ar_cache_tokens_per_s']:,.1f} tokens/s; "
-              + (f"diffusion at least as fast up to K={k}" if k else "diffusion slower at every K raced"))
+        print(
+            f"L={c['L']} batch={c['batch']}: AR with cache {c['ar_cache_tokens_per_s']:,.1f} tokens/s; "
+            + (
+                f"diffusion at least as fast up to K={k}"
+                if k
+                else "diffusion slower at every K raced"
+            )
+        )
     out = args.out
     if out is None and not args.tiny:
         out = REPO_ROOT / "data" / "bench" / f"decode_{str(result['device']).split(':')[0]}.json"
