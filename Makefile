@@ -24,7 +24,7 @@ SUBMISSIONS ?=
 GRADES ?= grades
 JOBS ?= 2
 
-.PHONY: help setup lab test test-browser labs data checkpoint grade bench check-env clean
+.PHONY: help setup lab test test-browser labs data checkpoint checkpoint-ar grade bench bench-decode check-env clean
 
 help:
 	@echo "make lab         set up, then open JupyterLab at the course"
@@ -33,8 +33,10 @@ help:
 	@echo "make labs        regenerate labs/ from solutions/"
 	@echo "make data        regenerate data/ with the project's own scripts"
 	@echo "make checkpoint  retrain the shipped toy model checkpoint"
+	@echo "make checkpoint-ar  train its autoregressive twin (same examples, batches and size)"
 	@echo "make grade LAB=labs/lab01_tokens.ipynb SUBMISSIONS=dir   grade a class's submissions"
 	@echo "make bench       run the benchmarks and print measured figures"
+	@echo "make bench-decode  race diffusion against its autoregressive twin (tokens/s), JSON to data/bench/"
 
 $(STAMP): pyproject.toml constraints.txt
 	@if [ ! -x "$(PY)" ]; then echo "creating $(ENV_DIR)"; python3 -m venv "$(ENV_DIR)"; fi
@@ -65,6 +67,9 @@ data: setup
 checkpoint: setup
 	"$(PY)" -m unmasked.train --out data/checkpoints
 
+checkpoint-ar: setup
+	"$(PY)" -m unmasked.train --arch autoregressive --out data/checkpoints
+
 grade: setup
 	@if [ -z "$(LAB)" ] || [ -z "$(SUBMISSIONS)" ]; then \
 	  echo "usage: make grade LAB=labs/lab01_tokens.ipynb SUBMISSIONS=path/to/submissions [GRADES=grades] [JOBS=2]"; exit 2; fi
@@ -72,6 +77,9 @@ grade: setup
 
 bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; "$(PY)" "$$script" || exit 1; done
+
+bench-decode: setup
+	"$(PY)" -m unmasked.bench decode
 
 clean:
 	rm -rf .venv build *.egg-info utils/*.egg-info .pytest_cache .hypothesis

@@ -479,3 +479,26 @@ def test_prose_case_hides_the_middle_of_the_session(corpus):
     assert len(kept) == 2 and all(len(vocab.encode(s.text)) >= n for s in kept)
     for s in kept:
         assert len(prose_case(s, vocab, layout, n - 2)[2]) == n - 2
+
+
+def test_generate_is_generate_many_at_batch_one_and_the_batch_takes_suffixes():
+    """generate delegates to generate_many; rows of a batch with suffixes of other lengths write what each writes alone."""
+    from unmasked.model import ModelConfig, TransformerLM
+    from unmasked.sampling import generate_many
+
+    torch.manual_seed(0)
+    model = TransformerLM(ModelConfig(vocab_size=V, max_len=32, n_layer=1, n_head=2, n_embd=16, pad_id=0)).eval()
+    with torch.no_grad():
+        model.wte.weight.mul_(30)  # spread-out confidences: no near ties
+
+    prompts, suffixes = [[1, 2, 3], [4, 5], [6, 7, 8, 9]], [[7, 8, 9], [], [10]]
+    together = generate_many(model, prompts, 6, 3, mask_id=MASK, pad_id=0, suffixes=suffixes)
+    for p, z, (ids, trace) in zip(prompts, suffixes, together):
+        out, alone = generate(model, torch.tensor([p]), 6, 3, mask_id=MASK,
+                              suffix=torch.tensor([z], dtype=torch.long).view(1, -1))
+        assert ids == out[0].tolist() and len(ids) == len(p) + 6 + len(z)
+        assert trace.commit_step() == alone.commit_step() and trace.suffix == alone.suffix == z
+    with pytest.raises(ValueError, match="one suffix per prompt"):
+        generate_many(model, prompts, 6, 3, mask_id=MASK, pad_id=0, suffixes=suffixes[:2])
+    with pytest.raises(ValueError, match="pad_id"):
+        generate_many(model, prompts, 6, 3, mask_id=MASK)

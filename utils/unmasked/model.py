@@ -75,16 +75,31 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
 
-    def forward(self, x, cos, sin, key_mask=None):
+    def forward(self, x, cos, sin, key_mask=None, kv=None):
+        """key_mask (B, S): True = may be attended to. kv: this layer's _LayerKV when decoding with a cache.
+
+        With a cache, x holds only the T newest tokens, and the S keys are the cached ones then these.
+        """
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if kv is not None:
+            if kv.k is not None:
+                k, v = torch.cat([kv.k, k], dim=2), torch.cat([kv.v, v], dim=2)
+            kv.k, kv.v = k, v
+        S = k.shape[2]
         attn_mask = None
-        if key_mask is not None:  # (B, T) True = may be attended to
+        if key_mask is not None:
             attn_mask = key_mask[:, None, None, :]
-            if self.causal:
-                attn_mask = attn_mask & torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        if self.causal and (attn_mask is not None or T != S):
+            # query i is token S - T + i: it sees keys up to itself. SDPA's is_causal would align
+            # the corner top-left, which is wrong when T < S (a cache).
+            upto = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+            if attn_mask is None:
+                attn_mask = upto
+            else:  # each query also sees itself, so that a left-padding query has a key (no NaN)
+                attn_mask = (attn_mask & upto) | (upto & ~upto.tril(diagonal=S - T - 1))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, is_causal=self.causal and attn_mask is None,
             dropout_p=self.dropout if self.training else 0.0,
@@ -111,9 +126,32 @@ class Block(nn.Module):
         self.ln1, self.ln2 = nn.LayerNorm(config.n_embd), nn.LayerNorm(config.n_embd)
         self.attn, self.mlp = SelfAttention(config), MLP(config)
 
-    def forward(self, x, cos, sin, key_mask=None):
-        x = x + self.attn(self.ln1(x), cos, sin, key_mask)
+    def forward(self, x, cos, sin, key_mask=None, kv=None):
+        x = x + self.attn(self.ln1(x), cos, sin, key_mask, kv)
         return x + self.mlp(self.ln2(x))
+
+
+class _LayerKV:
+    """One layer's cached keys and values (B, H, S, D), RoPE already applied."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens a causal model has read so far.
+
+    Autoregressive decoding reads the prompt once (the prefill), then one new token per step: each
+    step computes keys and values for that token only and attends to the cached ones, instead of
+    recomputing the whole sequence. Learned positions keep the offset found in the prefill, so the
+    anchor ([SEP]) must be in the prefill, as it is when the prompt ends with it.
+    """
+
+    def __init__(self, n_layer: int):
+        self.layers = [_LayerKV() for _ in range(n_layer)]
+        self.length = 0  # tokens read so far
+        self.key_mask: torch.Tensor | None = None  # (B, length), True where not [PAD]
+        self.shift: torch.Tensor | None = None  # (B,), learned position = index + shift
 
 
 class TransformerLM(nn.Module):
@@ -168,34 +206,63 @@ class TransformerLM(nn.Module):
         pos = torch.arange(T, device=idx.device).expand(B, T)
         if self.config.anchor_id is None:
             return pos
+        return (pos + self._position_shift(idx)[:, None]).clamp(0, self.config.max_len - 1)
+
+    def _position_shift(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B,) what to add to a token's index to get its learned position, before clipping."""
+        if self.config.anchor_id is None:
+            return torch.zeros(idx.shape[0], dtype=torch.long, device=idx.device)
         is_anchor = idx == self.config.anchor_id
         first = is_anchor.long().argmax(dim=1)  # index of the first anchor (0 if none)
-        shift = torch.where(is_anchor.any(dim=1), self.config.anchor_pos - first, torch.zeros_like(first))
-        return (pos + shift[:, None]).clamp(0, self.config.max_len - 1)
+        return torch.where(is_anchor.any(dim=1), self.config.anchor_pos - first, torch.zeros_like(first))
 
-    def forward(self, idx: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, at: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
         """Logits (B, T, vocab); with `at`, a BoolTensor (B, T), only at its True positions: (N, vocab).
 
         A sampler can commit only masked positions, often a handful of a row's hundreds, and the
         output layer is a sizeable share of the cost: `at` skips it (and the final norm) elsewhere.
         The N rows come in row-major order, as `x[at]` gives them.
+        cache: a causal model's KVCache (new_cache()): idx holds only the tokens after those it has
+        read, and is added to it.
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, length) token ids, got shape {tuple(idx.shape)}")
         B, T = idx.shape
-        if T > self.config.max_len:
-            raise ValueError(f"sequence of {T} tokens exceeds max_len={self.config.max_len}")
+        start = 0 if cache is None else cache.length
+        if cache is not None and not self.config.causal:
+            raise ValueError("a KV cache needs a causal model: a bidirectional one's old keys change")
+        if start + T > self.config.max_len:
+            raise ValueError(f"sequence of {start + T} tokens exceeds max_len={self.config.max_len}")
         key_mask = None
         if self.config.pad_id is not None:
             is_token = idx != self.config.pad_id
+            if cache is not None:
+                is_token = is_token if cache.key_mask is None else torch.cat([cache.key_mask, is_token], dim=1)
+                cache.key_mask = is_token
             if not bool(is_token.all()):
                 key_mask = is_token
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
-        x = self.drop(self.wte(idx) + self.wpe(self.positions(idx)))
-        for block in self.blocks:
-            x = block(x, cos, sin, key_mask)
+        cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]
+        if cache is None:
+            pos = self.positions(idx)
+        else:
+            if cache.shift is None:
+                cache.shift = self._position_shift(idx)
+            pos = (torch.arange(start, start + T, device=idx.device)[None, :]
+                   + cache.shift[:, None]).clamp(0, self.config.max_len - 1)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, key_mask, None if cache is None else cache.layers[i])
+        if cache is not None:
+            cache.length += T
         if at is not None:
             if at.shape != idx.shape:
                 raise ValueError(f"at must be a bool mask of idx's shape {tuple(idx.shape)}, got {tuple(at.shape)}")
             x = x[at]
         return self.lm_head(self.ln_f(x))
+
+    def new_cache(self) -> KVCache:
+        """An empty KVCache for this (causal) model."""
+        if not self.config.causal:
+            raise ValueError("a KV cache needs a causal model (ModelConfig(causal=True))")
+        return KVCache(self.config.n_layer)

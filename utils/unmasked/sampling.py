@@ -23,7 +23,9 @@ ML-GSAI/LLaDA generate.py; Chang et al. 2022, "MaskGIT" (arXiv:2202.04200); Wu e
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -375,37 +377,13 @@ def generate(
     if (prompt == mask_id).any() or (suffix == mask_id).any():
         raise ValueError("the prompt or suffix contains mask_id; only the generated region may be masked")
 
-    P = prompt.shape[1]
     device = _device_of(model, prompt.device)
-    x = torch.cat([prompt[0].to(device), torch.full((length,), mask_id, dtype=torch.long, device=device),
-                   suffix[0].to(device)])
-    generator = torch.Generator(device=device).manual_seed(seed)
-    blocks = _blocks(length, block_length)
-    block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
-    trace = Trace(
-        prompt=prompt[0].tolist(), length=length, mask_id=mask_id, suffix=suffix[0].tolist(),
-        settings=dict(steps=steps, schedule=schedule, remasking=remasking, block_length=block_length,
-                      temperature=temperature, threshold=threshold, seed=seed),
+    ((ids, trace),) = generate_many(
+        model, [prompt[0].tolist()], length, steps, mask_id=mask_id, schedule=schedule, remasking=remasking,
+        block_length=block_length, temperature=temperature, threshold=threshold, seed=seed,
+        suffixes=[suffix[0].tolist()],
     )
-
-    with _eval_mode(model):
-        for b, (start, end) in enumerate(blocks):
-            in_block = torch.zeros_like(x, dtype=torch.bool)
-            in_block[P + start:P + end] = True
-            counts = None if threshold is not None else num_transfer_tokens(end - start, block_steps[b], schedule)
-            i = 0
-            while bool((x[in_block] == mask_id).any()):
-                logits = _logits(model, x[None])[0]
-                step = unmask_step(
-                    logits, x, mask_id, None if counts is None else counts[i],
-                    candidates=in_block, temperature=temperature, remasking=remasking,
-                    threshold=threshold, generator=generator,
-                )
-                x = step.x
-                trace.steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
-                                             step.confidences.tolist(), b))
-                i += 1
-    return x[None], trace
+    return torch.tensor([ids], dtype=torch.long, device=device), trace
 
 
 @torch.no_grad()
@@ -416,36 +394,46 @@ def generate_many(
     steps: int,
     *,
     mask_id: int,
-    pad_id: int,
+    pad_id: int | None = None,
     schedule: str = "linear",
     remasking: str = "low_confidence",
     block_length: int | None = None,
     temperature: float = 0.0,
     threshold: float | None = None,
     seed: int = 0,
+    suffixes: Sequence[Sequence[int]] | None = None,
 ) -> list[tuple[list[int], Trace]]:
     """`generate` for many prompts at once: one forward pass per step for the whole batch.
 
-    Rows are laid out [prompt][MASK * length][PAD ...]. A model that ignores [PAD] keys and whose
-    positions do not depend on where a row starts (unmasked.model with config.pad_id, and RoPE
-    or positions counted from [SEP]) gives each row the same answer as `generate` would. Returns, per prompt, (prompt + generated ids, Trace).
+    Rows are laid out [prompt][MASK * length][suffix][PAD ...]. A model that ignores [PAD] keys and
+    whose positions do not depend on where a row starts (unmasked.model with config.pad_id, and RoPE
+    or positions counted from [SEP]) gives each row the same answer as `generate` would; `generate`
+    is this at batch 1, where no row needs padding (pad_id may then be None).
+    Returns, per prompt, (prompt + generated ids + its suffix, Trace).
     """
     if not prompts:
         return []
     _check_settings(length, steps, schedule, remasking, threshold)
+    suffixes = [[] for _ in prompts] if suffixes is None else [list(map(int, z)) for z in suffixes]
+    if len(suffixes) != len(prompts):
+        raise ValueError(f"need one suffix per prompt, got {len(suffixes)} for {len(prompts)}")
     device = _device_of(model, torch.device("cpu"))
-    B, T = len(prompts), max(len(p) for p in prompts) + length
-    x = torch.full((B, T), pad_id, dtype=torch.long, device=device)
+    widths = [len(p) + length + len(z) for p, z in zip(prompts, suffixes)]
+    B, T = len(prompts), max(widths)
+    if pad_id is None and min(widths) != T:
+        raise ValueError("rows of different lengths need a pad_id")
+    x = torch.full((B, T), mask_id if pad_id is None else pad_id, dtype=torch.long, device=device)
     starts = []
-    for i, p in enumerate(prompts):
-        if mask_id in p:
-            raise ValueError(f"prompt {i} contains mask_id; only the answer region may be masked")
-        x[i, :len(p)] = torch.tensor(list(p), dtype=torch.long)
-        x[i, len(p):len(p) + length] = mask_id
+    for i, (p, z) in enumerate(zip(prompts, suffixes)):
+        if mask_id in p or mask_id in z:
+            raise ValueError(f"prompt or suffix {i} contains mask_id; only the answer region may be masked")
+        row = list(map(int, p)) + [mask_id] * length + z
+        x[i, :len(row)] = torch.tensor(row, dtype=torch.long)
         starts.append(len(p))
     settings = dict(steps=steps, schedule=schedule, remasking=remasking, block_length=block_length,
                     temperature=temperature, threshold=threshold, seed=seed)
-    traces = [Trace(prompt=list(map(int, p)), length=length, mask_id=mask_id, settings=dict(settings)) for p in prompts]
+    traces = [Trace(prompt=list(map(int, p)), length=length, mask_id=mask_id, settings=dict(settings), suffix=z)
+              for p, z in zip(prompts, suffixes)]
     generators = [torch.Generator(device=device).manual_seed(seed) for _ in prompts]
     blocks = _blocks(length, block_length)
     block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
@@ -470,7 +458,92 @@ def generate_many(
                     traces[r].steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
                                                      step.confidences.tolist(), b))
                 i_step += 1
-    return [(x[r, :starts[r] + length].tolist(), traces[r]) for r in range(B)]
+    return [(x[r, :widths[r]].tolist(), traces[r]) for r in range(B)]
+
+
+class BatchFill(NamedTuple):
+    """What fill_batch wrote: the sequences, and for each answer position when and how sure."""
+
+    x: torch.Tensor  # LongTensor[B, T], the rows with their answers written
+    step: torch.Tensor  # LongTensor[B, L], the 0-based pass that committed each answer position
+    confidence: torch.Tensor  # float64[B, L], the model's probability of the token when committed
+    passes: torch.Tensor  # LongTensor[B], forward passes each row took
+
+
+@torch.no_grad()
+def fill_batch(
+    model,
+    prompts: Sequence[Sequence[int]],
+    length: int,
+    *,
+    mask_id: int,
+    pad_id: int,
+    steps: int | None = None,
+    threshold: float | None = None,
+    banned: Sequence[int] = (),
+) -> BatchFill:
+    """Greedy low-confidence unmasking of `length` positions after each prompt, the whole batch at once.
+
+    The tokens of `generate_many` with temperature 0, low_confidence remasking, a linear schedule
+    and one block (tested), without its per-row Python loop, so that a timing measures the model
+    rather than the bookkeeping. Rows are left-padded ([PAD...][prompt][MASK * length]), so all
+    answers share their columns. Fixed steps: every row commits num_transfer_tokens(length, steps)
+    tokens per pass. threshold: every prediction above it, at least the best one (Fast-dLLM); a
+    finished row leaves the batch. banned: ids never proposed besides [MASK] (the record decoder
+    bans [PAD] and [SEP] too).
+    """
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length!r}")
+    if (steps is None) == (threshold is None):
+        raise ValueError("give exactly one of steps (a fixed budget of passes) and threshold (adaptive)")
+    if not prompts:
+        raise ValueError("need at least one prompt")
+    counts = num_transfer_tokens(length, min(steps, length)) if steps is not None else None
+    device = _device_of(model, torch.device("cpu"))
+    B, P = len(prompts), max(len(p) for p in prompts)
+    x = torch.full((B, P + length), pad_id, dtype=torch.long, device=device)
+    for i, p in enumerate(prompts):
+        if mask_id in p:
+            raise ValueError(f"prompt {i} contains mask_id; only the answer region may be masked")
+        x[i, P - len(p):P] = torch.tensor(list(p), dtype=torch.long)
+    x[:, P:] = mask_id
+    step_of = torch.full((B, length), -1, dtype=torch.long, device=device)
+    conf_of = torch.full((B, length), float("nan"), dtype=torch.float64, device=device)
+    passes = torch.zeros(B, dtype=torch.long, device=device)
+    ban = [mask_id, *banned]
+    takes_at = "at" in inspect.signature(model.forward).parameters if hasattr(model, "forward") else False
+    live = torch.arange(B, device=device)
+    i = 0
+    with _eval_mode(model):
+        while live.numel():
+            rows = x[live]
+            masked = rows == mask_id
+            if takes_at:
+                logits = model(rows, at=masked)
+            else:
+                logits = _logits(model, rows)[masked]
+            logits = logits.to(torch.float64)
+            logits[:, ban] = -math.inf
+            prob, proposal = F.softmax(logits, dim=-1).max(dim=-1)
+            score = torch.full(masked.shape, -math.inf, dtype=torch.float64, device=device)
+            score[masked] = prob
+            if counts is not None:
+                chosen = torch.zeros_like(masked)
+                chosen.scatter_(1, score.topk(counts[i], dim=1).indices, True)
+            else:
+                chosen = score > threshold
+                chosen.scatter_(1, score.argmax(dim=1, keepdim=True), True)
+            chosen &= masked
+            new = torch.full(masked.shape, -1, dtype=torch.long, device=device)
+            new[masked] = proposal
+            rows = torch.where(chosen, new, rows)
+            x[live] = rows
+            step_of[live] = torch.where(chosen[:, P:], i, step_of[live])
+            conf_of[live] = torch.where(chosen[:, P:], score[:, P:], conf_of[live])
+            passes[live] += 1
+            live = live[(rows == mask_id).any(dim=1)]
+            i += 1
+    return BatchFill(x, step_of, conf_of, passes)
 
 
 # ---------------------------------------------------------------------------- analysis
@@ -536,12 +609,12 @@ def commit_times(trace: Trace, kinds: Sequence[str]) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- notebook 04 experiments
-# These take the toy model and its Vocab (unmasked.train.load_checkpoint) and short sessions.
+# These take the toy model and its Vocab (unmasked.checkpoints.load_checkpoint) and short sessions.
 
 
 def record_case(session, vocab, layout) -> tuple[torch.Tensor, list[int]]:
     """(prompt [1, P], target ids): the session then [SEP]; the target is its record in `layout`'s slots."""
-    from unmasked.train import encode_example
+    from unmasked.records import encode_example
 
     prompt, target = encode_example(session, vocab, layout)
     return torch.tensor([prompt]), target
@@ -653,7 +726,7 @@ def quality_vs_steps(model, vocab, layout, sessions, ks: Sequence[int],
     """
     from tqdm.auto import tqdm
 
-    from unmasked.train import FIELDS, answer_text, field_accuracy
+    from unmasked.records import FIELDS, answer_text, field_accuracy
 
     answer_len = layout.length(vocab)
     cases = [record_case(s, vocab, layout)[0][0].tolist() for s in sessions]
@@ -680,3 +753,79 @@ def smallest_k_within(rows: Sequence[dict], schedule: str, full_k: int, points: 
     if full_k not in by_k:
         return None
     return min(k for k, a in by_k.items() if a >= by_k[full_k] - points)
+
+
+# ---------------------------------------------------------------------------- confidence and tau
+
+TAUS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def reliability_curve(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> list[dict]:
+    """Committed-token confidence against correctness, in `bins` equal-width bins of confidence.
+
+    One dict per non-empty bin: its [lo, hi) range (the last bin includes 1.0), n, the mean
+    confidence and the share correct. A calibrated model's points lie on the diagonal; points
+    below it are tokens committed with more confidence than they deserve.
+    """
+    if len(confidence) != len(correct):
+        raise ValueError(f"need one correctness per confidence, got {len(confidence)} and {len(correct)}")
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    if any(not 0.0 <= c <= 1.0 for c in confidence):
+        raise ValueError("confidences must be probabilities in [0, 1]")
+    groups: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
+    for c, ok in zip(confidence, correct):
+        groups[min(int(c * bins), bins - 1)].append((float(c), bool(ok)))
+    return [{"lo": i / bins, "hi": (i + 1) / bins, "n": len(g), "confidence": sum(c for c, _ in g) / len(g),
+             "accuracy": sum(ok for _, ok in g) / len(g)} for i, g in enumerate(groups) if g]
+
+
+def calibration_error(curve: Sequence[dict]) -> float:
+    """Expected calibration error of a reliability curve: |accuracy - confidence| weighted by tokens."""
+    n = sum(b["n"] for b in curve)
+    if not n:
+        raise ValueError("an empty reliability curve has no calibration error")
+    return sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in curve) / n
+
+
+def tau_sweep(model, vocab, layout, sessions, taus: Sequence[float] = TAUS, batch_size: int = 32,
+              keep_tokens: bool = False, progress: bool = False) -> list[dict]:
+    """Forward passes per record against record accuracy, as the adaptive threshold tau moves.
+
+    Each record is written by threshold unmasking (fill_batch, never [PAD] or [SEP], as the record
+    decoder). Per tau: passes (mean, median, max per record), mean field exact match (%) and the
+    share of records with every field right (%). keep_tokens adds, for the reliability curve, the
+    confidence of every committed token, whether it equals the gold record's token there, and
+    whether the position is in a value slot (in_slot) rather than the JSON around the values.
+    """
+    from tqdm.auto import tqdm
+
+    from unmasked.records import FIELDS, answer_text, encode_example, field_accuracy
+
+    if not sessions:
+        raise ValueError("need at least one session")
+    if any(not 0.0 <= t <= 1.0 for t in taus):
+        raise ValueError(f"every tau must be in [0, 1], got {list(taus)}")
+    cases = [encode_example(s, vocab, layout) for s in sessions]
+    A = layout.length(vocab)
+    slot_of = [i >= 0 for i in layout.slot_index(vocab)]
+    rows = []
+    for tau in tqdm(list(taus), desc="tau sweep", disable=not progress):
+        texts, passes, conf, correct, in_slot = [], [], [], [], []
+        for i in range(0, len(cases), batch_size):
+            chunk = cases[i:i + batch_size]
+            out = fill_batch(model, [p for p, _ in chunk], A, mask_id=vocab.mask_id, pad_id=vocab.pad_id,
+                             threshold=tau, banned=(vocab.pad_id, vocab.sep_id))
+            written = out.x[:, -A:].tolist()
+            texts += [answer_text(w, vocab) for w in written]
+            passes += out.passes.tolist()
+            if keep_tokens:
+                for w, (_, gold), c in zip(written, chunk, out.confidence.tolist()):
+                    conf += c
+                    correct += [a == b for a, b in zip(w, gold)]
+                    in_slot += slot_of
+        acc = field_accuracy(texts, [s.record for s in sessions])
+        rows.append({"tau": tau, "passes_mean": sum(passes) / len(passes), "passes_median": statistics.median(passes),
+                     "passes_max": max(passes), "accuracy": 100 * sum(acc[k] for k in FIELDS) / len(FIELDS),
+                     "all_fields": 100 * acc["all"], **({"confidence": conf, "correct": correct, "in_slot": in_slot} if keep_tokens else {})})
+    return rows

@@ -8,6 +8,11 @@ LLaDA's supervised fine-tuning recipe applied from scratch.
 
     python -m unmasked.train --out data/checkpoints          # what `make checkpoint` runs
     python -m unmasked.train --eval-only --eval-n 500        # score the shipped checkpoint
+    python -m unmasked.train --arch autoregressive           # the causal twin (`make checkpoint-ar`)
+
+The autoregressive twin is the same model with a causal mask, trained on the same examples and
+batches with next-token cross-entropy on the answer (unmasked.autoregressive); it writes
+autoregressive.pt and its report beside diffusion.pt.
 
 A checkpoint is a plain dict (config, vocab as lists of ints, state_dict, meta), so that
 `torch.load(..., weights_only=True)` reads it without unpickling any code.
@@ -32,166 +37,39 @@ import torch
 
 from unmasked.env import pick_device, seed_everything
 from unmasked.masking import DEFAULT_T_FLOOR, WEIGHTINGS, mask_tokens, masked_diffusion_loss, sample_t
+from unmasked.autoregressive import decode_records, next_token_loss
+from unmasked.checkpoints import (  # noqa: F401  (re-exported: notebooks, labs and tests import them from here)
+    CHECKPOINT_FORMAT,
+    DEFAULT_AR_CHECKPOINT,
+    DEFAULT_CHECKPOINT,
+    REBUILD_HINT,
+    REPO_ROOT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from unmasked.model import ModelConfig, TransformerLM
-from unmasked.sessions.schema import SHORT_RECORD_FIELDS
+from unmasked.records import (  # noqa: F401  (re-exported, as above)
+    _LIST_FIELD,
+    _STRING_FIELD,
+    FIELDS,
+    RecordLayout,
+    _value_json,
+    _value_pieces,
+    answer_text,
+    build_vocab,
+    encode_example,
+    encode_prompt,
+    field_accuracy,
+    make_batch,
+    parse_record_fields,
+)
 from unmasked.vocab import Vocab
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO_ROOT / "data" / "checkpoints" / "diffusion.pt"
-CHECKPOINT_FORMAT = "unmasked-diffusion-v2"  # v2: fixed-width record slots, positions counted from [SEP]
-REBUILD_HINT = "rebuild it with `make checkpoint` (python -m unmasked.train --out data/checkpoints)"
-FIELDS = SHORT_RECORD_FIELDS  # the record's keys in order: one list for the generator and the model
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, corrupt or made for different code; says how to rebuild it."""
-
-
-# ---------------------------------------------------------------------------- data
-
-
-class RecordLayout:
-    """Where each field of the record sits in the answer region: one fixed-width slot per value.
-
-    The answer is the record's JSON with every value padded by [EOS] to its slot's width:
-
-        {"task": "fix the flaky test"[EOS][EOS]..., "database": "redis"[EOS]..., ...}
-
-    Why fixed widths: the model fills a fully masked region, where every input is the same
-    [MASK]. With free-running JSON, position 40 might be inside the task or the database
-    depending on lengths the model cannot see yet. With slots, a position's learned position id
-    (counted from [SEP], see unmasked.model) says which field it belongs to and where in it.
-    Decoding drops the [EOS] filler, which leaves the canonical JSON.
-
-    A list field named in `items` gets one slot per item instead of one for the whole list:
-
-        "files": ["src/a.ts"[EOS]..., ", "src/b.ts"[EOS]..., [EOS][EOS]...]
-
-    Why: paths share pieces (src/, /reviews, .ts), so in one long slot "the token after the one
-    just copied" is ambiguous and the model splices paths together. With a slot per item, each
-    position knows which file it copies and how far into it it is. Item i > 0 carries its own
-    ", " so that empty trailing slots still decode to valid JSON. For such a field, `widths`
-    gives the width of one item slot.
-    """
-
-    def __init__(self, widths: dict[str, int], items: dict[str, int] | None = None):
-        if list(widths) != list(FIELDS) or any(not isinstance(w, int) or w < 2 for w in widths.values()):
-            raise ValueError(f"widths must give an int >= 2 for each of {FIELDS} in that order, got {widths}")
-        items = dict(items or {})
-        if any(k not in FIELDS or not isinstance(n, int) or n < 1 for k, n in items.items()):
-            raise ValueError(f"items must map fields of {FIELDS} to a slot count >= 1, got {items}")
-        self.widths = dict(widths)
-        self.items = items
-
-    @classmethod
-    def fit(cls, records, vocab: Vocab, margin: int = 2, per_item: bool = True) -> "RecordLayout":
-        """Slots as wide as the longest value in `records`, plus `margin` tokens.
-
-        per_item: list fields get one slot per item, as many as the longest list.
-        """
-        lists = [k for k in FIELDS if per_item and any(isinstance(r[k], list) for r in records)]
-        items = {k: max(1, max(len(r[k]) for r in records)) for k in lists}
-        widths = {k: margin + max(len(ids) for r in records for ids in _value_pieces(r[k], k in items, vocab))
-                  for k in FIELDS}
-        return cls(widths, items)
-
-    def to_dict(self) -> dict:
-        return {"widths": dict(self.widths), "items": dict(self.items)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "RecordLayout":
-        return cls({k: int(v) for k, v in data["widths"].items()},
-                   {k: int(v) for k, v in data.get("items", {}).items()})
-
-    def _pieces(self, vocab: Vocab):
-        """(template ids, None) or (None, (key, item)) in order: '{"task": ', slot, ..., '}'.
-
-        item is None for a whole-value slot, else the item's index in its list.
-        """
-        for i, key in enumerate(FIELDS):
-            head = ("{" if i == 0 else ", ") + json.dumps(key) + ": "
-            if key not in self.items:
-                yield vocab.encode(head), None
-                yield None, (key, None)
-                continue
-            yield vocab.encode(head + "["), None
-            for item in range(self.items[key]):
-                yield None, (key, item)
-            yield vocab.encode("]"), None
-        yield vocab.encode("}"), None
-
-    def encode(self, record: dict, vocab: Vocab) -> list[int]:
-        """The answer ids of a record. Raises ValueError if a value is longer than its slot(s)."""
-        out: list[int] = []
-        pieces: dict[str, list[list[int]]] = {}  # per field, encoded once for all its slots
-        for ids, where in self._pieces(vocab):
-            if where is None:
-                out += ids
-                continue
-            key, item = where
-            if key not in pieces:
-                pieces[key] = _value_pieces(record[key], item is not None, vocab)
-                if item is not None and len(pieces[key]) > self.items[key]:
-                    raise ValueError(f"{key} has {len(pieces[key])} items but the layout has {self.items[key]} slots")
-            rest = pieces[key][item or 0 :]
-            value = rest[0] if rest else []
-            if len(value) > self.widths[key]:
-                raise ValueError(f"{key} value of {len(value)} tokens does not fit its slot of {self.widths[key]}")
-            out += value + [vocab.eos_id] * (self.widths[key] - len(value))
-        return out
-
-    def spans(self, vocab: Vocab) -> list[tuple[str, int, int]]:
-        """(field, start, end) of every slot in the answer region, in order."""
-        out, pos = [], 0
-        for ids, where in self._pieces(vocab):
-            if where is None:
-                pos += len(ids)
-            else:
-                out.append((where[0], pos, pos + self.widths[where[0]]))
-                pos += self.widths[where[0]]
-        return out
-
-    def field_spans(self, vocab: Vocab) -> list[tuple[str, int, int]]:
-        """(field, start, end) of every field's value: a list field's item slots are adjacent, so one span."""
-        out: dict[str, list[int]] = {}
-        for key, lo, hi in self.spans(vocab):
-            out[key] = [out.get(key, [lo])[0], hi]
-        return [(key, lo, hi) for key, (lo, hi) in out.items()]
-
-    def slot_index(self, vocab: Vocab) -> list[int]:
-        """For each answer position, the index of its field in FIELDS, or -1 for the JSON around the values."""
-        out = [-1] * self.length(vocab)
-        for key, lo, hi in self.spans(vocab):
-            out[lo:hi] = [FIELDS.index(key)] * (hi - lo)
-        return out
-
-    def length(self, vocab: Vocab) -> int:
-        return sum(len(ids) if where is None else self.widths[where[0]] for ids, where in self._pieces(vocab))
-
-    def __repr__(self) -> str:
-        return f"RecordLayout({self.widths}, items={self.items})"
-
-
-def _value_pieces(value, per_item: bool, vocab: Vocab) -> list[list[int]]:
-    """The ids a value puts in its slots: the whole value, or one piece per item (", " before all but the first)."""
-    if not per_item:
-        return [vocab.encode(_value_json(value))]
-    return [vocab.encode(("" if i == 0 else ", ") + _value_json(item)) for i, item in enumerate(value)]
-
-
-def _value_json(value) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def encode_prompt(short_session, vocab: Vocab) -> list[int]:
-    """The session's ids then [SEP]: what the model reads, and all that filling needs."""
-    return vocab.encode(short_session.text) + [vocab.sep_id]
-
-
-def encode_example(short_session, vocab: Vocab, layout: RecordLayout) -> tuple[list[int], list[int]]:
-    """(prompt ids ending with [SEP], answer ids: the record laid out in fixed-width slots)."""
-    return encode_prompt(short_session, vocab), layout.encode(short_session.record, vocab)
+# ---------------------------------------------------------------------------- training data
 
 
 def sampler_order_mask(answers: torch.Tensor, layout: RecordLayout, vocab: Vocab,
@@ -272,33 +150,6 @@ def extra_training_sessions(n: int, vocab: Vocab, layout: RecordLayout, prompt_r
     return out, examples
 
 
-def build_vocab(sessions) -> Vocab:
-    """The compact vocabulary of a corpus: every token of its texts and records, plus bytes."""
-    from unmasked.sessions import record_to_json
-
-    return Vocab.build([s.text for s in sessions] + [record_to_json(s.record) for s in sessions])
-
-
-def make_batch(examples: list[tuple[list[int], list[int]]], vocab: Vocab):
-    """Pack (prompt, answer) pairs as [PAD...][prompt][answer]: every answer ends the row.
-
-    Left padding puts all answers in the same columns, which keeps filling simple; it changes
-    nothing for the model, whose attention ignores [PAD] keys and whose positions are relative
-    (RoPE) or counted from [SEP]. Returns ids (B, T), answer (B, T) bool: the maskable, scored
-    region, and its lengths (B,).
-    """
-    if len({len(t) for _, t in examples}) != 1:
-        raise ValueError("every answer must have the same length (one RecordLayout)")
-    T = max(len(p) + len(t) for p, t in examples)
-    ids = torch.full((len(examples), T), vocab.pad_id, dtype=torch.long)
-    answer = torch.zeros((len(examples), T), dtype=torch.bool)
-    for i, (prompt, target) in enumerate(examples):
-        row = prompt + target
-        ids[i, T - len(row):] = torch.tensor(row)
-        answer[i, T - len(target):] = True
-    return ids, answer, answer.sum(dim=1)
-
-
 def batches(n: int, batch_size: int, lengths: list[int], rng: random.Random):
     """Endless index batches: shuffled, then grouped by similar length to waste little padding.
 
@@ -333,6 +184,9 @@ def _batch_stream(n: int, batch_size: int, lengths: list[int], rng: random.Rando
 # ---------------------------------------------------------------------------- training
 
 
+ARCHS = ("diffusion", "autoregressive")
+
+
 @dataclass
 class TrainConfig:
     n_layer: int = 4
@@ -354,8 +208,13 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     threads: int | None = None
+    arch: str = "diffusion"  # or "autoregressive": the causal twin, next-token loss (ARCHS)
 
     def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.arch == "autoregressive" and self.sampler_frac:
+            raise ValueError("sampler_frac masks the answer for the diffusion model; the autoregressive twin has no masks")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if not 0 < self.prompt_room < self.max_len:
@@ -398,9 +257,13 @@ def lr_at(progress: float, cfg: TrainConfig, step: int) -> float:
 
 
 def new_model(vocab: Vocab, cfg: TrainConfig) -> TransformerLM:
-    """A fresh model whose learned positions put [SEP] at prompt_room - 1 and the answer after it."""
+    """A fresh model whose learned positions put [SEP] at prompt_room - 1 and the answer after it.
+
+    cfg.arch="autoregressive" makes it causal: the same code and size, the twin of the diffusion model.
+    """
     mc = ModelConfig(vocab_size=vocab.size, max_len=cfg.max_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, pad_id=vocab.pad_id, anchor_id=vocab.sep_id, anchor_pos=cfg.prompt_room - 1)
+                     n_embd=cfg.n_embd, pad_id=vocab.pad_id, anchor_id=vocab.sep_id, anchor_pos=cfg.prompt_room - 1,
+                     causal=cfg.arch == "autoregressive")
     return TransformerLM(mc)
 
 
@@ -449,6 +312,8 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
 
     if cfg.sampler_frac > 0 and layout is None:
         raise ValueError("cfg.sampler_frac > 0 needs the record layout: train_model(..., layout=layout)")
+    if bool(getattr(model.config, "causal", False)) != (cfg.arch == "autoregressive"):
+        raise ValueError(f"cfg.arch={cfg.arch!r} does not fit a model with causal={model.config.causal}")
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -475,7 +340,10 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
         for group in opt.param_groups:
             group["lr"] = lr
         ids, answer, lens = make_batch([examples[i] for i in next(stream)], vocab)
-        loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen, layout)
+        if cfg.arch == "autoregressive":  # the same batches, scored left to right
+            loss = next_token_loss(model, ids.to(device), answer.to(device))
+        else:
+            loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen, layout)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -609,57 +477,6 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     return out
 
 
-def answer_text(ids, vocab: Vocab) -> str:
-    """The record text of an answer region: specials (the slot filler, any leftover mask) dropped."""
-    return vocab.decode(ids, skip_special=True)
-
-
-_STRING_FIELD = r'"{key}": "((?:[^"\\]|\\.)*)"'
-_LIST_FIELD = r'"{key}": \[((?:[^\]"\\]|"(?:[^"\\]|\\.)*")*)\]'
-
-
-def parse_record_fields(text: str) -> dict[str, str | None]:
-    """Per-field canonical strings (as sessions.record_fields) from generated text.
-
-    Valid JSON is read as JSON. Otherwise each field is looked up on its own, so that one broken
-    field does not zero the others; a field that cannot be found is None (scored wrong).
-    """
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict):
-            return {k: (", ".join(map(str, data[k])) if isinstance(data.get(k), list) else
-                        (str(data[k]) if k in data else None)) for k in FIELDS}
-    except ValueError:
-        pass
-    out: dict[str, str | None] = {}
-    for key in FIELDS:
-        if key == "files":
-            m = re.search(_LIST_FIELD.format(key=key), text)
-            out[key] = None if m is None else ", ".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1)))
-        else:
-            m = re.search(_STRING_FIELD.format(key=key), text)
-            out[key] = None if m is None else m.group(1)
-    return out
-
-
-def field_accuracy(predicted: list[str], records: list[dict]) -> dict[str, float]:
-    """Exact match per field, and "all" (every field right), over generated texts and gold records."""
-    from unmasked.sessions import record_fields
-
-    if len(predicted) != len(records) or not records:
-        raise ValueError(f"need as many predictions as records (got {len(predicted)} and {len(records)}), at least 1")
-    hits = {k: 0 for k in FIELDS}
-    all_right = 0
-    for text, record in zip(predicted, records):
-        gold, got = record_fields(record), parse_record_fields(text)
-        right = [got[k] == gold[k] for k in FIELDS]
-        for k, ok in zip(FIELDS, right):
-            hits[k] += ok
-        all_right += all(right)
-    n = len(records)
-    return {**{k: hits[k] / n for k in FIELDS}, "all": all_right / n}
-
-
 FILES_MISS_KINDS = ("right", "right paths, wrong order", "a path written twice", "a path the session did not change",
                     "a changed path left out", "unreadable")
 
@@ -710,10 +527,14 @@ def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = 
     """Fill each session's record from a fully masked region and score it field by field.
 
     keep_texts: also return every written record ("texts"), for a closer look at the misses.
+    method="autoregressive" writes it left to right with a causal model (the twin), one token a pass.
     """
     prompts = [encode_prompt(s, vocab) for s in sessions]
     start = time.perf_counter()
-    answers = fill_answers(model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps)
+    if method == "autoregressive":
+        answers = decode_records(model, vocab, prompts, layout, batch_size, progress=progress)
+    else:
+        answers = fill_answers(model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps)
     texts = [answer_text(a, vocab) for a in answers]
     return {"method": method, "n": len(sessions), "threshold": threshold if method == "confidence" else None,
             "max_steps": max_steps if method == "confidence" else None,
@@ -830,54 +651,6 @@ def accuracy_figure(results: list[dict], title: str = "Exact match per field on 
     return fig
 
 
-# ---------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path, model: TransformerLM, vocab: Vocab, layout: RecordLayout, meta: dict | None = None,
-                    half: bool = True) -> Path:
-    """Write config, vocab and record layout (plain lists and dicts) and weights (float16 unless half=False)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied to wte
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    blob = {"format": CHECKPOINT_FORMAT, "model_config": model.config.to_dict(), "vocab": vocab.to_dict(),
-            "layout": layout.to_dict(), "state_dict": state, "meta": meta or {}}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)  # a reader never sees half a file
-    return path
-
-
-def load_checkpoint(path=DEFAULT_CHECKPOINT, device="cpu") -> tuple[TransformerLM, Vocab, RecordLayout, dict]:
-    """(model in eval mode, vocab, record layout, meta) from a checkpoint, read with weights_only=True."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: {REBUILD_HINT}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or holds objects weights_only refuses
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); {REBUILD_HINT}") from None
-    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-        found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
-        raise CheckpointError(f"{path} has format {found!r}, expected {CHECKPOINT_FORMAT!r}; {REBUILD_HINT}")
-    try:
-        vocab = Vocab.from_dict(blob["vocab"])
-        layout = RecordLayout.from_dict(blob["layout"])
-        config = ModelConfig(**blob["model_config"])
-        if config.vocab_size != vocab.size:
-            raise ValueError(f"model vocab_size {config.vocab_size} != stored vocab size {vocab.size}")
-        model = TransformerLM(config)
-        state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or set(missing) - {"lm_head.weight"}:
-            raise ValueError(f"weights do not fit the model: missing {missing}, unexpected {unexpected}")
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} does not match this code ({type(exc).__name__}: {exc}); {REBUILD_HINT}") from None
-    model.lm_head.weight = model.wte.weight
-    return model.to(device).eval(), vocab, layout, dict(blob.get("meta", {}))
-
-
 # ---------------------------------------------------------------------------- command line
 
 
@@ -891,6 +664,26 @@ def training_stages(meta: dict) -> list[dict]:
     while stages[0].get("init_from"):
         stages.insert(0, stages[0]["init_from"])
     return stages
+
+
+def rows_trained(meta: dict) -> list[dict]:
+    """Per training stage, oldest first: steps, batch size and the rows (examples) they fed the model.
+
+    The autoregressive twin gets the same budget as the diffusion model it races: as many rows,
+    so as many answer tokens. A stage that kept no config gives its batch size in its command
+    (default: its preset's, which this cannot know, so a ValueError says so).
+    """
+    out = []
+    for stage in training_stages(meta):
+        batch = stage.get("train", {}).get("batch_size")
+        if batch is None:
+            found = re.search(r"--batch-size[ =](\d+)", stage.get("command", ""))
+            if found is None:
+                raise ValueError(f"a stage of {stage.get('steps', '?')} steps records no batch size")
+            batch = int(found.group(1))
+        out.append({"steps": int(stage.get("steps", 0)), "batch_size": int(batch),
+                    "rows": int(stage.get("steps", 0)) * int(batch)})
+    return out
 
 
 def _where(stage: dict) -> str:
@@ -948,10 +741,18 @@ def _loss_lines(meta: dict) -> list[str]:
             " the masked share) has a plain mean cross-entropy over its masked tokens instead, not the ELBO"]
 
 
+def _arch(meta: dict) -> str:
+    """Which model a checkpoint's meta describes (older checkpoints are all diffusion)."""
+    return meta.get("train", {}).get("arch", "diffusion")
+
+
 def _write_report(out: Path, meta: dict) -> None:
-    (out / "diffusion.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    """<arch>.json (the meta) and <arch>.md (for people) beside the checkpoint."""
+    arch = _arch(meta)
+    ar = arch == "autoregressive"
+    (out / f"{arch}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     lines = [
-        "# The shipped toy diffusion checkpoint", "",
+        f"# The shipped toy {arch} checkpoint", "",
         f"Made by `{meta['command']}` on {meta['device']}"
         + (f" ({meta['accelerator']}; host {meta['machine']})" if meta.get("accelerator") else f" ({meta['machine']})")
         + f", torch {meta['torch']}.", "",
@@ -963,11 +764,14 @@ def _write_report(out: Path, meta: dict) -> None:
         f"(torch threads: {meta['train']['threads'] or 'default'})",
         f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}"
         + (", over both kinds of rows below" if _sampler_frac(meta) else ""),
-        *_loss_lines(meta),
+        *(["- loss: next-token cross-entropy on the answer tokens, given the prompt and the answer before them"
+            " (the causal twin of the diffusion model: same code, size, examples and batches)"] if ar
+          else _loss_lines(meta)),
         f"- answer region: {meta['answer_len']} tokens" + (f", value slots {meta['layout']['widths']}" if "layout" in meta else "")
         + (f", one slot per item for {meta['layout']['items']}" if meta.get("layout", {}).get("items") else ""),
         "",
-        "Per-field exact match on held-out short sessions, record filled from a fully masked region:", "",
+        "Per-field exact match on held-out short sessions, record "
+        + ("written left to right, greedily:" if ar else "filled from a fully masked region:"), "",
         accuracy_table(meta["evaluations"]) if meta.get("evaluations") else "(not evaluated)", "",
     ]
     for r in meta.get("evaluations", []):
@@ -976,12 +780,13 @@ def _write_report(out: Path, meta: dict) -> None:
         lines.append(f"- target >= {TARGET_ACCURACY:.0%} exact match on every field, {r['method']} on {r['n']}: {verdict}"
                      f" (filling took {r['seconds']} s)")
     if meta.get("quick_evals"):
-        lines += ["", "During training (slots filling, first held-out sessions; minutes of training time):", "",
+        lines += ["", f"During training ({'left to right' if ar else 'slots filling'}, first held-out sessions;"
+                  " minutes of training time):", "",
                   "| step | min | " + " | ".join(FIELDS) + " | all |", "|---|---|" + "---|" * (len(FIELDS) + 1)]
         lines += [f"| {q['step']} | {q['seconds'] / 60:.0f} | " + " | ".join(
             f"{100 * q['accuracy'][k]:.0f}%" for k in (*FIELDS, "all")) + " |" for q in meta["quick_evals"]]
     lines.append("")
-    (out / "diffusion.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / f"{arch}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, device):
@@ -994,6 +799,9 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
     if old_vocab.itos != vocab.itos or old_layout.to_dict() != layout.to_dict():
         raise CheckpointError(f"{path} was made from another corpus or record layout; train from scratch instead")
     mc = model.config
+    if mc.causal != (cfg.arch == "autoregressive"):
+        raise CheckpointError(f"{path} holds a {'causal' if mc.causal else 'bidirectional'} model, not one for"
+                              f" --arch {cfg.arch}")
     if (mc.max_len, mc.anchor_pos) != (cfg.max_len, cfg.prompt_room - 1):
         raise CheckpointError(f"{path} places the answer at {mc.anchor_pos + 1} of {mc.max_len}, this corpus at "
                               f"{cfg.prompt_room} of {cfg.max_len}; train from scratch instead")
@@ -1007,8 +815,12 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train (or score) the toy masked diffusion LM on the short corpus.")
+    parser = argparse.ArgumentParser(description="Train (or score) the toy masked diffusion LM, or its autoregressive"
+                                                 " twin, on the short corpus.")
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT.parent)
+    parser.add_argument("--arch", choices=ARCHS, default="diffusion",
+                        help="diffusion (diffusion.pt) or its causal twin, trained on the same examples and batches "
+                             "with next-token loss (autoregressive.pt)")
     defaults = TrainConfig()
     parser.add_argument("--preset", choices=("auto", *PRESETS), default="auto",
                         help="model size and steps: 'cpu' or 'gpu'; auto picks by device. Flags below override it.")
@@ -1032,7 +844,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=500, help="steps between quick evaluations (0: none)")
     parser.add_argument("--quick-n", type=int, default=64, help="held-out sessions in each quick evaluation")
     parser.add_argument("--save-every", type=float, default=600, help="seconds between checkpoint saves")
-    parser.add_argument("--methods", default="slots,one_shot", help="final evaluation methods, from " + ", ".join(FILL_METHODS))
+    parser.add_argument("--methods", default=None,
+                        help="final evaluation methods, from " + ", ".join(FILL_METHODS) + " (default slots,one_shot),"
+                             " or autoregressive (the default with --arch autoregressive)")
     parser.add_argument("--conf-steps", type=int, default=32, help="most model calls per record, confidence filling")
     parser.add_argument("--threshold", type=float, default=0.9, help="commit every prediction at least this sure")
     parser.add_argument("--init-from", type=Path, default=None,
@@ -1046,9 +860,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or pick_device(verbose=True).device
-    ckpt = args.out / "diffusion.pt"
+    ar = args.arch == "autoregressive"
+    ckpt = args.out / f"{args.arch}.pt"
     test = load_short_sessions("test", limit=args.eval_n)
+    if args.methods is None:
+        args.methods = "autoregressive" if ar else "slots,one_shot"
     methods = [m for m in args.methods.split(",") if m]
+    allowed = ("autoregressive",) if ar else FILL_METHODS
+    if any(m not in allowed for m in methods):
+        parser.error(f"--methods for --arch {args.arch} must be from {', '.join(allowed)}, got {args.methods}")
 
     def final_evals(model, vocab, layout):
         return [evaluate(model, vocab, test, layout, m, args.threshold, progress=True, max_steps=args.conf_steps)
@@ -1076,7 +896,8 @@ def main(argv: list[str] | None = None) -> int:
     answer_len = layout.length(vocab)
     cfg = sized_for(TrainConfig(**{k: getattr(args, k) for k in (
         "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "lr", "min_lr",
-        "t_floor", "weighting", "threads", "sampler_frac")}, time_budget_s=args.time_budget, device=device), examples)
+        "t_floor", "weighting", "threads", "sampler_frac", "arch")}, time_budget_s=args.time_budget, device=device),
+        examples)
     extra, extra_examples = extra_training_sessions(args.extra_sessions, vocab, layout, cfg.prompt_room)
     examples += extra_examples
     if len(examples) < cfg.batch_size:  # batches() would refuse too, after the model is built
@@ -1115,9 +936,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_step(step, loss, elapsed):
         if args.eval_every and step % args.eval_every == 0:
-            r = evaluate(model, vocab, quick, layout, "slots")
+            quick_method = "autoregressive" if ar else "slots"
+            r = evaluate(model, vocab, quick, layout, quick_method)
             evals.append({"step": step, "seconds": round(elapsed, 1), "accuracy": r["accuracy"]})
-            print(f"step {step} ({elapsed / 60:.1f} min) slots on {len(quick)}: "
+            print(f"step {step} ({elapsed / 60:.1f} min) {quick_method} on {len(quick)}: "
                   + ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["accuracy"].items()), flush=True)
             model.train()
         if time.perf_counter() - last_save[0] > args.save_every:

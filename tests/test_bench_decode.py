@@ -1,0 +1,176 @@
+"""The decode race (unmasked.bench decode) and its batched diffusion sampler (sampling.fill_batch)."""
+
+import json
+
+import pytest
+import torch
+from unmasked.bench import COLUMNS, decode_methods, main
+from unmasked.model import ModelConfig, TransformerLM
+from unmasked.sampling import fill_batch, generate_many
+from unmasked.sessions import generate_short_sessions
+from unmasked.train import build_vocab, encode_prompt, load_checkpoint
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def vocab_prompts():
+    sessions = generate_short_sessions(6, seed=2)
+    vocab = build_vocab(sessions)
+    return vocab, [encode_prompt(s, vocab) for s in sessions]
+
+
+def _random_lm(vocab, seed=0):
+    torch.manual_seed(seed)
+    model = TransformerLM(
+        ModelConfig(
+            vocab_size=vocab.size,
+            max_len=512,
+            n_layer=1,
+            n_head=2,
+            n_embd=32,
+            pad_id=vocab.pad_id,
+            anchor_id=vocab.sep_id,
+            anchor_pos=400,
+        )
+    ).eval()
+    with torch.no_grad():
+        model.wte.weight.mul_(
+            30
+        )  # spread-out confidences: no near ties, and a threshold with choices
+    return model
+
+
+@pytest.mark.parametrize("setting", [{"steps": 12}, {"steps": 5}, {"steps": 1}, {"threshold": 0.5}])
+def test_fill_batch_writes_what_generate_many_writes(vocab_prompts, setting):
+    """Greedy low-confidence, linear schedule, one block: the same tokens, left padding or not."""
+    vocab, prompts = vocab_prompts
+    model = _random_lm(vocab)
+    L = 12
+    out = fill_batch(model, prompts[:4], L, mask_id=vocab.mask_id, pad_id=vocab.pad_id, **setting)
+    ref = generate_many(
+        model,
+        prompts[:4],
+        L,
+        setting.get("steps", L),
+        mask_id=vocab.mask_id,
+        pad_id=vocab.pad_id,
+        threshold=setting.get("threshold"),
+    )
+    for row, steps, conf, passes, (ids, trace) in zip(
+        out.x.tolist(), out.step.tolist(), out.confidence.tolist(), out.passes.tolist(), ref
+    ):
+        assert row[-L:] == ids[-L:]
+        assert steps == trace.commit_step() and passes == trace.steps_used
+        assert conf == pytest.approx(trace.commit_confidence(), abs=1e-6)
+    assert vocab.mask_id not in out.x[:, -L:].tolist()
+
+
+def test_fill_batch_never_writes_a_banned_token_and_checks_its_settings(vocab_prompts):
+    vocab, prompts = vocab_prompts
+    model = _random_lm(vocab)
+    banned = list(range(vocab.size // 2))
+    banned.remove(vocab.mask_id) if vocab.mask_id in banned else None
+    out = fill_batch(
+        model, prompts[:2], 6, mask_id=vocab.mask_id, pad_id=vocab.pad_id, steps=3, banned=banned
+    )
+    assert not set(out.x[:, -6:].flatten().tolist()) & set(banned)
+    with pytest.raises(ValueError, match="exactly one"):
+        fill_batch(model, prompts[:2], 6, mask_id=vocab.mask_id, pad_id=vocab.pad_id)
+    with pytest.raises(ValueError, match="length"):
+        fill_batch(model, prompts[:2], 0, mask_id=vocab.mask_id, pad_id=vocab.pad_id, steps=1)
+
+
+def test_methods_cover_the_grid_of_the_issue():
+    names = [m["method"] for m in decode_methods(218)]
+    assert names == [
+        "AR, KV cache",
+        "AR, no cache",
+        "diffusion K=L",
+        "diffusion K=L/2",
+        "diffusion K=L/4",
+        "diffusion K=L/8",
+        "diffusion K=L/16",
+        "diffusion tau=0.9",
+    ]
+    assert [m["K"] for m in decode_methods(218) if "K" in m] == [218, 109, 54, 27, 13]
+    assert [m["K"] for m in decode_methods(4) if "K" in m] == [
+        4,
+        2,
+        1,
+    ]  # K never below 1, no repeats
+
+
+def test_tiny_decode_bench_prints_a_well_formed_table_and_writes_its_json(tmp_path, capsys):
+    """The CI smoke test: a table with every method at every (L, batch), and its JSON. Not a speed."""
+    out = tmp_path / "decode.json"
+    assert main(["decode", "--tiny", "--quiet", "--threads", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = [line for line in printed.splitlines() if line.startswith("|")]
+    assert table[0] == "| " + " | ".join(COLUMNS) + " |"
+    body = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    assert all(len(cells) == len(COLUMNS) for cells in body)
+    expected = [
+        (str(L), str(B), m["method"]) for L in (8, 16) for B in (1, 2) for m in decode_methods(L)
+    ]
+    assert [tuple(cells[:3]) for cells in body] == expected
+    for cells in body:
+        assert float(cells[3]) >= 1 and float(cells[4].replace(",", "")) > 0
+        assert cells[6] in ("not a record", "untrained")
+    result = json.loads(out.read_text())
+    assert {
+        "device",
+        "torch",
+        "command",
+        "date",
+        "threads",
+        "grid",
+        "models",
+        "rows",
+        "crossover",
+    } <= set(result)
+    assert result["command"].startswith("python -m unmasked.bench decode --tiny")
+    assert not result["models"]["autoregressive"]["trained"]
+    assert len(result["rows"]) == len(expected) and len(result["crossover"]) == 4
+    for r in result["rows"]:
+        assert len(r["seconds"]) == result["grid"]["repeats"] and r["median_s"] > 0
+        assert r["tokens_per_s"] == pytest.approx(r["batch"] * r["L"] / r["median_s"])
+        if r["arch"] == "autoregressive":
+            assert r["passes_per_record"] == r["L"]
+        elif "K" in r:
+            assert r["passes_per_record"] == r["K"]
+
+
+def test_tau_bench_on_the_shipped_checkpoint(tmp_path, shipped_checkpoint, capsys):
+    out = tmp_path / "tau.json"
+    assert (
+        main(
+            [
+                "tau",
+                "--n",
+                "3",
+                "--taus",
+                "0.5,0.99",
+                "--threads",
+                "1",
+                "--quiet",
+                "--out",
+                str(out),
+                "--diffusion",
+                str(shipped_checkpoint),
+            ]
+        )
+        == 0
+    )
+    assert "| 0.99 |" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    _, vocab, layout, _ = load_checkpoint(shipped_checkpoint)
+    assert {"device", "torch", "command", "date", "checkpoint", "n", "rows"} <= set(result)
+    assert [r["tau"] for r in result["rows"]] == [0.5, 0.99]
+    for r in result["rows"]:
+        assert 1 <= r["passes_median"] <= r["passes_max"] and 0 <= r["accuracy"] <= 100
+        assert sum(b["n"] for b in r["reliability"]) == 3 * layout.length(
+            vocab
+        )  # every answer position, committed once
+        assert 0 <= r["calibration_error"] <= 1 and 0 <= r["calibration_error_values"] <= 1
+        assert 0 < sum(b["n"] for b in r["reliability_values"]) < 3 * layout.length(vocab)
