@@ -335,7 +335,7 @@ def test_structural_probes_come_from_the_trajectory_and_need_no_planted_truth():
         by = {p.category: p for p in probes}
         assert [k.text for k in by["artifact_management"].key_facts] == facts.files_modified
         assert [k.text for k in by["error_recall"].key_facts] == [f.error for f in facts.failed_commands]
-        assert t.task.startswith(by["task"].key_facts[0].text)
+        assert by["task"].key_facts[0].text in t.task
         assert by["logical_continuation"].key_facts[-1].text == facts.last_result
         assert all(pr.rubric_score(p.reference_answer, p).score == 5.0 for p in probes)
 
@@ -402,6 +402,13 @@ def test_the_reader_reads_the_structure_not_only_the_words():
     # a call without arguments is an action too, and the newest result is the one asked for
     last = reader(messages, "What was the last command, and what did it print?")
     assert "submit" in last.splitlines() and "+    keep tz" in last
+
+
+def test_the_task_probe_asks_for_the_tasks_first_statement_not_its_heading():
+    from unmasked.trajectory import TrajectoryFacts
+
+    facts = TrajectoryFacts(task="# Bug\n<issue>\nparse_date drops the zone. It should keep it.\n</issue>")
+    assert pr.structural_probes(None, facts)[0].key_facts[0].text == "parse_date drops the zone."
 
 
 def test_a_value_said_again_later_replaces_the_old_one():

@@ -79,7 +79,10 @@ STRUCTURAL_CATEGORIES = ("task", "artifact_management", "error_recall", "logical
 
 
 def _first_sentence(text: str, limit: int = 120) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    """The task's first statement: its first line of three words or more (a heading or a markup tag
+    such as "# Issue" or "<pr_description>" states nothing), up to its first sentence end."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    line = next((ln for ln in lines if len(terms(ln)) >= 3), lines[0] if lines else "")
     cut = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
     if len(cut) > limit:
         cut = cut[:limit].rsplit(" ", 1)[0]
