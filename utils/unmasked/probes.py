@@ -35,6 +35,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from unmasked.sessions import PROBE_CATEGORIES, KeyFact, Probe, Session
 
@@ -263,15 +264,14 @@ def context_lines(messages: Sequence[Mapping]) -> list[str]:
     return context_units(messages)[0]
 
 
-@dataclass(frozen=True)
-class LineMeta:
+class LineMeta(NamedTuple):
     """Where a line sits in the conversation: what a reader sees besides the words."""
 
     message: int  # index of its message
     role: str  # the message's role
     part: str  # "text", "call" (a tool call, or the text line that spells its command) or "result"
     at: int  # how many of its message's request lines come before it
-    tags: frozenset = frozenset()  # structural tags (see STRUCTURE)
+    tags: frozenset  # structural tags (see STRUCTURE)
 
 
 def _call_tags(name: str, args: Mapping) -> frozenset:
@@ -344,10 +344,12 @@ def context_units(messages: Sequence[Mapping]) -> tuple[list[str], list[LineMeta
                     if any(line in v for v in values if len(line) > 2):
                         tags[k] |= call_tags
         at = 0
-        for line, t in [*zip(own, map(frozenset, tags)), *extra]:
+        plain = frozenset(base)
+        for line, t in [*zip(own, tags), *extra]:
             lines.append(line)
+            t = plain if t == base else frozenset(t) | plain
             part = "result" if role == "tool" else "call" if "call" in t else "text"
-            meta.append(LineMeta(i, role, part, at, frozenset(t) | base))
+            meta.append(LineMeta(i, role, part, at, t))
             at += "request" in t  # a request's lines count from its first statement
     return lines, meta
 
@@ -399,7 +401,7 @@ def terms(text: str) -> list[str]:
     """Stemmed content words of `text` (stopwords and one-letter words dropped)."""
     out = []
     cache = _STEMS
-    for w in _WORD.findall(_CAMEL.sub(" ", text).lower()):
+    for w in _WORD.findall(text if text.islower() else _CAMEL.sub(" ", text).lower()):
         s = cache.get(w)
         if s is None:
             s = cache[w] = "" if (w in STOPWORDS or len(w) < 2) else stem(w)
@@ -467,6 +469,7 @@ class LineIndex:
         self.low = [line.lower() for line in lines]
         # the text words are counted in: identifiers split at their capitals (AssertionError -> assertion error)
         scan = [_CAMEL.sub(" ", line).lower() if _CAMEL.search(line) else low for line, low in zip(lines, self.low)]
+        self.scan = scan
         self.text = "\n".join(scan)
         self.starts = []
         at = 0
@@ -500,7 +503,7 @@ class LineIndex:
     def length(self, i: int) -> int:
         """How many content words line i has (as `terms` counts them)."""
         if i not in self._lengths:
-            self._lengths[i] = len(terms(self.lines[i]))
+            self._lengths[i] = len(terms(self.scan[i]))
         return self._lengths[i]
 
     def term_counts(self, stems) -> dict[str, dict[int, int]]:
@@ -589,9 +592,11 @@ class LineIndex:
         latest: dict[tuple, set[str]] = {}
         out = set()
         for i in sorted(candidates, reverse=True):
+            numbers = {t for t in self.specific(i) if t[:1].isdigit()}
+            if not numbers:
+                continue
             words = self.words(i)
-            numbers = self.specific(i) - self.paths(i) | {t for t in self.paths(i) if t[:1].isdigit()}
-            if len(words) < 2 or not numbers:
+            if len(words) < 2:
                 continue
             key = (frozenset(words), frozenset(self.paths(i) - numbers))
             if key in latest and latest[key] != numbers:
@@ -659,23 +664,24 @@ class Reader:
         parts = index.bm25_parts(weights, self.k1, self.b)
         if not parts:
             return ""
-        shapes = {i: (tuple(sorted((t, round(v, 6)) for t, v in p.items())), frozenset(index.specific(i)))
-                  for i, p in parts.items()}
+        total = {i: sum(p.values()) for i, p in parts.items()}
+        factor = {}
         if index.meta and asks_for_latest(question):  # "last", "now": the later a line, the more it counts
             last = max(1, index.meta[-1].message)
-            for i, p in parts.items():
-                factor = 0.8 + 0.2 * index.meta[i].message / last  # mild: it orders, it does not outvote words
-                parts[i] = {t: v * factor for t, v in p.items()}
-        total = {i: sum(p.values()) for i, p in parts.items()}
+            factor = {i: 0.8 + 0.2 * index.meta[i].message / last for i in total}  # mild: it orders, words decide
+            total = {i: v * factor[i] for i, v in total.items()}
         best = max(total.values())
         candidates: list[int] = []
         copies: Counter = Counter()  # lines that match the same terms equally and name the same things
         for i in sorted(total, key=lambda i: (-total[i], -i)):
             if total[i] < self.min_relative * best or len(candidates) >= self.pool:
                 break
-            copies[shapes[i]] += 1
-            if copies[shapes[i]] <= 2:  # 300 identical git-log lines are one piece of evidence, not 300
+            shape = (tuple(sorted((t, round(v, 6)) for t, v in parts[i].items())), frozenset(index.specific(i)))
+            copies[shape] += 1
+            if copies[shape] <= 2:  # 300 identical git-log lines are one piece of evidence, not 300
                 candidates.append(i)
+        if factor:
+            parts = {i: {t: v * factor[i] for t, v in parts[i].items()} for i in candidates}
         restated = index.restated(candidates)
         chosen: list[int] = []
         seen: set[str] = set()
