@@ -437,11 +437,12 @@ _STRUCTURE_STEMS = {tag: {stem(w) for w in words.split()} for tag, words in STRU
 
 _IPS = {"127.0.0.1", "0.0.0.0", "localhost"}
 _FILE_TERMS = {stem("file"), stem("files"), stem("path"), _TAG + "write"}
-# How agents talk about any decision: shared by unrelated lines, so not evidence that they are about the same thing.
+# Words of reasoning and of change in any English: shared by unrelated lines, so not evidence that they are
+# about the same thing. (The words of our generator's carrier phrases, "decision", "plan", "next step",
+# "done", "finished", "first try", "approach", are not here: on 60 plain sessions dropping them changed no score.)
 _DISCOURSE = {stem(w) for w in (
-    "decision decided because current change plan use using will no longer instead every now next step done "
-    "finished reverted moved run also then first try let approach "
-    "superseded old replaced later"
+    "because use using will no longer instead every now also then later change "
+    "superseded old replaced reverted moved"
 ).split()}
 # What the reader takes as "this line reports a change to something said before" (narrower
 # than the rubric's SUPERSEDED: "was" or "old" in passing must not hide an earlier line).
