@@ -335,7 +335,7 @@ def test_structural_probes_come_from_the_trajectory_and_need_no_planted_truth():
         by = {p.category: p for p in probes}
         assert [k.text for k in by["artifact_management"].key_facts] == facts.files_modified
         assert [k.text for k in by["error_recall"].key_facts] == [f.error for f in facts.failed_commands]
-        assert t.task.startswith(by["task"].key_facts[0].text)
+        assert by["task"].key_facts[0].text in t.task
         assert by["logical_continuation"].key_facts[-1].text == facts.last_result
         assert all(pr.rubric_score(p.reference_answer, p).score == 5.0 for p in probes)
 
@@ -364,3 +364,65 @@ def test_ratio_binding_says_when_a_target_does_not_set_the_size():
     assert bool(table.loc[("a", 10.0), "binds"]) and not bool(table.loc[("a", 2.0), "binds"])
     assert table.loc[("a", 2.0), "why"].startswith("compresses more than asked")
     assert table.loc[("b", 50.0), "why"].startswith("cannot reach it")
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic", "claude_code", "swe_agent", "mini_swe_agent", "openhands",
+                                 "aider", "codex"])
+def test_the_reader_scores_the_maximum_on_every_structural_probe_of_the_full_context(fmt):
+    # a probe that the full context cannot answer is a broken probe or a broken reader, not a compaction loss
+    from test_formats import FILES, FIXTURES
+
+    from unmasked.sessions import load_transcript
+
+    t = load_transcript(FIXTURES / FILES[fmt])
+    probes = pr.structural_probes(t)
+    assert {p.category for p in probes} == set(pr.STRUCTURAL_CATEGORIES)
+    answers = pr.Reader().answer_many(t.messages(), [p.question for p in probes])
+    scores = {p.category: pr.rubric_score(a, p).score for p, a in zip(probes, answers)}
+    assert scores == {c: pr.MAX_SCORE for c in pr.STRUCTURAL_CATEGORIES}
+
+
+def test_the_reader_reads_the_structure_not_only_the_words():
+    messages = [
+        {"role": "system", "content": "You solve tasks. Every task is a request from the user."},
+        {"role": "user", "content": "<issue>\nparse_date drops the time zone of ISO strings.\n</issue>"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "bash", "arguments": '{"command": "pytest -q"}'}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "Traceback (most recent call last):\n  File \"t.py\"\n"
+                                                          "ZoneInfoNotFoundError: 'UTC+2'"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "b", "type": "function", "function": {"name": "submit", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "b", "content": "diff --git a/d.py b/d.py\n+    keep tz"},
+    ]
+    reader = pr.Reader()
+    # the request, though no line of it says "task"
+    assert "parse_date drops the time zone" in reader(messages, "What is the task we are working on?")
+    # the exception line of the failed call, though its only "error" is inside an identifier
+    assert "ZoneInfoNotFoundError: 'UTC+2'" in reader(messages, "Which commands failed, and with what error?")
+    # a call without arguments is an action too, and the newest result is the one asked for
+    last = reader(messages, "What was the last command, and what did it print?")
+    assert "submit" in last.splitlines() and "+    keep tz" in last
+
+
+def test_the_task_probe_asks_for_the_tasks_first_statement_not_its_heading():
+    from unmasked.trajectory import TrajectoryFacts
+
+    facts = TrajectoryFacts(task="# Bug\n<issue>\nparse_date drops the zone. It should keep it.\n</issue>")
+    assert pr.structural_probes(None, facts)[0].key_facts[0].text == "parse_date drops the zone."
+
+
+def test_a_value_said_again_later_replaces_the_old_one():
+    messages = [{"role": "tool", "tool_call_id": "a", "content": "Listening on http://127.0.0.1:8000"},
+                {"role": "assistant", "content": "Something else entirely happened in between."},
+                {"role": "tool", "tool_call_id": "b", "content": "Listening on http://127.0.0.1:5000"}]
+    answer = pr.Reader()(messages, "Where is the app listening now?")
+    assert ":5000" in answer and ":8000" not in answer
+
+
+def test_the_reader_has_no_thesaurus_of_the_probe_questions():
+    # the groups map question words to parts of the structure; none maps a question word to session vocabulary
+    assert not hasattr(pr, "SYNONYMS")
+    for phrase in ("simplest option", "does not work here", "Decision:", "Change of plan", "Next step:",
+                   "Done: ... That part is finished.", "let me first try", "Abandoning that approach"):
+        words = [w for w in pr.terms(phrase) if w != pr.stem("change")]  # "change" is anyone's word
+        assert not any(w in pr._DISCOURSE for w in words), phrase

@@ -28,7 +28,7 @@ from unmasked.probes import (
     LineIndex,
     Reader,
     Score,
-    context_lines,
+    context_units,
     probes_for,
     query_terms,
     rubric_score,
@@ -110,12 +110,13 @@ def ceiling(context_text: str, probe) -> float:
 
 def _answers(answerer, messages: list[dict], questions: list[str]) -> tuple[list[str], str, float]:
     """(answers, the context's text, seconds per answer); the Reader's line index is built once and shared."""
-    lines = context_lines(messages)
+    lines, meta = context_units(messages)
     start = time.perf_counter()
     if isinstance(answerer, Reader):
-        index = LineIndex(lines)
+        index = LineIndex(lines, meta)
         index.term_counts([t for q in questions for t in query_terms(q)])
-        answers, text = [answerer.answer_index(index, q) for q in questions], index.text
+        answers = [answerer.answer_index(index, q) for q in questions]
+        text = "\n".join(lines)
     else:
         answers = answerer.answer_many(messages, questions) if hasattr(answerer, "answer_many") \
             else [answerer(messages, q) for q in questions]

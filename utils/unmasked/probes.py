@@ -35,6 +35,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from unmasked.sessions import PROBE_CATEGORIES, KeyFact, Probe, Session
 
@@ -79,7 +80,10 @@ STRUCTURAL_CATEGORIES = ("task", "artifact_management", "error_recall", "logical
 
 
 def _first_sentence(text: str, limit: int = 120) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    """The task's first statement: its first line of three words or more (a heading or a markup tag
+    such as "# Issue" or "<pr_description>" states nothing), up to its first sentence end."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    line = next((ln for ln in lines if len(terms(ln)) >= 3), lines[0] if lines else "")
     cut = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
     if len(cut) > limit:
         cut = cut[:limit].rsplit(" ", 1)[0]
@@ -257,9 +261,49 @@ def context_lines(messages: Sequence[Mapping]) -> list[str]:
     A tool call's arguments become one line ("edit_file: path=..., instructions=...") unless
     the message's own text already says all of it.
     """
+    return context_units(messages)[0]
+
+
+class LineMeta(NamedTuple):
+    """Where a line sits in the conversation: what a reader sees besides the words."""
+
+    message: int  # index of its message
+    role: str  # the message's role
+    part: str  # "text", "call" (a tool call, or the text line that spells its command) or "result"
+    at: int  # how many of its message's request lines come before it
+    tags: frozenset  # structural tags (see STRUCTURE)
+
+
+def _call_tags(name: str, args: Mapping) -> frozenset:
+    from unmasked.trajectory import call_edits, command_of, shell_edits
+
+    command = command_of(name, args)
+    writes = call_edits(name, args) or (shell_edits(command) if command else [])
+    return frozenset({"call", "write"} if writes else {"call"})
+
+
+def context_units(messages: Sequence[Mapping]) -> tuple[list[str], list[LineMeta]]:
+    """The context's lines (as `context_lines`) and, for each, where it sits (`LineMeta`).
+
+    The structure is what any chat transcript shows: the first user message is the request;
+    tool calls are actions and tool messages their results; a result that shows a non-zero exit
+    code or a traceback failed; a markdown heading titles the lines under it.
+    """
+    from unmasked.trajectory import _EXCEPTION_LINE, exit_code_in, looks_failed
+
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise ValueError(f"context must be a list of chat messages (dicts), got {type(messages).__name__}")
     lines: list[str] = []
+    meta: list[LineMeta] = []
+    request = None
+    failed_calls = set()  # the calls whose results failed: "which commands failed" names them
+    for m in messages:
+        m = m.to_message() if hasattr(m, "to_message") else m
+        if isinstance(m, Mapping) and m.get("role") == "tool" and isinstance(m.get("content") or "", str):
+            text = m.get("content") or ""
+            code = exit_code_in(text)
+            if (code is not None and code != 0) or looks_failed(text):
+                failed_calls.add(str(m.get("tool_call_id")))
     for i, m in enumerate(messages):
         if hasattr(m, "to_message"):
             m = m.to_message()
@@ -268,37 +312,72 @@ def context_lines(messages: Sequence[Mapping]) -> list[str]:
         content = m.get("content") or ""
         if not isinstance(content, str):
             raise ValueError(f"context message {i} has {type(content).__name__} content; accepted: str")
-        lines.extend(line.strip() for line in content.split("\n") if line.strip())
+        role = str(m.get("role", ""))
+        base: set[str] = set()
+        own = [line.strip() for line in content.split("\n") if line.strip()]
+        tags = [set(base) for _ in own]
+        if role == "user" and request is None:  # the request: its lines that say something (not markup)
+            request = i
+            for k, line in enumerate(own):
+                if len(terms(line)) >= 3:
+                    tags[k].add("request")
+        if role == "tool":
+            base.add("result")
+            for t in tags:
+                t.add("result")
+            if str(m.get("tool_call_id")) in failed_calls:  # its error: the exception lines, else all of it
+                named = [k for k, line in enumerate(own) if _EXCEPTION_LINE.fullmatch(line)]
+                for k in named or range(len(own)):
+                    tags[k].add("failed")
+        extra: list[tuple[str, frozenset]] = []
         for call in m.get("tool_calls") or []:
-            values = [str(v) for v in _arguments(call).values()]
-            if values and not all(v in content for v in values):
-                name = call.get("function", call).get("name", "tool")
-                lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in _arguments(call).items()))
-    return lines
+            fn = call.get("function", call)
+            name, args = str(fn.get("name", "tool")), _arguments(call)
+            call_tags = _call_tags(name, args) | ({"failed"} if str(call.get("id")) in failed_calls else set())
+            values = [str(v) for v in args.values()]
+            if not values:  # a call without arguments is still an action
+                extra.append((name, call_tags))
+            elif values and not all(v in content for v in values):
+                extra.append((f"{name}: " + ", ".join(f"{k}={v}" for k, v in args.items()), call_tags))
+            else:  # the text spells the call out: its lines that hold the command are the action
+                for k, line in enumerate(own):
+                    if any(line in v for v in values if len(line) > 2):
+                        tags[k] |= call_tags
+        at = 0
+        plain = frozenset(base)
+        for line, t in [*zip(own, tags), *extra]:
+            lines.append(line)
+            t = plain if t == base else frozenset(t) | plain
+            part = "result" if role == "tool" else "call" if "call" in t else "text"
+            meta.append(LineMeta(i, role, part, at, t))
+            at += "request" in t  # a request's lines count from its first statement
+    return lines, meta
 
 
 # ---- the deterministic reader ---------------------------------------------------------------------------
 
 _WORD = re.compile(r"[a-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])")  # AssertionError -> Assertion Error, as code search splits
 _SPECIFIC = re.compile(r"[a-z0-9_-]+(?:[./][a-z0-9_-]+)+|\d{3,}")
 STOPWORDS = frozenset(
     "a an and are as at be been but by can could did do does for from had has have how i i'll in into is it its "
     "it's ll me my of on or our so than that the their them then there these they this to was we were what "
     "when where which who why will with would you your".split()
 )
-# A small, generic thesaurus for how coding agents talk; it knows nothing about any session.
-SYNONYMS = {
-    "decide": ("decision", "chose", "choose", "plan"),
-    "choose": ("decision", "chose", "decide", "pick"),
-    "undone": ("revert", "undo", "rollback"),
-    "undo": ("revert", "undone", "rollback"),
-    "modify": ("edit", "change", "set"),
-    "change": ("edit", "modify"),
-    "stand": ("state", "status"),
-    "next": ("todo",),
-    "listen": ("port",),
-    "file": ("path",),
+# What a question can ask about the conversation's structure rather than its words: the user's
+# request, the actions (tool calls), their results, the ones that failed, the files written. A
+# question word of a group matches the lines that have that part in the structure (`LineMeta`),
+# whatever words those lines use. The groups list how anyone asks about those parts; they name no
+# word of any session, and no synonym that would stand for a session's own vocabulary.
+STRUCTURE = {
+    "request": "task goal request asked objective assignment",
+    "call": "command commands run ran execute executed call invoked action tool",
+    "result": "print printed output result return returned show showed display produce",
+    "failed": "fail failed failure error errors crash crashed exception broke",
+    "write": "modify modified change changed edit edited write wrote update updated alter rewrite",
 }
+# Words that ask for the latest state: lines count more the later they come.
+RECENCY = "last latest final finally recent recently now current currently newest".split()
 
 
 def stem(word: str) -> str:
@@ -322,7 +401,7 @@ def terms(text: str) -> list[str]:
     """Stemmed content words of `text` (stopwords and one-letter words dropped)."""
     out = []
     cache = _STEMS
-    for w in _WORD.findall(text.lower()):
+    for w in _WORD.findall(text if text.islower() else _CAMEL.sub(" ", text).lower()):
         s = cache.get(w)
         if s is None:
             s = cache[w] = "" if (w in STOPWORDS or len(w) < 2) else stem(w)
@@ -332,26 +411,38 @@ def terms(text: str) -> list[str]:
 
 
 def query_terms(question: str) -> dict[str, float]:
-    """The question's terms with weights: its own words 1.0, their synonyms 0.5."""
+    """The question's terms with weights: its own words 1.0, the structural tags they ask about 1.0."""
     weights: dict[str, float] = {}
     for w in _WORD.findall(question.lower()):
-        if w in STOPWORDS or len(w) < 2:
+        if w in STOPWORDS or len(w) < 2 or w in RECENCY:  # "last" orders the lines; it is not their topic
             continue
         weights[stem(w)] = 1.0
-        for key, alternatives in SYNONYMS.items():
-            if stem(w) == stem(key):
-                for alt in alternatives:
-                    weights.setdefault(stem(alt), 0.5)
+        for tag, stems in _STRUCTURE_STEMS.items():
+            if stem(w) in stems:
+                weights[_TAG + tag] = 1.0
+                if tag == "write":  # a change is reported in many verbs ("Applied edit to", "updated")
+                    for other in stems:
+                        weights.setdefault(other, 0.5)
     return weights
 
 
+def asks_for_latest(question: str) -> bool:
+    """True when the question asks for the latest state ("last", "now", "finally", ...)."""
+    return bool(set(_WORD.findall(question.lower())) & set(RECENCY))
+
+
+_TAG = "\x00"  # structural tags live beside the words, under a prefix no word has
+_STRUCTURE_STEMS = {tag: {stem(w) for w in words.split()} for tag, words in STRUCTURE.items()}
+
+
 _IPS = {"127.0.0.1", "0.0.0.0", "localhost"}
-_FILE_TERMS = {stem("file"), stem("files"), stem("path")}
-# How agents talk about any decision: shared by unrelated lines, so not evidence that they are about the same thing.
+_FILE_TERMS = {stem("file"), stem("files"), stem("path"), _TAG + "write"}
+# Words of reasoning and of change in any English: shared by unrelated lines, so not evidence that they are
+# about the same thing. (The words of our generator's carrier phrases, "decision", "plan", "next step",
+# "done", "finished", "first try", "approach", are not here: on 60 plain sessions dropping them changed no score.)
 _DISCOURSE = {stem(w) for w in (
-    "decision decided because current change plan use using will no longer instead every now next step done "
-    "finished reverted moved run also then first try let approach "
-    "superseded old replaced later"
+    "because use using will no longer instead every now also then later change "
+    "superseded old replaced reverted moved"
 ).split()}
 # What the reader takes as "this line reports a change to something said before" (narrower
 # than the rubric's SUPERSEDED: "was" or "old" in passing must not hide an earlier line).
@@ -371,13 +462,19 @@ class LineIndex:
     and only the words a question asks about are looked up, never every token in Python.
     """
 
-    def __init__(self, lines: list[str]):
+    def __init__(self, lines: list[str], meta: Sequence[LineMeta] | None = None):
         self.lines = lines
+        self.meta = list(meta) if meta is not None else None
+        if self.meta is not None and len(self.meta) != len(lines):
+            raise ValueError(f"meta has {len(self.meta)} entries for {len(lines)} lines")
         self.low = [line.lower() for line in lines]
-        self.text = "\n".join(self.low)
+        # the text words are counted in: identifiers split at their capitals (AssertionError -> assertion error)
+        scan = [_CAMEL.sub(" ", line).lower() if _CAMEL.search(line) else low for line, low in zip(lines, self.low)]
+        self.scan = scan
+        self.text = "\n".join(scan)
         self.starts = []
         at = 0
-        for line in self.low:
+        for line in scan:  # a call's line may hold newlines: offsets, not splits, say which line
             self.starts.append(at)
             at += len(line) + 1
         self._lengths: dict[int, int] = {}
@@ -389,6 +486,17 @@ class LineIndex:
         self._marker_set = set(self.markers)
         self._words: dict[int, set[str]] = {}
         self._specific: dict[int, set[str]] = {}
+        # a markdown heading titles the lines under it, up to the next heading or message
+        self._titled: list[tuple[int, int]] = []  # (heading line, last line it titles)
+        for i, line in enumerate(lines):
+            if line.startswith("#") and line.lstrip("#")[:1] == " ":
+                if self._titled and self._titled[-1][1] >= i:
+                    self._titled[-1] = (self._titled[-1][0], i - 1)
+                end = i
+                while end + 1 < len(lines) and not lines[end + 1].startswith("#") and (
+                        self.meta is None or self.meta[end + 1].message == self.meta[i].message):
+                    end += 1
+                self._titled.append((i, end))
 
     def _line_of(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset) - 1
@@ -396,19 +504,24 @@ class LineIndex:
     def length(self, i: int) -> int:
         """How many content words line i has (as `terms` counts them)."""
         if i not in self._lengths:
-            self._lengths[i] = len(terms(self.low[i]))
+            self._lengths[i] = len(terms(self.scan[i]))
         return self._lengths[i]
 
     def term_counts(self, stems) -> dict[str, dict[int, int]]:
-        """For each stem, {line: how often a word with that stem occurs in it}; one scan for all new stems."""
+        """For each stem, {line: how often a word with that stem occurs in it}; one scan for all new stems.
+
+        A structural tag (`_TAG` + name) occurs once in each line that has it; a heading's words
+        count once more in each line it titles.
+        """
         todo = [s for s in dict.fromkeys(stems) if s not in self._counts]
         for s in todo:
             self._counts[s] = {}
-        if todo:
+        words = [s for s in todo if not s.startswith(_TAG)]
+        if words:
             # every word that starts like a wanted stem, then keep those whose stem is wanted
-            prefixes = sorted({s[:-1] if len(s) > 3 else s for s in todo}, key=len, reverse=True)
+            prefixes = sorted({s[:-1] if len(s) > 3 else s for s in words}, key=len, reverse=True)
             pattern = re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, prefixes)) + r")[a-z0-9]*")
-            wanted = set(todo)
+            wanted = set(words)
             for m in pattern.finditer(self.text):
                 word = m.group(0)
                 st = _STEMS.get(word)
@@ -418,6 +531,17 @@ class LineIndex:
                     counts = self._counts[st]
                     line = bisect.bisect_right(self.starts, m.start()) - 1
                     counts[line] = counts.get(line, 0) + 1
+            for head, end in self._titled:
+                for st in wanted & set(terms(self.lines[head])):
+                    counts = self._counts[st]
+                    for line in range(head + 1, end + 1):
+                        counts[line] = counts.get(line, 0) + 1
+        tags = [s for s in todo if s.startswith(_TAG)]
+        if tags and self.meta is not None:
+            for i, m in enumerate(self.meta):
+                for s in tags:
+                    if s[len(_TAG):] in m.tags:
+                        self._counts[s][i] = 1
         return {s: self._counts[s] for s in stems}
 
     def bm25(self, weights: Mapping[str, float], k1: float = 1.2, b: float = 0.75) -> dict[int, float]:
@@ -431,9 +555,15 @@ class LineIndex:
         for term, hits in self.term_counts(list(weights)).items():
             if not hits:
                 continue
-            idf = math.log(1 + (n - len(hits) + 0.5) / (len(hits) + 0.5))
+            tag = term.startswith(_TAG)
+            # a part of the structure that the question asks for outright weighs as much as its rarest
+            # word could: that most lines are tool results does not make "what did it print" vaguer
+            idf = math.log(1 + (n - 0.5) / 1.5) if tag else math.log(1 + (n - len(hits) + 0.5) / (len(hits) + 0.5))
             for i, tf in hits.items():
-                norm = tf * (k1 + 1) / (tf + k1 * (1 - b + b * self.length(i) / self.avg_len))
+                if tag:  # a part of the structure: no length to normalise; a request opens with its point
+                    norm = 1.0 / (1.0 + 0.1 * self.meta[i].at) if term == _TAG + "request" else 1.0
+                else:
+                    norm = tf * (k1 + 1) / (tf + k1 * (1 - b + b * self.length(i) / self.avg_len))
                 scores.setdefault(i, {})[term] = weights[term] * idf * norm
         return scores
 
@@ -457,6 +587,24 @@ class LineIndex:
             self._words[i] = set(terms(_SPECIFIC.sub(" ", self.low[i]))) - _DISCOURSE
         return self._words[i]
 
+    def restated(self, candidates: Sequence[int]) -> set[int]:
+        """Lines that a later line says again with other numbers ("Listening on :8000", then "...:5000"):
+        same words, same paths, different numbers. The later one is the value that holds now."""
+        latest: dict[tuple, set[str]] = {}
+        out = set()
+        for i in sorted(candidates, reverse=True):
+            numbers = {t for t in self.specific(i) if t[:1].isdigit()}
+            if not numbers:
+                continue
+            words = self.words(i)
+            if len(words) < 2:
+                continue
+            key = (frozenset(words), frozenset(self.paths(i) - numbers))
+            if key in latest and latest[key] != numbers:
+                out.add(i)
+            latest.setdefault(key, numbers)
+        return out
+
     def superseded(self, i: int) -> bool:
         """True when a later line that reports a change is about the same thing as line i:
         it names the same path or number, or shares most of its words (at least 3)."""
@@ -476,13 +624,15 @@ class LineIndex:
 class Reader:
     """The deterministic answerer: the lines of the context that best match the question.
 
-    It ranks lines with BM25 (terms of the question, plus a few generic synonyms), considers the
-    lines scoring at least `min_relative` of the best, and picks up to `max_lines` of them
+    It ranks lines with BM25 over the question's words and the parts of the conversation it asks
+    about (`STRUCTURE`: the request, the actions, their results, the failures, the writes, each
+    known from roles and tool calls, not from wording; "last" or "now" favour later lines),
+    considers the lines scoring at least `min_relative` of the best, and picks up to `max_lines` of them
     greedily, so that a many-part question gets a line for each part: a question term that
     chosen lines already matched counts less each time (`repeat`), except that when the
     question asks about files, a line naming a new file counts in full (a list answer). A line
     is dropped when a later line says it changed ("latest wins": a reversed decision, a moved
-    port, a reverted edit). The chosen lines come back in the order they appear. It never sees
+    port, a reverted edit) or says it again with other numbers. The chosen lines come back in the order they appear. It never sees
     the probe, only the question, so it can only be right when the context still holds the answer.
     """
 
@@ -504,7 +654,7 @@ class Reader:
 
     def answer_many(self, messages: Sequence[Mapping], questions: Sequence[str]) -> list[str]:
         """Answers to several questions about one context; the index is built once."""
-        index = LineIndex(context_lines(messages))
+        index = LineIndex(*context_units(messages))
         index.term_counts([t for q in questions for t in query_terms(q)])  # one scan for all questions
         return [self.answer_index(index, q) for q in questions]
 
@@ -516,6 +666,11 @@ class Reader:
         if not parts:
             return ""
         total = {i: sum(p.values()) for i, p in parts.items()}
+        factor = {}
+        if index.meta and asks_for_latest(question):  # "last", "now": the later a line, the more it counts
+            last = max(1, index.meta[-1].message)
+            factor = {i: 0.8 + 0.2 * index.meta[i].message / last for i in total}  # mild: it orders, words decide
+            total = {i: v * factor[i] for i, v in total.items()}
         best = max(total.values())
         candidates: list[int] = []
         copies: Counter = Counter()  # lines that match the same terms equally and name the same things
@@ -526,6 +681,9 @@ class Reader:
             copies[shape] += 1
             if copies[shape] <= 2:  # 300 identical git-log lines are one piece of evidence, not 300
                 candidates.append(i)
+        if factor:
+            parts = {i: {t: v * factor[i] for t, v in parts[i].items()} for i in candidates}
+        restated = index.restated(candidates)
         chosen: list[int] = []
         seen: set[str] = set()
         covered: Counter = Counter()
@@ -547,7 +705,7 @@ class Reader:
                 break
             i = max(gains, key=lambda k: (gains[k], k))
             dropped.add(i)
-            if index.lines[i] in seen or index.superseded(i):
+            if index.lines[i] in seen or i in restated or index.superseded(i):
                 continue
             seen.add(index.lines[i])
             chosen.append(i)

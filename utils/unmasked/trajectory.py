@@ -198,7 +198,7 @@ def _clip(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def _command_of(name: str, args: Mapping) -> str:
+def command_of(name: str, args: Mapping) -> str:
     for key in _COMMAND_KEYS:
         value = args.get(key)
         if isinstance(value, str) and value.strip() and not (key == "command" and value in _EDITOR_WRITES | {"view"}):
@@ -338,7 +338,7 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
                 name = str(call.get("function", call).get("name", ""))
                 args = _arguments(call)
                 calls[str(call.get("id"))] = (name, args, i)
-                command = _command_of(name, args)
+                command = command_of(name, args)
                 edits = call_edits(name, args)
                 for path, how, change in edits:
                     facts.edits.append(FileEdit(relative(path, root, final), how, i, change))
@@ -359,7 +359,7 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
             if header and not (open_file and header.group(1).endswith("/" + open_file.lstrip("./"))):
                 open_file = header.group(1)  # the editor's own header, unless it is the file just opened
             name, args, _ = calls.get(cid, ("", {}, i))
-            command = _command_of(name, args)
+            command = command_of(name, args)
             code = transcript.exit_codes.get(cid) if transcript else None
             code = exit_code_in(text) if code is None else code
             marked = bool(transcript and transcript.failed.get(cid))
@@ -396,5 +396,5 @@ def facts_table(facts: TrajectoryFacts) -> list[dict]:
     return rows
 
 
-__all__ = ["FailedCommand", "FileEdit", "TrajectoryFacts", "call_edits", "diff_files", "error_line",
+__all__ = ["FailedCommand", "FileEdit", "TrajectoryFacts", "call_edits", "command_of", "diff_files", "error_line",
            "exit_code_in", "facts_table", "looks_failed", "relative", "shell_edits", "trajectory_facts"]
