@@ -250,6 +250,8 @@ def _unchanged_case(rng: random.Random, kind: str) -> tuple[list, str, dict]:
                             keep_last=rng.randint(0, len(turns)))
         elif kind == "keep_all":  # above the threshold, but every turn is recent
             settings = dict(threshold_tokens=rng.randint(1, raw), keep_last=len(turns))
+        elif kind == "over":  # keep_last longer than the history: handed back unchanged
+            settings = dict(threshold_tokens=rng.randint(1, raw), keep_last=len(turns) + rng.randint(1, 5))
         else:  # only system turns before an empty recent part
             turns = [_short(rng, "system") for _ in range(rng.randint(1, 3))]
             settings = dict(threshold_tokens=1, keep_last=0)
@@ -283,8 +285,9 @@ def build(rng: random.Random) -> list[Check]:
         plain = [k for k in range(1, len(h)) if k not in landing]
         on_results += [(h, k) for k in sorted(rng.sample(landing, min(6, len(landing))))]
         cut_cases += [(h, k) for k in [0, len(h)] + sorted(rng.sample(plain, min(4, len(plain))))]
+        cut_cases.append((h, len(h) + rng.randint(1, 3)))  # longer than the history: cut at 0
 
-    unchanged = [_unchanged_case(rng, kind) for kind in ("below", "below", "keep_all", "system_only")]
+    unchanged = [_unchanged_case(rng, kind) for kind in ("below", "below", "keep_all", "over", "system_only")]
     compacting = [_compacting_case(rng, recent_call=False), _compacting_case(rng, recent_call=False, at_threshold=True),
                   _compacting_case(rng, recent_call=False, budget_from_ratio=True)]
     recent_calls = [_compacting_case(rng, recent_call=True) for _ in range(3)]
@@ -299,7 +302,6 @@ def build(rng: random.Random) -> list[Check]:
         dict(target_ratio=rng.uniform(1.0001, 5.0)),
         dict(max_summary_tokens=rng.choice((0, -rng.randint(1, 500)))),
         dict(keep_last=-rng.randint(1, 5)),
-        dict(keep_last=n + rng.randint(1, 5)),
     ]
     bad_calls = tuple(Call("compact_context", (base_turns, base_task), {**good, **bad}) for bad in bad_settings)
 
@@ -363,7 +365,7 @@ def build(rng: random.Random) -> list[Check]:
             1,
             "find_cut",
             cut_cases,
-            [safe_cut(h, len(h) - k) for h, k in cut_cases],
+            [safe_cut(h, max(0, len(h) - k)) for h, k in cut_cases],
             accept_types=("int",),
             hint="The recent turns are the last keep_last messages: they start at len(messages) - keep_last.",
         ),
@@ -404,6 +406,6 @@ def build(rng: random.Random) -> list[Check]:
             bad_calls + valid.calls,
             raises_value_error,
             hint="threshold_tokens >= 1, 0 < target_ratio <= 1, max_summary_tokens >= 1 and "
-                 "0 <= keep_last <= len(turns); raise ValueError otherwise.",
+                 "keep_last >= 0; raise ValueError otherwise.",
         ),
     ]
