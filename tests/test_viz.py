@@ -148,3 +148,17 @@ def test_summary_charts():
     acc = accuracy_vs_steps([{"schedule": "linear", "K": 2, "accuracy": 50.0},
                              {"schedule": "linear", "K": 1, "accuracy": 10.0}])
     assert list(acc.data[0].x) == [1, 2]
+
+
+def test_masking_figures_read():
+    """Notebook 02's pictures: every noise panel square; grid labels short enough for their cells."""
+    from unmasked.masking import mask_grid_figure, noise_comparison_figure
+
+    fig = noise_comparison_figure(ts=(0.1, 0.5, 0.9))
+    anchors = {name: fig.layout[name].scaleanchor for name in fig.layout if name.startswith("yaxis")}
+    assert len(anchors) == 6
+    assert all(a == "x" + name[len("yaxis"):] for name, a in anchors.items())
+    grid = mask_grid_figure(["{", '"', "database", "[EOS]"] * 5, (0.2, 0.8))
+    shown = {c for row in grid.data[0].text for c in row}
+    assert max(len(c) for c in shown) <= 4 and "[MASK]" not in shown and "[EOS]" not in shown
+    assert "M" in shown and "E" in shown and "M = [MASK]" in grid.layout.title.text
