@@ -71,7 +71,7 @@ def test_live_training_checks_on_the_training_clock_and_redraws_one_display(task
     assert [kind for kind, _, _ in shown] == ["display"] + ["update"] * (len(shown) - 1)  # one figure, updated
     assert all(raw and "application/vnd.plotly.v1+json" in obj for _, raw, obj in shown)
     title = shown[-1][2]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
-    assert "step 6" in title and "29 s of 30 s" in title
+    assert "step 6" in title and "29 s of training (budget 30 s)" in title
 
 
 def test_live_figure_and_accuracy_frame():

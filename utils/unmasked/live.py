@@ -67,7 +67,7 @@ def live_figure(history: list[dict], checks: list[dict], *, budget_s: float | No
         fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=kind),
                       row=1, col=2)
     seconds = history[-1]["seconds"] if history else 0.0
-    clock = f"{seconds:.0f} s" + (f" of {budget_s:.0f} s" if budget_s else "")
+    clock = f"{seconds:.0f} s of training" + (f" (budget {budget_s:.0f} s)" if budget_s else "")
     fig.update_layout(title=f"Live training: step {len(history)}, {clock}", height=380,
                       margin={"l": 60, "r": 10, "t": 70, "b": 40}, template="plotly_white")
     fig.update_xaxes(title_text="step")
