@@ -82,3 +82,10 @@ def test_live_figure_and_accuracy_frame():
     result = {"method": "slots", "n": 4, "label": "live", "accuracy": {k: 0.5 for k in (*FIELDS, "all")}}
     frame = accuracy_frame([result])
     assert list(frame.index) == ["live"] and frame.loc["live", "task"] == 50.0 and "<table" in frame.to_html()
+
+
+def test_token_accuracy_by_kind_leaves_out_records_that_do_not_fit(task):
+    vocab, layout, sessions = task
+    narrow = RecordLayout({**layout.widths, "task": 2}, layout.items)
+    with pytest.raises(ValueError, match="fits"):
+        token_accuracy_by_kind(FillerOnly(vocab), vocab, narrow, sessions)
