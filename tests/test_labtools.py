@@ -2,9 +2,13 @@
 
 import pytest
 import torch
-
 from unmasked.labtools import (
-    ContextModel, CountingModel, describe_outcome, one_pass_sampler, sampler_cases, sampler_outcome,
+    ContextModel,
+    CountingModel,
+    describe_outcome,
+    one_pass_sampler,
+    sampler_cases,
+    sampler_outcome,
 )
 from unmasked.sampling import num_transfer_tokens, unmask_step
 

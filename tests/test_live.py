@@ -2,9 +2,14 @@
 
 import pytest
 import torch
-
 from test_train import Oracle
-from unmasked.live import KIND_GROUPS, LiveTraining, accuracy_frame, live_figure, token_accuracy_by_kind
+from unmasked.live import (
+    KIND_GROUPS,
+    LiveTraining,
+    accuracy_frame,
+    live_figure,
+    token_accuracy_by_kind,
+)
 from unmasked.sessions import generate_short_sessions
 from unmasked.train import FIELDS, RecordLayout, build_vocab
 
@@ -58,8 +63,17 @@ def test_live_training_checks_on_the_training_clock_and_redraws_one_display(task
     monkeypatch.setattr(IPython.display, "display", fake_display)
     monkeypatch.setattr(IPython, "get_ipython", lambda: object())
     history = []
-    live = LiveTraining(Oracle(vocab, layout, sessions), vocab, layout, sessions, history, budget_s=30,
-                        check_every_s=10, redraw_every_s=1e9, progress=False)
+    live = LiveTraining(
+        Oracle(vocab, layout, sessions),
+        vocab,
+        layout,
+        sessions,
+        history,
+        budget_s=30,
+        check_every_s=10,
+        redraw_every_s=1e9,
+        progress=False,
+    )
     live.check(0)
     for step, elapsed in enumerate([1.0, 5.0, 10.5, 12.0, 21.0, 29.0], start=1):
         history.append({"step": step, "loss": 1.0 / step, "seconds": elapsed})
@@ -68,7 +82,9 @@ def test_live_training_checks_on_the_training_clock_and_redraws_one_display(task
     live.finish()
     assert [c["step"] for c in live.checks] == [0, 3, 5, 6]
     assert live.bar.n == 29
-    assert [kind for kind, _, _ in shown] == ["display"] + ["update"] * (len(shown) - 1)  # one figure, updated
+    assert [kind for kind, _, _ in shown] == ["display"] + ["update"] * (
+        len(shown) - 1
+    )  # one figure, updated
     assert all(raw and "application/vnd.plotly.v1+json" in obj for _, raw, obj in shown)
     title = shown[-1][2]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
     assert "step 6" in title and "29 s of training (budget 30 s)" in title
@@ -76,12 +92,23 @@ def test_live_training_checks_on_the_training_clock_and_redraws_one_display(task
 
 def test_live_figure_and_accuracy_frame():
     history = [{"step": i, "loss": 2.0 / i, "seconds": i} for i in range(1, 5)]
-    fig = live_figure(history, [{"step": 0, "scaffold": 0.1, "values": 0.0}, {"step": 4, "scaffold": 0.9}])
+    fig = live_figure(
+        history, [{"step": 0, "scaffold": 0.1, "values": 0.0}, {"step": 4, "scaffold": 0.9}]
+    )
     acc = {t.name: list(t.y) for t in fig.data if t.name in KIND_GROUPS}
     assert acc["scaffold"] == [pytest.approx(10.0), pytest.approx(90.0)] and acc["values"] == [0.0]
-    result = {"method": "slots", "n": 4, "label": "live", "accuracy": {k: 0.5 for k in (*FIELDS, "all")}}
+    result = {
+        "method": "slots",
+        "n": 4,
+        "label": "live",
+        "accuracy": {k: 0.5 for k in (*FIELDS, "all")},
+    }
     frame = accuracy_frame([result])
-    assert list(frame.index) == ["live"] and frame.loc["live", "task"] == 50.0 and "<table" in frame.to_html()
+    assert (
+        list(frame.index) == ["live"]
+        and frame.loc["live", "task"] == 50.0
+        and "<table" in frame.to_html()
+    )
 
 
 def test_token_accuracy_by_kind_leaves_out_records_that_do_not_fit(task):

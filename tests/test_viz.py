@@ -3,12 +3,20 @@
 import plotly.graph_objects as go
 import pytest
 import torch
-
 from test_sampling import MASK, TinyBidirectional
 from unmasked.sampling import generate
 from unmasked.viz import (
-    FADED_COLOR, FILLER_SHOWN, MASK_TEXT, PLACEHOLDER, accuracy_vs_steps, commit_histogram, display_piece,
-    sample_figure, sampling_panel, text_view, trace_animation,
+    FADED_COLOR,
+    FILLER_SHOWN,
+    MASK_TEXT,
+    PLACEHOLDER,
+    accuracy_vs_steps,
+    commit_histogram,
+    display_piece,
+    sample_figure,
+    sampling_panel,
+    text_view,
+    trace_animation,
 )
 
 PIECES = [f"w{i} " for i in range(40)]

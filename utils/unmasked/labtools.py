@@ -24,7 +24,9 @@ class ContextModel(torch.nn.Module):
     prediction made before a commit is stale after it. Deterministic for a given seed.
     """
 
-    def __init__(self, vocab_size: int, mask_id: int, seed: int = 0, max_len: int = 64, scale: float = 3.0):
+    def __init__(
+        self, vocab_size: int, mask_id: int, seed: int = 0, max_len: int = 64, scale: float = 3.0
+    ):
         super().__init__()
         if not 0 <= mask_id < vocab_size:
             raise ValueError(f"mask_id {mask_id} is not in a vocabulary of {vocab_size}")
@@ -37,7 +39,9 @@ class ContextModel(torch.nn.Module):
         if idx.dim() != 2:
             raise ValueError(f"idx must have shape [B, T], got {tuple(idx.shape)}")
         if idx.shape[1] > self.position.shape[0]:
-            raise ValueError(f"sequence of {idx.shape[1]} tokens; this model takes {self.position.shape[0]}")
+            raise ValueError(
+                f"sequence of {idx.shape[1]} tokens; this model takes {self.position.shape[0]}"
+            )
         bag = torch.nn.functional.one_hot(idx, self.vocab_size).float()
         bag[..., self.mask_id] = 0.0
         context = bag.sum(dim=1) / idx.shape[1]  # [B, V]: which tokens the row holds
@@ -74,8 +78,13 @@ def expected_tokens(case: dict) -> list[int]:
     from unmasked.sampling import generate
 
     model = ContextModel(case["vocab_size"], case["mask_id"], seed=case["seed"])
-    out, _ = generate(model, torch.tensor([case["prompt"]]), case["length"], case["steps"],
-                      mask_id=case["mask_id"])
+    out, _ = generate(
+        model,
+        torch.tensor([case["prompt"]]),
+        case["length"],
+        case["steps"],
+        mask_id=case["mask_id"],
+    )
     return out[0].tolist()
 
 
@@ -92,9 +101,14 @@ def sampler_cases(seed: int, n: int = 4) -> list[dict]:
         mask_id = rng.randrange(vocab_size)
         others = [v for v in range(vocab_size) if v != mask_id]
         length = rng.randint(4, 16)
-        case = {"seed": rng.randrange(2**31), "vocab_size": vocab_size, "mask_id": mask_id,
-                "prompt": [rng.choice(others) for _ in range(rng.randint(1, 8))], "length": length,
-                "steps": rng.randint(2, length)}
+        case = {
+            "seed": rng.randrange(2**31),
+            "vocab_size": vocab_size,
+            "mask_id": mask_id,
+            "prompt": [rng.choice(others) for _ in range(rng.randint(1, 8))],
+            "length": length,
+            "steps": rng.randint(2, length),
+        }
         model = ContextModel(vocab_size, mask_id, seed=case["seed"])
         lazy = one_pass_sampler(model, case["prompt"], length, case["steps"], mask_id)
         if lazy != expected_tokens(case):
@@ -108,21 +122,32 @@ def sampler_outcome(sample: Callable, case: dict) -> dict:
     Returns the tokens it wrote and the forward passes it ran, beside what `generate` writes and
     the passes it needs (one per step), and "ok" when both agree.
     """
-    model = CountingModel(ContextModel(case["vocab_size"], case["mask_id"], seed=case["seed"])).eval()
+    model = CountingModel(
+        ContextModel(case["vocab_size"], case["mask_id"], seed=case["seed"])
+    ).eval()
     tokens = sample(model, list(case["prompt"]), case["length"], case["steps"], case["mask_id"])
     tokens = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
     want = expected_tokens(case)
-    return {"tokens": tokens, "expected_tokens": want, "passes": model.passes, "expected_passes": case["steps"],
-            "ok": tokens == want and model.passes == case["steps"]}
+    return {
+        "tokens": tokens,
+        "expected_tokens": want,
+        "passes": model.passes,
+        "expected_passes": case["steps"],
+        "ok": tokens == want and model.passes == case["steps"],
+    }
 
 
 def describe_outcome(case: dict, outcome: dict) -> str:
     """A check message that shows the learner's value beside the expected one."""
-    call = (f"sample(model, prompt={case['prompt']}, length={case['length']}, steps={case['steps']}, "
-            f"mask_id={case['mask_id']})")
+    call = (
+        f"sample(model, prompt={case['prompt']}, length={case['length']}, steps={case['steps']}, "
+        f"mask_id={case['mask_id']})"
+    )
     if outcome["passes"] != outcome["expected_passes"]:
-        return (f"{call} ran the model {outcome['passes']} time(s); expected {outcome['expected_passes']}, one "
-                "forward pass per step (the logits change after every commit)")
+        return (
+            f"{call} ran the model {outcome['passes']} time(s); expected {outcome['expected_passes']}, one "
+            "forward pass per step (the logits change after every commit)"
+        )
     if outcome["tokens"] != outcome["expected_tokens"]:
         return f"{call} returned {outcome['tokens']}; generate gives {outcome['expected_tokens']}"
     return f"{call}: OK"

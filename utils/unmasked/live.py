@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import time
 
-KIND_GROUPS = {"scaffold": ("key", "punctuation"), "[EOS] filler": ("special",), "values": ("value",)}
+KIND_GROUPS = {
+    "scaffold": ("key", "punctuation"),
+    "[EOS] filler": ("special",),
+    "values": ("value",),
+}
 
 
 def token_accuracy_by_kind(model, vocab, layout, sessions) -> dict[str, float]:
@@ -41,13 +45,17 @@ def token_accuracy_by_kind(model, vocab, layout, sessions) -> dict[str, float]:
         raise ValueError("no session's record fits the layout's slots")
     was_training = model.training
     try:
-        answers = fill_answers(model, vocab, [p for p, _ in cases], layout, method="one_shot", progress=False)
+        answers = fill_answers(
+            model, vocab, [p for p, _ in cases], layout, method="one_shot", progress=False
+        )
     finally:
         model.train(was_training)
     right = {k: 0 for k in KIND_GROUPS}
     total = {k: 0 for k in KIND_GROUPS}
     for (_, target), answer in zip(cases, answers):
-        for kind, want, got in zip(json_token_roles(target, vocab.decode, specials), target, answer):
+        for kind, want, got in zip(
+            json_token_roles(target, vocab.decode, specials), target, answer
+        ):
             group = next((g for g, kinds in KIND_GROUPS.items() if kind in kinds), None)
             if group is not None:
                 total[group] += 1
@@ -55,29 +63,67 @@ def token_accuracy_by_kind(model, vocab, layout, sessions) -> dict[str, float]:
     return {k: right[k] / total[k] for k in KIND_GROUPS if total[k]}
 
 
-def live_figure(history: list[dict], checks: list[dict], *, budget_s: float | None = None, smooth: int = 10):
+def live_figure(
+    history: list[dict], checks: list[dict], *, budget_s: float | None = None, smooth: int = 10
+):
     """Loss against step (left) and held-out token accuracy by kind against step (right)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        "training loss (1/t-weighted masked cross-entropy)", "held-out record tokens right, one-shot (%)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=(
+            "training loss (1/t-weighted masked cross-entropy)",
+            "held-out record tokens right, one-shot (%)",
+        ),
+    )
     steps = [h["step"] for h in history]
     losses = [h["loss"] for h in history]
-    running = [sum(losses[max(0, i - smooth + 1):i + 1]) / len(losses[max(0, i - smooth + 1):i + 1])
-               for i in range(len(losses))]
-    fig.add_trace(go.Scatter(x=steps, y=losses, mode="lines", name="loss per step",
-                             line={"width": 1, "color": "#9ecae1"}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=steps, y=running, mode="lines", name=f"loss, mean of last {smooth}",
-                             line={"width": 2, "color": "#08519c"}), row=1, col=1)
+    running = [
+        sum(losses[max(0, i - smooth + 1) : i + 1]) / len(losses[max(0, i - smooth + 1) : i + 1])
+        for i in range(len(losses))
+    ]
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=losses,
+            mode="lines",
+            name="loss per step",
+            line={"width": 1, "color": "#9ecae1"},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=running,
+            mode="lines",
+            name=f"loss, mean of last {smooth}",
+            line={"width": 2, "color": "#08519c"},
+        ),
+        row=1,
+        col=1,
+    )
     for kind in KIND_GROUPS:
         pts = [(c["step"], 100 * c[kind]) for c in checks if kind in c]
-        fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=kind),
-                      row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=[s for s, _ in pts], y=[a for _, a in pts], mode="lines+markers", name=kind
+            ),
+            row=1,
+            col=2,
+        )
     seconds = history[-1]["seconds"] if history else 0.0
     clock = f"{seconds:.0f} s of training" + (f" (budget {budget_s:.0f} s)" if budget_s else "")
-    fig.update_layout(title=f"Live training: step {len(history)}, {clock}", height=380,
-                      margin={"l": 60, "r": 10, "t": 70, "b": 40}, template="plotly_white")
+    fig.update_layout(
+        title=f"Live training: step {len(history)}, {clock}",
+        height=380,
+        margin={"l": 60, "r": 10, "t": 70, "b": 40},
+        template="plotly_white",
+    )
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(range=[0, 101], row=1, col=2)
@@ -92,8 +138,19 @@ class LiveTraining:
     clock: train_model does not count time spent in on_step against the budget.
     """
 
-    def __init__(self, model, vocab, layout, sessions, history: list[dict], *, budget_s: float,
-                 check_every_s: float = 15.0, redraw_every_s: float = 2.0, progress: bool = True):
+    def __init__(
+        self,
+        model,
+        vocab,
+        layout,
+        sessions,
+        history: list[dict],
+        *,
+        budget_s: float,
+        check_every_s: float = 15.0,
+        redraw_every_s: float = 2.0,
+        progress: bool = True,
+    ):
         from tqdm.auto import tqdm
 
         self.model, self.vocab, self.layout, self.sessions = model, vocab, layout, sessions
@@ -103,11 +160,19 @@ class LiveTraining:
         self.handle = None
         self._next_check = check_every_s
         self._last_draw = 0.0
-        self.bar = tqdm(total=round(budget_s), unit="s", desc="training", disable=not progress,
-                        bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s of training{postfix}")
+        self.bar = tqdm(
+            total=round(budget_s),
+            unit="s",
+            desc="training",
+            disable=not progress,
+            bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s of training{postfix}",
+        )
 
     def check(self, step: int) -> dict:
-        row = {"step": step, **token_accuracy_by_kind(self.model, self.vocab, self.layout, self.sessions)}
+        row = {
+            "step": step,
+            **token_accuracy_by_kind(self.model, self.vocab, self.layout, self.sessions),
+        }
         self.checks.append(row)
         return row
 
@@ -123,7 +188,9 @@ class LiveTraining:
 
     def finish(self) -> None:
         """Score the last step (if not yet), close the bar, draw the final figure."""
-        if self.history and (not self.checks or self.checks[-1]["step"] != self.history[-1]["step"]):
+        if self.history and (
+            not self.checks or self.checks[-1]["step"] != self.history[-1]["step"]
+        ):
             self.check(self.history[-1]["step"])
         self.bar.n = min(self.bar.total, round(self.history[-1]["seconds"])) if self.history else 0
         self.bar.close()
@@ -157,6 +224,12 @@ def accuracy_frame(results: list[dict]):
     from unmasked.train import FIELDS
 
     return pd.DataFrame(
-        [{"model": r.get("label", r["method"]), "sessions": r["n"],
-          **{k: round(100 * r["accuracy"][k], 1) for k in (*FIELDS, "all")}} for r in results]
+        [
+            {
+                "model": r.get("label", r["method"]),
+                "sessions": r["n"],
+                **{k: round(100 * r["accuracy"][k], 1) for k in (*FIELDS, "all")},
+            }
+            for r in results
+        ]
     ).set_index("model")
