@@ -129,13 +129,16 @@ def mask_grid_figure(pieces: list[str], ts, seed: int = 0, width: int = 40):
         z.append([1 if x else 0 for x in m])
         text.append(["[MASK]" if x else p for x, p in zip(m, pieces)])
         labels.append(f"t={float(t):.1f} ({sum(m) / n:.0%} masked)")
-    shown = [[s[:6] for s in row[:width]] for row in text]
+    # Cells are narrow: [MASK] and [EOS] show as M and E (the title says so), other pieces as 4 chars.
+    short = {"[MASK]": "M", "[EOS]": "E"}
+    shown = [[short.get(s, s if len(s) <= 4 else s[:3] + "…") for s in row[:width]] for row in text]
     fig = go.Figure(go.Heatmap(
         z=[row[:width] for row in z], text=shown, texttemplate="%{text}", textfont={"size": 9},
         hovertext=[row[:width] for row in text], hoverinfo="text", y=labels,
         colorscale=[[0, "#e8f1fb"], [1, "#404040"]], showscale=False, xgap=1, ygap=1,
     ))
-    fig.update_layout(title=f"The same {min(n, width)} answer tokens masked at increasing t (dark = [MASK])",
+    fig.update_layout(title=f"The same {min(n, width)} answer tokens masked at increasing t "
+                            "(dark M = [MASK], E = [EOS] filler)",
                       xaxis_title="token position", height=60 + 34 * len(ts), margin=dict(l=140, r=10, t=50, b=40))
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -185,7 +188,9 @@ def noise_comparison_figure(ts=(0.1, 0.5, 0.9), size: int = 16, seed: int = 0):
             fig.add_trace(go.Heatmap(z=z.tolist(), colorscale="Greys", zmin=-2, zmax=2, showscale=False,
                                      hoverinfo="skip"), row=i + 1, col=j + 1)
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_yaxes(visible=False, autorange="reversed")
+    for k in range(1, 2 * len(ts) + 1):  # every panel square: each y axis anchored to its own x axis
+        fig.layout[f"yaxis{k if k > 1 else ''}"].scaleanchor = f"x{k if k > 1 else ''}"
     fig.update_layout(title="Continuous noise blurs every pixel; masking keeps or erases each one (blank = [MASK])",
                       height=420, margin=dict(l=10, r=10, t=70, b=10))
     return fig

@@ -58,15 +58,16 @@ def display_piece(piece: str, width: int = 10) -> str:
     return html.escape(shown, quote=False) if shown else "∅"  # plotly shows &quot; literally
 
 
-def _pieces(tokens: Sequence[int], token_str: Callable[[int], str] | Sequence[str], mask_id: int) -> list[str]:
+def _pieces(tokens: Sequence[int], token_str: Callable[[int], str] | Sequence[str], mask_id: int,
+            width: int = 10) -> list[str]:
     out = []
     for t in tokens:
         if t == mask_id:
             out.append(MASK_TEXT)
         elif callable(token_str):
-            out.append(display_piece(token_str(t)))
+            out.append(display_piece(token_str(t), width))
         else:
-            out.append(display_piece(token_str[t]))
+            out.append(display_piece(token_str[t], width))
     return out
 
 
@@ -74,6 +75,63 @@ def _grid(values: Sequence, cols: int, fill=None) -> list[list]:
     rows = math.ceil(len(values) / cols)
     padded = list(values) + [fill] * (rows * cols - len(values))
     return [padded[r * cols:(r + 1) * cols] for r in range(rows)]
+
+
+FILLER_TEXT = "[EOS]"  # the slot filler after a value: faded in the text view
+PLACEHOLDER = "▒"  # a masked token in the text view
+FILLER_SHOWN = "·"  # a committed [EOS] in the text view
+FADED_COLOR = "#c8c8c8"
+PLACEHOLDER_COLOR = "#e6550d"
+
+
+def text_view(
+    tokens: Sequence[int],
+    token_str: Callable[[int], str] | Sequence[str],
+    mask_id: int,
+    *,
+    width: int = 46,
+) -> str:
+    """The generated text as it stands, as plotly annotation HTML: what the grid's tokens spell.
+
+    A masked token shows as PLACEHOLDER (one per token, so the learner sees how much is missing);
+    a committed [EOS] filler token as a faded dot; everything else as the text it decodes to.
+    Lines break after ", " (the record's field and list separators) and at `width` characters.
+    """
+    if not isinstance(width, int) or width < 8:
+        raise ValueError(f"width must be an int >= 8, got {width!r}")
+    lines: list[str] = []
+    line: list[str] = []
+    used = 0
+
+    def put(visible: str, markup: str) -> None:
+        nonlocal used, line
+        if used + len(visible) > width and used:
+            lines.append("".join(line))
+            line, used = [], 0
+        line.append(markup)
+        used += len(visible)
+
+    prev = ""
+    for t in tokens:
+        if t == mask_id:
+            put(PLACEHOLDER, f'<span style="color:{PLACEHOLDER_COLOR}">{PLACEHOLDER}</span>')
+            prev = PLACEHOLDER
+            continue
+        piece = token_str(t) if callable(token_str) else token_str[t]
+        if piece == FILLER_TEXT:
+            put(FILLER_SHOWN, f'<span style="color:{FADED_COLOR}">{FILLER_SHOWN}</span>')
+        else:
+            for n, part in enumerate(piece.split("\n")):
+                if n:  # a newline inside the text starts a new line here too
+                    lines.append("".join(line))
+                    line, used = [], 0
+                put(part, html.escape(part.replace("\t", " "), quote=False))
+            if piece == " " and prev == ",":
+                lines.append("".join(line))
+                line, used = [], 0
+        prev = piece
+    lines.append("".join(line))
+    return "<br>".join(lines)
 
 
 def trace_animation(
@@ -84,12 +142,15 @@ def trace_animation(
     cols: int = 12,
     title: str = "Unmasking",
     frame_ms: int = 700,
+    show_text: bool = True,
 ) -> go.Figure:
     """Replay a sampler Trace: the answer as a grid of token cells in reading order, one frame per step.
 
     A masked cell shows [MASK] on grey; a committed cell shows its token, coloured by the step
     that committed it (color_by="step") or by the model's probability of it then
     (color_by="confidence"). Frame 0 is the all-masked start; frame i is the state after step i.
+    The figure opens on the last frame (the finished text): ▶ plays it again from step 0.
+    show_text: beside the grid, the text those tokens spell so far (`text_view`).
     """
     if color_by not in COLOR_BY:
         raise ValueError(f"unknown color_by {color_by!r}; accepted: {', '.join(COLOR_BY)}")
@@ -105,51 +166,77 @@ def trace_animation(
     else:
         value = conf
         zmin, zmax, colorscale, label = 0.0, 1.0, "Plasma", "confidence"
+    grid_domain = [0.0, 0.55] if show_text else [0.0, 1.0]
+    cell = {"xgap": 2, "ygap": 2, "hoverongaps": False, "texttemplate": "%{text}",
+            "hovertemplate": "%{customdata}<extra></extra>"}
 
-    def frame_data(i: int) -> go.Heatmap:
-        # Cell colour only once the token is committed (steps 1..i); masked cells are None = grey.
-        z = [value[p] if 0 <= commit[p] < i else None for p in range(trace.length)]
-        pieces = _pieces(states[i], token_str, trace.mask_id)
+    def frame_data(i: int) -> list[go.Heatmap]:
+        # Two layers: grey [MASK] cells below, committed tokens above (None = a gap that shows the
+        # layer below). One layer with None for masked cells draws nothing at step 0: plotly writes
+        # no text on a gap.
+        masked = [not (0 <= commit[p] < i) for p in range(trace.length)]
+        pieces = _pieces(states[i], token_str, trace.mask_id, width=7)
         hover = [
-            f"position {p}<br>" + (f"step {commit[p] + 1}, p={conf[p]:.2f}" if 0 <= commit[p] < i else "masked")
+            f"position {p}<br>" + ("masked" if masked[p] else f"step {commit[p] + 1}, p={conf[p]:.2f}")
             for p in range(trace.length)
         ]
-        return go.Heatmap(
-            z=_grid(z, cols), text=_grid(pieces, cols, ""), customdata=_grid(hover, cols, ""),
-            texttemplate="%{text}", textfont={"size": 11}, hovertemplate="%{customdata}<extra></extra>",
-            zmin=zmin, zmax=zmax, colorscale=colorscale, xgap=2, ygap=2,
-            colorbar={"title": {"text": label}}, hoverongaps=False,
+        below = go.Heatmap(
+            z=_grid([0] * trace.length, cols), text=_grid([MASK_TEXT if m else "" for m in masked], cols, ""),
+            customdata=_grid(hover, cols, ""), textfont={"size": 9, "color": "#555"},
+            colorscale=[[0, MASK_COLOR], [1, MASK_COLOR]], showscale=False, zmin=0, zmax=1, **cell,
         )
+        above = go.Heatmap(
+            z=_grid([None if m else value[p] for p, m in enumerate(masked)], cols),
+            text=_grid(["" if m else piece for m, piece in zip(masked, pieces)], cols, ""),
+            customdata=_grid(hover, cols, ""), textfont={"size": 10},
+            zmin=zmin, zmax=zmax, colorscale=colorscale,
+            colorbar={"title": {"text": label}, "x": grid_domain[1] + 0.005, "len": 0.8}, **cell,
+        )
+        return [below, above]
 
     def caption(i: int) -> str:
         done = sum(1 for c in commit if 0 <= c < i)
         return f"{title}: step {i} of {n_steps}, {done}/{trace.length} tokens committed"
 
+    def annotations(i: int) -> list[dict]:
+        if not show_text:
+            return []
+        return [{
+            "text": text_view(states[i], token_str, trace.mask_id), "xref": "paper", "yref": "paper",
+            "x": grid_domain[1] + 0.09, "y": 1.0, "xanchor": "left", "yanchor": "top", "align": "left",
+            "showarrow": False, "font": {"family": "DejaVu Sans Mono, Menlo, Consolas, monospace", "size": 12},
+        }]
+
     frames = [
-        go.Frame(data=[frame_data(i)], name=str(i), layout={"title": {"text": caption(i)}})
+        go.Frame(data=frame_data(i), name=str(i),
+                 layout={"title": {"text": caption(i)}, "annotations": annotations(i)})
         for i in range(n_steps + 1)
     ]
-    fig = go.Figure(data=frames[0].data, frames=frames)
+    last = n_steps
+    fig = go.Figure(data=frames[last].data, frames=frames)
     rows = math.ceil(trace.length / cols)
-    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
+    # ▶ replays from step 0 (the figure opens on the last frame, so "from current" would do nothing).
+    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": False, "transition": {"duration": 0},
+            "mode": "immediate"}
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
     fig.update_layout(
-        title={"text": caption(0)},
-        plot_bgcolor=MASK_COLOR,
-        height=140 + 34 * rows,
-        margin={"l": 20, "r": 20, "t": 60, "b": 20},
-        xaxis={"visible": False, "range": [-0.5, cols - 0.5], "fixedrange": True},
+        title={"text": caption(last)},
+        annotations=annotations(last),
+        plot_bgcolor="white",
+        height=max(210 + 26 * rows, 420),
+        margin={"l": 20, "r": 20, "t": 60, "b": 90},
+        xaxis={"visible": False, "range": [-0.5, cols - 0.5], "fixedrange": True, "domain": grid_domain},
         yaxis={"visible": False, "range": [rows - 0.5, -0.5], "fixedrange": True},
         updatemenus=[{
-            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.05, "xanchor": "left", "yanchor": "top",
+            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.02, "xanchor": "left", "yanchor": "top",
             "pad": {"r": 10, "t": 10}, "showactive": False,
             "buttons": [
-                {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                {"label": "▶ Play from step 0", "method": "animate", "args": [None, play]},
                 {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
             ],
         }],
         sliders=[{
-            "active": 0, "x": 0.18, "y": -0.05, "len": 0.82, "xanchor": "left", "yanchor": "top",
+            "active": last, "x": 0.25, "y": -0.02, "len": 0.75, "xanchor": "left", "yanchor": "top",
             "pad": {"t": 10},
             "currentvalue": {"visible": True, "prefix": "step ", "xanchor": "left"},
             "steps": [
@@ -159,7 +246,6 @@ def trace_animation(
             ],
         }],
     )
-    fig.update_layout(margin={"b": 90}, height=fig.layout.height + 70)
     return fig
 
 
