@@ -49,7 +49,7 @@ _spec.loader.exec_module(attacks)
 # Limits for correctness are generous: CI runs these on a loaded 2-core machine, where a plain
 # cell of lab01 (imports) can take seconds. Timeouts are tested with cells that never end, so
 # they trip whatever the limit; no test asserts that the grader is fast.
-FAST = dict(jobs=2, timeout=300, cell_timeout=30, progress=False)
+FAST = dict(jobs=2, timeout=300, cell_timeout=60, progress=False)
 
 
 # ---- the planted submissions, graded for real --------------------------------------------
@@ -640,6 +640,36 @@ def test_every_lab_with_checks_gives_its_solution_full_marks_and_its_stub_zero(l
     solution, untouched = grade(lab, subs, tmp_path / "out", **FAST)
     assert solution["status"] == "graded" and solution["points"] == solution["max_points"], solution["reason"]
     assert untouched["points"] == 0, untouched["reason"]
+
+
+def test_a_sampler_that_reuses_one_forward_pass_fails_lab04s_hidden_check_for_every_seed():
+    """lab04's `sample` run once and its logits reused at every step writes generate's tokens on an
+    untrained transformer now and then; the hidden check's context-sensitive cases catch it for
+    every drawn seed, and the right sampler passes them."""
+    import random
+
+    import torch
+
+    from unmasked.grading.checks import lab04_unmasking as lab04
+    from unmasked.labtools import one_pass_sampler
+    from unmasked.sampling import generate
+
+    def right(model, prompt, length, steps, mask_id):
+        out, _ = generate(model, torch.tensor([prompt]), length, steps, mask_id=mask_id)
+        return out[0].tolist()
+
+    def verdict(sample, check):
+        outcomes = []
+        for call in check.calls:
+            args = lab04.build_here(list(call.args))
+            with torch.no_grad():
+                outcomes.append(Outcome(value=sample(*args)))
+        return check.verify(check.calls, outcomes)
+
+    for seed in range(40):
+        [check] = [c for c in lab04.build(random.Random(seed)) if c.name.startswith("sample matches")]
+        assert verdict(one_pass_sampler, check) is not None, f"check seed {seed}"
+        assert verdict(right, check) is None, f"check seed {seed}"
 
 
 @pytest.mark.slow

@@ -84,6 +84,7 @@ def _model(seed: int, vocab: int) -> dict:
 def build(rng: random.Random) -> list[Check]:
     import torch
 
+    from unmasked import labtools
     from unmasked.sampling import generate, num_transfer_tokens
     from unmasked.sampling import unmask_step as reference_step
 
@@ -114,6 +115,14 @@ def build(rng: random.Random) -> list[Check]:
         with torch.no_grad():
             out, _ = generate(model, torch.tensor([call[1]]), call[2], call[3], mask_id=call[4])
         sample_wanted.append(out[0].tolist())
+    # A model whose every prediction moves with each commit, on cases where a sampler that runs the
+    # model once and reuses its logits writes other tokens (labtools.sampler_cases): an untrained
+    # transformer barely reacts to commits, so that wrong answer could pass the cases above.
+    for case in labtools.sampler_cases(rng.randrange(2**31), n=3):
+        model = make("unmasked.labtools:ContextModel", case["vocab_size"], case["mask_id"], seed=case["seed"])
+        samples.append((None, case["vocab_size"], case["prompt"], case["length"], case["steps"], case["mask_id"]))
+        sample_calls.append((model, case["prompt"], case["length"], case["steps"], case["mask_id"]))
+        sample_wanted.append(labtools.expected_tokens(case))
 
     def unchanged(calls, outcomes):
         for call, outcome, x in zip(calls, outcomes, originals):
@@ -134,7 +143,8 @@ def build(rng: random.Random) -> list[Check]:
 
     def sample_verify(calls, outcomes):
         for (seed, vocab, prompt, length, n_steps, mask_id), outcome, want in zip(samples, outcomes, sample_wanted):
-            shown = (f"sample(an untrained model (vocabulary {vocab}), prompt={prompt}, length={length}, "
+            model = "an untrained model" if seed is not None else "a model that reacts to every commit"
+            shown = (f"sample({model} (vocabulary {vocab}), prompt={prompt}, length={length}, "
                      f"steps={n_steps}, mask_id={mask_id})")
             if not outcome.ok:
                 return f"{shown} {outcome.show()}"
