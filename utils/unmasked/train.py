@@ -596,31 +596,6 @@ def loss_curve_figure(history: list[dict], title: str = "Training loss (1/t-weig
     return fig
 
 
-class LiveLossPlot:
-    """A loss curve that redraws in place while training runs (an IPython display handle).
-
-    Use as `on_step` of train_model. Redraws every `every` steps; outside a notebook it does nothing.
-    """
-
-    def __init__(self, history: list[dict], every: int = 10):
-        self.history, self.every, self.handle = history, every, None
-
-    def __call__(self, step, loss, elapsed):
-        if step % self.every == 0:
-            self.show()
-
-    def show(self):
-        try:
-            from IPython.display import display
-        except ImportError:  # pragma: no cover - IPython ships with jupyterlab
-            return
-        fig = loss_curve_figure(self.history)
-        if self.handle is None:
-            self.handle = display(fig, display_id=True)
-        else:
-            self.handle.update(fig)
-
-
 def files_miss_figure(by_length: dict[int, dict[str, int]], title: str = "The files field, by kind of miss"):
     """Stacked bars of files_misses_by_length: a bar per number of changed files, a colour per kind.
 
