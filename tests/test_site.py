@@ -6,7 +6,6 @@ import re
 
 import nbformat
 import pytest
-
 from unmasked import site
 
 
