@@ -185,6 +185,11 @@ def test_analyse_counts_rendered_and_reports_each_failure():
     ("pθ(x0∣xt)", False),
     ("softmax(QKT/dk)", False),
     ("2N", False),
+    ("2di", False),  # notebook 01's $2d_i$ and $4 L d \\cdot n^2/2 = 2 L d n^2$
+    ("4Ld⋅n2/2=2Ldn2", False),
+    ("2a+b", False),
+    ("0.43to", True),  # notebook 08's ledger, "$0.43 to $8.55"
+    ("0.28,inception/mercury−2", True),
     ("tokens per turn", False),  # \\text{...} keeps its spaces
 ])
 def test_mangled_math_tells_prose_from_math(text, mangled):

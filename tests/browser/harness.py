@@ -525,9 +525,12 @@ class NotebookReport:
 # spaces, so "$9 is 20 turns that each send 150,000 tokens ... $" shows "9is20turnsthateachsend...".
 # Real math in this course ($O(n^2)$, $p_\theta(x_0)$, $\mathrm{softmax}$) matches none of these.
 MANGLED_MATH = [
-    (re.compile(r"^\s*\d[\d,.]*\s?[A-Za-z]{2,}"), "a dollar amount followed by words"),
-    (re.compile(r"\d{1,3}(?:,\d{3})+\s?[A-Za-z]{2,}"), "a number with thousands separators run into words"),
-    (re.compile(r"[A-Za-z]{12,}"), "words run together"),
+    # "$9 is ...$", "$0.43 to ...$", "$9 per hour and $": an amount, then an English word. A coefficient
+    # and its variables ("2d_i", "4Ld n^2", "2a+b") are left alone.
+    (re.compile(r"^\s*\d[\d,.]*:?\s?(?:(?:is|to|per|and|or|the|of|for|at|in|on|row|each|with|from|by)(?![a-z])"
+                r"|[a-z]{4,})"), "a dollar amount followed by words"),
+    (re.compile(r"\d{1,3}(?:,\d{3})+\s?[a-z]{3,}"), "a number with thousands separators run into words"),
+    (re.compile(r"[a-z]{12,}"), "words run together"),
 ]
 
 
