@@ -23,13 +23,17 @@ LAB ?=
 SUBMISSIONS ?=
 GRADES ?= grades
 JOBS ?= 2
+SITE ?= site
+DEFAULTS ?=
 
-.PHONY: help setup lab test test-browser labs data checkpoint checkpoint-ar grade bench bench-decode check-env clean
+.PHONY: help setup lab test test-browser site labs data checkpoint checkpoint-ar grade bench bench-decode check-env clean
 
 help:
 	@echo "make lab         set up, then open JupyterLab at the course"
 	@echo "make test        set up, then run every test and execute every notebook (fast mode)"
 	@echo "make test-browser  only the browser tests (real JupyterLab in Chromium)"
+	@echo "make site        build site/: the executed lectures as static HTML that reads offline"
+	@echo "                 (fast mode; DEFAULTS=1 runs them at their default knobs; SITE=dir to write elsewhere)"
 	@echo "make labs        regenerate labs/ from solutions/"
 	@echo "make data        regenerate data/ with the project's own scripts"
 	@echo "make checkpoint  retrain the shipped toy model checkpoint"
@@ -58,6 +62,9 @@ test: setup
 test-browser: setup
 	UNMASKED_FAST=1 "$(PY)" -m pytest tests/test_browser.py -m browser
 
+site: setup
+	"$(PY)" -m unmasked.site --out "$(SITE)" $(if $(DEFAULTS),--defaults,)
+
 labs: setup
 	"$(PY)" -m unmasked.labs
 
@@ -82,4 +89,4 @@ bench-decode: setup
 	"$(PY)" -m unmasked.bench decode
 
 clean:
-	rm -rf .venv build *.egg-info utils/*.egg-info .pytest_cache .hypothesis
+	rm -rf .venv build site *.egg-info utils/*.egg-info .pytest_cache .hypothesis

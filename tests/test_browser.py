@@ -2,8 +2,10 @@
 
 One JupyterLab server (scratch HOME, fast mode, a clean copy of notebooks/) serves the module; each
 notebook gets a fresh browser context. After Run All the page must show no error output, no
-"Loading widget...", every widget and plotly figure rendered, and no console error. Sliders must
-move their figures and animations must play. Screenshots land in tests/artifacts/screenshots/.
+"Loading widget...", every widget and plotly figure rendered, no prose that MathJax typeset as math,
+and no console error. Every control (slider, dropdown, checkbox, toggle buttons) must update the
+outputs within CONTROL_RESPONSE_LIMIT_S, and animations must play. Screenshots and report.json (run
+times, and each control's response time) land in tests/artifacts/screenshots/.
 
 Without Chromium these tests skip and say so; with UNMASKED_REQUIRE_BROWSER=1 (CI) they fail.
 Run only them with: UNMASKED_FAST=1 .venv/bin/pytest tests/test_browser.py -m browser
@@ -30,6 +32,7 @@ from browser.harness import (
     browser_unavailable,
     copy_notebooks,
     find_chromium,
+    mangled_math,
     split_console,
 )
 
@@ -40,14 +43,15 @@ LECTURES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # browser renders on the same 2 cores, so allow a wide margin.
 RUN_TIMEOUT = float(os.environ.get("UNMASKED_BROWSER_TIMEOUT", "300"))
 
-# What a learner does with each notebook after running it. A notebook not named here still gets the
-# generic checks, and every plotly animation in any notebook must play.
-SLIDERS = {
-    # The welcome notebook's slider sets how many log lines the encoding comparison counts.
-    "00_welcome": re.compile(r"log lines", re.I),
-    # The session calculator: more turns must change the cost and latency figures.
-    "08_calculators": re.compile(r"^\s*turns\s*$", re.I),
-}
+# Every ipywidgets control (slider, dropdown, checkbox, toggle buttons) in a notebook is changed once,
+# and the time from the change until the outputs have finished updating is measured and reported in
+# report.json. The course aims at 1 s on a quiet 2-core machine (#25); the test allows for a loaded CI
+# machine that also runs the browser and the kernel on the same cores.
+CONTROL_RESPONSE_LIMIT_S = 3.0
+# A control whose change leaves every output as it was for this long changed nothing a learner can see.
+NO_RESPONSE_S = 8.0
+# Lectures that must show controls: a lecture whose controls all failed to render would otherwise pass.
+MUST_HAVE_CONTROLS = {"00_welcome", "04_unmasking", "06_compaction", "08_calculators"}
 MUST_ANIMATE = {"04_unmasking"}  # notebooks that must hold at least one plotly animation
 
 # Problems that the browser tests found and that belong to a notebook's owner, not to these tests.
@@ -173,6 +177,35 @@ def test_analyse_counts_rendered_and_reports_each_failure():
     assert "tqdm" not in text and "'fig'" not in text
 
 
+@pytest.mark.parametrize("text, mangled", [
+    ("9is20turnsthateachsend150,000tokens", True),  # notebook 08's claims ledger before the fix
+    ("9perhourand", True),
+    ("150,000tokensperturn", True),
+    ("O(n2)", False),
+    ("pθ(x0∣xt)", False),
+    ("softmax(QKT/dk)", False),
+    ("2N", False),
+    ("2di", False),  # notebook 01's $2d_i$ and $4 L d \\cdot n^2/2 = 2 L d n^2$
+    ("4Ld⋅n2/2=2Ldn2", False),
+    ("2a+b", False),
+    ("0.43to", True),  # notebook 08's ledger, "$0.43 to $8.55"
+    ("0.28,inception/mercury−2", True),
+    ("tokens per turn", False),  # \\text{...} keeps its spaces
+])
+def test_mangled_math_tells_prose_from_math(text, mangled):
+    assert (mangled_math(text) is not None) == mangled
+
+
+def test_analyse_reports_prose_typeset_as_math():
+    inspection = {"cells": [], "math": [
+        {"index": 3, "cellType": "markdown", "source": "The ledger", "text": "9is20turnsthateachsend150,000"},
+        {"index": 4, "cellType": "markdown", "source": "Attention", "text": "O(n2)"},
+    ]}
+    counts, problems = analyse(inspection)
+    assert counts["math_typeset"] == 2
+    assert len(problems) == 1 and "markdown cell 3" in problems[0] and "9is20turns" in problems[0]
+
+
 def test_console_allow_list_only_ignores_listed_messages(monkeypatch):
     from browser import harness
 
@@ -195,24 +228,27 @@ def test_browser_required_reads_the_ci_switch(monkeypatch):
 
 
 # -- the lecture notebooks in the browser -------------------------------------------------------------
-def _check_slider(page: NotebookPage, label: re.Pattern, lab: LabServer) -> str:
-    before = page.plot_signatures()
-    kernel_before = page.kernel_figures()
-    readout_before = page.slider_readout(label)
-    moved = page.move_slider(label)
-    changed = page.wait_plots_change(before, timeout=30)
-    readout_after = page.slider_readout(label)
-    assert readout_after != readout_before, f"slider {moved!r} did not move: readout {readout_before!r}"
-    if changed:
-        page.figure_screenshot(changed[0], SCREENSHOTS / f"{Path(page.path).stem}_slider.png")
-    else:
-        kernel_after = page.kernel_figures()  # tells a callback that never ran from an update that never arrived
-        raise AssertionError(
-            f"moving slider {moved!r} ({readout_before} -> {readout_after}) changed no figure in the page in 30 s; "
-            f"FigureWidgets in the kernel before {kernel_before} after {kernel_after}; "
-            f"console {page.console}\n--- jupyter lab log (tail) ---\n{lab.log_tail(30)}"
-        )
-    return f"slider {moved!r} {readout_before}->{readout_after} changed figure(s) {changed}"
+def _check_controls(page: NotebookPage, name: str) -> tuple[list[dict], list[str]]:
+    """Change each control once; (one record per control, the problems a learner would meet)."""
+    records, problems = [], []
+    controls = page.controls()
+    for index, control in enumerate(controls):
+        rec = page.measure_control(index, control, idle=NO_RESPONSE_S)
+        records.append(rec)
+        what = f"{rec['kind']} {rec['label']!r} ({rec['before']} -> {rec['after']})"
+        if rec["after"] == rec["before"]:
+            problems.append(f"{what}: the control did not take the change")
+        elif not rec["changed"]:
+            problems.append(f"{what}: nothing in the notebook's outputs changed in {NO_RESPONSE_S:g} s; "
+                            f"FigureWidgets in the kernel: {page.kernel_figures()}")
+        elif rec["timed_out"]:
+            problems.append(f"{what}: the outputs were still changing {rec['response_s']} s after the change")
+        elif rec["response_s"] > CONTROL_RESPONSE_LIMIT_S:
+            problems.append(f"{what}: the outputs took {rec['response_s']} s to update "
+                            f"(limit {CONTROL_RESPONSE_LIMIT_S} s)")
+    if controls:
+        page.screenshot(SCREENSHOTS / f"{name}_controls.png")
+    return records, problems
 
 
 def _check_animations(page: NotebookPage) -> list[str]:
@@ -242,18 +278,30 @@ def test_lecture_in_jupyterlab(name, lab, open_page):
     report.problems, known = _split_known(name, report.problems)
     TIMINGS[name] = {**report.times, **report.counts, "known_problems": known}
     assert report.counts["executed"] > 0, _fail_message(report, lab)
-    assert not report.problems, _fail_message(report, lab)
 
+    # Controls are timed even when the page shows other problems, so that report.json holds every
+    # lecture's response times.
     t0 = time.monotonic()
     notes = []
-    if name in SLIDERS:
-        notes.append(_check_slider(page, SLIDERS[name], lab))
+    controls, control_problems = _check_controls(page, name)
+    TIMINGS[name]["controls"] = controls
+    if controls:
+        slowest = max(controls, key=lambda r: r["response_s"] or 0)
+        TIMINGS[name]["slowest_control"] = {k: slowest[k] for k in ("label", "response_s")}
+    _write_timings()
+    assert not report.problems, _fail_message(report, lab)
+    if name in MUST_HAVE_CONTROLS:
+        assert controls, f"{name}: no ipywidgets control in the page"
     if name in MUST_ANIMATE:
         assert page.play_buttons(), f"{name}: no plotly figure with a play button"
     notes += _check_animations(page)
+    TIMINGS[name].update(interact_s=round(time.monotonic() - t0, 1), interactions=notes)
+    _write_timings()  # after each notebook, so a failing run still leaves the figures measured so far
     late, _ = split_console(page.console)
     assert not late, f"{name}: console errors during interaction:\n" + "\n".join(late)
-    TIMINGS[name].update(interact_s=round(time.monotonic() - t0, 1), interactions=notes)
+    control_problems, known = _split_known(name, control_problems)
+    TIMINGS[name]["known_problems"] += known
+    assert not control_problems, f"{name}: controls:\n" + "\n".join(control_problems) + "\n" + lab.log_tail(20)
 
 
 # -- the harness catches breakage ---------------------------------------------------------------------
@@ -277,8 +325,41 @@ PLANTED = [
     # Anything fetched from the internet: the course must work offline.
     "# planted: needs the internet\nfrom IPython.display import HTML\n"
     "HTML('<img src=\"https://cdn.example.invalid/planted.png\" alt=\"planted\">')",
+    # Dollars in an HTML output: two of them make MathJax read the text between as math.
+    "# planted: html dollars\nfrom IPython.display import HTML\n"
+    "HTML('<p>The $9 row: 20 turns that each send $150,000 tokens in all.</p>')",
+    # An entity is decoded before MathJax reads the page, so &#36; is typeset like $ (recorded, not
+    # asserted); MathJax's own escape \\$ and its mathjax_ignore class work.
+    "# escape: html entity\nfrom IPython.display import HTML\n"
+    "HTML('<p>The &#36;9 row: 20 turns that each send &#36;150,000 tokens in all.</p>')",
+    "# control: html backslash\nfrom IPython.display import HTML\n"
+    "HTML(r'<p>The \\$9 row: 20 turns that each send \\$150,000 tokens in all.</p>')",
+    "# control: html mathjax_ignore\nfrom IPython.display import HTML\n"
+    "HTML('<p class=\"mathjax_ignore\">The $9 row: 20 turns that each send $150,000 tokens in all.</p>')",
+    "# control: widgets.HTML\nimport ipywidgets as W\n"
+    "W.HTML('<p>The $9 row: 20 turns that each send $150,000 tokens in all.</p>')",
+    # Controls: one that answers at once, one slower than the limit, one that changes nothing visible.
+    "# control: quick dropdown\nimport ipywidgets as W\n"
+    "quick, quick_out = W.Dropdown(options=['a', 'b'], description='planted quick'), W.HTML('a')\n"
+    "quick.observe(lambda c: setattr(quick_out, 'value', 'picked ' + c['new']), names='value')\n"
+    "W.VBox([quick, quick_out])",
+    "# planted: slow slider\nimport time\nimport ipywidgets as W\n"
+    "slow = W.IntSlider(value=0, min=0, max=5, description='planted slow', continuous_update=False)\n"
+    "slow_out = W.HTML('0')\n"
+    f"slow.observe(lambda c: (time.sleep({CONTROL_RESPONSE_LIMIT_S + 1.5}), setattr(slow_out, 'value', str(c['new']))),"
+    " names='value')\nW.VBox([slow, slow_out])",
+    "# planted: inert checkbox\nimport ipywidgets as W\nW.Checkbox(value=False, description='planted inert')",
     "# planted: raises\nraise ValueError('planted error')",
     "# planted: never runs\nprint('after the error')",
+]
+PLANTED_MARKDOWN = [
+    # Two dollar amounts in prose: MathJax reads "9 per hour ... " as math and drops its spaces.
+    "<!-- planted: markdown dollars -->\nA run costs $9 per hour and $150,000 per year.",
+    # JupyterLab's Markdown renderer unescapes \\$ before MathJax sees it, so one backslash is not
+    # enough (jupyterlab/jupyterlab#8645); two are. Whether one is, is recorded, not asserted.
+    "<!-- escape: one backslash -->\nA run costs \\$9 per hour and \\$150,000 per year.",
+    "<!-- control: two backslashes -->\nA run costs \\\\$9 per hour and \\\\$150,000 per year.",
+    "<!-- control: real math -->\nAttention costs $O(n^2)$ and the model learns $p_\\theta(x_0 \\mid x_t)$.",
 ]
 
 
@@ -287,7 +368,8 @@ PLANTED = [
 def test_planted_breakage_is_reported(lab, open_page):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in PLANTED]
+    nb.cells = [nbformat.v4.new_markdown_cell(src) for src in PLANTED_MARKDOWN]
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in PLANTED]
     (lab.home / "planted").mkdir(exist_ok=True)
     nbformat.write(nb, lab.home / "planted" / "planted_broken.ipynb")
 
@@ -309,6 +391,23 @@ def test_planted_breakage_is_reported(lab, open_page):
     assert any("outside 127.0.0.1" in m and "cdn.example.invalid" in m for m in report.console_errors), summary
     assert not any("control:" in p for p in problems), summary
     assert report.counts["widgets_closed"] >= 1 and report.counts["plots_rendered"] >= 1, summary
+    assert reported("planted: markdown dollars", "MathJax typeset prose"), summary
+    assert reported("planted: html dollars", "MathJax typeset prose"), summary
+    assert report.counts["math_typeset"] >= 2, summary  # the real math was typeset, and not reported
+    TIMINGS["planted_broken"]["escapes_typeset_as_math"] = {
+        tag: reported(tag, "MathJax typeset prose") for tag in ("escape: one backslash", "escape: html entity")}
+
+    controls, control_problems = _check_controls(page, "planted_broken")
+    TIMINGS["planted_broken"]["controls"] = controls
+    _write_timings()
+    text = "\n".join(control_problems) + f"\n{controls}"
+    by_label = {c["label"]: c for c in controls}
+    assert set(by_label) >= {"planted quick", "planted slow", "planted inert"}, text
+    assert by_label["planted quick"]["response_s"] < CONTROL_RESPONSE_LIMIT_S, text
+    assert by_label["planted slow"]["response_s"] > CONTROL_RESPONSE_LIMIT_S, text
+    assert any("'planted slow'" in p and "limit" in p for p in control_problems), text
+    assert any("'planted inert'" in p and "nothing" in p for p in control_problems), text
+    assert not any("'planted quick'" in p for p in control_problems), text
 
 
 def test_known_problems_are_warned_not_hidden(monkeypatch):

@@ -15,6 +15,13 @@ How each check is made (kept here so a failing test can be read against it):
   displaying widget" and must hold a visible element, unless its model was closed (tqdm with
   leave=False); every plotly FigureWidget inside it (counted in the widget model tree) must have
   rendered its plot.
+- Typeset math (MathJax's <mjx-container>, KaTeX) anywhere in the notebook is read back as the text
+  MathJax took for math; text that looks like prose (a dollar amount followed by words, words run
+  together) means two dollars in Markdown or HTML were read as LaTeX delimiters.
+- Each control is changed once (a key press on a slider, the next option of a dropdown, a click) and
+  a fingerprint of every output except the controls is polled in the page until it has changed and
+  then held still, with the kernel idle, for a quiet second; the time to the last change is the
+  control's response time.
 - Console messages of type error, uncaught page errors, failed requests and any request to a host
   other than 127.0.0.1 (the course must work offline) are collected from the moment the page
   opens; only those matched by CONSOLE_ALLOW (each entry says why) are ignored.
@@ -395,11 +402,105 @@ JS_INSPECT = (
     }
     cells.push(rec);
   }
+  // Typeset math anywhere in the notebook (Markdown, HTML outputs, widgets): MathJax 3 writes an
+  // <mjx-container> whose assistive MathML holds the text it read as math; KaTeX keeps the TeX source.
+  const math = [];
+  ci = -1;
+  for (const cell of panel.content.widgets) {
+    ci += 1;
+    for (const node of cell.node.querySelectorAll('mjx-container, .katex, .MathJax')) {
+      if (node.parentElement && node.parentElement.closest('mjx-container, .katex, .MathJax')) continue;
+      const mml = node.querySelector('mjx-assistive-mml, math');
+      const tex = node.querySelector('annotation[encoding="application/x-tex"]');
+      math.push({index: ci, cellType: cell.model.type,
+                 source: cell.model.sharedModel.getSource().split('\\n')[0].slice(0, 80),
+                 text: ((tex || mml || node).textContent || '').slice(0, 200)});
+    }
+  }
   const text = panel.content.node.textContent || '';
-  return {cells, loadingAnywhere: text.includes('Loading widget'),
+  return {cells, math, loadingAnywhere: text.includes('Loading widget'),
           scrollHeight: (panel.content.node.querySelector('.jp-WindowedPanel-outer') || panel.content.node).scrollHeight};
 }"""
 ).replace("WIDGET", json.dumps(WIDGET_MIME)).replace("PLOTLY", json.dumps(PLOTLY_MIME))
+
+
+# The ipywidgets controls a learner can change. Each is changed once and the notebook's outputs are
+# watched until they stop changing (see NotebookPage.measure_control).
+CONTROL_SELECTOR = ".widget-slider, .widget-dropdown, .widget-checkbox, .widget-toggle-buttons"
+
+# Lists the controls in page order: kind, label and the value shown.
+JS_CONTROLS = (
+    "(path) => { const panel = (" + _JS_PANEL + """)(path);
+  const kindOf = (el) => ['slider', 'dropdown', 'checkbox', 'toggle-buttons'].find(k => el.classList.contains('widget-' + k));
+  return [...panel.content.node.querySelectorAll(SELECTOR)].map((el) => {
+    const kind = kindOf(el);
+    // A checkbox keeps its description beside the box, not in its (empty) .widget-label.
+    const label = [...el.querySelectorAll('.widget-label, .widget-label-basic'), el]
+      .map(n => (n.textContent || '').replace(/\u200b/g, '').trim()).find(t => t) || '';
+    let value = '';
+    if (kind === 'slider') value = (el.querySelector('.widget-readout') || {}).textContent || '';
+    if (kind === 'dropdown') { const s = el.querySelector('select'); value = s ? s.value : ''; }
+    if (kind === 'checkbox') { const c = el.querySelector('input[type=checkbox]'); value = c ? String(c.checked) : ''; }
+    if (kind === 'toggle-buttons') value = (el.querySelector('button.mod-active') || {}).textContent || '';
+    const handle = el.querySelector('.noUi-handle');
+    const atMax = !!handle && handle.getAttribute('aria-valuenow') === handle.getAttribute('aria-valuemax');
+    return {kind, label, value: String(value).trim(), atMax};
+  });
+}"""
+).replace("SELECTOR", json.dumps(CONTROL_SELECTOR))
+
+# A fingerprint of what the notebook's outputs show, leaving out the controls themselves (a slider's
+# readout changes at once): each plotly figure's data and layout, and the text of everything else.
+_JS_FINGERPRINT = """(panel) => {
+  let h = 2166136261;
+  const add = (s) => { for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 16777619); } };
+  for (const out of panel.content.node.querySelectorAll('.jp-OutputArea-output')) {
+    for (const p of out.querySelectorAll('.js-plotly-plot')) add(JSON.stringify([p.data || null, p.layout || null]));
+    const walker = document.createTreeWalker(out, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement;
+      if (el && !el.closest(SELECTOR) && !el.closest('.js-plotly-plot')) add(n.data);
+    }
+  }
+  return h >>> 0;
+}""".replace("SELECTOR", json.dumps(CONTROL_SELECTOR))
+
+JS_FINGERPRINT = "(path) => (" + _JS_FINGERPRINT + ")((" + _JS_PANEL + ")(path))"
+
+# Waits, in the page, until the outputs differ from `before` and then stay the same for `quiet` ms with
+# the kernel idle. Returns ms from the call to the first and to the last change. Gives up when nothing
+# changed for `idleMs` with the kernel idle, or at `timeoutMs`.
+JS_AWAIT_RESPONSE = (
+    "async ([path, before, quiet, idleMs, timeoutMs]) => { const panel = (" + _JS_PANEL + """)(path);
+  const fingerprint = """ + _JS_FINGERPRINT + """;
+  const t0 = performance.now();
+  let last = before, first = null, lastChange = null, sawBusy = false, idleSince = null;
+  // The kernel's status messages on iopub, which also come for a widget's callback (kernel.status
+  // does not follow them), and a quick callback can go busy and idle between two polls.
+  const kernel0 = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  let kstate = 'idle';
+  const onStatus = (_, msg) => {
+    if (msg.header.msg_type !== 'status') return;
+    kstate = msg.content.execution_state;
+    if (kstate === 'busy') sawBusy = true;
+  };
+  if (kernel0) kernel0.iopubMessage.connect(onStatus);
+  try { while (true) {
+    await new Promise(r => setTimeout(r, 40));
+    const now = performance.now();
+    const h = fingerprint(panel);
+    if (h !== last) { last = h; lastChange = now - t0; if (first === null) first = lastChange; }
+    const idle = kstate === 'idle';
+    if (!idle) { sawBusy = true; idleSince = null; } else if (idleSince === null) idleSince = now;
+    if (lastChange !== null && idle && now - t0 - lastChange >= quiet && now - idleSince >= quiet)
+      return {first, last: lastChange, changed: true};
+    // Lab may not report busy for a widget's callback: give up `idleMs` after the change either way.
+    if (lastChange === null && idle && (sawBusy ? now - idleSince : now - t0) >= idleMs)
+      return {first: null, last: null, changed: false, waited: now - t0};
+    if (now - t0 > timeoutMs) return {first, last: lastChange, changed: lastChange !== null, timedOut: true, waited: now - t0};
+  } } finally { if (kernel0) kernel0.iopubMessage.disconnect(onStatus); }
+}"""
+)
 
 
 @dataclass
@@ -418,6 +519,35 @@ class NotebookReport:
         lines = [f"{self.path}: {self.counts} times={self.times}"]
         lines += [f"  PROBLEM: {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+# What prose looks like once MathJax has read it as math: the text between two dollars loses its
+# spaces, so "$9 is 20 turns that each send 150,000 tokens ... $" shows "9is20turnsthateachsend...".
+# Real math in this course ($O(n^2)$, $p_\theta(x_0)$, $\mathrm{softmax}$) matches none of these.
+MANGLED_MATH = [
+    # "$9 is ...$", "$0.43 to ...$", "$9 per hour and $": an amount, then an English word. A coefficient
+    # and its variables ("2d_i", "4Ld n^2", "2a+b") are left alone.
+    (re.compile(r"^\s*\d[\d,.]*:?\s?(?:(?:is|to|per|and|or|the|of|for|at|in|on|row|each|with|from|by)(?![a-z])"
+                r"|[a-z]{4,})"), "a dollar amount followed by words"),
+    (re.compile(r"\d{1,3}(?:,\d{3})+\s?[a-z]{3,}"), "a number with thousands separators run into words"),
+    (re.compile(r"[a-z]{12,}"), "words run together"),
+]
+
+
+# What escapes a dollar in JupyterLab 4 (measured by test_planted_breakage_is_reported): Lab's Markdown
+# renderer unescapes \\$ before MathJax reads the cell (jupyterlab/jupyterlab#8645), and an HTML entity
+# is decoded before MathJax reads the page, so both are typeset like a bare $.
+DOLLAR_ADVICE = ("escape each dollar as \\\\$ (two backslashes) in Markdown; in a text/html output wrap "
+                 "the text in class='mathjax_ignore' or write \\$ (&#36; and one backslash in Markdown do not "
+                 "protect it; ipywidgets.HTML is not typeset)")
+
+
+def mangled_math(text: str) -> str | None:
+    """Why `text`, as rendered by MathJax/KaTeX, looks like prose read as math; None when it looks like math."""
+    for pattern, why in MANGLED_MATH:
+        if pattern.search(text):
+            return why
+    return None
 
 
 def analyse(inspection: dict) -> tuple[dict, list[str]]:
@@ -477,6 +607,13 @@ def analyse(inspection: dict) -> tuple[dict, list[str]]:
                     counts["widgets_closed"] += 1
             else:
                 counts["widgets_rendered"] += 1
+    counts["math_typeset"] = len(inspection.get("math", []))
+    for item in inspection.get("math", []):
+        reason = mangled_math(item["text"])
+        if reason:
+            where = f"{item['cellType']} cell {item['index']} ({item['source']!r})"
+            problems.append(f"{where}: MathJax typeset prose as math ({reason}): {item['text'][:80]!r}; "
+                            f"{DOLLAR_ADVICE}")
     if inspection.get("loadingAnywhere") and not any("Loading widget" in p for p in problems):
         problems.append("'Loading widget...' appears in the notebook")
     return counts, problems
@@ -645,47 +782,53 @@ class NotebookPage:
         ).strip()
 
     # -- interactions ------------------------------------------------------------------------
-    def plot_signatures(self) -> list[str]:
-        """A fingerprint of every plotly figure's data (gd.data), in page order."""
-        return self.page.evaluate(
-            "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => JSON.stringify(p.data || null))"
+    def controls(self) -> list[dict]:
+        """The ipywidgets controls in the notebook, in page order: kind, label, value, atMax."""
+        return self.page.evaluate(JS_CONTROLS, self.path)
+
+    def change_control(self, index: int, control: dict) -> None:
+        """Change one control by one step, as a learner would: a key press, a pick, a click."""
+        el = self.page.locator(CONTROL_SELECTOR).nth(index)
+        el.scroll_into_view_if_needed()
+        kind = control["kind"]
+        if kind == "slider":
+            handle = el.locator(".noUi-handle").first
+            handle.focus()
+            handle.press("ArrowLeft" if control["atMax"] else "ArrowRight")
+        elif kind == "dropdown":
+            select = el.locator("select").first
+            n = select.locator("option").count()
+            current = select.evaluate("s => s.selectedIndex")
+            select.select_option(index=(current + 1) % n)
+        elif kind == "checkbox":
+            el.locator("input[type=checkbox]").first.click()
+        elif kind == "toggle-buttons":
+            el.locator("button:not(.mod-active)").first.click()
+        else:
+            raise ValueError(f"unknown control kind {kind!r}")
+
+    def measure_control(self, index: int, control: dict, *, quiet: float = 1.0, idle: float = 8.0,
+                        timeout: float = 30.0) -> dict:
+        """Change control `index` and time the outputs' response.
+
+        Returns the control's label and kind, its value before and after, `first_s` (the first visible
+        change), `response_s` (the last change before the outputs settled: the figure fully redrawn)
+        and `changed` (False when the callback ran and nothing visible changed).
+        """
+        before = self.page.evaluate(JS_FINGERPRINT, self.path)
+        self.change_control(index, control)
+        result = self.page.evaluate(
+            JS_AWAIT_RESPONSE, [self.path, before, int(quiet * 1000), int(idle * 1000), int(timeout * 1000)]
         )
+        after = self.controls()
+        value_after = after[index]["value"] if index < len(after) else None
 
-    def move_slider(self, label: re.Pattern | None = None, presses: int = 3) -> str:
-        """Press ArrowRight on the handle of the first ipywidgets slider whose label matches; returns the label."""
-        sliders = self.page.locator(".widget-slider")
-        n = sliders.count()
-        labels = [sliders.nth(i).locator(".widget-label").first.text_content() or "" for i in range(n)]
-        picks = [i for i, text in enumerate(labels) if label is None or label.search(text)]
-        if not picks:
-            raise AssertionError(f"no ipywidgets slider whose label matches {label and label.pattern!r}; labels: {labels}")
-        slider = sliders.nth(picks[0])
-        slider.scroll_into_view_if_needed()
-        handle = slider.locator(".noUi-handle").first
-        handle.focus()
-        for _ in range(presses):
-            handle.press("ArrowRight")
-            self.page.wait_for_timeout(150)
-        return labels[picks[0]]
+        def sec(ms):
+            return None if ms is None else round(ms / 1000, 2)
 
-    def slider_readout(self, label: re.Pattern | None) -> str:
-        sliders = self.page.locator(".widget-slider")
-        for i in range(sliders.count()):
-            text = sliders.nth(i).locator(".widget-label").first.text_content() or ""
-            if label is None or label.search(text):
-                return sliders.nth(i).locator(".widget-readout").first.text_content() or ""
-        return ""
-
-    def wait_plots_change(self, before: list[str], timeout: float = 20) -> list[int]:
-        """Indices of figures whose data changed from `before`; waits up to `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            after = self.plot_signatures()
-            changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
-            if changed or len(after) != len(before):
-                return changed or list(range(len(after)))
-            self.page.wait_for_timeout(250)
-        return []
+        return {"label": control["label"], "kind": control["kind"], "before": control["value"],
+                "after": value_after, "first_s": sec(result.get("first")), "response_s": sec(result.get("last")),
+                "changed": bool(result.get("changed")), "timed_out": bool(result.get("timedOut"))}
 
     def animation_step(self, plot_index: int) -> dict:
         """The step a plotly animation shows: the slider's active index and its current-value label."""
