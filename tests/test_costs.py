@@ -629,6 +629,8 @@ def test_ledger_html_escapes_dollars_for_mathjax(prices):
         "two '$' in Markdown/HTML output make MathJax typeset the text between them"
     )
     assert "&#36;0.45" in html and html.count("<tr style=") == len(rows)
+    # JupyterLab's MathJax decodes &#36; and typesets it all the same: the table must opt out
+    assert html.startswith("<table class='claims-ledger mathjax_ignore'>")
     assert (
         costs.ledger_html(
             [dict(claim="<b>", claimed="", computed="", verdict="holds", assumptions="", reason="")]

@@ -1411,7 +1411,8 @@ VERDICT_COLOURS = {
 
 
 def html_text(value) -> str:
-    """HTML-escaped text with "$" as &#36;, so that Jupyter's MathJax does not read two dollars as LaTeX."""
+    """HTML-escaped text with "$" as &#36;: plotly titles then keep their dollars (for an HTML output
+    in JupyterLab, also mark the element `mathjax_ignore`, as ledger_html does)."""
     import html
 
     return html.escape(str(value)).replace("$", "&#36;")
@@ -1430,4 +1431,9 @@ def ledger_html(
             for c in columns
         )
         body.append(f"<tr style='background:{colour}'>{cells}</tr>")
-    return f"<table class='claims-ledger'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # JupyterLab's MathJax reads "&#36;" as a dollar too (the browser decodes it first): the class
+    # mathjax_ignore is what keeps it off the table.
+    return (
+        f"<table class='claims-ledger mathjax_ignore'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
