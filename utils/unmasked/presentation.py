@@ -31,7 +31,6 @@ LINE_STYLES = (
 NO_MATH = "mathjax_ignore tex2jax_ignore"  # classes MathJax 3 and 2 skip
 
 
-
 def _cell(value, max_chars: int) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -73,37 +72,62 @@ def text_table_html(
     unknown = sorted(set(widths) - set(headers))
     if unknown:
         raise KeyError(f"widths for columns not shown: {', '.join(unknown)}")
-    cell = ("text-align:left;vertical-align:top;white-space:pre-wrap;overflow-wrap:anywhere;"
-            "padding:4px 8px;border-bottom:1px solid #ddd")
+    cell = (
+        "text-align:left;vertical-align:top;white-space:pre-wrap;overflow-wrap:anywhere;"
+        "padding:4px 8px;border-bottom:1px solid #ddd"
+    )
     cols = "".join(f"<col style='width:{widths[c]}'>" if c in widths else "<col>" for c in headers)
-    head = "".join(f"<th style='{cell};border-bottom:2px solid #999'>{html.escape(str(h))}</th>"
-                   for h in headers.values())
+    head = "".join(
+        f"<th style='{cell};border-bottom:2px solid #999'>{html.escape(str(h))}</th>"
+        for h in headers.values()
+    )
     body = "".join(
-        "<tr>" + "".join(f"<td style='{cell}'>{_cell(r[c], max_chars)}</td>" for c in headers) + "</tr>"
+        "<tr>"
+        + "".join(f"<td style='{cell}'>{_cell(r[c], max_chars)}</td>" for c in headers)
+        + "</tr>"
         for r in rows
     )
-    top = f"<caption style='text-align:left;font-weight:bold'>{html.escape(caption)}</caption>" if caption else ""
-    return (f"<table class='{NO_MATH}' "
-            "style='width:100%;table-layout:fixed;border-collapse:collapse;font-size:13px'>"
-            f"{top}<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    top = (
+        f"<caption style='text-align:left;font-weight:bold'>{html.escape(caption)}</caption>"
+        if caption
+        else ""
+    )
+    return (
+        f"<table class='{NO_MATH}' "
+        "style='width:100%;table-layout:fixed;border-collapse:collapse;font-size:13px'>"
+        f"{top}<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
 
 
 def failures_html(failures, *, max_chars: int = 700) -> str:
     """evaluation.worst_failures as a table: the probe, the answer from the compacted context,
     the truth, and what was missing or stated stale."""
     rows = []
-    for r in (failures.to_dict("records") if hasattr(failures, "to_dict") else failures):
-        rows.append({
-            "probe": f"{r['session']}\n{r['category']}\n{r['compactor']}\n"
-                     f"score {r['score']:.1f} (full {r.get('full_score', r['score']):.1f})",
-            "answer": r["answer"] or "(empty)",
-            "reference": r["reference"],
-            "lost": "missing: " + "; ".join(r.get("missing") or ["-"]) + "\nstale: " + "; ".join(r.get("stale") or ["-"]),
-        })
-    headers = {"probe": "probe", "answer": "answer from the compacted context",
-               "reference": "truth (reference answer)", "lost": "missing / stale"}
-    return text_table_html(rows, headers, widths={"probe": "17%", "answer": "41%", "reference": "24%"},
-                           max_chars=max_chars)
+    for r in failures.to_dict("records") if hasattr(failures, "to_dict") else failures:
+        rows.append(
+            {
+                "probe": f"{r['session']}\n{r['category']}\n{r['compactor']}\n"
+                f"score {r['score']:.1f} (full {r.get('full_score', r['score']):.1f})",
+                "answer": r["answer"] or "(empty)",
+                "reference": r["reference"],
+                "lost": "missing: "
+                + "; ".join(r.get("missing") or ["-"])
+                + "\nstale: "
+                + "; ".join(r.get("stale") or ["-"]),
+            }
+        )
+    headers = {
+        "probe": "probe",
+        "answer": "answer from the compacted context",
+        "reference": "truth (reference answer)",
+        "lost": "missing / stale",
+    }
+    return text_table_html(
+        rows,
+        headers,
+        widths={"probe": "17%", "answer": "41%", "reference": "24%"},
+        max_chars=max_chars,
+    )
 
 
 def coinciding_traces(fig, *, tol: float = 1e-9) -> list[tuple[str, str]]:
@@ -111,7 +135,7 @@ def coinciding_traces(fig, *, tol: float = 1e-9) -> list[tuple[str, str]]:
     traces = [t for t in fig.data if t.x is not None and t.y is not None]
     pairs = []
     for i, a in enumerate(traces):
-        for b in traces[i + 1:]:
+        for b in traces[i + 1 :]:
             if len(a.x) == len(b.x) and all(
                 abs(float(p) - float(q)) <= tol for p, q in zip([*a.x, *a.y], [*b.x, *b.y])
             ):
@@ -125,11 +149,15 @@ def distinct_lines(fig, *, note: bool = True):
     With `note`, the legend's title says which lines coincide. Returns the figure.
     """
     lines = [t for t in fig.data if getattr(t, "mode", None) and "lines" in t.mode]
-    for trace, (dash, width, symbol, size) in zip(lines, LINE_STYLES * (len(lines) // len(LINE_STYLES) + 1)):
-        trace.update(line=dict(dash=dash, width=width), marker=dict(symbol=symbol, size=size))
+    for trace, (dash, width, symbol, size) in zip(
+        lines, LINE_STYLES * (len(lines) // len(LINE_STYLES) + 1)
+    ):
+        trace.update(line={"dash": dash, "width": width}, marker={"symbol": symbol, "size": size})
     if note:
         same = coinciding_traces(fig)
         if same:
             said = "; ".join(f"{a} = {b}" for a, b in same)
-            fig.update_layout(legend_title_text=f"same points, lines overlap:<br>{html.escape(said)}")
+            fig.update_layout(
+                legend_title_text=f"same points, lines overlap:<br>{html.escape(said)}"
+            )
     return fig

@@ -69,7 +69,8 @@ def dense_text(rng: random.Random, n_chars: int) -> str:
 
 def sparse_text(rng: random.Random, n_lines: int) -> str:
     """Deep indentation around short words: characters / 4 overcounts several-fold."""
-    lines = (rng.choice(_INDENTS) + rng.choice(("x", "pass", "}", ")", "end")) for _ in range(n_lines))
+    words = ("x", "pass", "}", ")", "end")
+    lines = (rng.choice(_INDENTS) + rng.choice(words) for _ in range(n_lines))
     return "\n".join(lines) + "\n"
 
 
