@@ -611,8 +611,15 @@ def test_lost_in_the_middle_data_matches_the_papers_claim():
     # Liu et al.: the worst position falls below closed-book; start and end beat the middle
     assert min(lim["accuracy"]) < lim["closed_book"] < lim["oracle"]
     assert lim["accuracy"][0] > lim["accuracy"][1] < lim["accuracy"][-1]
+    for curve in (lim, lim["longer"]):  # a U, not a V: enough positions to see its floor
+        acc, pos = curve["accuracy"], curve["positions"]
+        assert len(acc) == len(pos) >= 5 and pos[0] == 1 and pos[-1] == curve["documents"]
+        low = acc.index(min(acc))
+        assert 0 < low < len(acc) - 1 and max(acc[1:-1]) < min(acc[0], acc[-1])
     fig = costs.position_accuracy_figure(lim)
-    assert len(fig.data) == 3 and list(fig.data[0].y) == list(lim["accuracy"])
+    assert len(fig.data) == 4 and list(fig.data[0].y) == list(lim["accuracy"])
+    assert list(fig.data[1].x) == list(lim["longer"]["positions"]) and list(fig.data[2].x) == [1, 30]
+    assert len(costs.position_accuracy_figure({k: v for k, v in lim.items() if k != "longer"}).data) == 3
 
 
 def test_threshold_sweep_figure_draws_a_never_line_per_label(prices):

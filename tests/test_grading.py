@@ -618,6 +618,36 @@ def test_lab01_inputs_change_with_the_seed_but_the_outline_does_not():
     assert [c.calls for c in a] == [c.calls for c in lab.build(1)]
 
 
+LENGTH_HEURISTICS = {
+    "len(text) // 4": lambda t: len(t) // 4,
+    "ceil(len(text) / 4)": lambda t: -(-len(t) // 4),
+    "round(len(text) / 4)": lambda t: round(len(t) / 4),
+    "max(1, len(text) // 4)": lambda t: max(1, len(t) // 4) if t else 0,
+    "len(text.split())": lambda t: len(t.split()),
+}
+
+
+@pytest.mark.parametrize("heuristic", sorted(LENGTH_HEURISTICS))
+def test_lab01_counting_check_is_not_fooled_by_a_length_heuristic(heuristic):
+    """The drawn texts include ones where characters / 4 is several-fold off, for every seed."""
+    from unmasked.tokens import count_tokens
+
+    guess = LENGTH_HEURISTICS[heuristic]
+    lab = registry.load("lab01_tokens")
+    for seed in range(40):
+        [check] = [c for c in lab.build(seed) if c.name == "count_text_tokens counts cl100k_base tokens"]
+        texts = [call.args[0] for call in check.calls]
+        right = [Outcome(value=count_tokens(t), type="int") for t in texts]
+        assert check.verify(check.calls, right) is None
+        fooled = check.verify(check.calls, [Outcome(value=guess(t), type="int") for t in texts])
+        assert fooled and "expected" in fooled, (heuristic, seed)
+        # and not only through the fixed edge cases: a drawn text alone gives it away
+        drawn = [(call, t) for call, t in zip(check.calls, texts) if t not in ("", "x", " ")]
+        assert any(guess(t) != count_tokens(t) for _, t in drawn), (heuristic, seed)
+        far = [t for t in texts if abs(guess(t) - count_tokens(t)) >= max(3, count_tokens(t) / 2)]
+        assert far, f"seed {seed}: no drawn text where {heuristic} is far off"
+
+
 @pytest.mark.parametrize("lab", registry.available())
 def test_every_check_module_keeps_the_contract(lab):
     """Same outline for any seed; arguments survive the trip into the kernel as JSON."""

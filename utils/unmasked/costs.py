@@ -1359,45 +1359,67 @@ def threshold_sweep_figure(
 
 
 # Liu et al., "Lost in the Middle: How Language Models Use Long Contexts", TACL 12 (2024), 157-173
-# (arXiv:2307.03172). GPT-3.5-Turbo on multi-document QA with 20 documents (~4K tokens): accuracy
-# by the position of the document holding the answer (Figure 5; values as tabulated from the
-# paper), and the closed-book and oracle accuracies of Table 1.
+# (arXiv:2307.03172). Multi-document QA: accuracy by the position of the one document that holds
+# the answer. GPT-3.5-Turbo (0613) with 20 documents (~4K tokens), the answer at positions 1, 5,
+# 10, 15 and 20 (arXiv v3, appendix G, Table 6), and its closed-book and oracle accuracies
+# (Table 1). `longer`: GPT-3.5-Turbo (16K) with 30 documents (~6K tokens), 7 positions (Table 7),
+# and that model's closed-book and oracle accuracies (Table 1).
 LOST_IN_THE_MIDDLE = dict(
     citation="Liu et al. 2024, Lost in the Middle, TACL 12:157-173 (arXiv:2307.03172)",
     model="GPT-3.5-Turbo (0613)",
     documents=20,
-    positions=(1, 10, 20),
-    accuracy=(75.8, 53.8, 63.2),
+    positions=(1, 5, 10, 15, 20),
+    accuracy=(75.8, 57.2, 53.8, 55.4, 63.2),
+    source="arXiv:2307.03172v3, Table 6",
     closed_book=56.1,
     oracle=88.3,
+    longer=dict(
+        model="GPT-3.5-Turbo (16K)",
+        documents=30,
+        positions=(1, 5, 10, 15, 20, 25, 30),
+        accuracy=(73.4, 55.1, 50.5, 50.9, 51.8, 54.9, 63.7),
+        source="arXiv:2307.03172v3, Table 7",
+        closed_book=56.0,
+        oracle=88.6,
+    ),
 )
 
 
 def position_accuracy_figure(data: Mapping = LOST_IN_THE_MIDDLE):
-    """Accuracy by position of the relevant document, against the closed-book and oracle lines."""
+    """Accuracy by position of the relevant document, against the closed-book and oracle lines.
+
+    Every point is a measured one from the paper's tables: the lines between them only join
+    them, the paper has no value there.
+    """
     import plotly.graph_objects as go
 
-    xs = list(data["positions"])
+    curves = [data] + ([data["longer"]] if data.get("longer") else [])
     fig = go.Figure()
-    fig.add_scatter(
-        x=xs,
-        y=list(data["accuracy"]),
-        name="answer document at this position",
-        mode="lines+markers",
-    )
+    for curve, (dash, symbol) in zip(curves, (("solid", "circle"), ("dashdot", "square"))):
+        fig.add_scatter(
+            x=list(curve["positions"]),
+            y=list(curve["accuracy"]),
+            name=f"{curve['model']}, {curve['documents']} documents",
+            mode="lines+markers",
+            line=dict(dash=dash),
+            marker=dict(symbol=symbol, size=8),
+            hovertemplate="answer in document %{x}: %{y}% correct<extra></extra>",
+        )
+    xs = [min(min(c["positions"]) for c in curves), max(max(c["positions"]) for c in curves)]
     for key, dash in (("closed_book", "dash"), ("oracle", "dot")):
         fig.add_scatter(
-            x=[xs[0], xs[-1]],
+            x=xs,
             y=[data[key]] * 2,
             mode="lines",
-            line=dict(dash=dash),
-            name=f"{key.replace('_', '-')} ({data[key]}%)",
+            line=dict(dash=dash, color="grey"),
+            name=f"{key.replace('_', '-')}, {data['model']} ({data[key]}%)",
         )
     fig.update_layout(
-        title=f"{data['model']}, {data['documents']} documents: {data['citation']}",
-        xaxis_title="position of the document with the answer",
+        title=f"Accuracy by where the answer is: {data['citation']}",
+        xaxis_title="position of the document with the answer (1 = first in the prompt)",
         yaxis_title="accuracy (%)",
         template="plotly_white",
+        legend=dict(orientation="h", yanchor="top", y=-0.2),
     )
     return fig
 

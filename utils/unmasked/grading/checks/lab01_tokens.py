@@ -1,7 +1,9 @@
 """Hidden checks for lab01_tokens: count_text_tokens, context_sizes, history_cost.
 
 Inputs are drawn fresh from the grader's secret seed on every run, on top of a few fixed edge
-cases; the reference answers come from unmasked.tokens and a plain running sum here.
+cases, and include a dense and a sparse text on which characters / 4 is several-fold off (so
+`len(text) // 4` and its rounding variants score 0); the reference answers come from
+unmasked.tokens and a plain running sum here.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ _WORDS = (
 _PUNCT = [".", ",", ":", ";", "(", ")", "{", "}", "[", "]", "==", "->", "#", "'", '"', "`", "_", "-", "/"]
 _SPACES = [" ", " ", " ", "  ", "\n", "\t", "\n\n", "    "]
 _SPECIALS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|endofprompt|>"]
+# Text where "about 4 characters per token" is far off, so that a length heuristic fails.
+# Dense: CJK, emoji, symbols and digits run near a token per character (or more).
+_DENSE = list("東京日本語天気晴雨風雪読書込検索差分🙂🚀🔥✅→≤∑π") + [str(d) for d in range(10)]
+# Sparse: deep indentation, one token for a run of many spaces.
+_INDENTS = [" " * n for n in (24, 32, 40, 48)]
 
 
 def random_text(rng: random.Random, n_pieces: int) -> str:
@@ -55,6 +62,18 @@ def random_turns(rng: random.Random, n: int) -> list[int]:
     return [rng.choice((0, rng.randint(1, 60), rng.randint(50, 4_000), rng.randint(1_000, 90_000))) for _ in range(n)]
 
 
+def dense_text(rng: random.Random, n_chars: int) -> str:
+    """Characters that each cost about a token: characters / 4 undercounts several-fold."""
+    return "".join(rng.choice(_DENSE) for _ in range(n_chars))
+
+
+def sparse_text(rng: random.Random, n_lines: int) -> str:
+    """Deep indentation around short words: characters / 4 overcounts several-fold."""
+    words = ("x", "pass", "}", ")", "end")
+    lines = (rng.choice(_INDENTS) + rng.choice(words) for _ in range(n_lines))
+    return "\n".join(lines) + "\n"
+
+
 def running_totals(turns: list[int]) -> list[int]:
     sizes, total = [], 0
     for n in turns:
@@ -74,6 +93,8 @@ def build(rng: random.Random) -> list[Check]:
         turns.insert(rng.randint(0, len(turns)), -rng.randint(1, 5_000))
         negative.append((turns,))
     integer = ("int",)
+    # drawn last, so that a seed keeps the inputs it drew before these were added
+    texts += [dense_text(rng, rng.randint(12, 40)), sparse_text(rng, rng.randint(4, 12))]
 
     return [
         returns(
