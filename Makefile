@@ -26,11 +26,12 @@ JOBS ?= 2
 SITE ?= site
 DEFAULTS ?=
 
-.PHONY: help setup lab test test-browser site labs data checkpoint checkpoint-ar grade bench bench-decode check-env clean
+.PHONY: help setup lab lint test test-browser site labs data checkpoint checkpoint-ar grade bench bench-decode check-env clean
 
 help:
 	@echo "make lab         set up, then open JupyterLab at the course"
-	@echo "make test        set up, then run every test and execute every notebook (fast mode)"
+	@echo "make test        set up, lint, then run every test and execute every notebook (fast mode)"
+	@echo "make lint        ruff check and ruff format --check (utils, tests, benchmarks, notebooks)"
 	@echo "make test-browser  only the browser tests (real JupyterLab in Chromium)"
 	@echo "make site        build site/: the executed lectures as static HTML that reads offline"
 	@echo "                 (fast mode; DEFAULTS=1 runs them at their default knobs; SITE=dir to write elsewhere)"
@@ -56,7 +57,11 @@ lab: setup
 	"$(ENV_DIR)/bin/jupyter" lab $(ROOT_FLAG) --ServerApp.root_dir="$(CURDIR)" \
 	  --LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb
 
-test: setup
+lint: setup
+	"$(ENV_DIR)/bin/ruff" check .
+	"$(ENV_DIR)/bin/ruff" format --check .
+
+test: lint
 	UNMASKED_FAST=1 "$(PY)" -m pytest
 
 test-browser: setup

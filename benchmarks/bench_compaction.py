@@ -31,10 +31,14 @@ def main() -> None:
 
     session = generate_session(args.seed, args.tokens)
     count_tokens("warm up the tokenizer")
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, {where}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, python "
+        f"{platform.python_version()}, {where}"
+    )
     print(f"session {session.id}: {session.n_tokens:,} tokens, {len(session.turns)} turns")
 
-    clear_count_cache()  # generating the session counted its turns; measure what a fresh history costs
+    # generating the session counted its turns; measure what a fresh history costs
+    clear_count_cache()
     start = time.perf_counter()
     count_tokens(session.turns)
     print(f"counting the history alone: {time.perf_counter() - start:.3f} s")
@@ -45,17 +49,24 @@ def main() -> None:
             continue  # needs an endpoint; its time is the model's, not ours
         times = []
         for _ in range(args.repeats):
-            clear_count_cache()  # every run counts the history from cold, as for a history never seen
+            # every run counts the history from cold, as for a history never seen
+            clear_count_cache()
             ctx = compact_context(session.turns, session.task, compactor=name)
             times.append(ctx.seconds)
         results[name] = (statistics.median(times), max(times), ctx)
     print(f"\n{'compactor':<20} {'median s':>9} {'max s':>7} {'tokens after':>13} {'summary':>8}")
     for name, (median, worst, ctx) in results.items():
-        print(f"{name:<20} {median:>9.3f} {worst:>7.3f} {ctx.compacted_tokens:>13,} {ctx.summary_tokens:>8,}")
+        print(
+            f"{name:<20} {median:>9.3f} {worst:>7.3f} {ctx.compacted_tokens:>13,} "
+            f"{ctx.summary_tokens:>8,}"
+        )
     median = results["extractive"][0]
     verdict = "meets" if median <= 1.0 else "MISSES"
-    print(f"\nextractive compactor on {session.n_tokens:,} tokens, one core: median {median:.3f} s over "
-          f"{args.repeats} runs ({verdict} the 1 s target)")
+    print(
+        f"\nextractive compactor on {session.n_tokens:,} tokens, one core: median {median:.3f} s "
+        "over "
+        f"{args.repeats} runs ({verdict} the 1 s target)"
+    )
 
 
 if __name__ == "__main__":

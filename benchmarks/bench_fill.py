@@ -31,10 +31,6 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the decoder before issue #26, kept there as the tests' reference
-
-from decode_before import fill_answers_before, predict_before
 from unmasked.sessions import load_short_sessions
 from unmasked.train import (
     DEFAULT_CHECKPOINT,
@@ -44,6 +40,12 @@ from unmasked.train import (
     fill_answers,
     load_checkpoint,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+# the decoder before issue #26, kept there as the tests' reference
+sys.path.insert(0, str(ROOT / "tests"))
+
+from decode_before import fill_answers_before, predict_before  # noqa: E402 (after the path above)
 
 
 def _timed(fn) -> tuple[float, float]:
@@ -65,9 +67,11 @@ def candidate_masks(ids: torch.Tensor, layout, vocab) -> dict[str, torch.Tensor]
     for _, lo, _hi in layout.field_spans(vocab):
         leftmost[lo] = True
     out = {}
-    for name, where in (("confidence step (every masked answer position)", torch.ones(A, dtype=torch.bool)),
-                        ("first slots step (template + 6 leftmost)", template | leftmost),
-                        ("later slots step (6 leftmost)", leftmost)):
+    for name, where in (
+        ("confidence step (every masked answer position)", torch.ones(A, dtype=torch.bool)),
+        ("first slots step (template + 6 leftmost)", template | leftmost),
+        ("later slots step (6 leftmost)", leftmost),
+    ):
         at = torch.zeros_like(ids, dtype=torch.bool)
         at[:, -A:] = where
         out[name] = at
@@ -94,9 +98,18 @@ def bench_forward(model, vocab, layout, prompts, repeats: int) -> list[dict]:
         base = _medians(times["before: every position"])[1]
         for name, ts in times.items():
             wall, cpu = _medians(ts)
-            rows.append({"batch": batch, "positions": ids.shape[1], "logit_rows": int(at_count[name]), "variant": name,
-                         "median_wall_s": wall, "median_cpu_s": cpu, "ratio_to_before": cpu / base,
-                         "repeats": repeats})
+            rows.append(
+                {
+                    "batch": batch,
+                    "positions": ids.shape[1],
+                    "logit_rows": int(at_count[name]),
+                    "variant": name,
+                    "median_wall_s": wall,
+                    "median_cpu_s": cpu,
+                    "ratio_to_before": cpu / base,
+                    "repeats": repeats,
+                }
+            )
     return rows
 
 
@@ -113,12 +126,20 @@ class RowCounter:
 
 def bench_fill(model, vocab, layout, prompts, repeats: int) -> list[dict]:
     """Median seconds per record of slot filling at batch 32 and batch 1, before and after."""
-    variants = {(code, batch): (lambda f=f, b=batch: f(model, vocab, prompts, layout, "slots", batch_size=b))
-                for code, f in (("before", fill_answers_before), ("after", fill_answers)) for batch in (32, 1)}
+    variants = {
+        (code, batch): (
+            lambda f=f, b=batch: f(model, vocab, prompts, layout, "slots", batch_size=b)
+        )
+        for code, f in (("before", fill_answers_before), ("after", fill_answers))
+        for batch in (32, 1)
+    }
     counter = RowCounter()
     hook = model.register_forward_pre_hook(counter)
     passes, answers = {}, {}
-    for key, fn in variants.items():  # a first run of each: row-passes, and the same tokens from both
+    for (
+        key,
+        fn,
+    ) in variants.items():  # a first run of each: row-passes, and the same tokens from both
         counter.calls = counter.rows = 0
         answers[key] = fn()
         passes[key] = (counter.calls, counter.rows)
@@ -129,18 +150,29 @@ def bench_fill(model, vocab, layout, prompts, repeats: int) -> list[dict]:
         for key, fn in variants.items():
             wall, cpu = _timed(fn)
             times[key].append((wall / len(prompts), cpu / len(prompts)))
-    return [{"code": code, "batch": batch, "records": len(prompts), "repeats": repeats,
-             "median_wall_s_per_record": _medians(times[(code, batch)])[0],
-             "median_cpu_s_per_record": _medians(times[(code, batch)])[1],
-             "model_calls": passes[(code, batch)][0], "row_passes_per_record": passes[(code, batch)][1] / len(prompts),
-             "same_tokens_in_all_four": same} for code, batch in variants]
+    return [
+        {
+            "code": code,
+            "batch": batch,
+            "records": len(prompts),
+            "repeats": repeats,
+            "median_wall_s_per_record": _medians(times[(code, batch)])[0],
+            "median_cpu_s_per_record": _medians(times[(code, batch)])[1],
+            "model_calls": passes[(code, batch)][0],
+            "row_passes_per_record": passes[(code, batch)][1] / len(prompts),
+            "same_tokens_in_all_four": same,
+        }
+        for code, batch in variants
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=32, help="held-out records filled per variant")
     parser.add_argument("--repeats", type=int, default=3, help="timed fills per variant")
-    parser.add_argument("--forward-repeats", type=int, default=15, help="timed forward passes per variant")
+    parser.add_argument(
+        "--forward-repeats", type=int, default=15, help="timed forward passes per variant"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "fill_cost.json")
@@ -154,25 +186,40 @@ def main(argv: list[str] | None = None) -> int:
     fill = bench_fill(model, vocab, layout, prompts[: args.n], args.repeats)
     result = {
         "name": "fill_cost",
-        "what": "issue #26: the record decoder's forward time (logits only at candidate positions) and slot "
-                "filling's seconds per record (finished rows dropped), before against after, in one run",
-        "device": "cpu", "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or '?'}",
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "command": "python benchmarks/bench_fill.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "what": "issue #26: the record decoder's forward time (logits only at candidate positions) "
+        "and slot "
+        "filling's seconds per record (finished rows dropped), before against after, in one run",
+        "device": "cpu",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or '?'}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "command": "python benchmarks/bench_fill.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "checkpoint": str(args.checkpoint.resolve().relative_to(ROOT) if args.checkpoint.resolve().is_relative_to(ROOT)
-                          else args.checkpoint),
+        "checkpoint": str(
+            args.checkpoint.resolve().relative_to(ROOT)
+            if args.checkpoint.resolve().is_relative_to(ROOT)
+            else args.checkpoint
+        ),
         "load_average": {"start": load_before, "end": os.getloadavg()[0]},
-        "timing": "median over interleaved repeats; ratios and per-record figures in CPU seconds of this process "
-                  "(time.process_time), wall-clock seconds beside them",
-        "forward": forward, "fill": fill,
+        "timing": "median over interleaved repeats; ratios and per-record figures in CPU seconds "
+        "of this process "
+        "(time.process_time), wall-clock seconds beside them",
+        "forward": forward,
+        "fill": fill,
     }
     by = {(r["code"], r["batch"]): r for r in fill}
     result["summary"] = {
         "forward_ratio_batch32_later_slots_step": next(
-            r["ratio_to_before"] for r in forward if r["batch"] == 32 and r["variant"].startswith("after: later")),
+            r["ratio_to_before"]
+            for r in forward
+            if r["batch"] == 32 and r["variant"].startswith("after: later")
+        ),
         "forward_ratio_batch32_confidence_step": next(
-            r["ratio_to_before"] for r in forward if r["batch"] == 32 and r["variant"].startswith("after: confidence")),
+            r["ratio_to_before"]
+            for r in forward
+            if r["batch"] == 32 and r["variant"].startswith("after: confidence")
+        ),
         "per_record_batch32_over_batch1_before": by["before", 32]["median_cpu_s_per_record"]
         / by["before", 1]["median_cpu_s_per_record"],
         "per_record_batch32_over_batch1_after": by["after", 32]["median_cpu_s_per_record"]
@@ -180,17 +227,29 @@ def main(argv: list[str] | None = None) -> int:
         "per_record_after_over_before_batch32": by["after", 32]["median_cpu_s_per_record"]
         / by["before", 32]["median_cpu_s_per_record"],
     }
-    print(f"cpu ({result['machine']}), torch {result['torch']}, {result['threads']} thread(s), "
-          f"load average {load_before:.1f} -> {result['load_average']['end']:.1f}")
-    print("\nOne prediction call (forward + output layer + softmax), median over repeats; ratio of CPU time:")
+    print(
+        f"cpu ({result['machine']}), torch {result['torch']}, {result['threads']} thread(s), "
+        f"load average {load_before:.1f} -> {result['load_average']['end']:.1f}"
+    )
+    print(
+        "\nOne prediction call (forward + output layer + softmax), median over repeats; ratio of "
+        "CPU time:"
+    )
     for r in forward:
-        print(f"  batch {r['batch']:>2} x {r['positions']} positions, logits at {r['logit_rows']:>5}  {r['variant']:<56}"
-              f" {1000 * r['median_cpu_s']:7.1f} ms CPU ({1000 * r['median_wall_s']:7.1f} wall)  x{r['ratio_to_before']:.2f}")
+        print(
+            f"  batch {r['batch']:>2} x {r['positions']} positions, logits at {r['logit_rows']:>5} "
+            f" {r['variant']:<56}"
+            f" {1000 * r['median_cpu_s']:7.1f} ms CPU ({1000 * r['median_wall_s']:7.1f} wall)  "
+            f"x{r['ratio_to_before']:.2f}"
+        )
     print(f"\nSlot filling of {args.n} held-out records, median over {args.repeats} repeats:")
     for r in fill:
-        print(f"  {r['code']:<6} batch {r['batch']:>2}: {r['median_cpu_s_per_record']:.3f} CPU s/record "
-              f"({r['median_wall_s_per_record']:.3f} wall), "
-              f"{r['row_passes_per_record']:.1f} row-passes/record, {r['model_calls']} model calls")
+        print(
+            f"  {r['code']:<6} batch {r['batch']:>2}: {r['median_cpu_s_per_record']:.3f} CPU "
+            "s/record "
+            f"({r['median_wall_s_per_record']:.3f} wall), "
+            f"{r['row_passes_per_record']:.1f} row-passes/record, {r['model_calls']} model calls"
+        )
     print(f"  same tokens from all four: {fill[0]['same_tokens_in_all_four']}")
     for k, v in result["summary"].items():
         print(f"  {k}: {v:.2f}")

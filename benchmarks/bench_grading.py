@@ -1,7 +1,8 @@
 """How long the grader takes for a class: 30 lab01 submissions at -j 2 (target: at most 5 minutes).
 
-    python benchmarks/bench_grading.py [--n 30] [--jobs 2] [--out DIR] [--sandbox auto|namespaces|none]
-    python benchmarks/bench_grading.py --compare [--rounds 2] [--json data/bench/grading_sandbox.json]
+    python benchmarks/bench_grading.py [--n 30] [--jobs 2] [--out DIR] [--sandbox
+    auto|namespaces|none] python benchmarks/bench_grading.py --compare [--rounds 2] [--json
+    data/bench/grading_sandbox.json]
 
 The class is made from the lab and its solution: complete answers, untouched labs, and
 answers with one exercise left undone. It is graded exactly as `make grade` would, and the
@@ -29,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 import nbformat
+
 from unmasked.grading import grade
 from unmasked.labs import make_lab
 
@@ -59,17 +61,26 @@ def make_class(folder: Path, n: int, seed: int = 0) -> Counter:
 def run_once(subs: Path, out: Path, jobs: int, sandbox: str) -> dict:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     started = time.monotonic()
-    results = grade("labs/lab01_tokens.ipynb", subs, out, jobs=jobs, force=True, progress=False, sandbox=sandbox)
+    results = grade(
+        "labs/lab01_tokens.ipynb", subs, out, jobs=jobs, force=True, progress=False, sandbox=sandbox
+    )
     elapsed = time.monotonic() - started
     per = sorted(r["duration_s"] for r in results)
-    print(f"[--sandbox {sandbox}] graded {len(results)} submissions at -j {jobs} in {elapsed:.1f} s "
-          f"({elapsed / len(results):.2f} s per submission; target: 300 s for 30); load before: {load:.1f}")
+    print(
+        f"[--sandbox {sandbox}] graded {len(results)} submissions at -j {jobs} in {elapsed:.1f} s "
+        f"({elapsed / len(results):.2f} s per submission; target: 300 s for 30); load before: "
+        f"{load:.1f}"
+    )
     print("  statuses:", dict(Counter(r["status"] for r in results)))
     print("  points:", dict(sorted(Counter(r["points"] for r in results).items())))
     print(f"  per-submission wall time: median {statistics.median(per):.2f} s, max {per[-1]:.2f} s")
     return {
-        "sandbox": sandbox, "wall_s": round(elapsed, 2), "submissions": len(results), "load_before": round(load, 2),
-        "per_submission_median_s": round(statistics.median(per), 3), "per_submission_max_s": per[-1],
+        "sandbox": sandbox,
+        "wall_s": round(elapsed, 2),
+        "submissions": len(results),
+        "load_before": round(load, 2),
+        "per_submission_median_s": round(statistics.median(per), 3),
+        "per_submission_max_s": per[-1],
         "statuses": dict(Counter(r["status"] for r in results)),
         "points": {f"{k:g}": v for k, v in sorted(Counter(r["points"] for r in results).items())},
     }
@@ -91,11 +102,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None, help="keep grades here (default: a temp folder)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="keep grades here (default: a temp folder)"
+    )
     parser.add_argument("--sandbox", default="auto", choices=("auto", "namespaces", "none"))
-    parser.add_argument("--compare", action="store_true", help="grade with --sandbox namespaces and none, one run")
-    parser.add_argument("--json", type=Path, default=None, help="write the figures here (with --compare)")
-    parser.add_argument("--rounds", type=int, default=2, help="with --compare: ABBA rounds (default: 2)")
+    parser.add_argument(
+        "--compare", action="store_true", help="grade with --sandbox namespaces and none, one run"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="write the figures here (with --compare)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="with --compare: ABBA rounds (default: 2)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
@@ -111,18 +130,32 @@ def main() -> None:
             return
         # ABBA (none, namespaces, namespaces, none, ...): a machine whose load drifts during the
         # run biases neither mode; each run grades the same files, forced
-        order = [m for r in range(args.rounds) for m in (("none", "namespaces"), ("namespaces", "none"))[r % 2]]
-        runs = [run_once(subs, work / f"grades-{i}-{mode}", args.jobs, mode) for i, mode in enumerate(order)]
+        order = [
+            m
+            for r in range(args.rounds)
+            for m in (("none", "namespaces"), ("namespaces", "none"))[r % 2]
+        ]
+        runs = [
+            run_once(subs, work / f"grades-{i}-{mode}", args.jobs, mode)
+            for i, mode in enumerate(order)
+        ]
         per_mode = {m: [r for r in runs if r["sandbox"] == m] for m in ("none", "namespaces")}
-        median = {m: statistics.median(r["per_submission_median_s"] for r in rs) for m, rs in per_mode.items()}
+        median = {
+            m: statistics.median(r["per_submission_median_s"] for r in rs)
+            for m, rs in per_mode.items()
+        }
         wall = {m: statistics.mean(r["wall_s"] for r in rs) for m, rs in per_mode.items()}
         ratio, wall_ratio = median["namespaces"] / median["none"], wall["namespaces"] / wall["none"]
-        print(f"sandbox cost over {len(runs)} runs (ABBA): {ratio:.2f}x the per-submission median time of "
-              f"--sandbox none ({median['namespaces']:.2f} s vs {median['none']:.2f} s); "
-              f"mean wall {wall_ratio:.2f}x ({wall['namespaces']:.0f} s vs {wall['none']:.0f} s)")
+        print(
+            f"sandbox cost over {len(runs)} runs (ABBA): {ratio:.2f}x the per-submission median "
+            "time of "
+            f"--sandbox none ({median['namespaces']:.2f} s vs {median['none']:.2f} s); "
+            f"mean wall {wall_ratio:.2f}x ({wall['namespaces']:.0f} s vs {wall['none']:.0f} s)"
+        )
         if args.json:
             record = {
-                "what": f"grading {args.n} lab01 submissions at -j {args.jobs}, with and without the sandbox",
+                "what": f"grading {args.n} lab01 submissions at -j {args.jobs}, with and without "
+                "the sandbox",
                 "device": device(),
                 "command": " ".join(["python", *sys.argv]),
                 "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -132,8 +165,10 @@ def main() -> None:
                 "mean_wall_s": {m: round(v, 2) for m, v in wall.items()},
                 "sandbox_cost_ratio_per_submission_median": round(ratio, 3),
                 "sandbox_cost_ratio_wall": round(wall_ratio, 3),
-                "note": "one invocation, modes in ABBA order on a shared 2-core machine (other jobs running; "
-                        "load_before is the 1-min load average); per-mode figure = median of the runs' medians",
+                "note": "one invocation, modes in ABBA order on a shared 2-core machine (other "
+                "jobs running; "
+                "load_before is the 1-min load average); per-mode figure = median of the runs' "
+                "medians",
             }
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(record, indent=1) + "\n")

@@ -4,8 +4,8 @@
 
 Each lecture (default: every notebooks/[0-9][0-9]_*.ipynb, in order) is executed headless with
 nbclient in a fresh kernel, at its defaults unless --fast sets UNMASKED_FAST=1. The figure is the
-wall-clock seconds from the first cell's start to the last cell's end (kernel start-up excluded,
-as in JupyterLab, where the kernel is already running when a learner presses Run All), with the three
+wall-clock seconds from the first cell's start to the last cell's end (kernel start-up excluded, as
+in JupyterLab, where the kernel is already running when a learner presses Run All), with the three
 slowest cells. It prints a table and writes the figures with the device, command, date and the load
 average before and after each lecture to data/bench/notebooks_defaults.json (--out). The figures
 depend on the machine and on what else runs on it: compare runs on a quiet machine only.
@@ -35,27 +35,47 @@ def _stamp(value: str | None) -> float | None:
 
 
 def cell_seconds(nb) -> list[tuple[int, str, float]]:
-    """(cell index, first line, seconds) of each executed code cell, from nbclient's timing metadata."""
+    """(cell index, first line, seconds) of each executed code cell, from nbclient's timing
+    metadata."""
     rows = []
     for i, cell in enumerate(nb.cells):
         timing = cell.get("metadata", {}).get("execution", {})
-        start, end = _stamp(timing.get("iopub.execute_input")), _stamp(timing.get("shell.execute_reply"))
+        start, end = (
+            _stamp(timing.get("iopub.execute_input")),
+            _stamp(timing.get("shell.execute_reply")),
+        )
         if cell.cell_type == "code" and start is not None and end is not None:
-            rows.append((i, cell.source.strip().splitlines()[0][:60] if cell.source.strip() else "", end - start))
+            rows.append(
+                (
+                    i,
+                    cell.source.strip().splitlines()[0][:60] if cell.source.strip() else "",
+                    end - start,
+                )
+            )
     return rows
 
 
 def run_notebook(path: Path, timeout: int) -> dict:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     error = None
     try:
         client.execute()
-    except Exception as exc:  # a lecture that fails is reported with the time it ran, then the next one runs
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ''}"
+    except (
+        Exception
+    ) as exc:  # a lecture that fails is reported with the time it ran, then the next one runs
+        error = (
+            f"{type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ''}"
+        )
     total = time.perf_counter() - t0
     cells = cell_seconds(nb)
     starts = [_stamp(c.metadata.get("execution", {}).get("iopub.execute_input")) for c in nb.cells]
@@ -87,9 +107,13 @@ def device() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
-    parser.add_argument("--fast", action="store_true", help="UNMASKED_FAST=1 (what CI runs), not the defaults")
+    parser.add_argument(
+        "--fast", action="store_true", help="UNMASKED_FAST=1 (what CI runs), not the defaults"
+    )
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
-    parser.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "notebooks_defaults.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "data" / "bench" / "notebooks_defaults.json"
+    )
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.fast:
@@ -104,17 +128,21 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         top = row["slowest_cells"][0] if row["slowest_cells"] else {"s": 0, "source": ""}
         load = row["load_average"]
-        print(f"{path.stem:<28} {row['run_all_s'] if row['run_all_s'] is not None else '-':>9} "
-              f"{load['start']:>4.1f}>{load['end']:<4.1f}  {top['s']} s {top['source']!r}"
-              + (f"  FAILED {row['error']}" if row["error"] else ""), flush=True)
+        print(
+            f"{path.stem:<28} {row['run_all_s'] if row['run_all_s'] is not None else '-':>9} "
+            f"{load['start']:>4.1f}>{load['end']:<4.1f}  {top['s']} s {top['source']!r}"
+            + (f"  FAILED {row['error']}" if row["error"] else ""),
+            flush=True,
+        )
 
     result = {
         "what": "issue #25: Run All seconds per lecture, executed headless with nbclient "
-                + ("in fast mode (UNMASKED_FAST=1)" if args.fast else "at the default knobs"),
+        + ("in fast mode (UNMASKED_FAST=1)" if args.fast else "at the default knobs"),
         "device": device(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or '?'}",
         "python": platform.python_version(),
-        "command": "python benchmarks/bench_notebooks.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/bench_notebooks.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "notebooks": results,
     }

@@ -3,8 +3,9 @@
     python benchmarks/bench_train.py [--steps 20] [--threads N] [--device cpu|cuda|mps]
 
 Prints parameters, training tokens/s (every position of the padded batch through forward and
-backward) and the speed of filling records one-shot and slot by slot. Figures depend on the machine and on what else runs on it; the
-script says what it measured on, and times only steps after a warm-up.
+backward) and the speed of filling records one-shot and slot by slot. Figures depend on the machine
+and on what else runs on it; the script says what it measured on, and times only steps after a
+warm-up.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import torch
 from unmasked.env import pick_device, seed_everything
 from unmasked.sessions import load_short_sessions
 from unmasked.train import (
-    RecordLayout, TrainConfig, build_vocab, encode_example, encode_prompt, fill_answers, new_model, train_model,
+    RecordLayout,
+    TrainConfig,
+    build_vocab,
+    encode_example,
+    encode_prompt,
+    fill_answers,
+    new_model,
+    train_model,
 )
 
 
@@ -46,18 +54,30 @@ def main() -> None:
     timed = history[warmup:]
     seconds = timed[-1]["seconds"] - history[warmup - 1]["seconds"]
     tokens = timed[-1]["tokens"] - history[warmup - 1]["tokens"]
-    print(f"device: {device} ({platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f})")
-    print(f"model: {cfg.n_layer} layers x {cfg.n_embd} wide, {cfg.n_head} heads, {model.num_params():,} parameters")
-    print(f"training: {tokens / seconds:,.0f} tokens/s, {seconds / len(timed):.2f} s/step (batch {cfg.batch_size}, "
-          f"{len(timed)} timed steps)")
+    print(
+        f"device: {device} ({platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+        f"{torch.get_num_threads()}, "
+        f"load average {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"model: {cfg.n_layer} layers x {cfg.n_embd} wide, {cfg.n_head} heads, "
+        f"{model.num_params():,} parameters"
+    )
+    print(
+        f"training: {tokens / seconds:,.0f} tokens/s, {seconds / len(timed):.2f} s/step (batch "
+        f"{cfg.batch_size}, "
+        f"{len(timed)} timed steps)"
+    )
     prompts = [encode_prompt(s, vocab) for s in load_short_sessions("test", limit=args.fill_n)]
     for method in ("one_shot", "slots"):
         start = time.perf_counter()
         fill_answers(model, vocab, prompts, layout, method=method)
         seconds = time.perf_counter() - start
-        print(f"{method} filling: {len(prompts) / seconds:.1f} records/s ({seconds / len(prompts) * 1000:.0f} ms per record, "
-              f"batches of 32; untrained, so its slots may end at other steps than a trained model's)")
+        print(
+            f"{method} filling: {len(prompts) / seconds:.1f} records/s "
+            f"({seconds / len(prompts) * 1000:.0f} ms per record, "
+            f"batches of 32; untrained, so its slots may end at other steps than a trained model's)"
+        )
 
 
 if __name__ == "__main__":

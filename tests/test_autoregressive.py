@@ -1,10 +1,12 @@
-"""The autoregressive twin (unmasked.autoregressive, TransformerLM's KVCache, train --arch autoregressive)."""
+"""The autoregressive twin (unmasked.autoregressive, TransformerLM's KVCache, train --arch
+autoregressive)."""
 
 import json
 from dataclasses import replace
 
 import pytest
 import torch
+
 from unmasked.autoregressive import banned_ids, decode_records, greedy_decode, next_token_loss
 from unmasked.model import ModelConfig, TransformerLM
 from unmasked.sessions import generate_short_sessions
@@ -327,7 +329,8 @@ def test_rows_trained_counts_every_stage_of_a_continued_run():
 
 
 def test_the_shipped_diffusion_budget_is_known(shipped_checkpoint):
-    """What the twin must match: every stage of the shipped checkpoint says how many rows it trained on."""
+    """What the twin must match: every stage of the shipped checkpoint says how many rows it
+    trained on."""
     from unmasked.train import rows_trained
 
     stages = rows_trained(load_checkpoint(shipped_checkpoint)[3])

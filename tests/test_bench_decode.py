@@ -1,9 +1,11 @@
-"""The decode race (unmasked.bench decode) and its batched diffusion sampler (sampling.fill_batch)."""
+"""The decode race (unmasked.bench decode) and its batched diffusion sampler
+(sampling.fill_batch)."""
 
 import json
 
 import pytest
 import torch
+
 from unmasked.bench import COLUMNS, decode_methods, main
 from unmasked.model import ModelConfig, TransformerLM
 from unmasked.sampling import fill_batch, generate_many
@@ -102,7 +104,8 @@ def test_methods_cover_the_grid_of_the_issue():
 
 
 def test_tiny_decode_bench_prints_a_well_formed_table_and_writes_its_json(tmp_path, capsys):
-    """The CI smoke test: a table with every method at every (L, batch), and its JSON. Not a speed."""
+    """The CI smoke test: a table with every method at every (L, batch), and its JSON. Not a
+    speed."""
     out = tmp_path / "decode.json"
     assert main(["decode", "--tiny", "--quiet", "--threads", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

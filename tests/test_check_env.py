@@ -25,6 +25,8 @@ def test_version_parsing_handles_local_builds():
 
 
 def test_cli_exit_code_and_lines():
-    out = subprocess.run([sys.executable, "-m", "unmasked.check_env"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "unmasked.check_env"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert all(line.startswith(("[OK]", "[FAIL]")) for line in out.stdout.strip().splitlines())

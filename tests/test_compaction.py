@@ -44,10 +44,19 @@ def session():
 
 
 def small_history(n_exchanges=6, tool_len=400):
-    turns = [Turn("system", "You are a coding agent."), Turn("user", "Please fix the users endpoint in shop-api.")]
+    turns = [
+        Turn("system", "You are a coding agent."),
+        Turn("user", "Please fix the users endpoint in shop-api."),
+    ]
     for i in range(n_exchanges):
         cid = f"call_{i}"
-        turns.append(Turn("assistant", f"Reading src/app/mod{i}.py.", [ToolCall(cid, "read_file", {"path": f"src/app/mod{i}.py"})]))
+        turns.append(
+            Turn(
+                "assistant",
+                f"Reading src/app/mod{i}.py.",
+                [ToolCall(cid, "read_file", {"path": f"src/app/mod{i}.py"})],
+            )
+        )
         turns.append(Turn("tool", f"line {i}\n" * tool_len, tool_call_id=cid))
     turns.append(Turn("assistant", "Next step: run the tests."))
     return turns
@@ -110,17 +119,23 @@ def test_summary_budget_is_enforced_even_for_a_careless_compactor():
         def summarize(self, messages, current_task, budget_tokens):
             return "word " * (budget_tokens * 5)
 
-    ctx = compact_context(small_history(8, 300), "fix it", threshold_tokens=5_000, compactor=Verbose())
+    ctx = compact_context(
+        small_history(8, 300), "fix it", threshold_tokens=5_000, compactor=Verbose()
+    )
     assert count_tokens(ctx.summary) <= ctx.summary_budget
     assert ctx.compactor == "verbose"
 
 
 def test_max_summary_tokens_caps_the_budget():
-    ctx = compact_context(small_history(20, 400), "fix it", threshold_tokens=5_000, max_summary_tokens=50)
+    ctx = compact_context(
+        small_history(20, 400), "fix it", threshold_tokens=5_000, max_summary_tokens=50
+    )
     assert ctx.summary_budget == 50 and count_tokens(ctx.summary) <= 50
 
 
-@pytest.mark.parametrize("text,budget", [("a b c " * 500, 37), ("ünïcödé " * 300, 11), ("x\n" * 50, 5), ("", 10)])
+@pytest.mark.parametrize(
+    "text,budget", [("a b c " * 500, 37), ("ünïcödé " * 300, 11), ("x\n" * 50, 5), ("", 10)]
+)
 def test_fit_to_budget(text, budget):
     out = fit_to_budget(text, budget)
     assert count_tokens(out) <= budget and text.startswith(out)
@@ -144,7 +159,11 @@ def test_fit_to_budget(text, budget):
         ([{"role": "user", "content": "hi"}], {"max_recent_tokens": 0}, "max_recent_tokens"),
         ([{"role": "user", "content": "hi"}], {"keep_last": -1}, "keep_last"),
         ([{"role": "user", "content": "hi"}], {"max_summary_tokens": 0}, "max_summary_tokens"),
-        ([{"role": "user", "content": "hi"}], {"keep_last": 0, "compactor": "magic"}, "unknown compactor"),
+        (
+            [{"role": "user", "content": "hi"}],
+            {"keep_last": 0, "compactor": "magic"},
+            "unknown compactor",
+        ),
         ("hello", {}, "list of chat messages"),
         ([42], {}, "accepted: a chat message dict"),
         ([{"role": "tool", "content": "out"}], {}, "tool_call_id"),
@@ -177,9 +196,17 @@ def test_units_and_safe_cut_keep_exchanges_whole():
 
 
 def test_parallel_tool_calls_form_one_unit():
-    calls = [ToolCall("a", "read_file", {"path": "x.py"}), ToolCall("b", "read_file", {"path": "y.py"})]
-    turns = [Turn("user", "go"), Turn("assistant", "", calls), Turn("tool", "1", tool_call_id="a"),
-             Turn("tool", "2", tool_call_id="b"), Turn("assistant", "done")]
+    calls = [
+        ToolCall("a", "read_file", {"path": "x.py"}),
+        ToolCall("b", "read_file", {"path": "y.py"}),
+    ]
+    turns = [
+        Turn("user", "go"),
+        Turn("assistant", "", calls),
+        Turn("tool", "1", tool_call_id="a"),
+        Turn("tool", "2", tool_call_id="b"),
+        Turn("assistant", "done"),
+    ]
     msgs = to_messages(turns)
     assert units(msgs) == [(0, 1), (1, 4), (4, 5)]
     assert safe_cut(msgs, 3) == 1
@@ -188,7 +215,9 @@ def test_parallel_tool_calls_form_one_unit():
 def test_transcript_round_trips():
     msgs = to_messages(small_history(3, 3))
     assert parse_transcript(transcript(msgs)) == [
-        {**m, "tool_calls": [{**c, "function": {**c["function"]}} for c in m["tool_calls"]]} if m.get("tool_calls") else m
+        {**m, "tool_calls": [{**c, "function": {**c["function"]}} for c in m["tool_calls"]]}
+        if m.get("tool_calls")
+        else m
         for m in msgs
     ]
 
@@ -203,7 +232,11 @@ def test_mask_observations_replaces_only_tool_outputs():
     assert msgs == before
     for m, o in zip(masked, msgs):
         if o["role"] == "tool":
-            assert m["content"] != o["content"] and "omitted" in m["content"] and "read_file" in m["content"]
+            assert (
+                m["content"] != o["content"]
+                and "omitted" in m["content"]
+                and "read_file" in m["content"]
+            )
             assert count_tokens(m["content"]) < count_tokens(o["content"])
         else:
             assert m == o
@@ -240,7 +273,9 @@ def test_extractive_is_deterministic(session):
 
 def _compacted_span_text(session, keep_last=3):
     ctx = compact_context(session.turns, session.task, threshold_tokens=20_000, keep_last=keep_last)
-    return ctx, "\n".join(t.content for t in session.turns[: len(session.turns) - len(ctx.recent_turns)])
+    return ctx, "\n".join(
+        t.content for t in session.turns[: len(session.turns) - len(ctx.recent_turns)]
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -273,7 +308,9 @@ def test_reversed_decisions_and_reverted_edits_are_marked(seed):
     decision_probe = next(p for p in session.probes if p.category == "decision_tracking")
     stale = decision_probe.stale_facts[0].text
     final = decision_probe.key_facts[0].text
-    first_form = [ln for ln in lines if stale in ln and final not in ln]  # the first form, not its reversal
+    first_form = [
+        ln for ln in lines if stale in ln and final not in ln
+    ]  # the first form, not its reversal
     assert first_form and all(any(mark in ln for mark in STALE_MARKERS) for ln in first_form)
     reverted = next(f for f in session.facts if f.text.startswith("Reverted "))
     path = reverted.text.removeprefix("Reverted ")
@@ -309,17 +346,22 @@ def test_anchored_keeps_facts_across_many_compactions():
     session = generate_session(3, 120_000)
     engine = AnchoredCompactor()
     anchored = repeated_compaction(session.turns, session.task, engine, threshold_tokens=20_000)
-    regenerate = repeated_compaction(session.turns, session.task, "regenerate", threshold_tokens=20_000)
+    regenerate = repeated_compaction(
+        session.turns, session.task, "regenerate", threshold_tokens=20_000
+    )
     assert len(anchored.rounds) >= 4 and len(regenerate.rounds) >= 4
     rows = fact_retention(anchored, session.facts)
     assert all(row["seen"] > 0 for row in rows)
     assert min(row["retention"] for row in rows) >= 0.9
-    # the notes were merged span by span, each turn once: every modified file and the revert are there
+    # the notes were merged span by span, each turn once: every modified file and the revert are
+    # there
     assert engine.merges == len(anchored.rounds)
     assert engine.notes.turns_seen <= len(session.turns)
     for f in session.record["files_modified"]:
         assert engine.notes.files[f["path"]].modified
-    reverted = next(f.text.removeprefix("Reverted ") for f in session.facts if f.text.startswith("Reverted "))
+    reverted = next(
+        f.text.removeprefix("Reverted ") for f in session.facts if f.text.startswith("Reverted ")
+    )
     assert engine.notes.files[reverted].reverted
     # every compaction brings the context back under the threshold (the sawtooth)
     for rnd in anchored.rounds + regenerate.rounds:
@@ -346,11 +388,20 @@ def test_anchored_compactor_resets():
 
 # ---- properties for any history ---------------------------------------------------------------
 
-SNIPPETS = st.sampled_from([
-    "Decision: use postgres because it handles writes.", "Change of plan: we will no longer use redis.",
-    "KeyError: 'email'", "Next step: deploy to staging.", "Edited src/app/main.py", "port 8080",
-    "MAX_POOL_SIZE=16", "Reverted src/app/x.py.", "Where things stand: tests pass.", "",
-])
+SNIPPETS = st.sampled_from(
+    [
+        "Decision: use postgres because it handles writes.",
+        "Change of plan: we will no longer use redis.",
+        "KeyError: 'email'",
+        "Next step: deploy to staging.",
+        "Edited src/app/main.py",
+        "port 8080",
+        "MAX_POOL_SIZE=16",
+        "Reverted src/app/x.py.",
+        "Where things stand: tests pass.",
+        "",
+    ]
+)
 TEXT = st.one_of(st.text(max_size=120), SNIPPETS, st.lists(SNIPPETS, max_size=4).map(" ".join))
 
 
@@ -368,8 +419,14 @@ def histories(draw):
         k = draw(st.integers(1, 3))
         ids = [f"call_{n_call + j}" for j in range(k)]
         n_call += k
-        calls = [ToolCall(i, draw(st.sampled_from(["read_file", "edit_file", "run_command"])),
-                          {"path": f"src/m{i}.py", "cmd": "pytest -q"}) for i in ids]
+        calls = [
+            ToolCall(
+                i,
+                draw(st.sampled_from(["read_file", "edit_file", "run_command"])),
+                {"path": f"src/m{i}.py", "cmd": "pytest -q"},
+            )
+            for i in ids
+        ]
         turns.append(Turn("assistant", draw(TEXT), calls))
         for i in ids:
             turns.append(Turn("tool", draw(TEXT) * draw(st.integers(1, 30)), tool_call_id=i))
@@ -388,20 +445,31 @@ def histories(draw):
 )
 def test_properties_hold_for_any_history(turns, threshold, keep_frac, ratio, max_summary, name):
     keep_last = int(keep_frac * len(turns))
-    ctx = compact_context(turns, "the task", threshold_tokens=threshold, keep_last=keep_last,
-                          target_ratio=ratio, max_summary_tokens=max_summary, compactor=name)
+    ctx = compact_context(
+        turns,
+        "the task",
+        threshold_tokens=threshold,
+        keep_last=keep_last,
+        target_ratio=ratio,
+        max_summary_tokens=max_summary,
+        compactor=name,
+    )
     raw = count_tokens(turns)
     assert ctx.raw_tokens == raw
     # the summary never exceeds its budget
     budget = summary_budget(raw, ratio, max_summary)
     assert (count_tokens(ctx.summary) if ctx.summary else 0) <= budget
     # the last keep_last turns come back verbatim (the very objects), unless one was cut to fit
-    # max_recent_tokens (default: the threshold); then it is a copy with less content, and it says so
+    # max_recent_tokens (default: the threshold); then it is a copy with less content, and it says
+    # so
     recent = ctx.recent_turns
     if keep_last:
         start = len(recent) - keep_last
-        assert all(a is b for k, (a, b) in enumerate(zip(recent[-keep_last:], turns[-keep_last:]))
-                   if start + k not in ctx.cut_turns)
+        assert all(
+            a is b
+            for k, (a, b) in enumerate(zip(recent[-keep_last:], turns[-keep_last:]))
+            if start + k not in ctx.cut_turns
+        )
         assert len(recent) >= keep_last
     for k in ctx.cut_turns:
         a, b = to_messages([recent[k]])[0], to_messages([turns[len(turns) - len(recent) + k]])[0]
@@ -409,7 +477,7 @@ def test_properties_hold_for_any_history(turns, threshold, keep_frac, ratio, max
         assert count_tokens(a["content"]) < count_tokens(b["content"])
     if ctx.was_compacted:
         over = count_tokens(recent) > threshold
-        assert bool(ctx.cut_turns) == (count_tokens(turns[len(turns) - len(recent):]) > threshold)
+        assert bool(ctx.cut_turns) == (count_tokens(turns[len(turns) - len(recent) :]) > threshold)
         assert not over or any("still take" in w for w in ctx.warnings)
     # below the threshold nothing changes
     if raw < threshold:
@@ -430,15 +498,22 @@ def test_figures_are_built_from_results(session):
 
     from unmasked.compaction import figures
 
-    results = {n: compact_context(session.turns, session.task, threshold_tokens=20_000, compactor=n)
-               for n in ("keep_last", "extractive")}
+    results = {
+        n: compact_context(session.turns, session.task, threshold_tokens=20_000, compactor=n)
+        for n in ("keep_last", "extractive")
+    }
     fig = figures.tokens_figure(results)
     assert isinstance(fig, go.Figure) and [t.name for t in fig.data] == ["before", "after"]
-    assert list(fig.data[1].y) == [results["keep_last"].compacted_tokens, results["extractive"].compacted_tokens]
+    assert list(fig.data[1].y) == [
+        results["keep_last"].compacted_tokens,
+        results["extractive"].compacted_tokens,
+    ]
     trace = repeated_compaction(session.turns, session.task, "anchored", threshold_tokens=12_000)
     saw = figures.sawtooth_figure({"anchored": trace}, threshold_tokens=12_000)
     assert max(saw.data[0].y) == max(trace.tokens_after_turn)
-    assert len(saw.data[0].x) == len(trace.tokens_after_turn) + len(trace.rounds)  # one drop per compaction
+    assert len(saw.data[0].x) == len(trace.tokens_after_turn) + len(
+        trace.rounds
+    )  # one drop per compaction
     rows = fact_retention(trace, session.facts)
     ret = figures.retention_figure({"anchored": rows})
     assert list(ret.data[0].y) == [r["retention"] for r in rows]
@@ -468,7 +543,9 @@ def test_notes_pair_current_decisions_with_their_reasons(seed):
     session = generate_session(seed, 30_000)
     notes = extract_notes(to_messages(session.turns), session.task)
     reasons = {d.reason for d in notes.current_decisions()}
-    for decision in session.record["decisions"][:3]:  # database, abandoned approach, reversed decision
+    for decision in session.record["decisions"][
+        :3
+    ]:  # database, abandoned approach, reversed decision
         assert decision["reason"] in reasons
     stale = next(p for p in session.probes if p.category == "decision_tracking").stale_facts[0].text
     assert any(stale in d.text for d in notes.superseded_decisions())
@@ -488,10 +565,17 @@ def test_compaction_modules_import_each_other_only_at_the_top_and_without_a_cycl
     graph = {}
     for path in sorted(root.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        nested = [n for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                  for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        nested = [
+            n
+            for f in ast.walk(tree)
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for n in ast.walk(f)
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+        ]
         assert not nested, f"{path.name} imports inside a function at line {nested[0].lineno}"
-        graph[path.stem] = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1}
+        graph[path.stem] = {
+            n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1
+        }
     done, visiting = set(), []
 
     def visit(name):
@@ -516,13 +600,21 @@ def test_compaction_modules_import_each_other_only_at_the_top_and_without_a_cycl
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_a_history_no_longer_than_keep_last_comes_back_unchanged(n):
-    """An agent that compacts every turn meets 1-3 message histories first; they come back as they are."""
-    turns = [{"role": "user", "content": "word " * 3_000}, {"role": "assistant", "content": "ok"},
-             {"role": "user", "content": "go on"}][:n]
+    """An agent that compacts every turn meets 1-3 message histories first; they come back as
+    they are."""
+    turns = [
+        {"role": "user", "content": "word " * 3_000},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "go on"},
+    ][:n]
     ctx = compact_context(turns, "task", threshold_tokens=100, keep_last=3)
     assert not ctx.was_compacted and all(a is b for a, b in zip(ctx.recent_turns, turns))
-    assert len(ctx.recent_turns) == n and ctx.summary == "" and ctx.compacted_tokens == ctx.raw_tokens
-    assert ctx.warnings and "nothing was compacted" in ctx.warnings[0]  # above the threshold: it says so
+    assert (
+        len(ctx.recent_turns) == n and ctx.summary == "" and ctx.compacted_tokens == ctx.raw_tokens
+    )
+    assert (
+        ctx.warnings and "nothing was compacted" in ctx.warnings[0]
+    )  # above the threshold: it says so
     quiet = compact_context(turns, "task", threshold_tokens=10**6, keep_last=3)
     assert not quiet.was_compacted and quiet.warnings == []
 
@@ -530,9 +622,16 @@ def test_a_history_no_longer_than_keep_last_comes_back_unchanged(n):
 def test_a_recent_turn_over_the_budget_is_cut_to_fit_and_the_result_says_so():
     diff = "\n".join(f"+line {i} of a generated lockfile" for i in range(6_000))
     turns = small_history(6, 300) + [
-        Turn("assistant", "Applying the diff.", [ToolCall("big", "run_command", {"cmd": "git diff"})]),
-        Turn("tool", "diff --git a/package-lock.json b/package-lock.json\n" + diff + "\nerror: the tail matters",
-             tool_call_id="big"),
+        Turn(
+            "assistant", "Applying the diff.", [ToolCall("big", "run_command", {"cmd": "git diff"})]
+        ),
+        Turn(
+            "tool",
+            "diff --git a/package-lock.json b/package-lock.json\n"
+            + diff
+            + "\nerror: the tail matters",
+            tool_call_id="big",
+        ),
     ]
     before = copy.deepcopy(turns)
     raw = count_tokens(turns)
@@ -541,11 +640,18 @@ def test_a_recent_turn_over_the_budget_is_cut_to_fit_and_the_result_says_so():
     assert raw > 40_000 and ctx.was_compacted
     assert ctx.cut_turns == [1] and "max_recent_tokens=10,000" in ctx.warnings[0]
     cut = ctx.recent_turns[1]
-    assert cut is not turns[-1] and cut.tool_call_id == "big" and turns == before  # a copy; the caller's is intact
+    assert (
+        cut is not turns[-1] and cut.tool_call_id == "big" and turns == before
+    )  # a copy; the caller's is intact
     assert cut.content.startswith("diff --git") and cut.content.endswith("error: the tail matters")
     assert "tokens cut here to fit the context" in cut.content
     assert ctx.recent_turns[0] is turns[-2]
-    assert count_tokens(ctx.recent_turns) <= 10_000 and ctx.compacted_tokens < 10_000 + ctx.summary_budget + 50
-    roomy = compact_context(turns, "fix it", threshold_tokens=10_000, keep_last=2, max_recent_tokens=10**6)
+    assert (
+        count_tokens(ctx.recent_turns) <= 10_000
+        and ctx.compacted_tokens < 10_000 + ctx.summary_budget + 50
+    )
+    roomy = compact_context(
+        turns, "fix it", threshold_tokens=10_000, keep_last=2, max_recent_tokens=10**6
+    )
     assert roomy.cut_turns == [] and roomy.recent_turns[1] is turns[-1]
     assert any("still" in w and "compact again" in w for w in roomy.warnings)

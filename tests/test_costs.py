@@ -1,4 +1,5 @@
-"""unmasked.costs and unmasked.latency: the seed's arithmetic, the simulation's bookkeeping, bad input."""
+"""unmasked.costs and unmasked.latency: the seed's arithmetic, the simulation's bookkeeping, bad
+input."""
 
 import copy
 import json
@@ -6,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from unmasked import costs, latency
 
 SONNET = "claude-sonnet-4"
@@ -393,7 +395,8 @@ def _independent_cost(turns, new, out, p, threshold=None, keep_last=2, ratio=0.1
 
 def test_independent_cost_agrees_with_a_hand_worked_session(prices):
     p = prices[SONNET]
-    # 3 turns of 1,000 in + 100 out, threshold 3,000, keep 1: before turn 3 turn 1's 1,100 tokens become 110
+    # 3 turns of 1,000 in + 100 out, threshold 3,000, keep 1: before turn 3 turn 1's 1,100 tokens
+    # become 110
     hand = (
         (1_000 + 2_100 + (110 + 1_100 + 1_000)) * 3e-6
         + 3 * 100 * 15e-6
@@ -618,8 +621,14 @@ def test_lost_in_the_middle_data_matches_the_papers_claim():
         assert 0 < low < len(acc) - 1 and max(acc[1:-1]) < min(acc[0], acc[-1])
     fig = costs.position_accuracy_figure(lim)
     assert len(fig.data) == 4 and list(fig.data[0].y) == list(lim["accuracy"])
-    assert list(fig.data[1].x) == list(lim["longer"]["positions"]) and list(fig.data[2].x) == [1, 30]
-    assert len(costs.position_accuracy_figure({k: v for k, v in lim.items() if k != "longer"}).data) == 3
+    assert list(fig.data[1].x) == list(lim["longer"]["positions"]) and list(fig.data[2].x) == [
+        1,
+        30,
+    ]
+    assert (
+        len(costs.position_accuracy_figure({k: v for k, v in lim.items() if k != "longer"}).data)
+        == 3
+    )
 
 
 def test_threshold_sweep_figure_draws_a_never_line_per_label(prices):

@@ -1,4 +1,5 @@
-"""The record decoder's two savings (issue #26): logits only where it can commit, finished rows dropped.
+"""The record decoder's two savings (issue #26): logits only where it can commit, finished rows
+dropped.
 
 Both must leave every written token as it was: tests/decode_before.py is the decoder before them.
 """
@@ -6,6 +7,7 @@ Both must leave every written token as it was: tests/decode_before.py is the dec
 import pytest
 import torch
 from decode_before import fill_answers_before
+
 from unmasked.model import ModelConfig, TransformerLM
 from unmasked.sessions import generate_short_sessions
 from unmasked.train import (
@@ -44,14 +46,17 @@ class CountingOracle(torch.nn.Module):
         logits = torch.zeros(*idx.shape, self.vocab.size)
         for b, row in enumerate(idx.tolist()):
             sep = row.index(self.vocab.sep_id)
-            start = next(i for i, t in enumerate(row) if t != self.vocab.pad_id)  # rows are left-padded
+            start = next(
+                i for i, t in enumerate(row) if t != self.vocab.pad_id
+            )  # rows are left-padded
             target = self.gold[tuple(row[start : sep + 1])]
             logits[b, sep + 1 :, :][torch.arange(len(target)), torch.tensor(target)] = 10.0
         return logits
 
 
 class SpyLM(TransformerLM):
-    """The real model, keeping what it was asked: the inputs and the positions it computed logits at."""
+    """The real model, keeping what it was asked: the inputs and the positions it computed logits
+    at."""
 
     def __init__(self, config):
         super().__init__(config)
@@ -64,10 +69,22 @@ class SpyLM(TransformerLM):
 
 def _random_lm(vocab, cls=TransformerLM, seed=0):
     torch.manual_seed(seed)
-    model = cls(ModelConfig(vocab_size=vocab.size, max_len=640, n_layer=1, n_head=2, n_embd=32,
-                            pad_id=vocab.pad_id, anchor_id=vocab.sep_id, anchor_pos=400)).eval()
+    model = cls(
+        ModelConfig(
+            vocab_size=vocab.size,
+            max_len=640,
+            n_layer=1,
+            n_head=2,
+            n_embd=32,
+            pad_id=vocab.pad_id,
+            anchor_id=vocab.sep_id,
+            anchor_pos=400,
+        )
+    ).eval()
     with torch.no_grad():
-        model.wte.weight.mul_(30)  # spread-out confidences, so that the threshold rule has choices to make
+        model.wte.weight.mul_(
+            30
+        )  # spread-out confidences, so that the threshold rule has choices to make
     return model
 
 
@@ -105,7 +122,8 @@ def test_logits_are_computed_only_where_the_decoder_may_commit(corpus, method):
 
 
 def test_finished_rows_leave_the_batch(corpus):
-    """Row-passes equal the sum of each record's own steps; before, every row ran the slowest one's steps."""
+    """Row-passes equal the sum of each record's own steps; before, every row ran the slowest
+    one's steps."""
     sessions, vocab, layout = corpus
     batch = sessions[:12]
     prompts = [encode_prompt(s, vocab) for s in batch]
@@ -116,28 +134,34 @@ def test_finished_rows_leave_the_batch(corpus):
         own.append(alone.calls)
     assert len(set(own)) > 1  # records that finish at different steps, or the test proves nothing
     oracle, before = CountingOracle(vocab, layout, batch), CountingOracle(vocab, layout, batch)
-    assert fill_answers(oracle, vocab, prompts, layout, "slots", batch_size=12) == \
-        fill_answers_before(before, vocab, prompts, layout, "slots", batch_size=12)
+    assert fill_answers(
+        oracle, vocab, prompts, layout, "slots", batch_size=12
+    ) == fill_answers_before(before, vocab, prompts, layout, "slots", batch_size=12)
     assert oracle.calls == before.calls == max(own)
     assert oracle.row_passes == sum(own) < before.row_passes == len(batch) * max(own)
 
 
 def test_random_model_writes_the_same_tokens_as_before(corpus):
-    """Left padding trimmed, rows dropped, logits at a few positions: no token changes, at any batch size."""
+    """Left padding trimmed, rows dropped, logits at a few positions: no token changes, at any
+    batch size."""
     sessions, vocab, layout = corpus
     model = _random_lm(vocab)
     prompts = [encode_prompt(s, vocab) for s in sessions[:10]]
     for method in FILL_METHODS:
         for batch_size in (1, 4):
             kw = {"batch_size": batch_size, "max_steps": 8}
-            assert fill_answers(model, vocab, prompts, layout, method, **kw) == \
-                fill_answers_before(model, vocab, prompts, layout, method, **kw), (method, batch_size)
+            assert fill_answers(model, vocab, prompts, layout, method, **kw) == fill_answers_before(
+                model, vocab, prompts, layout, method, **kw
+            ), (method, batch_size)
 
 
-@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)")
+@pytest.mark.skipif(
+    not DEFAULT_CHECKPOINT.exists(), reason="no shipped checkpoint (make checkpoint)"
+)
 @pytest.mark.parametrize("method", FILL_METHODS)
 def test_shipped_checkpoint_writes_the_same_tokens_as_before(method):
-    """On held-out sessions, in uneven batches (of 5 and 3), with the decoder's defaults otherwise."""
+    """On held-out sessions, in uneven batches (of 5 and 3), with the decoder's defaults
+    otherwise."""
     from unmasked.sessions import load_short_sessions
 
     model, vocab, layout, _ = load_checkpoint()
@@ -153,9 +177,18 @@ def test_shipped_checkpoint_writes_the_same_tokens_as_before(method):
 def test_report_says_which_stages_trained_on_rows_whose_loss_is_not_the_elbo(tmp_path):
     from unmasked.train import _loss_lines
 
-    first = {"command": "python -m unmasked.train --steps 5"}  # an old stage: only its command is kept
-    second = {"command": "python -m unmasked.train --sampler-frac 0.5 --steps 5", "init_from": first}
-    third = {"command": "python -m unmasked.train --steps 5", "train": {"sampler_frac": 0.25}, "init_from": second}
+    first = {
+        "command": "python -m unmasked.train --steps 5"
+    }  # an old stage: only its command is kept
+    second = {
+        "command": "python -m unmasked.train --sampler-frac 0.5 --steps 5",
+        "init_from": first,
+    }
+    third = {
+        "command": "python -m unmasked.train --steps 5",
+        "train": {"sampler_frac": 0.25},
+        "init_from": second,
+    }
     (line,) = _loss_lines(third)
     assert "stage 1, every row forward process; stage 2, 50% of each batch sampler-ordered" in line
     assert "stage 3, 25% of each batch sampler-ordered (`--sampler-frac 0.25`)" in line

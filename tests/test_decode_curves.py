@@ -1,7 +1,9 @@
-"""Confidence against correctness, and passes against accuracy as tau moves (sampling.reliability_curve, tau_sweep)."""
+"""Confidence against correctness, and passes against accuracy as tau moves
+(sampling.reliability_curve, tau_sweep)."""
 
 import pytest
 import torch
+
 from unmasked.sampling import TAUS, calibration_error, reliability_curve, tau_sweep
 from unmasked.sessions import generate_short_sessions
 from unmasked.train import RecordLayout, build_vocab, encode_example
@@ -41,7 +43,8 @@ def test_reliability_curve_bins_tokens_by_confidence():
 
 
 class GradedOracle(torch.nn.Module):
-    """Always right, but sure to a degree that rises along the record and does not depend on context."""
+    """Always right, but sure to a degree that rises along the record and does not depend on
+    context."""
 
     def __init__(self, vocab, layout, sessions):
         super().__init__()

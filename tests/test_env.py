@@ -67,7 +67,9 @@ def test_seed_everything_rejects_bad_seed():
         env.seed_everything(-1)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("", False), ("0", False), ("1", True), ("true", True), ("off", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("", False), ("0", False), ("1", True), ("true", True), ("off", False)]
+)
 def test_fast_mode(monkeypatch, value, expected):
     monkeypatch.setenv("UNMASKED_FAST", value)
     assert env.fast_mode() is expected

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
 from unmasked.grading import checks as registry
 from unmasked.grading import runner
 from unmasked.grading.__main__ import main as cli
@@ -65,7 +66,9 @@ def graded(tmp_path_factory):
 
 
 def test_fixtures_are_in_sync_with_the_lab():
-    assert make_fixtures.main(["--check"]) == 0, "run python tests/fixtures/grading/make_fixtures.py"
+    assert make_fixtures.main(["--check"]) == 0, (
+        "run python tests/fixtures/grading/make_fixtures.py"
+    )
 
 
 @pytest.mark.slow
@@ -74,7 +77,11 @@ def test_planted_submission_gets_its_row(graded, name):
     _, results = graded
     status, points, phrase = EXPECTED[name]
     row = results[name]
-    assert (row["status"], row["points"], row["max_points"]) == (status, points, make_fixtures.MAX), row["reason"]
+    assert (row["status"], row["points"], row["max_points"]) == (
+        status,
+        points,
+        make_fixtures.MAX,
+    ), row["reason"]
     assert phrase in row["reason"]
     assert len(row["checks"]) == 6 and all(c["message"] for c in row["checks"] if not c["passed"])
 
@@ -86,15 +93,21 @@ def test_outputs_on_disk(graded):
         rows = list(csv.DictReader(handle))
     assert [r["submission"] for r in rows] == sorted(f"{n}.ipynb" for n in EXPECTED)
     assert all(r["reason"] and r["lab"] == "lab01_tokens" and r["max_points"] == "9" for r in rows)
-    assert {r["submission"]: float(r["points"]) for r in rows} == {f"{n}.ipynb": results[n]["points"] for n in EXPECTED}
+    assert {r["submission"]: float(r["points"]) for r in rows} == {
+        f"{n}.ipynb": results[n]["points"] for n in EXPECTED
+    }
     for name in EXPECTED:
         key = submission_key(f"{name}.ipynb")
         feedback = (out / "feedback" / f"{key}.md").read_text()
         assert f"**Score:** {results[name]['points']:g} / 9" in feedback
         assert json.loads((out / "results" / f"{key}.json").read_text()) == results[name]
     assert "plotly" in (out / "scores.html").read_text()[:5000].lower()
-    executed = nbformat.read(out / "executed" / f"{submission_key('kernel_death.ipynb')}.ipynb", as_version=4)
-    assert any(c.get("outputs") for c in executed.cells), "the instructor can look into a kernel-died row"
+    executed = nbformat.read(
+        out / "executed" / f"{submission_key('kernel_death.ipynb')}.ipynb", as_version=4
+    )
+    assert any(c.get("outputs") for c in executed.cells), (
+        "the instructor can look into a kernel-died row"
+    )
     assert not (out / "executed" / f"{submission_key('empty.ipynb')}.ipynb").exists()  # never ran
     html = (out / "scores.html").read_text()
     assert "Who failed what" in html and "did not pass" in html
@@ -116,7 +129,9 @@ def test_cheater_finds_no_checks_and_cannot_touch_grades(graded):
 def test_untouched_lab_fails_every_check_with_feedback(graded):
     _, results = graded
     checks = results["untouched"]["checks"]
-    assert all(c["ran"] and not c["passed"] and "NotImplementedError" in c["message"] for c in checks)
+    assert all(
+        c["ran"] and not c["passed"] and "NotImplementedError" in c["message"] for c in checks
+    )
     assert all(c["hint"] for c in checks)
 
 
@@ -126,8 +141,12 @@ def test_wall_clock_limit_stops_a_submission(tmp_path):
     subs.mkdir()
     shutil.copy(FIXTURES / "infinite_loop.ipynb", subs)
     started = time.monotonic()
-    [row] = grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "timeout": 6, "cell_timeout": 60})
-    assert time.monotonic() - started < 6 + 30 + 10 + 120  # limit + kernel start + slack + load: not 600
+    [row] = grade(
+        "lab01_tokens", subs, tmp_path / "out", **{**FAST, "timeout": 6, "cell_timeout": 60}
+    )
+    assert (
+        time.monotonic() - started < 6 + 30 + 10 + 120
+    )  # limit + kernel start + slack + load: not 600
     assert row["status"] == "timeout" and "ran past the 6 s limit" in row["reason"], row["reason"]
     assert row["points"] == 0 and not any(c["ran"] for c in row["checks"])
 
@@ -139,7 +158,8 @@ counter, hangs = Path(sys.argv[1]), int(sys.argv[2])
 starts = int(counter.read_text()) if counter.exists() else 0
 counter.write_text(str(starts + 1))
 if starts < hangs:
-    time.sleep(600)  # started, but never answers: the rare hang seen when kernels start side by side
+    # started, but never answers: the rare hang seen when kernels start side by side
+    time.sleep(600)
 os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *sys.argv[3:]])
 """
 
@@ -151,10 +171,20 @@ def _hanging_kernel(root: Path, monkeypatch, hangs: int) -> Path:
     (root / "hang.py").write_text(HANGING_KERNEL)
     counter = root / "starts.txt"
     counter.unlink(missing_ok=True)
-    argv = [sys.executable, str(root / "hang.py"), str(counter), str(hangs), "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "hangs", "language": "python"}))
+    argv = [
+        sys.executable,
+        str(root / "hang.py"),
+        str(counter),
+        str(hangs),
+        "-f",
+        "{connection_file}",
+    ]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "hangs", "language": "python"})
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(root / "jupyter"))
-    # spawn, not the shared forkserver: a fresh worker sees JUPYTER_PATH (and this covers the fallback)
+    # spawn, not the shared forkserver: a fresh worker sees JUPYTER_PATH (and this covers the
+    # fallback)
     monkeypatch.setattr(runner, "_CONTEXT", multiprocessing.get_context("spawn"))
     return counter
 
@@ -166,7 +196,12 @@ def test_a_kernel_that_never_answers_is_started_again(tmp_path, monkeypatch):
     subs.mkdir()
     shutil.copy(FIXTURES / "solution.ipynb", subs)
     # sandbox off: the kernelspec's script and counter live in pytest's tmp folder, outside its view
-    options = {**FAST, "kernel_name": "hangs", "start_timeout": 20, "sandbox": "none"}  # 20 s: a real start
+    options = {
+        **FAST,
+        "kernel_name": "hangs",
+        "start_timeout": 20,
+        "sandbox": "none",
+    }  # 20 s: a real start
     [row] = grade("lab01_tokens", subs, tmp_path / "out", **options)
     assert counter.read_text() == "2"
     assert (row["status"], row["points"], row["start_attempts"]) == ("graded", 9, 2), row["reason"]
@@ -174,24 +209,61 @@ def test_a_kernel_that_never_answers_is_started_again(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_kernel_that_never_starts_gets_an_error_row_and_a_rerun_grades_it(tmp_path, monkeypatch, capsys):
+def test_a_kernel_that_never_starts_gets_an_error_row_and_a_rerun_grades_it(
+    tmp_path, monkeypatch, capsys
+):
     counter = _hanging_kernel(tmp_path, monkeypatch, hangs=99)
     subs, out = tmp_path / "subs", tmp_path / "out"
     subs.mkdir()
     shutil.copy(FIXTURES / "solution.ipynb", subs)
     started = time.monotonic()
-    assert cli(["lab01_tokens", str(subs), "--out", str(out), "-q", "--kernel", "hangs", "--cell-timeout", "30",
-                "--start-timeout", "3", "--start-attempts", "2", "--sandbox", "none"]) == 0
-    assert time.monotonic() - started < 2 * (3 + 10) + 120  # two starts cut at their limit, not 600 s each
+    assert (
+        cli(
+            [
+                "lab01_tokens",
+                str(subs),
+                "--out",
+                str(out),
+                "-q",
+                "--kernel",
+                "hangs",
+                "--cell-timeout",
+                "30",
+                "--start-timeout",
+                "3",
+                "--start-attempts",
+                "2",
+                "--sandbox",
+                "none",
+            ]
+        )
+        == 0
+    )
+    assert (
+        time.monotonic() - started < 2 * (3 + 10) + 120
+    )  # two starts cut at their limit, not 600 s each
     assert "1 submission(s) never got a kernel that answered" in capsys.readouterr().out
     row = json.loads((out / "results" / f"{submission_key('solution.ipynb')}.json").read_text())
     assert counter.read_text() == "2"
-    assert (row["status"], row["points"], row["start_attempts"], row["kernel_started"]) == ("error", 0, 2, False)
-    assert "did not start within 3 s" in row["reason"] and "tried 2 times" in row["reason"], row["reason"]
+    assert (row["status"], row["points"], row["start_attempts"], row["kernel_started"]) == (
+        "error",
+        0,
+        2,
+        False,
+    )
+    assert "did not start within 3 s" in row["reason"] and "tried 2 times" in row["reason"], row[
+        "reason"
+    ]
     assert not any(c["ran"] for c in row["checks"])
-    _hanging_kernel(tmp_path, monkeypatch, hangs=0)  # the machine recovers: a plain re-run grades it
-    [again] = grade("lab01_tokens", subs, out, **{**FAST, "kernel_name": "hangs", "sandbox": "none"})
-    assert (again["status"], again["points"], again["start_attempts"]) == ("graded", 9, 1), again["reason"]
+    _hanging_kernel(
+        tmp_path, monkeypatch, hangs=0
+    )  # the machine recovers: a plain re-run grades it
+    [again] = grade(
+        "lab01_tokens", subs, out, **{**FAST, "kernel_name": "hangs", "sandbox": "none"}
+    )
+    assert (again["status"], again["points"], again["start_attempts"]) == ("graded", 9, 1), again[
+        "reason"
+    ]
 
 
 @pytest.mark.slow
@@ -200,21 +272,40 @@ def test_killing_the_grader_loses_no_finished_grade(tmp_path):
     subs.mkdir()
     for k in range(2):
         shutil.copy(FIXTURES / "solution.ipynb", subs / f"s{k}.ipynb")
-    command = [sys.executable, "-m", "unmasked.grading", "lab01_tokens", str(subs), "--out", str(out), "-j", "1", "-q",
-               "--cell-timeout", "30", "--timeout", "300"]
+    command = [
+        sys.executable,
+        "-m",
+        "unmasked.grading",
+        "lab01_tokens",
+        str(subs),
+        "--out",
+        str(out),
+        "-j",
+        "1",
+        "-q",
+        "--cell-timeout",
+        "30",
+        "--timeout",
+        "300",
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not (out / "grades.csv").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     proc.kill()  # SIGKILL: no chance to clean up
     proc.wait()
-    finished = {json.loads(p.read_text())["submission"][:-6]: json.loads(p.read_text())
-                for p in (out / "results").glob("*.json")}
+    finished = {
+        json.loads(p.read_text())["submission"][:-6]: json.loads(p.read_text())
+        for p in (out / "results").glob("*.json")
+    }
     with open(out / "grades.csv", newline="") as handle:
         rows = {r["submission"] for r in csv.DictReader(handle)}
     assert rows and rows <= {f"{k}.ipynb" for k in finished}
-    roots = [r for r in Path(tempfile.gettempdir()).glob("unmasked-grading-*")
-             if (r / "grader.pid").exists() and (r / "grader.pid").read_text() == str(proc.pid)]
+    roots = [
+        r
+        for r in Path(tempfile.gettempdir()).glob("unmasked-grading-*")
+        if (r / "grader.pid").exists() and (r / "grader.pid").read_text() == str(proc.pid)
+    ]
     assert len(roots) == 1
     deadline = time.monotonic() + 60  # the orphaned worker stops its kernel and removes its scratch
     while list(roots[0].glob("grade-*")) and time.monotonic() < deadline:
@@ -256,7 +347,9 @@ def test_rerun_skips_what_is_graded_unless_forced_or_changed(tmp_path, monkeypat
     row = json.loads(forged.read_text())
     row["checks"][0].update(points=row["checks"][0]["max_points"] + 5)
     forged.write_text(json.dumps(row))
-    assert grade("lab01_tokens", subs, out, **FAST)[1]["points"] == 0 and calls == ["not_json.ipynb"]
+    assert grade("lab01_tokens", subs, out, **FAST)[1]["points"] == 0 and calls == [
+        "not_json.ipynb"
+    ]
 
 
 # ---- a class that tries to cheat (tests/fixtures/grading/attacks.py) -----------------------
@@ -375,7 +468,9 @@ def test_learner_text_is_escaped_in_csv_and_feedback(cheating_class):
     feedback = (out / "feedback" / f"{submission_key(b'injects.ipynb')}.md").read_text()
     assert "Injected heading" in feedback
     assert not any(line.lstrip().startswith("# Injected") for line in feedback.splitlines())
-    assert [line for line in feedback.splitlines() if line.startswith("#")][:1] == ["# Feedback: injects.ipynb"]
+    assert [line for line in feedback.splitlines() if line.startswith("#")][:1] == [
+        "# Feedback: injects.ipynb"
+    ]
 
 
 @pytest.mark.slow
@@ -385,7 +480,10 @@ def test_no_daemon_outlives_the_run_even_without_the_sandbox(cheating_class, tmp
     subs = tmp_path / "subs"
     subs.mkdir()
     lab = attacks._read(attacks.LAB)
-    attacks._write(subs / "sleeper.ipynb", attacks._with(lab, attacks.SLEEPER.replace("MARKER", marker + "-none")))
+    attacks._write(
+        subs / "sleeper.ipynb",
+        attacks._with(lab, attacks.SLEEPER.replace("MARKER", marker + "-none")),
+    )
     [row] = grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "sandbox": "none"})
     assert (row["status"], row["points"]) == ("graded", 0), row["reason"]
     assert survivors(marker + "-none") == []
@@ -401,10 +499,26 @@ def test_without_namespaces_auto_warns_loudly_and_namespaces_refuses(tmp_path, m
     [row] = grade("lab01_tokens", subs, tmp_path / "out", **FAST)
     assert row["status"] == "invalid"
     assert "NO SANDBOX: no user namespaces here" in capsys.readouterr().err
-    assert "WARNING: NO SANDBOX: no user namespaces here" in (tmp_path / "out" / "scores.html").read_text()
+    assert (
+        "WARNING: NO SANDBOX: no user namespaces here"
+        in (tmp_path / "out" / "scores.html").read_text()
+    )
     with pytest.raises(ValueError, match="--sandbox namespaces: no user namespaces here"):
         grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "sandbox": "namespaces"})
-    assert cli(["lab01_tokens", str(subs), "--out", str(tmp_path / "o"), "-q", "--sandbox", "namespaces"]) == 2
+    assert (
+        cli(
+            [
+                "lab01_tokens",
+                str(subs),
+                "--out",
+                str(tmp_path / "o"),
+                "-q",
+                "--sandbox",
+                "namespaces",
+            ]
+        )
+        == 2
+    )
 
 
 def test_a_sandbox_that_cannot_start_python_is_caught_before_grading(tmp_path, monkeypatch, capsys):
@@ -414,11 +528,18 @@ def test_a_sandbox_that_cannot_start_python_is_caught_before_grading(tmp_path, m
     subs = tmp_path / "subs"
     subs.mkdir()
     shutil.copy(FIXTURES / "empty.ipynb", subs)
-    monkeypatch.setattr(sandbox, "preflight", lambda box, python, env: "the sandboxed Python failed: boom")
+    monkeypatch.setattr(
+        sandbox, "preflight", lambda box, python, env: "the sandboxed Python failed: boom"
+    )
     grade("lab01_tokens", subs, tmp_path / "out", **FAST)
     assert "NO SANDBOX: the sandboxed Python failed: boom" in capsys.readouterr().err
     with pytest.raises(ValueError, match="boom"):
-        grade("lab01_tokens", subs, tmp_path / "out", **{**FAST, "sandbox": "namespaces", "force": True})
+        grade(
+            "lab01_tokens",
+            subs,
+            tmp_path / "out",
+            **{**FAST, "sandbox": "namespaces", "force": True},
+        )
 
 
 # ---- for instructors -----------------------------------------------------------------------
@@ -428,25 +549,39 @@ def test_only_overrides_and_roster(tmp_path, capsys):
     subs, out = tmp_path / "subs", tmp_path / "out"
     (subs / "alice").mkdir(parents=True)
     (subs / "bob").mkdir()
-    shutil.copy(FIXTURES / "empty.ipynb", subs / "alice" / "lab01.ipynb")  # graded without a kernel: fast
+    shutil.copy(
+        FIXTURES / "empty.ipynb", subs / "alice" / "lab01.ipynb"
+    )  # graded without a kernel: fast
     shutil.copy(FIXTURES / "not_json.ipynb", subs / "bob" / "lab01.ipynb")
     overrides, roster = tmp_path / "overrides.csv", tmp_path / "roster.csv"
-    overrides.write_text('submission,points,comment\nalice/lab01.ipynb,4.5,"emailed it; the upload broke"\n')
-    roster.write_text("submission,learner_id\nalice/lab01.ipynb,=a001\nbob/lab01.ipynb,b002\ncarol/lab01.ipynb,c003\n")
+    overrides.write_text(
+        'submission,points,comment\nalice/lab01.ipynb,4.5,"emailed it; the upload broke"\n'
+    )
+    roster.write_text(
+        "submission,learner_id\nalice/lab01.ipynb,=a001\nbob/lab01.ipynb,b002\ncarol/lab01.ipynb,c003\n"
+    )
     options = {**FAST, "overrides": str(overrides), "roster": str(roster)}
     alice, bob = grade("lab01_tokens", subs, out, **options)
     assert (alice["points"], alice["override"]["graded_points"], bob["points"]) == (4.5, 0, 0)
     feedback = (out / "feedback" / f"{submission_key('alice/lab01.ipynb')}.md").read_text()
-    assert "Adjusted by your instructor:** 0 -> 4.5 points: emailed it; the upload broke" in feedback
+    assert (
+        "Adjusted by your instructor:** 0 -> 4.5 points: emailed it; the upload broke" in feedback
+    )
     lms = list(csv.DictReader((out / "lms.csv").read_text().splitlines()))
     assert [(r["learner_id"], r["points"], r["status"]) for r in lms] == [
-        ("'=a001", "4.5", "invalid"), ("b002", "0", "invalid"), ("c003", "", "missing")]
+        ("'=a001", "4.5", "invalid"),
+        ("b002", "0", "invalid"),
+        ("c003", "", "missing"),
+    ]
     # a re-run keeps the override; --only regrades bob alone
     first = {r["submission"]: r["graded_at"] for r in (alice, bob)}
     time.sleep(1.1)
     again = grade("lab01_tokens", subs, out, **{**options, "only": "bob/*"})
     assert [r["points"] for r in again] == [4.5, 0]
-    assert again[0]["graded_at"] == first["alice/lab01.ipynb"] and again[1]["graded_at"] != first["bob/lab01.ipynb"]
+    assert (
+        again[0]["graded_at"] == first["alice/lab01.ipynb"]
+        and again[1]["graded_at"] != first["bob/lab01.ipynb"]
+    )
     # the instructor removes the override: the checks' points come back
     overrides.write_text("submission,points,comment\n")
     assert [r["points"] for r in grade("lab01_tokens", subs, out, **options)] == [0, 0]
@@ -461,11 +596,23 @@ def test_scores_page_has_a_full_axis_pass_rates_and_who_failed_what():
     from unmasked.grading.report import failures_html, pass_rates
 
     def row(name, points, passed):
-        checks = [{"name": "a", "passed": passed[0], "points": 6 * passed[0], "max_points": 6},
-                  {"name": "b", "passed": passed[1], "points": 3 * passed[1], "max_points": 3}]
-        return {"submission": name, "points": points, "max_points": 9, "status": "graded", "checks": checks}
+        checks = [
+            {"name": "a", "passed": passed[0], "points": 6 * passed[0], "max_points": 6},
+            {"name": "b", "passed": passed[1], "points": 3 * passed[1], "max_points": 3},
+        ]
+        return {
+            "submission": name,
+            "points": points,
+            "max_points": 9,
+            "status": "graded",
+            "checks": checks,
+        }
 
-    rows = [row("x.ipynb", 9, (True, True)), row("<y>.ipynb", 6, (True, False)), row("z.ipynb", 6, (True, False))]
+    rows = [
+        row("x.ipynb", 9, (True, True)),
+        row("<y>.ipynb", 6, (True, False)),
+        row("z.ipynb", 6, (True, False)),
+    ]
     fig = score_figure(rows, "lab01_tokens", warning="NO SANDBOX: test")
     assert tuple(fig.layout.xaxis.range) == (-0.5, 9.5)  # 0 to max, not the 6-9 the scores span
     assert pass_rates(rows) == {"a": (1.0, 3), "b": (1 / 3, 3)}
@@ -477,10 +624,18 @@ def test_scores_page_has_a_full_axis_pass_rates_and_who_failed_what():
 def test_cell_labels_count_code_cells_as_jupyter_does():
     from unmasked.grading.notebook import cell_label
 
-    nb = read_submission(_nb(new_markdown_cell("# Lab"), new_code_cell("import os"), new_markdown_cell("text"),
-                             new_code_cell("def f():\n    return `1`")))
+    nb = read_submission(
+        _nb(
+            new_markdown_cell("# Lab"),
+            new_code_cell("import os"),
+            new_markdown_cell("text"),
+            new_code_cell("def f():\n    return `1`"),
+        )
+    )
     assert [cell_label(c) for c in nb.cells if c.cell_type == "code"] == [
-        "code cell [1] (`import os`)", "code cell [2] (`def f():`)"]
+        "code cell [1] (`import os`)",
+        "code cell [2] (`def f():`)",
+    ]
 
 
 @pytest.mark.slow
@@ -494,38 +649,95 @@ def test_grading_on_a_dask_cluster_gives_the_same_rows_and_resumes(tmp_path):
     shutil.copy(FIXTURES / "untouched.ipynb", subs / "bob.ipynb")
     shutil.copy(FIXTURES / "empty.ipynb", subs / "carol.ipynb")
     (subs / "dir.ipynb").mkdir()
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
         options = {**FAST, "dask": cluster.scheduler_address}
         rows = grade("lab01_tokens", subs, out, **options)
         assert [(r["submission"], r["status"], r["points"]) for r in rows] == [
-            ("alice/lab01.ipynb", "graded", 9), ("bob.ipynb", "graded", 0), ("carol.ipynb", "invalid", 0),
-            ("dir.ipynb", "invalid", 0)]
-        assert json.loads((out / "results" / f"{submission_key('bob.ipynb')}.json").read_text()) == rows[1]
+            ("alice/lab01.ipynb", "graded", 9),
+            ("bob.ipynb", "graded", 0),
+            ("carol.ipynb", "invalid", 0),
+            ("dir.ipynb", "invalid", 0),
+        ]
+        assert (
+            json.loads((out / "results" / f"{submission_key('bob.ipynb')}.json").read_text())
+            == rows[1]
+        )
         again = grade("lab01_tokens", subs, out, **options)  # resumed: same rows, same graded_at
-        assert again[:3] == rows[:3]  # (a folder named .ipynb is looked at again each run: no kernel)
+        assert (
+            again[:3] == rows[:3]
+        )  # (a folder named .ipynb is looked at again each run: no kernel)
 
 
 # ---- the pure parts ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cells", "found"), [
-    (["import unmasked.tokens\ndef count_text_tokens(t):\n    return unmasked.tokens.count_tokens(t)"], True),
-    (["from unmasked.tokens import count_tokens as c", "count_text_tokens = c"], True),
-    (["from unmasked import tokens as T\n_ref = T.count_tokens",
-      "def count_text_tokens(t):\n    'mine, honest'\n    return _ref(t)"], True),
-    (["from unmasked.tokens import *", "def count_text_tokens(t):\n    return count_tokens(t)"], True),
-    (["%%time\nfrom unmasked.compaction import safe_cut as s", "def safe_cut(m, k):\n    return s(m, k)"], True),
-    (["from unmasked.compaction import *", "safe_cut = safe_cut"], True),
-    # one's own work, also when it imports the course's helpers for something else
-    (["import tiktoken, unmasked.tokens\ndef count_text_tokens(t):\n"
-      "    return len(tiktoken.get_encoding('cl100k_base').encode(t, disallowed_special=()))"], False),
-    (["from unmasked.compaction import *", "def safe_cut(m, k):\n    return k if k < 2 else safe_cut(m, k - 1)"],
-     False),
-    (["from unmasked.tokens import count_tokens\ndef count_text_tokens(t):\n    return count_tokens(t)",
-      "def count_text_tokens(t):\n    import tiktoken\n    return len(tiktoken.get_encoding('cl100k_base').encode(t))"],
-     False),  # the last definition is the one that runs
-])
+@pytest.mark.parametrize(
+    ("cells", "found"),
+    [
+        (
+            [
+                "import unmasked.tokens\ndef count_text_tokens(t):\n    return "
+                "unmasked.tokens.count_tokens(t)"
+            ],
+            True,
+        ),
+        (["from unmasked.tokens import count_tokens as c", "count_text_tokens = c"], True),
+        (
+            [
+                "from unmasked import tokens as T\n_ref = T.count_tokens",
+                "def count_text_tokens(t):\n    'mine, honest'\n    return _ref(t)",
+            ],
+            True,
+        ),
+        (
+            [
+                "from unmasked.tokens import *",
+                "def count_text_tokens(t):\n    return count_tokens(t)",
+            ],
+            True,
+        ),
+        (
+            [
+                "%%time\nfrom unmasked.compaction import safe_cut as s",
+                "def safe_cut(m, k):\n    return s(m, k)",
+            ],
+            True,
+        ),
+        (["from unmasked.compaction import *", "safe_cut = safe_cut"], True),
+        # one's own work, also when it imports the course's helpers for something else
+        (
+            [
+                "import tiktoken, unmasked.tokens\ndef count_text_tokens(t):\n"
+                "    return len(tiktoken.get_encoding('cl100k_base').encode(t, "
+                "disallowed_special=()))"
+            ],
+            False,
+        ),
+        (
+            [
+                "from unmasked.compaction import *",
+                "def safe_cut(m, k):\n    return k if k < 2 else safe_cut(m, k - 1)",
+            ],
+            False,
+        ),
+        (
+            [
+                "from unmasked.tokens import count_tokens\ndef count_text_tokens(t):\n    return "
+                "count_tokens(t)",
+                "def count_text_tokens(t):\n    import tiktoken\n    return "
+                "len(tiktoken.get_encoding('cl100k_base').encode(t))",
+            ],
+            False,
+        ),  # the last definition is the one that runs
+    ],
+)
 def test_delegation_to_the_course_implementation_is_found_in_the_code(cells, found):
     from unmasked.grading.delegation import delegations
 
@@ -552,9 +764,14 @@ def _nb(*cells):
 
 @pytest.mark.parametrize(
     ("data", "phrase"),
-    [(b"", "empty"), (b"  \n", "empty"), (b"{not json", "not JSON"), (b"[1, 2]", "not a Jupyter notebook"),
-     (b"\xff\xfe", "not UTF-8"),
-     (b'{"cells": [42], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "cell 1 is not")],
+    [
+        (b"", "empty"),
+        (b"  \n", "empty"),
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "not a Jupyter notebook"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b'{"cells": [42], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "cell 1 is not"),
+    ],
 )
 def test_read_submission_rejects_what_is_not_a_notebook(data, phrase):
     with pytest.raises(InvalidSubmission, match=phrase):
@@ -578,14 +795,21 @@ def test_inject_parameters_does_not_trust_tags():
     tagged.metadata["tags"] = ["parameters"]
     forged = new_code_cell("FAST = False")
     forged.metadata["tags"] = ["injected-parameters"]  # a learner's fake injection is dropped
-    nb = inject_parameters(read_submission(_nb(forged, tagged, new_code_cell("print(SEED)"))), params)
+    nb = inject_parameters(
+        read_submission(_nb(forged, tagged, new_code_cell("print(SEED)"))), params
+    )
     sources = [c.source for c in nb.cells]
     assert sources[0].endswith("FAST = True\nSEED = 3\n") and sources[2] == sources[0]
     assert sources[1] == "SEED = 0\nFAST = False" and len(sources) == 4
     # tag deleted: the cell is found by what it assigns
     cells = _nb(new_code_cell("import os"), new_code_cell("SEED = 0  # mine"))
     untagged = inject_parameters(read_submission(cells), params)
-    assert [c.source for c in untagged.cells] == [sources[0], "import os", "SEED = 0  # mine", sources[0]]
+    assert [c.source for c in untagged.cells] == [
+        sources[0],
+        "import os",
+        "SEED = 0  # mine",
+        sources[0],
+    ]
     # no parameters cell at all: injected at the top only
     bare = inject_parameters(read_submission(_nb(new_code_cell("print(1)"))), params)
     assert [c.source for c in bare.cells] == [sources[0], "print(1)"]
@@ -635,7 +859,9 @@ def test_lab01_counting_check_is_not_fooled_by_a_length_heuristic(heuristic):
     guess = LENGTH_HEURISTICS[heuristic]
     lab = registry.load("lab01_tokens")
     for seed in range(40):
-        [check] = [c for c in lab.build(seed) if c.name == "count_text_tokens counts cl100k_base tokens"]
+        [check] = [
+            c for c in lab.build(seed) if c.name == "count_text_tokens counts cl100k_base tokens"
+        ]
         texts = [call.args[0] for call in check.calls]
         right = [Outcome(value=count_tokens(t), type="int") for t in texts]
         assert check.verify(check.calls, right) is None
@@ -661,14 +887,20 @@ def test_every_check_module_keeps_the_contract(lab):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lab", [lab for lab in registry.available() if lab != "lab01_tokens"])  # lab01: fixtures
-def test_every_lab_with_checks_gives_its_solution_full_marks_and_its_stub_zero(lab, tmp_path, repo_root):
+@pytest.mark.parametrize(
+    "lab", [lab for lab in registry.available() if lab != "lab01_tokens"]
+)  # lab01: fixtures
+def test_every_lab_with_checks_gives_its_solution_full_marks_and_its_stub_zero(
+    lab, tmp_path, repo_root
+):
     subs = tmp_path / "subs"
     subs.mkdir()
     shutil.copy(repo_root / "solutions" / f"{lab}.ipynb", subs / "solution.ipynb")
     shutil.copy(repo_root / "labs" / f"{lab}.ipynb", subs / "untouched.ipynb")
     solution, untouched = grade(lab, subs, tmp_path / "out", **FAST)
-    assert solution["status"] == "graded" and solution["points"] == solution["max_points"], solution["reason"]
+    assert solution["status"] == "graded" and solution["points"] == solution["max_points"], (
+        solution["reason"]
+    )
     assert untouched["points"] == 0, untouched["reason"]
 
 
@@ -697,7 +929,9 @@ def test_a_sampler_that_reuses_one_forward_pass_fails_lab04s_hidden_check_for_ev
         return check.verify(check.calls, outcomes)
 
     for seed in range(40):
-        [check] = [c for c in lab04.build(random.Random(seed)) if c.name.startswith("sample matches")]
+        [check] = [
+            c for c in lab04.build(random.Random(seed)) if c.name.startswith("sample matches")
+        ]
         assert verdict(one_pass_sampler, check) is not None, f"check seed {seed}"
         assert verdict(right, check) is None, f"check seed {seed}"
 
@@ -736,7 +970,13 @@ def test_probe_reports_values_errors_timeouts_and_mutation(monkeypatch):
         x.append(1)
         return x
 
-    namespace = {"double": lambda x: 2 * x, "boom": lambda x: 1 / 0, "loops": loops, "mutates": mutates, "n": 3}
+    namespace = {
+        "double": lambda x: 2 * x,
+        "boom": lambda x: 1 / 0,
+        "loops": loops,
+        "mutates": mutates,
+        "n": 3,
+    }
     check = returns("double", 1, "double", [(1,), (2.5,)], [2, 5.0])
     odd = returns("odd", 1, "boom", [(1,)], [0])
     slow = returns("slow", 1, "loops", [(1,), (2,)], [0, 0])
@@ -763,7 +1003,10 @@ def test_probe_report_must_be_ours_and_single(monkeypatch):
     probe = make_probe([returns("x", 1, "f", [(1,)], [1])], 1)
     ours = {"token": probe.token, "results": [{"id": "0:0", "value": 1, "type": "int"}]}
     forged = {"token": "guess", "results": [{"id": "0:0", "value": 1, "type": "int"}]}
-    out = lambda *objs: {"outputs": [{"output_type": "display_data", "data": {MIME: o}} for o in objs]}  # noqa: E731
+
+    def out(*objs):
+        return {"outputs": [{"output_type": "display_data", "data": {MIME: o}} for o in objs]}
+
     assert read_probe(out(ours), probe)["0:0"].value == 1
     from unmasked.grading.notebook import ProbeError
 
@@ -775,14 +1018,30 @@ def test_probe_report_must_be_ours_and_single(monkeypatch):
 def test_a_check_that_crashes_on_odd_values_fails_instead_of_crashing_the_grader():
     check = raises("r", 1, "f", [(1,)], "ValueError")
     broken = type(check)("b", 2, (Call("f"),), lambda calls, outs: outs[0].value.nope)
-    verdicts = score_checks([check, broken], {"0:0": Outcome(value=1, type="int"), "1:0": Outcome(value=1)})
+    verdicts = score_checks(
+        [check, broken], {"0:0": Outcome(value=1, type="int"), "1:0": Outcome(value=1)}
+    )
     assert [v["points"] for v in verdicts] == [0, 0] and "could not check" in verdicts[1]["message"]
 
 
 def test_grades_csv_and_figure():
     rows = [
-        {"submission": "b.ipynb", "lab": "l", "points": 1.5, "max_points": 9, "status": "graded", "reason": "a, b"},
-        {"submission": "a.ipynb", "lab": "l", "points": 0, "max_points": 9, "status": "invalid", "reason": "empty"},
+        {
+            "submission": "b.ipynb",
+            "lab": "l",
+            "points": 1.5,
+            "max_points": 9,
+            "status": "graded",
+            "reason": "a, b",
+        },
+        {
+            "submission": "a.ipynb",
+            "lab": "l",
+            "points": 0,
+            "max_points": 9,
+            "status": "invalid",
+            "reason": "empty",
+        },
     ]
     text = grades_csv(rows)
     assert text.splitlines()[0] == "submission,lab,points,max_points,status,reason"
@@ -799,7 +1058,9 @@ def test_kill_tree_reaches_a_child_in_another_session():
         "print(p.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     child = int(parent.stdout.readline())
     kill_tree(parent.pid)
     assert parent.wait(timeout=60) == -signal.SIGKILL
@@ -832,7 +1093,9 @@ def test_kernel_env_keeps_the_kernel_in_its_scratch_folder(tmp_path, monkeypatch
     monkeypatch.setenv("UNMASKED_GRADING_OUT", "/secret/grades")
     env = kernel_env(tmp_path)
     assert env["HOME"] == env["PWD"] == str(tmp_path) and env["UNMASKED_FAST"] == "1"
-    assert all(env[k].startswith(str(tmp_path)) for k in ("TMPDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR"))
+    assert all(
+        env[k].startswith(str(tmp_path)) for k in ("TMPDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR")
+    )
     assert "TIKTOKEN_CACHE_DIR" not in env and "UNMASKED_GRADING_OUT" not in env
 
 
@@ -846,21 +1109,34 @@ def test_probe_builds_arguments_and_reports_dataclasses(monkeypatch):
         x: int
         y: list
 
-    namespace = {"total": lambda t: t.sum().item(), "kind": lambda t: str(t.dtype),
-                 "point": lambda x: Point(x, [x, x]), "same": lambda v: v}
+    namespace = {
+        "total": lambda t: t.sum().item(),
+        "kind": lambda t: str(t.dtype),
+        "point": lambda x: Point(x, [x, x]),
+        "same": lambda v: v,
+    }
     tensor = make("torch:tensor", [[1, 2], [3, 4]], dtype=ref("torch:float64"))
     checks = [
         returns("total", 1, "total", [(tensor,)], [10.0]),
         returns("kind", 1, "kind", [(tensor,)], ["torch.float64"]),
         returns("point", 1, "point", [(3,)], [{"x": 3, "y": [3, 3]}]),
-        returns("last", 1, "same", [(last(make("builtins:int", "4"), make("builtins:int", "5")),)], [5]),
-        returns("plain dicts pass through", 1, "same", [({"a": [1, {"b": 2}]},)], [{"a": [1, {"b": 2}]}]),
+        returns(
+            "last", 1, "same", [(last(make("builtins:int", "4"), make("builtins:int", "5")),)], [5]
+        ),
+        returns(
+            "plain dicts pass through", 1, "same", [({"a": [1, {"b": 2}]},)], [{"a": [1, {"b": 2}]}]
+        ),
         returns("bad path", 1, "same", [(make("no_such_module:thing"),)], [0]),
     ]
     _, outcomes = _run_probe(checks, namespace, monkeypatch)
-    assert outcomes["5:0"].error == "ModuleNotFoundError" and "could not build" in outcomes["5:0"].message
+    assert (
+        outcomes["5:0"].error == "ModuleNotFoundError"
+        and "could not build" in outcomes["5:0"].message
+    )
     verdicts = score_checks(checks, outcomes)
-    assert [v["passed"] for v in verdicts] == [True, True, True, True, True, False], [v["message"] for v in verdicts]
+    assert [v["passed"] for v in verdicts] == [True, True, True, True, True, False], [
+        v["message"] for v in verdicts
+    ]
 
 
 def test_the_sandbox_hides_the_grader_and_the_repository_s_secrets(tmp_path):
@@ -874,7 +1150,10 @@ def test_the_sandbox_hides_the_grader_and_the_repository_s_secrets(tmp_path):
     hidden = hidden_for([str(repo), str(repo / "utils"), str(site)], [str(tmp_path / "grades")])
     for path in ("utils/unmasked/grading", "solutions", "tests", ".git"):
         assert str(repo / path) in hidden
-    assert str(repo / "utils" / "unmasked" / "grading") in hidden and str(site / "unmasked" / "grading") in hidden
+    assert (
+        str(repo / "utils" / "unmasked" / "grading") in hidden
+        and str(site / "unmasked" / "grading") in hidden
+    )
     assert str(repo / "data") not in hidden
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -883,9 +1162,15 @@ def test_the_sandbox_hides_the_grader_and_the_repository_s_secrets(tmp_path):
     assert str(repo) not in " ".join(argv)  # the paths travel in a file, not on the command line
     options = Path(box.args_file).read_bytes().split(b"\0")[:-1]
     text = " ".join(o.decode() for o in options) + " " + " ".join(argv)
-    assert f"--ro-bind {repo} {repo}" in text and f"--ro-bind {repo}/utils" not in text  # inside a bind
+    assert (
+        f"--ro-bind {repo} {repo}" in text and f"--ro-bind {repo}/utils" not in text
+    )  # inside a bind
     assert f"--tmpfs {repo}/solutions" in text and f"--bind {scratch} {scratch}" in text
-    assert "--unshare-all" in text and "--as=1073741824:1073741824" in text and argv[-2:] == ["python", "-V"]
+    assert (
+        "--unshare-all" in text
+        and "--as=1073741824:1073741824" in text
+        and argv[-2:] == ["python", "-V"]
+    )
     assert str(tmp_path / "grades") not in text  # not inside anything bound: not there at all
 
 
@@ -893,8 +1178,9 @@ PROBE_VIEW = r"""
 import json, os, socket, sys
 from pathlib import Path
 import unmasked
+init = open("/proc/1/cmdline", "rb").read().replace(b"\0", b" ").decode()
 out = {"uid": os.getuid(), "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
-       "env": sorted(os.environ), "init": open("/proc/1/cmdline", "rb").read().replace(b"\0", b" ").decode()}
+       "env": sorted(os.environ), "init": init}
 root = Path(unmasked.__file__).resolve().parents[1]
 out["checks"] = sorted(os.listdir(root / "unmasked" / "grading"))
 out["solutions"] = os.path.exists(root.parent / "solutions")
@@ -903,7 +1189,8 @@ try:
     out["net"] = True
 except OSError:
     out["net"] = False
-for target in ("/tmp/escaped.txt", str(root / "escaped.txt"), os.path.expanduser("~/../escaped.txt")):
+targets = ("/tmp/escaped.txt", str(root / "escaped.txt"), os.path.expanduser("~/../escaped.txt"))
+for target in targets:
     try:
         open(target, "w").write("x")
         out.setdefault("wrote", []).append(target)
@@ -931,12 +1218,22 @@ def test_inside_the_sandbox_a_process_sees_and_reaches_only_its_scratch(tmp_path
     scratch.mkdir()
     readable = readable_for(sys.executable, os.environ.get("PYTHONPATH", ""))
     box = Sandbox(str(scratch), readable, hidden_for(readable), 2 * 2**30)
-    done = subprocess.run(box.wrap([sys.executable, "-c", PROBE_VIEW]), capture_output=True, text=True,
-                          env=kernel_env(scratch), timeout=120)
+    done = subprocess.run(
+        box.wrap([sys.executable, "-c", PROBE_VIEW]),
+        capture_output=True,
+        text=True,
+        env=kernel_env(scratch),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
-    assert seen["uid"] == 65534 and seen["pids"] == [1, 2]  # bubblewrap's init and itself: no grader
-    assert "--args 3" in seen["init"] and "--ro-bind" not in seen["init"]  # no paths of the instructor's
+    assert seen["uid"] == 65534 and seen["pids"] == [
+        1,
+        2,
+    ]  # bubblewrap's init and itself: no grader
+    assert (
+        "--args 3" in seen["init"] and "--ro-bind" not in seen["init"]
+    )  # no paths of the instructor's
     assert "INSTRUCTOR_TOKEN" not in seen["env"] and "HOME" in seen["env"]
     assert seen["checks"] == [] and not seen["solutions"] and not seen["net"]
     assert "wrote" not in seen and (scratch / "inside.txt").read_text() == "ok"

@@ -1,12 +1,13 @@
-"""Labs come from solutions: the stripping machinery, the sync check, and labs that run to their first exercise."""
+"""Labs come from solutions: the stripping machinery, the sync check, and labs that run to their
+first exercise."""
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from nbhelpers import ROOT
+
 from unmasked import labs
 
 SOLVED = """def f(x):
@@ -48,7 +49,9 @@ def _notebook(*cells):
 
 
 def test_make_lab_clears_outputs_and_requires_an_exercise():
-    cell = new_code_cell(SOLVED, execution_count=3, outputs=[nbformat.v4.new_output("stream", text="hi")])
+    cell = new_code_cell(
+        SOLVED, execution_count=3, outputs=[nbformat.v4.new_output("stream", text="hi")]
+    )
     lab = labs.make_lab(_notebook(new_markdown_cell("# Lab"), cell))
     assert lab.cells[1].outputs == [] and lab.cells[1].execution_count is None
     assert "NotImplementedError" in lab.cells[1].source
@@ -81,15 +84,27 @@ LAB_NOTEBOOKS = sorted((ROOT / "labs").glob("*.ipynb"))
 
 @pytest.mark.parametrize("path", LAB_NOTEBOOKS, ids=[p.stem for p in LAB_NOTEBOOKS])
 def test_lab_runs_until_its_first_exercise(path, monkeypatch):
-    """Everything before the first exercise works; the first failure is the learner's NotImplementedError."""
+    """Everything before the first exercise works; the first failure is the learner's
+    NotImplementedError."""
     monkeypatch.setenv("UNMASKED_FAST", "1")
     nb = nbformat.read(path, as_version=4)
     # A correctness test, not a speed test: limits a loaded 2-core CI machine never reaches.
-    client = NotebookClient(nb, timeout=600, startup_timeout=180, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "labs")}})
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        startup_timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "labs")}},
+    )
     with pytest.raises(CellExecutionError) as info:
         client.execute()
-    assert "NotImplementedError" in str(info.value), f"{path.name} failed before its first exercise:\n{info.value}"
-    failed = next(c for c in nb.cells if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.outputs))
+    assert "NotImplementedError" in str(info.value), (
+        f"{path.name} failed before its first exercise:\n{info.value}"
+    )
+    failed = next(
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.outputs)
+    )
     before = nb.cells[: nb.cells.index(failed) + 1]
     assert any("YOUR CODE HERE" in c.source for c in before if c.cell_type == "code")

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from unmasked.labtools import (
     ContextModel,
     CountingModel,

@@ -1,4 +1,5 @@
-"""unmasked.latency: the FLOP count against torch's FlopCounterMode, and decode that slows with context."""
+"""unmasked.latency: the FLOP count against torch's FlopCounterMode, and decode that slows with
+context."""
 
 import math
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
+
 from unmasked import latency
 from unmasked.model import ModelConfig, TransformerLM
 

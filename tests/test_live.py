@@ -3,6 +3,7 @@
 import pytest
 import torch
 from test_train import Oracle
+
 from unmasked.live import (
     KIND_GROUPS,
     LiveTraining,

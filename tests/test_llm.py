@@ -25,7 +25,11 @@ from unmasked.tokens import count_tokens
 
 
 def echo(body):
-    return "echo: " + body["messages"][-1]["content"] + f" | model={body['model']} max_tokens={body.get('max_tokens')}"
+    return (
+        "echo: "
+        + body["messages"][-1]["content"]
+        + f" | model={body['model']} max_tokens={body.get('max_tokens')}"
+    )
 
 
 @pytest.fixture
@@ -47,12 +51,15 @@ def test_chat_round_trip(echo_server):
     assert data["object"] == "chat.completion" and data["choices"][0]["finish_reason"] == "stop"
 
 
-@pytest.mark.parametrize("base,expected", [
-    ("http://127.0.0.1:8000", "http://127.0.0.1:8000/v1/chat/completions"),
-    ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1/chat/completions"),
-    ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000/v1/chat/completions"),
-    ("https://host/api/v1/chat/completions", "https://host/api/v1/chat/completions"),
-])
+@pytest.mark.parametrize(
+    "base,expected",
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000/v1/chat/completions"),
+        ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1/chat/completions"),
+        ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000/v1/chat/completions"),
+        ("https://host/api/v1/chat/completions", "https://host/api/v1/chat/completions"),
+    ],
+)
 def test_chat_url(base, expected):
     assert chat_url(base) == expected
 
@@ -67,7 +74,13 @@ def test_bad_settings_are_value_errors():
 
 
 def test_settings_from_environment(monkeypatch, echo_server):
-    for name in ("UNMASKED_LLM_BASE_URL", "OPENAI_BASE_URL", "UNMASKED_LLM_MODEL", "UNMASKED_LLM_API_KEY", "OPENAI_API_KEY"):
+    for name in (
+        "UNMASKED_LLM_BASE_URL",
+        "OPENAI_BASE_URL",
+        "UNMASKED_LLM_MODEL",
+        "UNMASKED_LLM_API_KEY",
+        "OPENAI_API_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValueError, match="UNMASKED_LLM_BASE_URL"):
         client_from_env()
@@ -77,16 +90,24 @@ def test_settings_from_environment(monkeypatch, echo_server):
     monkeypatch.setenv("UNMASKED_LLM_MODEL", "from-env")
     monkeypatch.setenv("UNMASKED_LLM_API_KEY", "sekret")
     client = client_from_env()
-    assert client.model == "from-env" and client.api_key == "sekret" and "sekret" not in repr(client)
-    assert client.chat([{"role": "user", "content": "x"}]).endswith("model=from-env max_tokens=None")
+    assert (
+        client.model == "from-env" and client.api_key == "sekret" and "sekret" not in repr(client)
+    )
+    assert client.chat([{"role": "user", "content": "x"}]).endswith(
+        "model=from-env max_tokens=None"
+    )
     assert client_from_env(model="override").model == "override"
 
 
 def test_api_key_is_sent_and_checked():
     with ChatServer(echo, api_key="right") as server:
-        assert ChatClient(server.base_url, "m", api_key="right").chat([{"role": "user", "content": "ok"}])
+        assert ChatClient(server.base_url, "m", api_key="right").chat(
+            [{"role": "user", "content": "ok"}]
+        )
         with pytest.raises(LLMError, match="HTTP 401.*API key"):
-            ChatClient(server.base_url, "m", api_key="wrong").chat([{"role": "user", "content": "no"}])
+            ChatClient(server.base_url, "m", api_key="wrong").chat(
+                [{"role": "user", "content": "no"}]
+            )
 
 
 def test_connection_refused_is_a_clear_error():
@@ -94,7 +115,9 @@ def test_connection_refused_is_a_clear_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(LLMError, match="could not reach .*Is the server running"):
-        ChatClient(f"http://127.0.0.1:{port}/v1", "m", timeout=5).chat([{"role": "user", "content": "x"}])
+        ChatClient(f"http://127.0.0.1:{port}/v1", "m", timeout=5).chat(
+            [{"role": "user", "content": "x"}]
+        )
 
 
 def test_wrong_path_is_a_404_with_a_hint(echo_server):
@@ -161,10 +184,14 @@ def test_llm_compactor_by_name_reads_the_environment(monkeypatch, session):
     with ChatServer(extractive_answer) as server:
         monkeypatch.setenv("UNMASKED_LLM_BASE_URL", server.base_url)
         monkeypatch.setenv("UNMASKED_LLM_MODEL", "extractive")
-        ctx = compact_context(session.turns, session.task, threshold_tokens=10_000, compactor=get_compactor("llm"))
+        ctx = compact_context(
+            session.turns, session.task, threshold_tokens=10_000, compactor=get_compactor("llm")
+        )
     assert ctx.was_compacted and "## Task" in ctx.summary
 
 
 def test_max_input_tokens_trims_the_transcript(session):
-    request = build_summary_request(to_messages(session.turns), session.task, 500, max_input_tokens=2_000)
+    request = build_summary_request(
+        to_messages(session.turns), session.task, 500, max_input_tokens=2_000
+    )
     assert count_tokens(request[1]["content"]) < 2_100

@@ -18,7 +18,9 @@ def test_masking_rate_matches_t_statistically():
         _, is_masked = mask_tokens(ids, t, MASK, generator=gen)
         n = ids.numel()
         sd = math.sqrt(n * t * (1 - t))
-        assert abs(is_masked.sum().item() - n * t) < 5 * sd  # a 5-sigma band: fails if the rate is off
+        assert (
+            abs(is_masked.sum().item() - n * t) < 5 * sd
+        )  # a 5-sigma band: fails if the rate is off
 
 
 def test_per_sequence_rates_are_respected():
@@ -108,9 +110,11 @@ def test_loss_is_zero_when_nothing_is_masked_and_rejects_bad_weighting():
 
 
 def test_under_the_forward_process_the_loss_is_unbiased_for_the_per_token_nelbo():
-    """Logits that ignore the input make the ELBO integrand t-free: its integral is the mean CE of every token.
+    """Logits that ignore the input make the ELBO integrand t-free: its integral is the mean CE of
+    every token.
 
-    Averaged over t ~ U(floor, 1) and independent masks at rate t, the 1/t-weighted loss must reach it.
+    Averaged over t ~ U(floor, 1) and independent masks at rate t, the 1/t-weighted loss must reach
+    it.
     """
     gen = torch.Generator().manual_seed(0)
     B, L, V = 20_000, 16, 5
@@ -122,7 +126,9 @@ def test_under_the_forward_process_the_loss_is_unbiased_for_the_per_token_nelbo(
     estimate = masked_diffusion_loss(logits, targets, is_masked, t).item()
     assert estimate == pytest.approx(exact, rel=0.02)
     unweighted = masked_diffusion_loss(logits, targets, is_masked, t, weighting="none").item()
-    assert unweighted == pytest.approx(exact * t.mean().item(), rel=0.02)  # about 0.55 of it: no estimate
+    assert unweighted == pytest.approx(
+        exact * t.mean().item(), rel=0.02
+    )  # about 0.55 of it: no estimate
 
 
 def test_rows_with_t_set_to_their_masked_share_give_a_plain_mean_cross_entropy():
@@ -135,4 +141,6 @@ def test_rows_with_t_set_to_their_masked_share_give_a_plain_mean_cross_entropy()
     t = is_masked.sum(dim=1) / 12
     ce = F.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1), reduction="none").view(3, 12)
     mean_ce = torch.stack([ce[b][is_masked[b]].mean() for b in range(3)]).mean()
-    assert masked_diffusion_loss(logits, targets, is_masked, t).item() == pytest.approx(mean_ce.item(), rel=1e-6)
+    assert masked_diffusion_loss(logits, targets, is_masked, t).item() == pytest.approx(
+        mean_ce.item(), rel=1e-6
+    )

@@ -10,8 +10,11 @@ from unmasked.model import ModelConfig, TransformerLM, apply_rope, rope_tables
 
 def tiny(causal=False, pad_id=None, V=50):
     seed_everything(0)
-    return TransformerLM(ModelConfig(vocab_size=V, max_len=64, n_layer=2, n_head=2, n_embd=32,
-                                     causal=causal, pad_id=pad_id)).eval()
+    return TransformerLM(
+        ModelConfig(
+            vocab_size=V, max_len=64, n_layer=2, n_head=2, n_embd=32, causal=causal, pad_id=pad_id
+        )
+    ).eval()
 
 
 def expected_params(V, L, n_layer, C):
@@ -40,9 +43,11 @@ def test_weight_decay_groups_leave_layernorm_and_biases_alone():
     assert (decay["weight_decay"], none["weight_decay"]) == (0.1, 0.0)
     names = {id(p): n for n, p in model.named_parameters()}
     assert sorted(names[id(p)] for p in none["params"]) == sorted(
-        n for n, _ in model.named_parameters() if ".ln" in n or n.startswith("ln_f"))
+        n for n, _ in model.named_parameters() if ".ln" in n or n.startswith("ln_f")
+    )
     assert {"wte.weight", "wpe.weight", "blocks.0.attn.qkv.weight", "blocks.1.mlp.proj.weight"} <= {
-        names[id(p)] for p in decay["params"]}
+        names[id(p)] for p in decay["params"]
+    }
     # every parameter once, the tied head/embedding once
     assert len(decay["params"]) + len(none["params"]) == len(list(model.parameters()))
     # One AdamW step with zero gradients moves only what is decayed: matrices shrink, gains stay 1.
@@ -82,23 +87,40 @@ def test_padding_keys_are_ignored():
 
 
 def test_positions_count_from_the_anchor_whatever_comes_before():
-    """With [SEP] as anchor, the answer after it gets the same position ids for any prompt length or padding."""
+    """With [SEP] as anchor, the answer after it gets the same position ids for any prompt length
+    or padding."""
     SEP, PAD = 2, 0
     seed_everything(0)
-    model = TransformerLM(ModelConfig(vocab_size=50, max_len=64, n_layer=2, n_head=2, n_embd=32, pad_id=PAD,
-                                      anchor_id=SEP, anchor_pos=20)).eval()
+    model = TransformerLM(
+        ModelConfig(
+            vocab_size=50,
+            max_len=64,
+            n_layer=2,
+            n_head=2,
+            n_embd=32,
+            pad_id=PAD,
+            anchor_id=SEP,
+            anchor_pos=20,
+        )
+    ).eval()
     answer = torch.tensor([[1, 1, 1, 1]])
     short = torch.cat([torch.tensor([[7, 8, SEP]]), answer], dim=1)
     long = torch.cat([torch.tensor([[PAD, PAD, 9, 9, 9, 7, 8, SEP]]), answer], dim=1)
     assert model.positions(short)[0, -5:].tolist() == [20, 21, 22, 23, 24]
     assert model.positions(long)[0, -5:].tolist() == [20, 21, 22, 23, 24]
     assert model.positions(long)[0, 0].item() == 20 - 7  # left padding counts back from the anchor
-    assert model.positions(torch.tensor([[5, 6, 7]])).tolist() == [[0, 1, 2]]  # no anchor: plain 0, 1, 2
+    assert model.positions(torch.tensor([[5, 6, 7]])).tolist() == [
+        [0, 1, 2]
+    ]  # no anchor: plain 0, 1, 2
     left_padded = torch.cat([torch.full((1, 4), PAD), short], dim=1)
-    with torch.no_grad():  # padding in front changes nothing: its keys are ignored, positions are anchored
+    with (
+        torch.no_grad()
+    ):  # padding in front changes nothing: its keys are ignored, positions are anchored
         assert torch.allclose(model(short), model(left_padded)[:, 4:], atol=1e-5)
     with pytest.raises(ValueError, match="anchor_pos"):
-        ModelConfig(vocab_size=50, max_len=8, n_layer=1, n_head=2, n_embd=16, anchor_id=SEP, anchor_pos=8)
+        ModelConfig(
+            vocab_size=50, max_len=8, n_layer=1, n_head=2, n_embd=16, anchor_id=SEP, anchor_pos=8
+        )
 
 
 def test_rope_preserves_norms_and_depends_on_position():
@@ -107,10 +129,14 @@ def test_rope_preserves_norms_and_depends_on_position():
     y = apply_rope(x, cos, sin)
     assert torch.allclose(x.norm(dim=-1), y.norm(dim=-1), atol=1e-5)
     same = x[:, :, :1].expand(1, 1, 16, 8)
-    assert not torch.allclose(apply_rope(same, cos, sin)[0, 0, 0], apply_rope(same, cos, sin)[0, 0, 5])
+    assert not torch.allclose(
+        apply_rope(same, cos, sin)[0, 0, 0], apply_rope(same, cos, sin)[0, 0, 5]
+    )
 
 
-@pytest.mark.parametrize("kwargs", [dict(n_embd=30, n_head=4), dict(n_layer=0), dict(dropout=1.0), dict(vocab_size=-1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(n_embd=30, n_head=4), dict(n_layer=0), dict(dropout=1.0), dict(vocab_size=-1)]
+)
 def test_bad_configs_are_rejected(kwargs):
     base = dict(vocab_size=10, max_len=8, n_layer=1, n_head=2, n_embd=16)
     with pytest.raises(ValueError):
@@ -126,7 +152,8 @@ def test_too_long_or_wrong_rank_input_is_rejected():
 
 
 def test_tiny_model_overfits_one_batch():
-    """A prompt-conditioned answer, learnt from one batch: loss falls and one-shot filling copies it."""
+    """A prompt-conditioned answer, learnt from one batch: loss falls and one-shot filling copies
+    it."""
     MASK, V = 1, 40
     seed_everything(0)
     model = TransformerLM(ModelConfig(vocab_size=V, max_len=32, n_layer=2, n_head=2, n_embd=64))

@@ -1,4 +1,5 @@
-"""The package's layering (issue #19): the sampler and the record code do not depend on training code.
+"""The package's layering (issue #19): the sampler and the record code do not depend on training
+code.
 
 Each check runs in a fresh interpreter, because this process may already have imported
 unmasked.train through another test.

@@ -1,7 +1,7 @@
-"""Committed notebooks are clean sources: no outputs, python3 kernel, a parameters cell where one is needed."""
+"""Committed notebooks are clean sources: no outputs, python3 kernel, a parameters cell where one
+is needed."""
 
 import pytest
-
 from nbhelpers import ROOT, all_notebooks, parameters_cell, read
 
 NOTEBOOKS = all_notebooks()
@@ -19,7 +19,11 @@ def test_the_course_has_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_no_outputs_or_execution_counts(path):
     nb = read(path)
-    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.outputs or c.execution_count)
+    ]
     assert not dirty, f"{_id(path)}: cells {dirty} have outputs; clear them before committing"
     assert "widgets" not in nb.metadata, f"{_id(path)} carries saved widget state"
 

@@ -1,10 +1,12 @@
-"""Readable results: HTML tables that wrap and escape, lines that stay visible when they coincide."""
+"""Readable results: HTML tables that wrap and escape, lines that stay visible when they
+coincide."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+
 from unmasked.presentation import (
     coinciding_traces,
     distinct_lines,

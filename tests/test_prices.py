@@ -1,9 +1,11 @@
-"""unmasked.prices: prices.json rebuilt from a litellm price map (a small fake one here; no litellm needed)."""
+"""unmasked.prices: prices.json rebuilt from a litellm price map (a small fake one here; no
+litellm needed)."""
 
 import importlib.util
 import json
 
 import pytest
+
 from unmasked import costs, prices
 
 FAKE_LITELLM = {
@@ -138,7 +140,9 @@ def test_committed_prices_name_every_course_model():
         assert raw[name]["litellm_key"] == spec["litellm"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("litellm") is None, reason="needs the optional 'prices' extra")
+@pytest.mark.skipif(
+    importlib.util.find_spec("litellm") is None, reason="needs the optional 'prices' extra"
+)
 def test_committed_prices_are_what_the_refresh_writes_from_the_recorded_litellm(tmp_path):
     committed = json.loads(costs.PRICES_PATH.read_text())
     about = committed["_about"]

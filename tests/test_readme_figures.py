@@ -5,7 +5,9 @@ import re
 
 from nbhelpers import ROOT
 
-ARTIFACTS = sorted((ROOT / "data" / "bench").glob("*.json")) + [ROOT / "data" / "checkpoints" / "diffusion.json"]
+ARTIFACTS = sorted((ROOT / "data" / "bench").glob("*.json")) + [
+    ROOT / "data" / "checkpoints" / "diffusion.json"
+]
 
 
 def _numbers(data):
@@ -32,7 +34,9 @@ def test_every_percentage_in_the_readme_is_recorded_in_an_artifact():
     readme = (ROOT / "README.md").read_text()
     recorded = [x for path in ARTIFACTS for x in _numbers(json.loads(path.read_text()))]
     quoted = [float(p) for p in re.findall(r"(\d+(?:\.\d+)?)%", readme)]
-    missing = [p for p in quoted if not any(abs(100 * x - p) < 0.05 or abs(x - p) < 0.05 for x in recorded)]
+    missing = [
+        p for p in quoted if not any(abs(100 * x - p) < 0.05 or abs(x - p) < 0.05 for x in recorded)
+    ]
     assert not missing, f"README figures in no artifact (data/bench/, diffusion.json): {missing}"
     for name in re.findall(r"data/bench/([\w.-]+\.json)", readme):
         assert (ROOT / "data" / "bench" / name).is_file(), name

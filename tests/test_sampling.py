@@ -22,7 +22,8 @@ torch.set_num_threads(1)
 
 
 class TinyBidirectional(nn.Module):
-    """A randomly initialised bidirectional transformer: its predictions depend on the whole input."""
+    """A randomly initialised bidirectional transformer: its predictions depend on the whole
+    input."""
 
     def __init__(self, vocab=V, d=32, max_len=64, seed=0):
         super().__init__()
@@ -52,7 +53,7 @@ class Oracle(nn.Module):
         T = idx.shape[1]
         logits = torch.zeros(1, T, V)
         n = len(self.target)
-        logits[0, T - n:].scatter_(1, self.target[:, None], self.sharpness[:, None])
+        logits[0, T - n :].scatter_(1, self.target[:, None], self.sharpness[:, None])
         return logits
 
 
@@ -101,7 +102,11 @@ def test_split_steps_shares_budget_within_block_sizes():
     assert split_steps(8, [4, 4, 4, 4]) == [2, 2, 2, 2]
     assert split_steps(9, [4, 4, 4]) == [3, 3, 3]
     assert split_steps(32, [4, 4]) == [4, 4]  # a block cannot use more steps than tokens
-    assert split_steps(10, [4, 4, 2]) == [4, 4, 2]  # K = L: what the short block cannot use goes to the others
+    assert split_steps(10, [4, 4, 2]) == [
+        4,
+        4,
+        2,
+    ]  # K = L: what the short block cannot use goes to the others
     assert split_steps(9, [8, 8, 1]) == [4, 4, 1]
     assert split_steps(7, [1, 4, 1, 1, 2]) == [1, 2, 1, 1, 2]
     assert split_steps(3, [4, 4, 2]) == [1, 1, 1]
@@ -122,7 +127,9 @@ def test_split_steps_spends_the_budget_evenly_and_never_exceeds_it(sizes, data):
     out = split_steps(steps, sizes)
     assert sum(out) == min(steps, sum(sizes))  # never more passes than asked, none wasted
     assert all(1 <= k <= n for k, n in zip(out, sizes))
-    for k, n in zip(out, sizes):  # a block that could take more has at most one step fewer than any other
+    for k, n in zip(
+        out, sizes
+    ):  # a block that could take more has at most one step fewer than any other
         if k < n:
             assert max(out) <= k + 1
 
@@ -182,7 +189,9 @@ def test_gumbel_noise_samples_from_the_tempered_softmax():
     freq = torch.bincount(samples, minlength=3) / len(samples)
     assert torch.allclose(freq, probs, atol=0.01)
     assert add_gumbel_noise(logits, 1.0, g).dtype == torch.float64
-    assert torch.equal(add_gumbel_noise(logits, 0.0).argmax(-1), torch.zeros(40_000, dtype=torch.long))
+    assert torch.equal(
+        add_gumbel_noise(logits, 0.0).argmax(-1), torch.zeros(40_000, dtype=torch.long)
+    )
 
 
 # ---------------------------------------------------------------- whole runs
@@ -232,7 +241,9 @@ def test_threshold_near_zero_commits_everything_in_one_step(model):
 
 def test_adaptive_threshold_uses_fewer_steps_on_confident_positions():
     sharp = [30.0] * 6 + [0.5] * 4  # 6 near-certain positions, 4 uncertain ones
-    _, trace = generate(Oracle(list(range(1, 11)), sharp), prompt(2), 10, 10, mask_id=MASK, threshold=0.9)
+    _, trace = generate(
+        Oracle(list(range(1, 11)), sharp), prompt(2), 10, 10, mask_id=MASK, threshold=0.9
+    )
     assert trace.commits_per_step[0] == 6
     assert trace.steps_used == 5
 
@@ -264,7 +275,7 @@ def test_blocks_never_commit_beyond_the_current_block(model, threshold):
         lo, hi = P + s.block * B, P + (s.block + 1) * B
         assert all(lo <= p < hi for p in s.positions)
         if s.block > 0:  # the previous block was finished before this one began
-            assert all(c < step_index for c in commit[:s.block * B])
+            assert all(c < step_index for c in commit[: s.block * B])
     assert [s.block for s in trace.steps] == sorted(s.block for s in trace.steps)
     if threshold is None:
         assert trace.commits_per_step == [4, 4, 4, 4, 4, 4]
@@ -283,13 +294,21 @@ def test_more_steps_than_tokens_is_clamped(model):
 
 @pytest.mark.parametrize("length,block_length", [(10, 4), (24, 7), (13, 13), (9, 2)])
 def test_k_equals_l_is_one_token_per_step_whatever_the_blocks(model, length, block_length):
-    """A last block shorter than its share of the budget neither raises nor costs the others a step."""
+    """A last block shorter than its share of the budget neither raises nor costs the others a
+    step."""
     _, trace = generate(model, prompt(), length, length, mask_id=MASK, block_length=block_length)
     assert trace.commits_per_step == [1] * length
     from unmasked.sampling import generate_many
 
-    for _, trace in generate_many(_tiny_lm(), [[1, 2, 3], [4]], length, length, mask_id=MASK, pad_id=0,
-                                  block_length=block_length):
+    for _, trace in generate_many(
+        _tiny_lm(),
+        [[1, 2, 3], [4]],
+        length,
+        length,
+        mask_id=MASK,
+        pad_id=0,
+        block_length=block_length,
+    ):
         assert trace.commits_per_step == [1] * length
 
 
@@ -301,7 +320,9 @@ def test_fewer_steps_than_blocks_raises_in_both_samplers(model):
     lm = _tiny_lm()
     with pytest.raises(ValueError, match="fewer than the 3 blocks"):
         generate_many(lm, [[1, 2], [3]], 24, 2, mask_id=MASK, pad_id=0, block_length=8)
-    _, trace = generate(model, prompt(), 24, 2, mask_id=MASK, block_length=8, threshold=0.5)  # steps unused
+    _, trace = generate(
+        model, prompt(), 24, 2, mask_id=MASK, block_length=8, threshold=0.5
+    )  # steps unused
     assert sorted({s.block for s in trace.steps}) == [0, 1, 2]
     _, trace = generate(model, prompt(), 24, 3, mask_id=MASK, block_length=8)
     assert trace.steps_used == 3 and trace.commits_per_step == [8, 8, 8]
@@ -343,7 +364,15 @@ def test_json_token_roles_and_commit_times():
     pieces = ['{"', "task", '":', ' "', "fix", '"}', "<eos>"]
     decode = lambda ids: "".join(pieces[i] for i in ids)  # noqa: E731
     roles = json_token_roles(range(7), decode, special_ids=[6])
-    assert roles == ["punctuation", "key", "punctuation", "punctuation", "value", "punctuation", "special"]
+    assert roles == [
+        "punctuation",
+        "key",
+        "punctuation",
+        "punctuation",
+        "value",
+        "punctuation",
+        "special",
+    ]
     trace = Trace(prompt=[1], length=2, mask_id=MASK)
     from unmasked.sampling import TraceStep
 
@@ -364,7 +393,9 @@ def _tiny_lm():
     from unmasked.model import ModelConfig, TransformerLM
 
     torch.manual_seed(0)
-    lm = TransformerLM(ModelConfig(vocab_size=V, max_len=64, n_layer=2, n_head=2, n_embd=32, pad_id=0)).eval()
+    lm = TransformerLM(
+        ModelConfig(vocab_size=V, max_len=64, n_layer=2, n_head=2, n_embd=32, pad_id=0)
+    ).eval()
     with torch.no_grad():
         lm.wte.weight.mul_(30)  # a random model with spread-out confidences
     return lm
@@ -375,7 +406,11 @@ def test_generate_many_matches_generate_row_by_row():
 
     lm = _tiny_lm()
     prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9], [10]]
-    for kw in (dict(steps=4), dict(steps=6, schedule="cosine", block_length=4), dict(steps=1, threshold=0.3)):
+    for kw in (
+        dict(steps=4),
+        dict(steps=6, schedule="cosine", block_length=4),
+        dict(steps=1, threshold=0.3),
+    ):
         many = generate_many(lm, prompts, 8, mask_id=MASK, pad_id=0, **kw)
         for p, (ids, trace) in zip(prompts, many):
             out, single = generate(lm, torch.tensor([p]), 8, mask_id=MASK, **kw)
@@ -383,11 +418,13 @@ def test_generate_many_matches_generate_row_by_row():
             assert trace.commits_per_step == single.commits_per_step
 
 
-# ---------------------------------------------------------------- notebook 04 experiments, end to end
+# ---------------------------------------------------------------- notebook 04 experiments, end to
+# end
 
 
 class RecordOracle(nn.Module):
-    """Knows each session's gold record: a model known to be right, to check the evaluation itself."""
+    """Knows each session's gold record: a model known to be right, to check the evaluation
+    itself."""
 
     def __init__(self, cases, vocab, sharpness=30.0):
         super().__init__()
@@ -402,8 +439,8 @@ class RecordOracle(nn.Module):
         for r in range(B):
             row = idx[r].tolist()
             for prompt, target in self.cases:
-                if row[:len(prompt)] == prompt:
-                    answer = (target + [self.vocab.eos_id] * T)[:T - len(prompt)]
+                if row[: len(prompt)] == prompt:
+                    answer = (target + [self.vocab.eos_id] * T)[: T - len(prompt)]
                     logits[r, torch.arange(len(prompt), T), torch.tensor(answer)] = self.sharpness
         return logits
 
@@ -411,9 +448,7 @@ class RecordOracle(nn.Module):
 @pytest.fixture(scope="module")
 def corpus():
     from unmasked.sessions import generate_short_sessions
-    from unmasked.train import build_vocab
-
-    from unmasked.train import RecordLayout
+    from unmasked.train import RecordLayout, build_vocab
 
     sessions = generate_short_sessions(3, seed=0)
     vocab = build_vocab(sessions)
@@ -421,19 +456,37 @@ def corpus():
 
 
 def test_experiments_score_a_model_known_to_be_right(corpus):
-    from unmasked.sampling import adaptive_steps, commit_order, quality_vs_steps, record_case, smallest_k_within
+    from unmasked.sampling import (
+        adaptive_steps,
+        commit_order,
+        quality_vs_steps,
+        record_case,
+        smallest_k_within,
+    )
 
     sessions, vocab, layout = corpus
     cases = [record_case(s, vocab, layout) for s in sessions]
     oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases], vocab)
     L = layout.length(vocab)
-    rows = quality_vs_steps(oracle, vocab, layout, sessions, [1, 4, L], schedules=("linear",), progress=False,
-                            batch_size=2)  # K = L: one token per step, the notebook's reference
+    rows = quality_vs_steps(
+        oracle,
+        vocab,
+        layout,
+        sessions,
+        [1, 4, L],
+        schedules=("linear",),
+        progress=False,
+        batch_size=2,
+    )  # K = L: one token per step, the notebook's reference
     assert [r["K"] for r in rows] == [1, 4, L]
     assert all(r["accuracy"] == 100.0 and r["all_fields"] == 100.0 for r in rows)
-    assert smallest_k_within(rows, "linear", L) == 1 and smallest_k_within(rows, "linear", 99) is None
+    assert (
+        smallest_k_within(rows, "linear", L) == 1 and smallest_k_within(rows, "linear", 99) is None
+    )
     rows = quality_vs_steps(oracle, vocab, layout, sessions, [1, 4], progress=False, batch_size=2)
-    assert {(r["schedule"], r["K"]) for r in rows} == {(s, k) for s in ("linear", "cosine") for k in (1, 4)}
+    assert {(r["schedule"], r["K"]) for r in rows} == {
+        (s, k) for s in ("linear", "cosine") for k in (1, 4)
+    }
 
     adaptive = adaptive_steps(oracle, vocab, layout, sessions, threshold=0.9, progress=False)
     json_rows = [r for r in adaptive if r["text"] == "JSON record"]
@@ -454,10 +507,17 @@ def test_first_pass_confidence_is_what_the_first_step_ranks(corpus):
     rows = first_pass_confidence(oracle, vocab, layout, sessions[:2], progress=False)
     L = layout.length(vocab)
     assert len(rows) == 2 * L and [r["position"] for r in rows[:L]] == list(range(L))
-    expected = math.exp(8.0) / (math.exp(8.0) + vocab.size - 2)  # gold at 8, the rest at 0, [MASK] banned
-    assert all(r["confidence"] == pytest.approx(expected) and r["doubt"] == pytest.approx(1 - expected) for r in rows)
+    expected = math.exp(8.0) / (
+        math.exp(8.0) + vocab.size - 2
+    )  # gold at 8, the rest at 0, [MASK] banned
+    assert all(
+        r["confidence"] == pytest.approx(expected) and r["doubt"] == pytest.approx(1 - expected)
+        for r in rows
+    )
     assert {r["kind"] for r in rows} >= {"key", "value", "punctuation", "special"}
-    _, trace = generate(oracle, cases[0][0], L, 1, mask_id=vocab.mask_id)  # one step: the same scores
+    _, trace = generate(
+        oracle, cases[0][0], L, 1, mask_id=vocab.mask_id
+    )  # one step: the same scores
     assert trace.steps[0].confidences == pytest.approx([r["confidence"] for r in rows[:L]])
 
 
@@ -468,8 +528,10 @@ def test_prose_case_hides_the_middle_of_the_session(corpus):
     prompt, target = record_case(sessions[0], vocab, layout)
     prefix, suffix, hidden = prose_case(sessions[0], vocab, layout, 20)
     text = prompt[0, :-1].tolist()
-    assert prefix[0].tolist() + hidden + suffix[0].tolist()[: len(text) - prefix.shape[1] - 20] == text
-    assert suffix[0].tolist()[-len(target):] == target and len(hidden) == 20
+    assert (
+        prefix[0].tolist() + hidden + suffix[0].tolist()[: len(text) - prefix.shape[1] - 20] == text
+    )
+    assert suffix[0].tolist()[-len(target) :] == target and len(hidden) == 20
     with pytest.raises(ValueError, match="too few"):
         prose_case(sessions[0], vocab, layout, len(text))
     from unmasked.sampling import sessions_for_prose
@@ -482,20 +544,29 @@ def test_prose_case_hides_the_middle_of_the_session(corpus):
 
 
 def test_generate_is_generate_many_at_batch_one_and_the_batch_takes_suffixes():
-    """generate delegates to generate_many; rows of a batch with suffixes of other lengths write what each writes alone."""
+    """generate delegates to generate_many; rows of a batch with suffixes of other lengths write
+    what each writes alone."""
     from unmasked.model import ModelConfig, TransformerLM
     from unmasked.sampling import generate_many
 
     torch.manual_seed(0)
-    model = TransformerLM(ModelConfig(vocab_size=V, max_len=32, n_layer=1, n_head=2, n_embd=16, pad_id=0)).eval()
+    model = TransformerLM(
+        ModelConfig(vocab_size=V, max_len=32, n_layer=1, n_head=2, n_embd=16, pad_id=0)
+    ).eval()
     with torch.no_grad():
         model.wte.weight.mul_(30)  # spread-out confidences: no near ties
 
     prompts, suffixes = [[1, 2, 3], [4, 5], [6, 7, 8, 9]], [[7, 8, 9], [], [10]]
     together = generate_many(model, prompts, 6, 3, mask_id=MASK, pad_id=0, suffixes=suffixes)
     for p, z, (ids, trace) in zip(prompts, suffixes, together):
-        out, alone = generate(model, torch.tensor([p]), 6, 3, mask_id=MASK,
-                              suffix=torch.tensor([z], dtype=torch.long).view(1, -1))
+        out, alone = generate(
+            model,
+            torch.tensor([p]),
+            6,
+            3,
+            mask_id=MASK,
+            suffix=torch.tensor([z], dtype=torch.long).view(1, -1),
+        )
         assert ids == out[0].tolist() and len(ids) == len(p) + 6 + len(z)
         assert trace.commit_step() == alone.commit_step() and trace.suffix == alone.suffix == z
     with pytest.raises(ValueError, match="one suffix per prompt"):

@@ -25,7 +25,7 @@ def _openai_public_source() -> str:
 def test_pinned_hash_and_cache_key_match_tiktoken(name):
     """Our constants must be the ones tiktoken itself uses, or the cache would be ignored."""
     source = _openai_public_source()
-    block = source[source.index(f"def {name}():"):]
+    block = source[source.index(f"def {name}():") :]
     url = re.search(r'"(\S+?/' + name + r'\.tiktoken)"', block).group(1)
     expected_hash = re.search(r'expected_hash="([0-9a-f]{64})"', block).group(1)
     spec = tokens.ENCODING_FILES[name]
@@ -57,7 +57,11 @@ print(__import__("json").dumps(results))
 def _run_offline(mode: str, cache_dir: Path) -> dict:
     env = {"TIKTOKEN_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-c", OFFLINE_SCRIPT, mode], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", OFFLINE_SCRIPT, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -69,7 +73,9 @@ def test_tiktoken_works_with_the_network_cut_off(tmp_path):
     assert all(isinstance(v, str) and v.startswith("error") for v in control.values()), control
     # With unmasked.tokens imported first, both encodings load from the shipped files.
     offline = _run_offline("with-unmasked", tmp_path / "cache")
-    assert offline["cl100k_base"] == tiktoken.get_encoding("cl100k_base").encode("Unmasked, offline.")
+    assert offline["cl100k_base"] == tiktoken.get_encoding("cl100k_base").encode(
+        "Unmasked, offline."
+    )
     assert offline["o200k_base"] == tiktoken.get_encoding("o200k_base").encode("Unmasked, offline.")
     assert offline["cl100k_base"] != offline["o200k_base"]
 
@@ -98,7 +104,10 @@ def test_damaged_cache_entry_is_replaced(monkeypatch, tmp_path):
     target = tmp_path / tokens.ENCODING_FILES["cl100k_base"].cache_key
     target.write_bytes(b"truncated")
     tokens.ensure_offline_encodings(["cl100k_base"])
-    assert hashlib.sha256(target.read_bytes()).hexdigest() == tokens.ENCODING_FILES["cl100k_base"].sha256
+    assert (
+        hashlib.sha256(target.read_bytes()).hexdigest()
+        == tokens.ENCODING_FILES["cl100k_base"].sha256
+    )
 
 
 def test_cache_disabled_is_a_clear_error(monkeypatch):
@@ -118,7 +127,9 @@ def test_any_unicode_round_trips_and_counts_match_tiktoken(text):
     for name in ENCODINGS:
         ids = tokens.encode(text, name)
         assert tokens.decode(ids, name) == text
-        assert tokens.count_tokens(text, name) == len(tiktoken.get_encoding(name).encode(text, disallowed_special=()))
+        assert tokens.count_tokens(text, name) == len(
+            tiktoken.get_encoding(name).encode(text, disallowed_special=())
+        )
 
 
 def test_special_token_strings_count_as_text():
@@ -140,12 +151,18 @@ def test_chat_messages_use_openai_framing():
 
 
 def test_chat_messages_count_tool_calls_and_results():
-    call = {"id": "call_1", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "a.py"}'}}
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "read_file", "arguments": '{"path": "a.py"}'},
+    }
     assistant = {"role": "assistant", "content": None, "tool_calls": [call]}
     result = {"role": "tool", "tool_call_id": "call_1", "content": "print('hi')"}
     bare = tokens.count_tokens([{"role": "assistant", "content": None}])
     with_call = tokens.count_tokens([assistant])
-    assert with_call - bare == tokens.count_tokens("read_file") + tokens.count_tokens('{"path": "a.py"}')
+    assert with_call - bare == tokens.count_tokens("read_file") + tokens.count_tokens(
+        '{"path": "a.py"}'
+    )
     assert tokens.count_tokens([assistant, result]) > with_call
 
 
@@ -154,7 +171,9 @@ def test_objects_with_to_message_are_counted_like_dicts():
         def to_message(self):
             return {"role": "user", "content": "hello"}
 
-    assert tokens.count_tokens([Turn()]) == tokens.count_tokens([{"role": "user", "content": "hello"}])
+    assert tokens.count_tokens([Turn()]) == tokens.count_tokens(
+        [{"role": "user", "content": "hello"}]
+    )
 
 
 @pytest.mark.parametrize("bad", [[{"role": "user", "content": 3}], [42], 3.5])

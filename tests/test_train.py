@@ -7,9 +7,23 @@ import torch
 
 from unmasked.sessions import generate_short_sessions, record_fields, record_to_json
 from unmasked.train import (
-    DEFAULT_CHECKPOINT, FIELDS, CheckpointError, RecordLayout, TrainConfig, answer_text, build_vocab, encode_example,
-    evaluate, field_accuracy, fill_answers, load_checkpoint, make_batch, new_model, parse_record_fields,
-    save_checkpoint, train_model,
+    DEFAULT_CHECKPOINT,
+    FIELDS,
+    CheckpointError,
+    RecordLayout,
+    TrainConfig,
+    answer_text,
+    build_vocab,
+    encode_example,
+    evaluate,
+    field_accuracy,
+    fill_answers,
+    load_checkpoint,
+    make_batch,
+    new_model,
+    parse_record_fields,
+    save_checkpoint,
+    train_model,
 )
 from unmasked.vocab import SPECIALS, Vocab, split_chunks
 
@@ -41,7 +55,9 @@ def test_vocab_round_trips_text_and_is_compact(sessions, vocab):
     for s in sessions[:20]:
         assert vocab.decode(vocab.encode(s.text)) == s.text
     assert vocab.size < 5_000  # far below cl100k's ~100k rows
-    assert len({vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id}) == len(SPECIALS)
+    assert len({vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id}) == len(
+        SPECIALS
+    )
     assert vocab.token_str(vocab.mask_id) == "[MASK]"
 
 
@@ -108,7 +124,9 @@ def test_encode_example_puts_each_value_in_its_fixed_slot(sessions, vocab, layou
                 assert all(p.startswith(", ") for p in text[1:])
             else:
                 assert json.loads(pieces[key][0]) == s.record[key]
-    assert all(slot == -1 for slot, t in zip(slots, target) if vocab.decode([t]) in ('{"', "}", "[", "]"))
+    assert all(
+        slot == -1 for slot, t in zip(slots, target) if vocab.decode([t]) in ('{"', "}", "[", "]")
+    )
 
 
 def test_layout_fits_the_longest_value_and_refuses_longer(sessions, vocab, layout):
@@ -119,12 +137,17 @@ def test_layout_fits_the_longest_value_and_refuses_longer(sessions, vocab, layou
     assert layout.widths["files"] == max(item_lengths(longest.record["files"])) + 2
     whole = RecordLayout.fit([s.record for s in sessions], vocab, per_item=False)
     assert whole.items == {} and whole.widths["files"] == 2 + max(
-        len(vocab.encode(json.dumps(s.record["files"]))) for s in sessions)
+        len(vocab.encode(json.dumps(s.record["files"]))) for s in sessions
+    )
     for lay in (layout, whole):
         again = RecordLayout.from_dict(json.loads(json.dumps(lay.to_dict())))
         assert (again.widths, again.items) == (lay.widths, lay.items)
-        assert answer_text(lay.encode(sessions[0].record, vocab), vocab) == record_to_json(sessions[0].record)
-    assert RecordLayout.from_dict({"widths": whole.widths}).items == {}  # a layout saved before per-item slots
+        assert answer_text(lay.encode(sessions[0].record, vocab), vocab) == record_to_json(
+            sessions[0].record
+        )
+    assert (
+        RecordLayout.from_dict({"widths": whole.widths}).items == {}
+    )  # a layout saved before per-item slots
     too_long = dict(longest.record, database="x " * 40)
     with pytest.raises(ValueError, match="does not fit"):
         layout.encode(too_long, vocab)
@@ -142,7 +165,7 @@ def test_make_batch_left_pads_so_answers_share_columns(sessions, vocab, layout):
     A = layout.length(vocab)
     assert torch.all(lengths == A) and answer[:, -A:].all() and not answer[:, :-A].any()
     for i, (p, t) in enumerate(examples):
-        assert ids[i, -A:].tolist() == t and ids[i, -A - len(p):-A].tolist() == p
+        assert ids[i, -A:].tolist() == t and ids[i, -A - len(p) : -A].tolist() == p
         assert torch.all(ids[i, : ids.shape[1] - A - len(p)] == vocab.pad_id)
     with pytest.raises(ValueError, match="same length"):
         make_batch([examples[0], (examples[1][0], examples[1][1][:-1])], vocab)
@@ -174,14 +197,21 @@ def test_files_misses_are_sorted_by_kind(sessions):
 
     three = next(s.record for s in sessions if len(s.record["files"]) == 3)
     a, b, c = three["files"]
-    written = {"right": [a, b, c], "right paths, wrong order": [b, a, c], "a path written twice": [a, a, b],
-               "a path the session did not change": [a, b, "src/other.py"], "a changed path left out": [a, b]}
+    written = {
+        "right": [a, b, c],
+        "right paths, wrong order": [b, a, c],
+        "a path written twice": [a, a, b],
+        "a path the session did not change": [a, b, "src/other.py"],
+        "a changed path left out": [a, b],
+    }
     texts = [record_to_json(dict(three, files=f)) for f in written.values()] + ["not json"]
     counts = files_miss_kinds(texts, [three] * len(texts))
     assert counts == dict.fromkeys(FILES_MISS_KINDS, 1) and list(counts) == [*written, "unreadable"]
     # the first kind that applies wins: a duplicate and a foreign path count as written twice
-    assert files_miss_kind(record_to_json(dict(three, files=[a, a, "src/other.py"])), three["files"]) == \
-        "a path written twice"
+    assert (
+        files_miss_kind(record_to_json(dict(three, files=[a, a, "src/other.py"])), three["files"])
+        == "a path written twice"
+    )
     with pytest.raises(ValueError, match="as many"):
         files_miss_kinds(texts, [three])
 
@@ -200,7 +230,9 @@ class Oracle(torch.nn.Module):
         logits = torch.zeros(*idx.shape, self.vocab.size)
         for b, row in enumerate(idx.tolist()):
             sep = row.index(self.vocab.sep_id)
-            start = next(i for i, t in enumerate(row) if t != self.vocab.pad_id)  # rows are left-padded
+            start = next(
+                i for i, t in enumerate(row) if t != self.vocab.pad_id
+            )  # rows are left-padded
             target = self.gold[tuple(row[start : sep + 1])]
             logits[b, sep + 1 :, :][torch.arange(len(target)), torch.tensor(target)] = 10.0
         return logits
@@ -209,7 +241,16 @@ class Oracle(torch.nn.Module):
 @pytest.mark.parametrize("method", ["one_shot", "slots", "confidence"])
 def test_evaluation_of_a_known_right_model_scores_100_percent(sessions, vocab, layout, method):
     oracle = Oracle(vocab, layout, sessions[:10])
-    result = evaluate(oracle, vocab, sessions[:10], layout, method=method, batch_size=4, max_steps=4, keep_texts=True)
+    result = evaluate(
+        oracle,
+        vocab,
+        sessions[:10],
+        layout,
+        method=method,
+        batch_size=4,
+        max_steps=4,
+        keep_texts=True,
+    )
     assert result["accuracy"] == {k: 1.0 for k in result["accuracy"]}
     assert result["texts"] == [record_to_json(s.record) for s in sessions[:10]]
 
@@ -219,18 +260,26 @@ def test_partial_credit_counts_valid_json_and_right_slot_tokens(sessions, vocab,
 
     records = [s.record for s in sessions[:2]]
     gold = [layout.encode(r, vocab) for r in records]
-    assert partial_credit(gold, records, layout, vocab) == {"valid_json": 1.0, "token_accuracy": 1.0}
+    assert partial_credit(gold, records, layout, vocab) == {
+        "valid_json": 1.0,
+        "token_accuracy": 1.0,
+    }
     slots = [i for i, k in enumerate(layout.slot_index(vocab)) if k >= 0]
-    blank = [t if i not in slots else vocab.eos_id for i, t in enumerate(gold[0])]  # keys right, every value empty
+    blank = [
+        t if i not in slots else vocab.eos_id for i, t in enumerate(gold[0])
+    ]  # keys right, every value empty
     got = partial_credit([blank], records[:1], layout, vocab)
     filler = sum(gold[0][i] == vocab.eos_id for i in slots)
-    assert got["token_accuracy"] == pytest.approx(filler / len(slots)) and got["valid_json"] == 0.0  # "task": , ...
+    assert (
+        got["token_accuracy"] == pytest.approx(filler / len(slots)) and got["valid_json"] == 0.0
+    )  # "task": , ...
     broken = gold[0][:-1] + [vocab.mask_id]  # no closing brace
     assert partial_credit([broken], records[:1], layout, vocab)["valid_json"] == 0.0
 
 
 def test_slots_writes_each_field_left_to_right_and_stops_at_its_filler(sessions, vocab, layout):
-    """One call per token of the longest field, counting the [EOS] that closes each slot; a list's items in turn."""
+    """One call per token of the longest field, counting the [EOS] that closes each slot; a
+    list's items in turn."""
     session = next(s for s in sessions if len(s.record["files"]) == 3)
     oracle = Oracle(vocab, layout, [session])
     prompt, target = encode_example(session, vocab, layout)
@@ -253,11 +302,15 @@ def test_field_spans_join_a_lists_item_slots(vocab, layout):
     assert [k for k, _, _ in fields] == list(FIELDS)
     files = [(lo, hi) for k, lo, hi in spans if k == "files"]
     assert len(files) == 3 and ("files", files[0][0], files[-1][1]) in fields
-    assert all(a[1] == b[0] for a, b in zip(files, files[1:]))  # adjacent: nothing between the items
+    assert all(
+        a[1] == b[0] for a, b in zip(files, files[1:])
+    )  # adjacent: nothing between the items
     assert [f for f in fields if f[0] != "files"] == [s for s in spans if s[0] != "files"]
 
 
-def test_sampler_order_mask_hides_each_fields_end_as_the_slots_sampler_does(sessions, vocab, layout):
+def test_sampler_order_mask_hides_each_fields_end_as_the_slots_sampler_does(
+    sessions, vocab, layout
+):
     from unmasked.train import sampler_order_mask
 
     answers = torch.tensor([layout.encode(s.record, vocab) for s in sessions])
@@ -266,14 +319,17 @@ def test_sampler_order_mask_hides_each_fields_end_as_the_slots_sampler_does(sess
     answers = answers.repeat(20, 1)
     template = torch.tensor(layout.slot_index(vocab)) < 0
     assert not masks[:, template].any()  # the JSON around the values is written first
-    for _, lo, hi in layout.field_spans(vocab):  # read left to right, a field is visible up to a cut, masked after it
+    for _, lo, hi in layout.field_spans(
+        vocab
+    ):  # read left to right, a field is visible up to a cut, masked after it
         m = masks[:, lo:hi]
         assert torch.equal(m, m.long().cummax(dim=1).values.bool())
     for _, lo, hi in layout.spans(vocab):
         seg, m = answers[:, lo:hi], masks[:, lo:hi]
         closed = ((seg == vocab.eos_id) & ~m).any(dim=1)
         assert not m[closed].any()  # a slot whose [EOS] shows is done
-    # each field is cut after a step drawn uniformly: one step per value token, one per slot's closing [EOS]
+    # each field is cut after a step drawn uniformly: one step per value token, one per slot's
+    # closing [EOS]
     session = next(s for s in sessions if len(s.record["files"]) == 3)
     gold = torch.tensor([layout.encode(session.record, vocab)])
     lo, hi = next((lo, hi) for key, lo, hi in layout.field_spans(vocab) if key == "files")
@@ -299,7 +355,8 @@ class InputRecorder(torch.nn.Module):
 
 
 def test_sampler_rows_weigh_each_masked_token_as_the_rate_t_rows_do(sessions, vocab, layout):
-    """With uniform logits every masked token costs log V, so a row's weighted loss is log V whichever mask it drew."""
+    """With uniform logits every masked token costs log V, so a row's weighted loss is log V
+    whichever mask it drew."""
     import math
 
     from unmasked.train import diffusion_step_loss
@@ -311,19 +368,31 @@ def test_sampler_rows_weigh_each_masked_token_as_the_rate_t_rows_do(sessions, vo
     for frac in (0.0, 1.0, 0.5):
         model = InputRecorder(vocab.size)
         cfg = TrainConfig(sampler_frac=frac)
-        loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, torch.Generator().manual_seed(3), layout)
+        loss = diffusion_step_loss(
+            model, ids, answer, lens, vocab, cfg, torch.Generator().manual_seed(3), layout
+        )
         seen[frac] = model.seen[0][:, -A:]
-        if frac == 1.0:  # every row: the JSON visible, and each masked token weighs 1 / (masked share)
+        if (
+            frac == 1.0
+        ):  # every row: the JSON visible, and each masked token weighs 1 / (masked share)
             rows = (seen[frac] == vocab.mask_id).any(dim=1).float()
             assert not (seen[frac][:, template] == vocab.mask_id).any()
             assert loss.item() == pytest.approx(math.log(vocab.size) * rows.mean().item(), rel=1e-5)
-    # a mixed batch: the rate-t rows are drawn first, so they are the frac=0 rows; the others are sampler rows
+    # a mixed batch: the rate-t rows are drawn first, so they are the frac=0 rows; the others are
+    # sampler rows
     same = (seen[0.5] == seen[0.0]).all(dim=1)
     assert 0 < int(same.sum()) < len(same)
     assert not (seen[0.5][~same][:, template] == vocab.mask_id).any()
     with pytest.raises(ValueError, match="layout"):
-        diffusion_step_loss(InputRecorder(vocab.size), ids, answer, lens, vocab, TrainConfig(sampler_frac=0.5),
-                            torch.Generator().manual_seed(3))
+        diffusion_step_loss(
+            InputRecorder(vocab.size),
+            ids,
+            answer,
+            lens,
+            vocab,
+            TrainConfig(sampler_frac=0.5),
+            torch.Generator().manual_seed(3),
+        )
     with pytest.raises(ValueError, match="sampler_frac"):
         TrainConfig(sampler_frac=1.5)
 
@@ -333,15 +402,19 @@ def test_fill_answers_rejects_unknown_method(vocab, layout):
         fill_answers(None, vocab, [[1]], layout, method="beam")
 
 
-# ---------------------------------------------------------------------------- training and checkpoints
+# ---------------------------------------------------------------------------- training and
+# checkpoints
 
 
 def _tiny_trained(sessions, vocab, steps=3):
-    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=steps, warmup=1, device="cpu")
+    cfg = TrainConfig(
+        n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=steps, warmup=1, device="cpu"
+    )
     model = new_model(vocab, cfg)
     layout = RecordLayout.fit([s.record for s in sessions], vocab)
-    history = train_model(model, vocab, [encode_example(s, vocab, layout) for s in sessions[:16]], cfg,
-                          progress=False)
+    history = train_model(
+        model, vocab, [encode_example(s, vocab, layout) for s in sessions[:16]], cfg, progress=False
+    )
     return model, history
 
 
@@ -349,33 +422,46 @@ def test_train_model_records_history(sessions, vocab):
     _, history = _tiny_trained(sessions, vocab)
     assert [h["step"] for h in history] == [1, 2, 3]
     assert all(h["loss"] > 0 and h["tokens"] > 0 for h in history)
-    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=1, device="cpu", sampler_frac=0.5)
+    cfg = TrainConfig(
+        n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=1, device="cpu", sampler_frac=0.5
+    )
     with pytest.raises(ValueError, match="layout"):  # before any step, not at the first batch
         train_model(new_model(vocab, cfg), vocab, [], cfg, progress=False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_on_cuda_draws_the_cpu_masks_and_fills_records(sessions, vocab, layout):
-    """The masks come from a CPU generator on any device, so one seed gives one loss on CPU and GPU."""
+    """The masks come from a CPU generator on any device, so one seed gives one loss on CPU and
+    GPU."""
     from unmasked.train import diffusion_step_loss
 
-    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=3, warmup=1, device="cuda")
+    cfg = TrainConfig(
+        n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=3, warmup=1, device="cuda"
+    )
     ids, answer, lens = make_batch([encode_example(s, vocab, layout) for s in sessions[:4]], vocab)
     losses = []
     for device in ("cpu", "cuda"):
         torch.manual_seed(0)
         model = new_model(vocab, cfg).to(device)
-        losses.append(diffusion_step_loss(model, ids, answer, lens, vocab, cfg, torch.Generator().manual_seed(1)).item())
+        losses.append(
+            diffusion_step_loss(
+                model, ids, answer, lens, vocab, cfg, torch.Generator().manual_seed(1)
+            ).item()
+        )
     assert losses[1] == pytest.approx(losses[0], rel=1e-3)
     model = new_model(vocab, cfg)
-    history = train_model(model, vocab, [encode_example(s, vocab, layout) for s in sessions[:16]], cfg, progress=False)
+    history = train_model(
+        model, vocab, [encode_example(s, vocab, layout) for s in sessions[:16]], cfg, progress=False
+    )
     assert len(history) == 3 and next(model.parameters()).is_cuda
     assert evaluate(model, vocab, sessions[:2], layout, "slots")["n"] == 2
 
 
 def test_checkpoint_round_trip(tmp_path, sessions, vocab, layout):
     model, _ = _tiny_trained(sessions, vocab, steps=1)
-    path = save_checkpoint(tmp_path / "diffusion.pt", model, vocab, layout, {"answer_len": 200}, half=False)
+    path = save_checkpoint(
+        tmp_path / "diffusion.pt", model, vocab, layout, {"answer_len": 200}, half=False
+    )
     raw = torch.load(path, weights_only=True)  # plain data only: no pickled classes
     assert isinstance(raw["vocab"]["tiktoken_ids"], list)
     loaded, vocab2, layout2, meta = load_checkpoint(path)
@@ -397,7 +483,9 @@ def test_broken_checkpoints_name_the_rebuild_command(tmp_path, sessions, vocab, 
     model, _ = _tiny_trained(sessions, vocab, steps=1)
     path = save_checkpoint(tmp_path / "d.pt", model, vocab, layout)
     blob = torch.load(path, weights_only=True)
-    blob["state_dict"]["wte.weight"] = blob["state_dict"]["wte.weight"][:-1]  # vocab and weights disagree
+    blob["state_dict"]["wte.weight"] = blob["state_dict"]["wte.weight"][
+        :-1
+    ]  # vocab and weights disagree
     torch.save(blob, path)
     with pytest.raises(CheckpointError, match="make checkpoint"):
         load_checkpoint(path)
@@ -418,7 +506,8 @@ def test_shipped_checkpoint_loads_and_is_small(shipped_checkpoint):
 
 
 def test_shipped_checkpoint_was_made_from_this_corpus_and_layout(shipped_checkpoint):
-    """What `make checkpoint` would build today has the same vocabulary and slots as the shipped file."""
+    """What `make checkpoint` would build today has the same vocabulary and slots as the shipped
+    file."""
     from unmasked.sessions import load_short_sessions
 
     _, vocab, layout, _ = load_checkpoint()
@@ -436,9 +525,15 @@ def test_extra_training_sessions_follow_the_committed_ones_and_skip_held_out_tex
     vocab = build_vocab(train)
     layout = RecordLayout.fit([s.record for s in train], vocab)
     extra, examples = extra_training_sessions(40, vocab, layout)
-    assert examples == [encode_example(s, vocab, layout) for s in extra]  # encoded once, while checking the fit
-    assert len(extra) == 40 and extra[0].id == f"short-0-{len(train):06d}"  # the stream goes on after the corpus
-    assert extra == generate_short_sessions(40, seed=0, start=len(train))  # none of these needed skipping
+    assert examples == [
+        encode_example(s, vocab, layout) for s in extra
+    ]  # encoded once, while checking the fit
+    assert (
+        len(extra) == 40 and extra[0].id == f"short-0-{len(train):06d}"
+    )  # the stream goes on after the corpus
+    assert extra == generate_short_sessions(
+        40, seed=0, start=len(train)
+    )  # none of these needed skipping
     seen = {s.text for s in train} | {s.text for s in test}
     assert not seen & {s.text for s in extra}
     # a session that repeats a held-out text is skipped, and the next one taken instead
@@ -451,7 +546,9 @@ def test_extra_training_sessions_follow_the_committed_ones_and_skip_held_out_tex
     assert all(len(encode_example(s, vocab, layout)[0]) <= room for s in short)
     with pytest.raises(ValueError, match="non-negative"):
         extra_training_sessions(-1, vocab, layout)
-    with pytest.raises(ValueError, match="fit this vocabulary"):  # no prompt is this short: a clear error, no hang
+    with pytest.raises(
+        ValueError, match="fit this vocabulary"
+    ):  # no prompt is this short: a clear error, no hang
         extra_training_sessions(2, vocab, layout, prompt_room=3)
 
 
@@ -469,27 +566,72 @@ def test_shipped_checkpoint_meets_the_target_with_slot_filling(shipped_checkpoin
     model, vocab, layout, meta = load_checkpoint()
     slots = next(r for r in meta["evaluations"] if r["method"] == "slots")
     assert slots["n"] >= 500 and min(slots["accuracy"][k] for k in FIELDS) >= TARGET_ACCURACY
-    live = evaluate(model, vocab, load_short_sessions("test", limit=64), layout, "slots")["accuracy"]
+    live = evaluate(model, vocab, load_short_sessions("test", limit=64), layout, "slots")[
+        "accuracy"
+    ]
     assert min(live[k] for k in FIELDS) >= TARGET_ACCURACY, live
 
 
 def test_command_line_trains_saves_and_scores(tmp_path):
-    """`python -m unmasked.train` end to end, tiny: the checkpoint it writes loads with weights_only=True."""
+    """`python -m unmasked.train` end to end, tiny: the checkpoint it writes loads with
+    weights_only=True."""
     from unmasked.train import main
 
-    args = ["--out", str(tmp_path), "--steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
-            "--batch-size", "4", "--warmup", "1", "--limit", "40", "--eval-n", "3", "--eval-every", "0",
-            "--methods", "one_shot", "--threads", "1", "--device", "cpu"]
+    args = [
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "2",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "32",
+        "--batch-size",
+        "4",
+        "--warmup",
+        "1",
+        "--limit",
+        "40",
+        "--eval-n",
+        "3",
+        "--eval-every",
+        "0",
+        "--methods",
+        "one_shot",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     model, vocab, layout, meta = load_checkpoint(tmp_path / "diffusion.pt")
     assert meta["steps"] == 2 and meta["evaluations"][0]["n"] == 3
-    assert meta["train"]["sampler_frac"] == 0.0  # the pure forward process unless --sampler-frac asks
+    assert (
+        meta["train"]["sampler_frac"] == 0.0
+    )  # the pure forward process unless --sampler-frac asks
     report = json.loads((tmp_path / "diffusion.json").read_text())
     assert report["parameters"] == model.num_params()
     assert "| one_shot | 3 |" in (tmp_path / "diffusion.md").read_text()
     assert "one slot per item for {'files': 3}" in (tmp_path / "diffusion.md").read_text()
-    assert main(["--out", str(tmp_path), "--eval-only", "--eval-n", "2", "--methods", "one_shot",
-                 "--update-report", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path),
+                "--eval-only",
+                "--eval-n",
+                "2",
+                "--methods",
+                "one_shot",
+                "--update-report",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert load_checkpoint(tmp_path / "diffusion.pt")[3]["evaluations"][0]["n"] == 2
 
 
@@ -497,33 +639,102 @@ def test_command_line_continues_a_checkpoint_of_the_same_corpus_only(tmp_path):
     from unmasked.train import main
 
     def tiny(n_embd=32):
-        return ["--steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", str(n_embd), "--batch-size", "4",
-                "--warmup", "1", "--eval-n", "2", "--eval-every", "0", "--methods", "one_shot", "--threads", "1",
-                "--device", "cpu"]
+        return [
+            "--steps",
+            "2",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            str(n_embd),
+            "--batch-size",
+            "4",
+            "--warmup",
+            "1",
+            "--eval-n",
+            "2",
+            "--eval-every",
+            "0",
+            "--methods",
+            "one_shot",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+        ]
 
     first, second = tmp_path / "first", tmp_path / "second"
     assert main(["--out", str(first), "--limit", "40", *tiny()]) == 0
     before, _, _, _ = load_checkpoint(first / "diffusion.pt")
     # the continued model keeps the checkpoint's size whatever --n-embd says
-    assert main(["--out", str(second), "--limit", "40", "--init-from", str(first / "diffusion.pt"), *tiny(64),
-                 "--sampler-frac", "0.5", "--extra-sessions", "6"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(second),
+                "--limit",
+                "40",
+                "--init-from",
+                str(first / "diffusion.pt"),
+                *tiny(64),
+                "--sampler-frac",
+                "0.5",
+                "--extra-sessions",
+                "6",
+            ]
+        )
+        == 0
+    )
     after, _, _, meta = load_checkpoint(second / "diffusion.pt")
     assert meta["train"]["sampler_frac"] == 0.5
     assert meta["extra_sessions"] == 6 and meta["n_train_sessions"] == 46
-    assert "the 40 committed ones and 6 generated after them" in (second / "diffusion.md").read_text()
+    assert (
+        "the 40 committed ones and 6 generated after them" in (second / "diffusion.md").read_text()
+    )
     assert after.config == before.config and meta["steps"] == 2
-    assert meta["init_from"]["steps"] == 2 and meta["init_from"]["path"] == str(first / "diffusion.pt")
+    assert meta["init_from"]["steps"] == 2 and meta["init_from"]["path"] == str(
+        first / "diffusion.pt"
+    )
     assert not torch.equal(after.wte.weight, before.wte.weight)  # it trained further
     assert "It continued `" in (second / "diffusion.md").read_text()
     third = tmp_path / "third"  # a third stage keeps the whole chain, oldest first
-    assert main(["--out", str(third), "--limit", "40", "--init-from", str(second / "diffusion.pt"), *tiny()]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(third),
+                "--limit",
+                "40",
+                "--init-from",
+                str(second / "diffusion.pt"),
+                *tiny(),
+            ]
+        )
+        == 0
+    )
     chain = load_checkpoint(third / "diffusion.pt")[3]["init_from"]
-    assert chain["path"] == str(second / "diffusion.pt") and chain["init_from"]["path"] == str(first / "diffusion.pt")
+    assert chain["path"] == str(second / "diffusion.pt") and chain["init_from"]["path"] == str(
+        first / "diffusion.pt"
+    )
     report = (third / "diffusion.md").read_text()
-    oldest, then = f"It continued `{first / 'diffusion.pt'}`", f"Then it continued `{second / 'diffusion.pt'}`"
+    oldest, then = (
+        f"It continued `{first / 'diffusion.pt'}`",
+        f"Then it continued `{second / 'diffusion.pt'}`",
+    )
     assert report.index(oldest) < report.index(then)
     with pytest.raises(CheckpointError, match="another corpus"):
-        main(["--out", str(tmp_path / "fourth"), "--limit", "30", "--init-from", str(first / "diffusion.pt"), *tiny()])
+        main(
+            [
+                "--out",
+                str(tmp_path / "fourth"),
+                "--limit",
+                "30",
+                "--init-from",
+                str(first / "diffusion.pt"),
+                *tiny(),
+            ]
+        )
 
 
 def test_cpu_preset_is_the_default_config():
@@ -542,7 +753,8 @@ def test_gpu_preset_trains_the_same_size_of_model():
 
 
 def test_shipped_report_is_what_the_checkpoint_records(tmp_path, shipped_checkpoint):
-    """diffusion.md and diffusion.json are written from the checkpoint's own meta, not edited by hand."""
+    """diffusion.md and diffusion.json are written from the checkpoint's own meta, not edited by
+    hand."""
     from unmasked.train import _write_report
 
     model, _, _, meta = load_checkpoint()

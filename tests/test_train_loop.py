@@ -8,7 +8,16 @@ import torch
 
 from unmasked.sessions import generate_short_sessions
 from unmasked.train import (
-    RecordLayout, TrainConfig, batches, build_vocab, encode_example, lr_at, main, new_model, sized_for, train_model,
+    RecordLayout,
+    TrainConfig,
+    batches,
+    build_vocab,
+    encode_example,
+    lr_at,
+    main,
+    new_model,
+    sized_for,
+    train_model,
 )
 
 
@@ -85,15 +94,37 @@ def test_batches_refuse_fewer_examples_than_a_batch_at_once():
 
 def test_train_model_refuses_fewer_examples_than_a_batch(tiny_task):
     vocab, _, examples = tiny_task
-    cfg = sized_for(TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=16, steps=2, device="cpu"), examples)
+    cfg = sized_for(
+        TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=16, steps=2, device="cpu"), examples
+    )
     with pytest.raises(ValueError, match="8 training examples cannot fill a batch of 16"):
         train_model(new_model(vocab, cfg), vocab, examples, cfg, progress=False)
 
 
 def test_command_line_refuses_a_limit_below_the_batch_size(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
-        main(["--out", str(tmp_path), "--limit", "10", "--batch-size", "16", "--steps", "1", "--n-layer", "1",
-              "--n-head", "2", "--n-embd", "32", "--eval-n", "1", "--device", "cpu"])
+        main(
+            [
+                "--out",
+                str(tmp_path),
+                "--limit",
+                "10",
+                "--batch-size",
+                "16",
+                "--steps",
+                "1",
+                "--n-layer",
+                "1",
+                "--n-head",
+                "2",
+                "--n-embd",
+                "32",
+                "--eval-n",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
     assert info.value.code == 2
     assert "10 training examples cannot fill a batch of 16" in capsys.readouterr().err
     assert not (tmp_path / "diffusion.pt").exists()
@@ -109,9 +140,19 @@ def test_sized_for_fits_the_longest_prompt_with_room_to_spare(tiny_task):
     assert cfg.prompt_room % 8 == 0 and longest + 32 <= cfg.prompt_room < longest + 40
     assert cfg.max_len == cfg.prompt_room + len(examples[0][1])
     assert len(examples[0][1]) == layout.length(vocab)
-    assert (cfg.n_layer, cfg.batch_size, cfg.lr) == (TrainConfig().n_layer, TrainConfig().batch_size, TrainConfig().lr)
-    exact = [([1] * 8, [2, 3]), ([1] * 16, [4, 5])]  # longest prompt 16: 16 + 32 = 48, a multiple of 8
-    assert (sized_for(TrainConfig(), exact).prompt_room, sized_for(TrainConfig(), exact).max_len) == (48, 50)
+    assert (cfg.n_layer, cfg.batch_size, cfg.lr) == (
+        TrainConfig().n_layer,
+        TrainConfig().batch_size,
+        TrainConfig().lr,
+    )
+    exact = [
+        ([1] * 8, [2, 3]),
+        ([1] * 16, [4, 5]),
+    ]  # longest prompt 16: 16 + 32 = 48, a multiple of 8
+    assert (
+        sized_for(TrainConfig(), exact).prompt_room,
+        sized_for(TrainConfig(), exact).max_len,
+    ) == (48, 50)
     assert sized_for(TrainConfig(), [([1] * 17, [2])]).prompt_room == 56  # 49 rounds up
     with pytest.raises(ValueError, match="at least one"):
         sized_for(TrainConfig(), [])
@@ -135,12 +176,28 @@ def test_train_model_learns_a_tiny_task(tiny_task):
     vocab, _, examples = tiny_task
 
     def run(lr, steps):
-        cfg = sized_for(TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=steps, warmup=5, lr=lr,
-                                    min_lr=lr / 10, device="cpu", threads=1), examples)
+        cfg = sized_for(
+            TrainConfig(
+                n_layer=1,
+                n_head=2,
+                n_embd=32,
+                batch_size=4,
+                steps=steps,
+                warmup=5,
+                lr=lr,
+                min_lr=lr / 10,
+                device="cpu",
+                threads=1,
+            ),
+            examples,
+        )
         return train_model(new_model(vocab, cfg), vocab, examples, cfg, progress=False)
 
     history = run(1e-2, 200)
-    first, last = _mean([h["loss"] for h in history[:10]]), _mean([h["loss"] for h in history[-10:]])
+    first, last = (
+        _mean([h["loss"] for h in history[:10]]),
+        _mean([h["loss"] for h in history[-10:]]),
+    )
     assert first > math.log(vocab.size) / 2  # it starts near chance
     assert last < first / 10, (first, last)
     frozen = run(0.0, 30)
@@ -159,8 +216,12 @@ def test_train_model_decays_matrices_only(tiny_task, monkeypatch):
         return real(params, **kwargs)
 
     monkeypatch.setattr(torch.optim, "AdamW", spy)
-    cfg = sized_for(TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=1, weight_decay=0.05,
-                                device="cpu"), examples)
+    cfg = sized_for(
+        TrainConfig(
+            n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=1, weight_decay=0.05, device="cpu"
+        ),
+        examples,
+    )
     model = new_model(vocab, cfg)
     train_model(model, vocab, examples, cfg, progress=False)
     (groups,) = seen
@@ -220,14 +281,25 @@ def test_training_stages_walk_the_init_from_chain_oldest_first():
 def test_stage_summary_says_steps_time_device_speed_and_files():
     from unmasked.train import stage_summary
 
-    stage = {"steps": 5718, "train_seconds": 300.2, "device": "cuda", "accelerator": "NVIDIA H100",
-             "tokens_per_s": 1_120_000.4, "extra_sessions": 150_000,
-             "evaluations": [{"method": "one_shot", "n": 500, "accuracy": {"files": 0.5}},
-                             {"method": "slots", "n": 500, "accuracy": {"files": 0.874}}]}
-    assert stage_summary(stage) == ("5718 steps in 5 min on cuda (NVIDIA H100) (1,120,000 tokens/s, 150,000 of its "
-                                    "sessions generated afresh); files 87.4% with slots on 500")
-    assert stage_summary({"steps": 2, "train_seconds": 60, "device": "cpu", "tokens_per_s": 10}) == (
-        "2 steps in 1 min on cpu (10 tokens/s)")
+    stage = {
+        "steps": 5718,
+        "train_seconds": 300.2,
+        "device": "cuda",
+        "accelerator": "NVIDIA H100",
+        "tokens_per_s": 1_120_000.4,
+        "extra_sessions": 150_000,
+        "evaluations": [
+            {"method": "one_shot", "n": 500, "accuracy": {"files": 0.5}},
+            {"method": "slots", "n": 500, "accuracy": {"files": 0.874}},
+        ],
+    }
+    assert stage_summary(stage) == (
+        "5718 steps in 5 min on cuda (NVIDIA H100) (1,120,000 tokens/s, 150,000 of its "
+        "sessions generated afresh); files 87.4% with slots on 500"
+    )
+    assert stage_summary(
+        {"steps": 2, "train_seconds": 60, "device": "cpu", "tokens_per_s": 10}
+    ) == ("2 steps in 1 min on cpu (10 tokens/s)")
 
 
 def test_shipped_report_lists_the_stages_training_stages_finds(shipped_checkpoint):

@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 from test_sampling import MASK, TinyBidirectional
+
 from unmasked.sampling import generate
 from unmasked.viz import (
     FADED_COLOR,
@@ -81,7 +82,9 @@ def test_step_0_draws_a_mask_in_every_cell_and_the_figure_opens_on_the_last_fram
     last = str(trace.steps_used)
     assert fig.layout.sliders[0].active == trace.steps_used
     assert fig.layout.title.text == fig.frames[-1].layout.title.text
-    assert [c for row in fig.data[1].text for c in row] == [c for row in fig.frames[-1].data[1].text for c in row]
+    assert [c for row in fig.data[1].text for c in row] == [
+        c for row in fig.frames[-1].data[1].text for c in row
+    ]
     assert fig.frames[-1].name == last and MASK_TEXT not in cells(fig)[:20]
     play = fig.layout.updatemenus[0].buttons[0]
     assert play.args[1]["fromcurrent"] is False  # replays from step 0, not from the last frame
@@ -98,7 +101,9 @@ def test_text_view_shows_masks_as_placeholders_and_fades_filler():
     assert view.split("<br>")[0].endswith(", ")  # a new line after each field separator
     done = text_view([0, 1, 2, 1, 3, 4, 1, 5, 1, 9], vocab, mask)
     assert done == '{"task": "fix"}'
-    assert text_view([5] * 40, vocab, mask, width=12).count("<br>") == 9  # 3 tokens of 3 chars a line
+    assert (
+        text_view([5] * 40, vocab, mask, width=12).count("<br>") == 9
+    )  # 3 tokens of 3 chars a line
     assert text_view([0], lambda t: "a\nb&", mask) == "a<br>b&amp;"
     with pytest.raises(ValueError, match="width"):
         text_view([0], vocab, mask, width=2)
@@ -116,7 +121,7 @@ def test_animation_shows_the_text_so_far_beside_the_grid(trace):
 
 def test_display_piece_makes_whitespace_visible_and_escapes_html():
     assert display_piece(" a\n") == "·a⏎"
-    assert display_piece("<b>") == "&lt;b&gt;" and display_piece("\"") == "\""
+    assert display_piece("<b>") == "&lt;b&gt;" and display_piece('"') == '"'
     assert display_piece("x" * 30).endswith("…")
 
 
@@ -136,15 +141,22 @@ def test_sample_figure_and_panel_build():
     assert "8 steps" in shown_title()
 
     def shown_step():
-        return out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["sliders"][0]["active"]
+        return out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["sliders"][0][
+            "active"
+        ]
 
     assert shown_step() > 0  # the panel opens on the finished record, not on step 0
     controls["steps"].value = 3  # a control change re-samples and replaces the figure
     assert "3 steps" in shown_title() and len(out.outputs) == 1
-    assert shown_step() == 3 and "step 3 of 3" in shown_title()  # a redraw shows the end, not step 0
+    assert (
+        shown_step() == 3 and "step 3 of 3" in shown_title()
+    )  # a redraw shows the end, not step 0
     controls["adaptive (tau)"].value = True
     assert "tau=0.9" in shown_title()
-    controls["adaptive (tau)"].value, controls["block length"].value = False, 4  # 3 blocks, 3 steps: fine
+    controls["adaptive (tau)"].value, controls["block length"].value = (
+        False,
+        4,
+    )  # 3 blocks, 3 steps: fine
     assert "blocks of 4" in shown_title()
     controls["steps"].value = 2  # fewer steps than blocks: the panel says why instead of drawing
     assert "fewer than the 3 blocks" in out.outputs[0]["text"]
@@ -153,19 +165,26 @@ def test_sample_figure_and_panel_build():
 def test_summary_charts():
     hist = commit_histogram([{"kind": "key", "when": 0.1}, {"kind": "value", "when": 0.9}])
     assert [t.name.split(" ")[0] for t in hist.data] == ["key", "value"]
-    acc = accuracy_vs_steps([{"schedule": "linear", "K": 2, "accuracy": 50.0},
-                             {"schedule": "linear", "K": 1, "accuracy": 10.0}])
+    acc = accuracy_vs_steps(
+        [
+            {"schedule": "linear", "K": 2, "accuracy": 50.0},
+            {"schedule": "linear", "K": 1, "accuracy": 10.0},
+        ]
+    )
     assert list(acc.data[0].x) == [1, 2]
 
 
 def test_masking_figures_read():
-    """Notebook 02's pictures: every noise panel square; grid labels short enough for their cells."""
+    """Notebook 02's pictures: every noise panel square; grid labels short enough for their
+    cells."""
     from unmasked.masking import mask_grid_figure, noise_comparison_figure
 
     fig = noise_comparison_figure(ts=(0.1, 0.5, 0.9))
-    anchors = {name: fig.layout[name].scaleanchor for name in fig.layout if name.startswith("yaxis")}
+    anchors = {
+        name: fig.layout[name].scaleanchor for name in fig.layout if name.startswith("yaxis")
+    }
     assert len(anchors) == 6
-    assert all(a == "x" + name[len("yaxis"):] for name, a in anchors.items())
+    assert all(a == "x" + name[len("yaxis") :] for name, a in anchors.items())
     grid = mask_grid_figure(["{", '"', "database", "[EOS]"] * 5, (0.2, 0.8))
     shown = {c for row in grid.data[0].text for c in row}
     assert max(len(c) for c in shown) <= 4 and "[MASK]" not in shown and "[EOS]" not in shown

@@ -54,16 +54,15 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",  # nothing outside 127.0.0.1 may be reached
     "--disable-extensions",
     "--no-first-run",
-    # Offline by construction: no host but 127.0.0.1 resolves, so a figure that needs a CDN fails here
-    # exactly as it would for a learner without internet (and the failed request is reported).
+    # Offline by construction: no host but 127.0.0.1 resolves, so a figure that needs a CDN fails
+    # here exactly as it would for a learner without internet (and the failed request is reported).
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 
 # Console errors that are known to be harmless. Every entry must say why it is harmless; anything
-# else that the page logs as an error fails the test.
-# None is needed today: JupyterLab 4.6, ipywidgets 8.1, anywidget 0.11 and plotly 7.1 log no console error
-# for any lecture notebook (measured). Add (pattern, reason) pairs here only for a message that is
-# understood and harmless.
+# else that the page logs as an error fails the test. None is needed today: JupyterLab 4.6,
+# ipywidgets 8.1, anywidget 0.11 and plotly 7.1 log no console error for any lecture notebook
+# (measured). Add (pattern, reason) pairs here only for a message that is understood and harmless.
 CONSOLE_ALLOW: list[tuple[re.Pattern, str]] = []
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -101,9 +100,15 @@ def browser_unavailable() -> str | None:
         return "Python playwright is not installed (pip install -e '.[browser]')"
     if find_chromium() is None:
         override = os.environ.get("UNMASKED_CHROMIUM")
-        where = (f"UNMASKED_CHROMIUM={override} is not a file" if override
-                 else "no Chromium found (looked for " + ", ".join(CHROMIUM_NAMES) + " on PATH)")
-        return f"{where}; install it with: apt-get install -y --no-install-recommends chromium fonts-liberation"
+        where = (
+            f"UNMASKED_CHROMIUM={override} is not a file"
+            if override
+            else "no Chromium found (looked for " + ", ".join(CHROMIUM_NAMES) + " on PATH)"
+        )
+        return (
+            f"{where}; install it with: apt-get install -y --no-install-recommends chromium "
+            "fonts-liberation"
+        )
     return None
 
 
@@ -129,7 +134,8 @@ def _descendants(pid: int) -> list:
 
 
 class LabServer:
-    """A JupyterLab server on 127.0.0.1 in a scratch HOME, in fast mode. Use as a context manager."""
+    """A JupyterLab server on 127.0.0.1 in a scratch HOME, in fast mode. Use as a context
+    manager."""
 
     def __init__(self, home: Path, *, startup_timeout: float = 90.0, extra_env: dict | None = None):
         self.home = Path(home)
@@ -143,7 +149,7 @@ class LabServer:
         self.proc: subprocess.Popen | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> "LabServer":
+    def __enter__(self) -> LabServer:
         try:
             self.start()
         except BaseException:
@@ -185,40 +191,54 @@ class LabServer:
         self.home.mkdir(parents=True, exist_ok=True)
         self._write_settings()
         cmd = [
-            sys.executable, "-m", "jupyterlab",
+            sys.executable,
+            "-m",
+            "jupyterlab",
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={self.port}",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
-            "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: read cell models in the page
+            # window.jupyterapp: read cell models in the page
+            "--LabApp.expose_app_in_browser=True",
             "--ServerApp.terminals_enabled=False",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            cmd, cwd=self.home, env=self._env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            cwd=self.home,
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"jupyter lab exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             try:
                 self.api("GET", "/api/status")
                 return
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.25)
-        raise TimeoutError(f"jupyter lab not ready after {self.startup_timeout:.0f} s:\n{self.log_tail()}")
+        raise TimeoutError(
+            f"jupyter lab not ready after {self.startup_timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         """Shut kernels and server down; kill whatever is left. Safe to call twice."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        children = _descendants(proc.pid)  # kernels run in their own sessions: a group kill misses them
+        children = _descendants(
+            proc.pid
+        )  # kernels run in their own sessions: a group kill misses them
         if proc.poll() is None:
             try:
                 self.api("POST", "/api/shutdown", timeout=5)
@@ -246,7 +266,9 @@ class LabServer:
     def api(self, method: str, path: str, body: dict | None = None, timeout: float = 10):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            self.url + path, data=data, method=method,
+            self.url + path,
+            data=data,
+            method=method,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -261,7 +283,8 @@ class LabServer:
                 pass
 
     def lab_url(self, path: str, workspace: str) -> str:
-        """A URL that opens `path` in a fresh, named workspace (no layout restored from a previous page)."""
+        """A URL that opens `path` in a fresh, named workspace (no layout restored from a
+        previous page)."""
         return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={self.token}"
 
     def log_tail(self, n: int = 40) -> str:
@@ -294,7 +317,9 @@ _JS_PANEL = """
 """
 
 JS_STATE = (
-    "(path) => { const find = " + _JS_PANEL + """;
+    "(path) => { const find = "
+    + _JS_PANEL
+    + """;
   const panel = find(path);
   if (!panel) return {open: false};
   const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
@@ -312,10 +337,14 @@ JS_STATE = (
 }"""
 )
 
-# Reads every code cell's outputs from the model and the page. Each output that should be a widget or
-# a plotly figure is scrolled into view first, so the browser lays it out (Lab skips off-screen cells).
+# Reads every code cell's outputs from the model and the page. Each output that should be a widget
+# or a plotly figure is scrolled into view first, so the browser lays it out (Lab skips off-screen
+# cells).
 JS_INSPECT = (
-    "async (path) => { const find = " + _JS_PANEL + """;
+    (
+        "async (path) => { const find = "
+        + _JS_PANEL
+        + """;
   const panel = find(path);
   const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   const visible = (el) => { const b = el.getBoundingClientRect(); return b.width > 0 && b.height > 0; };
@@ -421,7 +450,10 @@ JS_INSPECT = (
   return {cells, math, loadingAnywhere: text.includes('Loading widget'),
           scrollHeight: (panel.content.node.querySelector('.jp-WindowedPanel-outer') || panel.content.node).scrollHeight};
 }"""
-).replace("WIDGET", json.dumps(WIDGET_MIME)).replace("PLOTLY", json.dumps(PLOTLY_MIME))
+    )
+    .replace("WIDGET", json.dumps(WIDGET_MIME))
+    .replace("PLOTLY", json.dumps(PLOTLY_MIME))
+)
 
 
 # The ipywidgets controls a learner can change. Each is changed once and the notebook's outputs are
@@ -430,7 +462,9 @@ CONTROL_SELECTOR = ".widget-slider, .widget-dropdown, .widget-checkbox, .widget-
 
 # Lists the controls in page order: kind, label and the value shown.
 JS_CONTROLS = (
-    "(path) => { const panel = (" + _JS_PANEL + """)(path);
+    "(path) => { const panel = ("
+    + _JS_PANEL
+    + """)(path);
   const kindOf = (el) => ['slider', 'dropdown', 'checkbox', 'toggle-buttons'].find(k => el.classList.contains('widget-' + k));
   return [...panel.content.node.querySelectorAll(SELECTOR)].map((el) => {
     const kind = kindOf(el);
@@ -467,12 +501,16 @@ _JS_FINGERPRINT = """(panel) => {
 
 JS_FINGERPRINT = "(path) => (" + _JS_FINGERPRINT + ")((" + _JS_PANEL + ")(path))"
 
-# Waits, in the page, until the outputs differ from `before` and then stay the same for `quiet` ms with
-# the kernel idle. Returns ms from the call to the first and to the last change. Gives up when nothing
-# changed for `idleMs` with the kernel idle, or at `timeoutMs`.
+# Waits, in the page, until the outputs differ from `before` and then stay the same for `quiet` ms
+# with the kernel idle. Returns ms from the call to the first and to the last change. Gives up when
+# nothing changed for `idleMs` with the kernel idle, or at `timeoutMs`.
 JS_AWAIT_RESPONSE = (
-    "async ([path, before, quiet, idleMs, timeoutMs]) => { const panel = (" + _JS_PANEL + """)(path);
-  const fingerprint = """ + _JS_FINGERPRINT + """;
+    "async ([path, before, quiet, idleMs, timeoutMs]) => { const panel = ("
+    + _JS_PANEL
+    + """)(path);
+  const fingerprint = """
+    + _JS_FINGERPRINT
+    + """;
   const t0 = performance.now();
   let last = before, first = null, lastChange = null, sawBusy = false, idleSince = null;
   // The kernel's status messages on iopub, which also come for a widget's callback (kernel.status
@@ -525,25 +563,36 @@ class NotebookReport:
 # spaces, so "$9 is 20 turns that each send 150,000 tokens ... $" shows "9is20turnsthateachsend...".
 # Real math in this course ($O(n^2)$, $p_\theta(x_0)$, $\mathrm{softmax}$) matches none of these.
 MANGLED_MATH = [
-    # "$9 is ...$", "$0.43 to ...$", "$9 per hour and $": an amount, then an English word. A coefficient
-    # and its variables ("2d_i", "4Ld n^2", "2a+b") are left alone.
-    (re.compile(r"^\s*\d[\d,.]*:?\s?(?:(?:is|to|per|and|or|the|of|for|at|in|on|row|each|with|from|by)(?![a-z])"
-                r"|[a-z]{4,})"), "a dollar amount followed by words"),
-    (re.compile(r"\d{1,3}(?:,\d{3})+\s?[a-z]{3,}"), "a number with thousands separators run into words"),
+    # "$9 is ...$", "$0.43 to ...$", "$9 per hour and $": an amount, then an English word. A
+    # coefficient and its variables ("2d_i", "4Ld n^2", "2a+b") are left alone.
+    (
+        re.compile(
+            r"^\s*\d[\d,.]*:?\s?(?:(?:is|to|per|and|or|the|of|for|at|in|on|row|each|with|from|by)(?![a-z])"
+            r"|[a-z]{4,})"
+        ),
+        "a dollar amount followed by words",
+    ),
+    (
+        re.compile(r"\d{1,3}(?:,\d{3})+\s?[a-z]{3,}"),
+        "a number with thousands separators run into words",
+    ),
     (re.compile(r"[a-z]{12,}"), "words run together"),
 ]
 
 
-# What escapes a dollar in JupyterLab 4 (measured by test_planted_breakage_is_reported): Lab's Markdown
-# renderer unescapes \\$ before MathJax reads the cell (jupyterlab/jupyterlab#8645), and an HTML entity
-# is decoded before MathJax reads the page, so both are typeset like a bare $.
-DOLLAR_ADVICE = ("escape each dollar as \\\\$ (two backslashes) in Markdown; in a text/html output wrap "
-                 "the text in class='mathjax_ignore' or write \\$ (&#36; and one backslash in Markdown do not "
-                 "protect it; ipywidgets.HTML is not typeset)")
+# What escapes a dollar in JupyterLab 4 (measured by test_planted_breakage_is_reported): Lab's
+# Markdown renderer unescapes \\$ before MathJax reads the cell (jupyterlab/jupyterlab#8645), and an
+# HTML entity is decoded before MathJax reads the page, so both are typeset like a bare $.
+DOLLAR_ADVICE = (
+    "escape each dollar as \\\\$ (two backslashes) in Markdown; in a text/html output wrap "
+    "the text in class='mathjax_ignore' or write \\$ (&#36; and one backslash in Markdown do not "
+    "protect it; ipywidgets.HTML is not typeset)"
+)
 
 
 def mangled_math(text: str) -> str | None:
-    """Why `text`, as rendered by MathJax/KaTeX, looks like prose read as math; None when it looks like math."""
+    """Why `text`, as rendered by MathJax/KaTeX, looks like prose read as math; None when it
+    looks like math."""
     for pattern, why in MANGLED_MATH:
         if pattern.search(text):
             return why
@@ -553,8 +602,16 @@ def mangled_math(text: str) -> str | None:
 def analyse(inspection: dict) -> tuple[dict, list[str]]:
     """Counts and problems from JS_INSPECT's result; pure, so it is testable without a browser."""
     problems: list[str] = []
-    counts = dict(code_cells=0, executed=0, errors=0, widgets_expected=0, widgets_rendered=0,
-                  widgets_closed=0, plots_expected=0, plots_rendered=0)
+    counts = dict(
+        code_cells=0,
+        executed=0,
+        errors=0,
+        widgets_expected=0,
+        widgets_rendered=0,
+        widgets_closed=0,
+        plots_expected=0,
+        plots_rendered=0,
+    )
     for cell in inspection["cells"]:
         counts["code_cells"] += 1
         where = f"cell {cell['index']} ({cell['source']!r})"
@@ -570,7 +627,13 @@ def analyse(inspection: dict) -> tuple[dict, list[str]]:
             if not (out.get("isWidget") or out.get("isPlotly")):
                 continue
             dom = out.get("dom") or {"found": False}
-            kind = "FigureWidget" if out.get("isFigureWidget") else "widget" if out.get("isWidget") else "plotly figure"
+            kind = (
+                "FigureWidget"
+                if out.get("isFigureWidget")
+                else "widget"
+                if out.get("isWidget")
+                else "plotly figure"
+            )
             n_plots = out.get("nFigureWidgets", 0) if out.get("isWidget") else 1
             counts["plots_expected"] += n_plots
             if out.get("isWidget"):
@@ -587,12 +650,17 @@ def analyse(inspection: dict) -> tuple[dict, list[str]]:
             if n_plots:
                 if dom["nPlotsOk"] < n_plots:
                     problems.append(
-                        f"{where}: {kind} rendered {dom['nPlotsOk']} of {n_plots} plots ({dom['nPlots']} plot "
+                        f"{where}: {kind} rendered {dom['nPlotsOk']} of {n_plots} plots "
+                        f"({dom['nPlots']} plot "
                         f"elements, height {dom['height']} px, text {dom['text'][:80]!r})"
                     )
                     continue
                 for title in dom.get("missingTitles", []):
-                    hint = " (plotly.js reads text between two '$' as LaTeX; write &#36; for a dollar)" if title.count("$") >= 2 else ""
+                    hint = (
+                        " (plotly.js reads text between two '$' as LaTeX; write &#36; for a dollar)"
+                        if title.count("$") >= 2
+                        else ""
+                    )
                     problems.append(f"{where}: {kind} does not show its {title!r}{hint}")
                 counts["plots_rendered"] += n_plots
                 if out.get("isWidget"):
@@ -603,7 +671,8 @@ def analyse(inspection: dict) -> tuple[dict, list[str]]:
                 elif dom.get("modelAlive"):
                     problems.append(f"{where}: widget's model is alive but its view shows nothing")
                 else:
-                    # A closed widget (tqdm with leave=False, widget.close()) leaves an empty output.
+                    # A closed widget (tqdm with leave=False, widget.close()) leaves an empty
+                    # output.
                     counts["widgets_closed"] += 1
             else:
                 counts["widgets_rendered"] += 1
@@ -612,8 +681,10 @@ def analyse(inspection: dict) -> tuple[dict, list[str]]:
         reason = mangled_math(item["text"])
         if reason:
             where = f"{item['cellType']} cell {item['index']} ({item['source']!r})"
-            problems.append(f"{where}: MathJax typeset prose as math ({reason}): {item['text'][:80]!r}; "
-                            f"{DOLLAR_ADVICE}")
+            problems.append(
+                f"{where}: MathJax typeset prose as math ({reason}): {item['text'][:80]!r}; "
+                f"{DOLLAR_ADVICE}"
+            )
     if inspection.get("loadingAnywhere") and not any("Loading widget" in p for p in problems):
         problems.append("'Loading widget...' appears in the notebook")
     return counts, problems
@@ -624,7 +695,9 @@ def split_console(messages: list[str]) -> tuple[list[str], list[str]]:
     bad, ignored = [], []
     for msg in messages:
         reason = next((why for pattern, why in CONSOLE_ALLOW if pattern.search(msg)), None)
-        (ignored if reason else bad).append(msg if reason is None else f"{msg}  [allowed: {reason}]")
+        (ignored if reason else bad).append(
+            msg if reason is None else f"{msg}  [allowed: {reason}]"
+        )
     return bad, ignored
 
 
@@ -645,18 +718,23 @@ class NotebookPage:
     def _on_request(self, request) -> None:
         host = urllib.parse.urlsplit(request.url).hostname or ""
         if request.url.startswith(("http:", "https:", "ws:", "wss:")) and host != "127.0.0.1":
-            self.console.append(f"request outside 127.0.0.1 (the course must work offline): {request.url}")
+            self.console.append(
+                f"request outside 127.0.0.1 (the course must work offline): {request.url}"
+            )
 
     def _on_request_failed(self, request) -> None:
         failure = request.failure or ""
-        # Lab aborts its own long-poll and websocket requests when a page closes or a kernel restarts.
+        # Lab aborts its own long-poll and websocket requests when a page closes or a kernel
+        # restarts.
         if "ERR_ABORTED" not in failure:
             self.console.append(f"request failed: {request.url} ({failure})")
 
     def _on_console(self, msg) -> None:
         if msg.type == "error":
             loc = msg.location or {}
-            self.console.append(f"console.error: {msg.text} (at {loc.get('url', '?')}:{loc.get('lineNumber', '?')})")
+            self.console.append(
+                f"console.error: {msg.text} (at {loc.get('url', '?')}:{loc.get('lineNumber', '?')})"
+            )
 
     def close(self) -> None:
         try:
@@ -676,16 +754,25 @@ class NotebookPage:
             if predicate(state):
                 return state
             self.page.wait_for_timeout(poll * 1000)
-        raise TimeoutError(f"{self.path}: {what} not reached in {timeout:.0f} s; last state {state}")
+        raise TimeoutError(
+            f"{self.path}: {what} not reached in {timeout:.0f} s; last state {state}"
+        )
 
     def open(self, timeout: float = 120) -> None:
         workspace = "t" + secrets.token_hex(4)
         self.page.goto(self.server.lab_url(self.path, workspace), wait_until="domcontentloaded")
-        self.wait_for(lambda s: s.get("open") and s["ready"] and s["kernel"] == "idle", timeout, "kernel idle after open")
-        self.page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # the file browser: room for the notebook
+        self.wait_for(
+            lambda s: s.get("open") and s["ready"] and s["kernel"] == "idle",
+            timeout,
+            "kernel idle after open",
+        )
+        self.page.evaluate(
+            "() => window.jupyterapp.shell.collapseLeft()"
+        )  # the file browser: room for the notebook
 
     def run_all(self, timeout: float) -> None:
-        """Run > Run All Cells, as a learner would, then wait until the kernel is idle and nothing is queued."""
+        """Run > Run All Cells, as a learner would, then wait until the kernel is idle and
+        nothing is queued."""
         page = self.page
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
@@ -716,14 +803,17 @@ class NotebookPage:
             self.path,
         )
         width = self.page.viewport_size["width"]
-        self.page.set_viewport_size({"width": width, "height": int(min(max(height + 40, 600), max_height))})
+        self.page.set_viewport_size(
+            {"width": width, "height": int(min(max(height + 40, 600), max_height))}
+        )
         self.page.wait_for_timeout(1500)  # plotly relayouts on resize
 
     def screenshot(self, dest: Path) -> str:
         dest.parent.mkdir(parents=True, exist_ok=True)
         self.page.evaluate(
             "(path) => { const p = (" + _JS_PANEL + ")(path);"
-            " const s = p.content.node.querySelector('.jp-WindowedPanel-outer'); if (s) s.scrollTop = 0; }",
+            " const s = p.content.node.querySelector('.jp-WindowedPanel-outer'); if (s) "
+            "s.scrollTop = 0; }",
             self.path,
         )
         self.page.wait_for_timeout(300)
@@ -754,15 +844,20 @@ class NotebookPage:
         bad, ignored = split_console(self.console)
         report.console_errors, report.ignored_console = bad, ignored
         report.problems += [f"browser console: {m}" for m in bad]
-        report.times = {"open_s": round(t1 - t0, 1), "run_all_s": round(t2 - t1, 1),
-                        "total_s": round(time.monotonic() - t0, 1)}
+        report.times = {
+            "open_s": round(t1 - t0, 1),
+            "run_all_s": round(t2 - t1, 1),
+            "total_s": round(time.monotonic() - t0, 1),
+        }
         return report
 
     def kernel_eval(self, code: str, timeout: float = 30) -> str:
-        """Run `code` in the notebook's kernel (not shown in the notebook); return what it printed."""
+        """Run `code` in the notebook's kernel (not shown in the notebook); return what it
+        printed."""
         return self.page.evaluate(
             "async ([path, code, ms]) => { const p = (" + _JS_PANEL + ")(path);"
-            " const future = p.sessionContext.session.kernel.requestExecute({code, store_history: false});"
+            " const future = p.sessionContext.session.kernel.requestExecute({code, store_history: "
+            "false});"
             " let text = '';"
             " future.onIOPub = (msg) => { const c = msg.content;"
             "   if (msg.header.msg_type === 'stream') text += c.text;"
@@ -773,11 +868,13 @@ class NotebookPage:
         )
 
     def kernel_figures(self) -> str:
-        """Fingerprints of the FigureWidgets in the kernel's globals: did a callback update the Python side?"""
+        """Fingerprints of the FigureWidgets in the kernel's globals: did a callback update the
+        Python side?"""
         return self.kernel_eval(
             "import hashlib as _h, json as _j\n"
             "from plotly.basewidget import BaseFigureWidget as _B\n"
-            "print(_j.dumps({_n: _h.sha1(repr(_v.to_plotly_json()['data']).encode()).hexdigest()[:10]"
+            "print(_j.dumps({_n: "
+            "_h.sha1(repr(_v.to_plotly_json()['data']).encode()).hexdigest()[:10]"
             " for _n, _v in list(globals().items()) if isinstance(_v, _B)}))"
         ).strip()
 
@@ -807,18 +904,26 @@ class NotebookPage:
         else:
             raise ValueError(f"unknown control kind {kind!r}")
 
-    def measure_control(self, index: int, control: dict, *, quiet: float = 1.0, idle: float = 8.0,
-                        timeout: float = 30.0) -> dict:
+    def measure_control(
+        self,
+        index: int,
+        control: dict,
+        *,
+        quiet: float = 1.0,
+        idle: float = 8.0,
+        timeout: float = 30.0,
+    ) -> dict:
         """Change control `index` and time the outputs' response.
 
-        Returns the control's label and kind, its value before and after, `first_s` (the first visible
-        change), `response_s` (the last change before the outputs settled: the figure fully redrawn)
-        and `changed` (False when the callback ran and nothing visible changed).
+        Returns the control's label and kind, its value before and after, `first_s` (the first
+        visible change), `response_s` (the last change before the outputs settled: the figure fully
+        redrawn) and `changed` (False when the callback ran and nothing visible changed).
         """
         before = self.page.evaluate(JS_FINGERPRINT, self.path)
         self.change_control(index, control)
         result = self.page.evaluate(
-            JS_AWAIT_RESPONSE, [self.path, before, int(quiet * 1000), int(idle * 1000), int(timeout * 1000)]
+            JS_AWAIT_RESPONSE,
+            [self.path, before, int(quiet * 1000), int(idle * 1000), int(timeout * 1000)],
         )
         after = self.controls()
         value_after = after[index]["value"] if index < len(after) else None
@@ -826,12 +931,20 @@ class NotebookPage:
         def sec(ms):
             return None if ms is None else round(ms / 1000, 2)
 
-        return {"label": control["label"], "kind": control["kind"], "before": control["value"],
-                "after": value_after, "first_s": sec(result.get("first")), "response_s": sec(result.get("last")),
-                "changed": bool(result.get("changed")), "timed_out": bool(result.get("timedOut"))}
+        return {
+            "label": control["label"],
+            "kind": control["kind"],
+            "before": control["value"],
+            "after": value_after,
+            "first_s": sec(result.get("first")),
+            "response_s": sec(result.get("last")),
+            "changed": bool(result.get("changed")),
+            "timed_out": bool(result.get("timedOut")),
+        }
 
     def animation_step(self, plot_index: int) -> dict:
-        """The step a plotly animation shows: the slider's active index and its current-value label."""
+        """The step a plotly animation shows: the slider's active index and its current-value
+        label."""
         return self.page.evaluate(
             """(i) => { const p = document.querySelectorAll('.js-plotly-plot')[i];
                  const s = (p._fullLayout.sliders || [])[0];
@@ -857,5 +970,7 @@ class NotebookPage:
     def press_play(self, plot_index: int) -> None:
         plot = self.page.locator(".js-plotly-plot").nth(plot_index)
         plot.scroll_into_view_if_needed()
-        button = plot.locator(".updatemenu-button").filter(has_text=re.compile(r"play|▶", re.I)).first
+        button = (
+            plot.locator(".updatemenu-button").filter(has_text=re.compile(r"play|▶", re.I)).first
+        )
         button.click()

@@ -1,4 +1,5 @@
-"""The autoregressive twin: the same transformer with a causal mask, writing the record left to right.
+"""The autoregressive twin: the same transformer with a causal mask, writing the record left to
+right.
 
 It reads the same prompt ([PAD...][session][SEP]) and writes the same answer region, in the same
 fixed-width slots (unmasked.records.RecordLayout), one token per forward pass. Training is
@@ -28,7 +29,8 @@ def banned_ids(vocab: Vocab) -> list[int]:
 
 
 def next_token_loss(model, ids: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the answer tokens of a batch (make_batch's ids and answer mask).
+    """Mean next-token cross-entropy over the answer tokens of a batch (make_batch's ids and answer
+    mask).
 
     The logit at position i predicts token i + 1, so the input is ids without its last column and
     the scored positions are those whose next token is an answer token: the [SEP] and the answer

@@ -174,7 +174,8 @@ def _shown(path) -> str:
 
 
 def shipped_models(diffusion_path: Path, ar_path: Path, device, seed: int = 0) -> dict:
-    """The shipped checkpoints; a missing autoregressive one is replaced by an untrained causal twin."""
+    """The shipped checkpoints; a missing autoregressive one is replaced by an untrained causal
+    twin."""
     from unmasked.model import TransformerLM
     from unmasked.sessions import load_short_sessions
 
@@ -193,7 +194,8 @@ def shipped_models(diffusion_path: Path, ar_path: Path, device, seed: int = 0) -
             or not ar.config.causal
         ):
             raise ValueError(
-                f"{ar_path} is not the causal twin of {diffusion_path} (vocab, layout or mask differ)"
+                f"{ar_path} is not the causal twin of {diffusion_path} (vocab, layout or mask "
+                "differ)"
             )
         out["autoregressive"] = {"model": ar, "trained": True, "path": _shown(ar_path)}
     else:
@@ -303,7 +305,8 @@ def decode_bench(args) -> dict:
 
 
 def crossover(rows: list[dict]) -> list[dict]:
-    """Per (L, batch): the largest fixed K at which diffusion writes at least AR-with-cache's tokens/s (None: none)."""
+    """Per (L, batch): the largest fixed K at which diffusion writes at least AR-with-cache's
+    tokens/s (None: none)."""
     out = []
     for L, B in dict.fromkeys((r["L"], r["batch"]) for r in rows):
         ar = next(r for r in rows if (r["L"], r["batch"], r["method"]) == (L, B, "AR, KV cache"))
@@ -347,7 +350,8 @@ def decode_table(result: dict) -> str:
 
 
 def tau_bench(args) -> dict:
-    """tau_sweep of the diffusion checkpoint, with a reliability curve and calibration error per tau."""
+    """tau_sweep of the diffusion checkpoint, with a reliability curve and calibration error per
+    tau."""
     from unmasked.sessions import load_short_sessions
 
     if args.threads:
@@ -370,7 +374,8 @@ def tau_bench(args) -> dict:
         conf, correct, in_slot = r.pop("confidence"), r.pop("correct"), r.pop("in_slot")
         curve = reliability_curve(conf, correct, bins=args.bins)
         r["reliability"], r["calibration_error"] = curve, calibration_error(curve)
-        # the JSON around the values is near-certain and right: the values are where confidence is earned
+        # the JSON around the values is near-certain and right: the values are where confidence is
+        # earned
         values = reliability_curve(
             [c for c, v in zip(conf, in_slot) if v],
             [k for k, v in zip(correct, in_slot) if v],
@@ -379,8 +384,10 @@ def tau_bench(args) -> dict:
         r["reliability_values"], r["calibration_error_values"] = values, calibration_error(values)
     return {
         "name": "tau",
-        "what": "issue #19: passes per record against record accuracy over tau, and committed-token "
-        "confidence against correctness (gold = the record in its slots): reliability over every answer position, "
+        "what": "issue #19: passes per record against record accuracy over tau, and "
+        "committed-token "
+        "confidence against correctness (gold = the record in its slots): reliability over every "
+        "answer position, "
         "reliability_values over the value slots only",
         "device": str(device),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
@@ -397,13 +404,16 @@ def tau_bench(args) -> dict:
 
 def tau_table(result: dict) -> str:
     lines = [
-        "| tau | passes/record (mean, median, max) | field exact match | all fields | calibration error"
+        "| tau | passes/record (mean, median, max) | field exact match | all fields | calibration "
+        "error"
         " (all positions, value slots) |",
         "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['tau']} | {r['passes_mean']:.2f}, {r['passes_median']:g}, {r['passes_max']} | {r['accuracy']:.1f}% "
-        f"| {r['all_fields']:.1f}% | {r['calibration_error']:.4f}, {r['calibration_error_values']:.4f} |"
+        f"| {r['tau']} | {r['passes_mean']:.2f}, {r['passes_median']:g}, {r['passes_max']} | "
+        f"{r['accuracy']:.1f}% "
+        f"| {r['all_fields']:.1f}% | {r['calibration_error']:.4f}, "
+        f"{r['calibration_error_values']:.4f} |"
         for r in result["rows"]
     ]
     return "\n".join(lines)
@@ -497,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     for c in result["crossover"]:
         k = c["largest_K_at_least_as_fast"]
         print(
-            f"L={c['L']} batch={c['batch']}: AR with cache {c['ar_cache_tokens_per_s']:,.1f} tokens/s; "
+            f"L={c['L']} batch={c['batch']}: AR with cache {c['ar_cache_tokens_per_s']:,.1f} "
+            "tokens/s; "
             + (
                 f"diffusion at least as fast up to K={k}"
                 if k

@@ -1,6 +1,6 @@
 """Check that this environment can run the course: one [OK] or [FAIL] line per requirement.
 
-    python -m unmasked.check_env
+python -m unmasked.check_env
 """
 
 from __future__ import annotations
@@ -83,7 +83,9 @@ def check_device() -> Check:
 
 def run_checks() -> list[Check]:
     python_ok = sys.version_info >= (3, 10)
-    checks = [Check("python", python_ok, sys.version.split()[0] + ("" if python_ok else " (need 3.10+)"))]
+    checks = [
+        Check("python", python_ok, sys.version.split()[0] + ("" if python_ok else " (need 3.10+)"))
+    ]
     checks += [check_package(name, minimum) for name, minimum in REQUIRED]
     checks += check_tokenizer()
     checks.append(check_device())

@@ -88,13 +88,15 @@ class ModelPrice:
 
     @property
     def tokens_per_second(self) -> float:
-        """Published output speed, else the seed's 100 tokens/s (10 ms/token), flagged as assumed."""
+        """Published output speed, else the seed's 100 tokens/s (10 ms/token), flagged as
+        assumed."""
         if self.output_tokens_per_second is not None:
             return float(self.output_tokens_per_second)
         return _lat.ASSUMED_AR_TOKENS_PER_SECOND
 
     def rates(self, prompt_tokens: float) -> dict[str, float]:
-        """Per-token prices for a request of `prompt_tokens`: the long-context rates above their threshold.
+        """Per-token prices for a request of `prompt_tokens`: the long-context rates above their
+        threshold.
 
         Anthropic and OpenAI bill the whole request (input, cache and output) at the higher rates
         once its prompt passes the threshold.
@@ -273,7 +275,8 @@ class CompactionPolicy:
             or not 0 < r <= 1
         ):
             raise ValueError(
-                f"ratio must be in (0, 1] (summary tokens / compacted tokens; 0.1 is 10:1), got {r!r}"
+                "ratio must be in (0, 1] (summary tokens / compacted tokens; 0.1 is 10:1), got "
+                f"{r!r}"
             )
         if self.max_summary_tokens is not None:
             _check_count("max_summary_tokens", self.max_summary_tokens, 1)
@@ -399,8 +402,8 @@ def _decode_seconds(
     diffusion_steps: int | None,
     step_seconds: float | None,
 ) -> float:
-    """AR: bandwidth-bound, slower with context. Diffusion: its published speed, else steps × step time
-    (the seed's 16 × 60 ms unless given)."""
+    """AR: bandwidth-bound, slower with context. Diffusion: its published speed, else steps ×
+    step time (the seed's 16 × 60 ms unless given)."""
     if tokens == 0:
         return 0.0
     if model.kind == "diffusion":
@@ -493,8 +496,10 @@ def simulate_session(
                     break
                 if on_overflow == "error":
                     raise ContextWindowError(
-                        f"turn {t}: the prompt of {history + tokens_per_turn:,} tokens is over {m.name}'s window of "
-                        f"{window:,}; compact (on_overflow='compact' or a lower policy threshold) or pick a "
+                        f"turn {t}: the prompt of {history + tokens_per_turn:,} tokens is over "
+                        f"{m.name}'s window of "
+                        f"{window:,}; compact (on_overflow='compact' or a lower policy threshold) "
+                        "or pick a "
                         "longer window"
                     )
             if history + tokens_per_turn <= use.threshold or len(blocks) <= use.keep_last:
@@ -508,7 +513,8 @@ def simulate_session(
             read = history if reads_cache else sum(old)  # what the compaction call's prompt holds
             if read > comp.max_input_tokens:
                 raise ContextWindowError(
-                    f"turn {t}: the compactor {comp.name} would read {read:,} tokens, over its window of "
+                    f"turn {t}: the compactor {comp.name} would read {read:,} tokens, over its "
+                    "window of "
                     f"{comp.max_input_tokens:,}"
                 )
             rates = comp.rates(read)
@@ -530,8 +536,10 @@ def simulate_session(
         prompt = history + tokens_per_turn
         if prompt > window:
             raise ContextWindowError(
-                f"turn {t}: even after compacting, the prompt of {prompt:,} tokens is over {m.name}'s window of "
-                f"{window:,} (the {forced_policy.keep_last} kept turns and the new tokens are too long)"
+                f"turn {t}: even after compacting, the prompt of {prompt:,} tokens is over "
+                f"{m.name}'s window of "
+                f"{window:,} (the {forced_policy.keep_last} kept turns and the new tokens are too "
+                "long)"
             )
         if caching:
             cached = min(cached_prefix, prompt)
@@ -650,10 +658,10 @@ def break_even_threshold(
     """The smallest history size at which compacting now pays for itself within `horizon` turns.
 
     For each candidate history size H (built from turns of tokens_per_turn + output_tokens), it
-    compares `horizon` more turns under a policy with threshold H (so it compacts at once, and
-    again only if the history regrows past H) against the same turns without. A compaction costs a summary call and, with caching, the loss of the cached prefix; it saves
-    re-sending (1 - ratio) of the old history on every later turn. Returns None if no candidate
-    pays back.
+    compares `horizon` more turns under a policy with threshold H (so it compacts at once, and again
+    only if the history regrows past H) against the same turns without. A compaction costs a summary
+    call and, with caching, the loss of the cached prefix; it saves re-sending (1 - ratio) of the
+    old history on every later turn. Returns None if no candidate pays back.
     """
     _check_count("horizon", horizon, 1)
     _check_tokens("tokens_per_turn", tokens_per_turn)
@@ -696,7 +704,8 @@ def break_even_threshold(
 def _per_turn_figure(
     results: Mapping[str, SessionResult], series: str, title: str, yaxis_title: str
 ):
-    """One line per labelled session of `series` (a per-turn list on SessionResult) against the turn."""
+    """One line per labelled session of `series` (a per-turn list on SessionResult) against the
+    turn."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -805,18 +814,19 @@ class Claim:
         return cls(label, fraction - points, fraction + points)
 
     def show(self) -> str:
-        """The interval in the figure's own units: "$0.43 to $0.47", "80% to 84%", "1,000 tok/s or more"."""
+        """The interval in the figure's own units: "$0.43 to $0.47", "80% to 84%", "1,000 tok/s
+        or more"."""
         if self.label.startswith("$"):
             fmt = lambda v: f"${v:,.2f}"  # noqa: E731
         elif self.label == "saving" or self.label.startswith("kept"):
             fmt = lambda v: f"{v:.0%}" if v >= 0.1 else f"{v:.1%}"  # noqa: E731
         else:
             unit = self.label.split()[-1] if self.label.split()[-1] in ("s", "tok/s", "x") else ""
-            fmt = lambda v: (
+            fmt = lambda v: (  # noqa: E731
                 f"{v:,.0f}{' ' + unit if unit else ''}"
                 if v >= 1000
                 else f"{v:.3g}{' ' + unit if unit else ''}"
-            )  # noqa: E731
+            )
         what = self.label if not self.label.startswith("$") else self.label[2:]
         if math.isinf(self.hi):
             return f"{what}: {fmt(self.lo)} or more"
@@ -1016,7 +1026,8 @@ def _row_steps(s):
     steps, step = s.a["diffusion_steps"], s.a["diffusion_step_seconds"]
     total = _lat.diffusion_decode_seconds(steps, step)
     return [total], (
-        f"{steps} x {step * 1e3:g} ms = {total:.2f} s; for {s.a['max_summary_tokens']:,} tokens that is "
+        f"{steps} x {step * 1e3:g} ms = {total:.2f} s; for {s.a['max_summary_tokens']:,} tokens "
+        "that is "
         f"{s.a['max_summary_tokens'] / steps:,.0f} tokens fixed per step"
     )
 
@@ -1089,7 +1100,8 @@ def _ledger_rows(a: Mapping):
             [Claim.about("$ per turn", 0.45)],
             session,
             _row_per_turn,
-            "$0.45 is 150K tokens at $3/M uncached; the seed's named frontier models charge $5/M, and a cache hit a "
+            "$0.45 is 150K tokens at $3/M uncached; the seed's named frontier models charge $5/M, "
+            "and a cache hit a "
             "tenth of the input price.",
         ),
         (
@@ -1097,30 +1109,36 @@ def _ledger_rows(a: Mapping):
             [Claim.about("$ per session", 9.0)],
             session,
             _row_session,
-            "$9 is 20 turns that each send 150K tokens uncached; a session that grows to 150K sends about half that.",
+            "$9 is 20 turns that each send 150K tokens uncached; a session that grows to 150K "
+            "sends about half that.",
         ),
         (
             "90% less cost with compaction",
             [Claim.percent("saving", 0.90)],
             session + compaction + ("count_compaction_call",),
             _row_cost_saving,
-            "10:1 cuts one re-sent history by 90%, but the session also pays for the turns before the threshold, the "
-            "kept turns, the summaries and, with caching, re-writing the cache after each compaction.",
+            "10:1 cuts one re-sent history by 90%, but the session also pays for the turns before "
+            "the threshold, the "
+            "kept turns, the summaries and, with caching, re-writing the cache after each "
+            "compaction.",
         ),
         (
             "82% less latency with compaction",
             [Claim.percent("saving", 0.82)],
             session + compaction + ("count_compaction_call",),
             _row_latency_saving,
-            "Mean seconds per turn (prefill on the tier's reference deployment + bandwidth-bound decode); compaction "
-            "shortens prefill and, a little, decode, and its own call adds time when it is counted.",
+            "Mean seconds per turn (prefill on the tier's reference deployment + bandwidth-bound "
+            "decode); compaction "
+            "shortens prefill and, a little, decode, and its own call adds time when it is "
+            "counted.",
         ),
         (
             "10:1 compression, with the 8K cap",
             [Claim.about("ratio", 1 / ratio)],
             ("context_tokens",) + compaction,
             _row_ratio,
-            f"min(raw x {ratio:g}, {cap:,}) caps the summary, so '150K to 15K' cannot happen: above "
+            f"min(raw x {ratio:g}, {cap:,}) caps the summary, so '150K to 15K' cannot happen: "
+            "above "
             f"{cap / ratio:,.0f} tokens the ratio is set by the cap, not by 10:1.",
         ),
         (
@@ -1139,7 +1157,8 @@ def _ledger_rows(a: Mapping):
             [Claim("threshold", 20_000, 30_000)],
             session + compaction,
             _row_threshold,
-            "On cost alone the cheapest threshold depends on caching: each compaction re-writes the cache. A 20-30K "
+            "On cost alone the cheapest threshold depends on caching: each compaction re-writes "
+            "the cache. A 20-30K "
             "threshold is a quality choice (lost in the middle), not a cost optimum.",
         ),
         (
@@ -1147,7 +1166,8 @@ def _ledger_rows(a: Mapping):
             [Claim("tok/s", 1000)],
             ("diffusion_model",),
             _row_speed,
-            "The vendor's own launch figure on its own hardware (see the prices.json note); per-request speed depends "
+            "The vendor's own launch figure on its own hardware (see the prices.json note); "
+            "per-request speed depends "
             "on load, output length and hardware.",
         ),
         (
@@ -1161,15 +1181,18 @@ def _ledger_rows(a: Mapping):
                 "diffusion_model",
             ),
             _row_ar_vs_diffusion,
-            "The seed's 80 s is 8,000 x 10 ms; the course's decode model reads the weights and the KV cache for every "
-            "token, so a larger model at a long context is slower, and no published dLLM speed gives 8K in 1 s.",
+            "The seed's 80 s is 8,000 x 10 ms; the course's decode model reads the weights and the "
+            "KV cache for every "
+            "token, so a larger model at a long context is slower, and no published dLLM speed "
+            "gives 8K in 1 s.",
         ),
         (
             "16 steps x 60 ms ≈ 1 s",
             [Claim.about("s", 1.0, ROUGH_TOLERANCE)],
             ("diffusion_steps", "diffusion_step_seconds", "max_summary_tokens"),
             _row_steps,
-            "The arithmetic is right, but 16 steps for an 8K summary fixes 500 tokens a step; dLLMs decode long "
+            "The arithmetic is right, but 16 steps for an 8K summary fixes 500 tokens a step; "
+            "dLLMs decode long "
             "outputs in blocks, with more steps in all.",
         ),
         (
@@ -1189,7 +1212,8 @@ def _ledger_rows(a: Mapping):
                 "diffusion_step_seconds",
             ),
             _row_one_vs_ten,
-            "One compaction call: prefill of the history (none when the same model reads it from its cache) plus "
+            "One compaction call: prefill of the history (none when the same model reads it from "
+            "its cache) plus "
             "writing the summary. The seed's own AR figure for the summary is 80 s, not ten.",
         ),
         (
@@ -1211,7 +1235,8 @@ def _ledger_rows(a: Mapping):
                 "diffusion_model",
             ),
             _row_cheaper,
-            "The same call priced both ways: the session's model reads the history (from its cache when caching is "
+            "The same call priced both ways: the session's model reads the history (from its cache "
+            "when caching is "
             "on); the diffusion model reads it uncached, since it holds no cache of this session.",
         ),
         (
@@ -1219,7 +1244,8 @@ def _ledger_rows(a: Mapping):
             [Claim("s", 120, 180)],
             session,
             _row_waits,
-            "One turn at about 150K tokens on the tier's reference deployment. Long waits come from long outputs "
+            "One turn at about 150K tokens on the tier's reference deployment. Long waits come "
+            "from long outputs "
             "(many tool calls, long edits), which compaction does not shorten.",
         ),
         (
@@ -1245,7 +1271,8 @@ def claims_ledger(
     unknown = set(a) - set(SEED_ASSUMPTIONS)
     if unknown:
         raise ValueError(
-            f"unknown assumption(s) {', '.join(sorted(unknown))}; accepted: {', '.join(SEED_ASSUMPTIONS)}"
+            f"unknown assumption(s) {', '.join(sorted(unknown))}; accepted: "
+            f"{', '.join(SEED_ASSUMPTIONS)}"
         )
     for key, values in OPEN_ASSUMPTIONS.items():
         if a[key] not in values:
@@ -1280,7 +1307,8 @@ def claims_ledger(
     return rows
 
 
-# --------------------------------------------------------------------------- calculator & context figures
+# --------------------------------------------------------------------------- calculator & context
+# figures
 
 
 def calculator_results(
@@ -1433,8 +1461,8 @@ VERDICT_COLOURS = {
 
 
 def html_text(value) -> str:
-    """HTML-escaped text with "$" as &#36;: plotly titles then keep their dollars (for an HTML output
-    in JupyterLab, also mark the element `mathjax_ignore`, as ledger_html does)."""
+    """HTML-escaped text with "$" as &#36;: plotly titles then keep their dollars (for an HTML
+    output in JupyterLab, also mark the element `mathjax_ignore`, as ledger_html does)."""
     import html
 
     return html.escape(str(value)).replace("$", "&#36;")

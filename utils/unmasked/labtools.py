@@ -18,7 +18,8 @@ import torch
 
 
 class ContextModel(torch.nn.Module):
-    """A toy bidirectional "model": logits[b, t] = position score + scale * bag of the row's tokens @ W.
+    """A toy bidirectional "model": logits[b, t] = position score + scale * bag of the row's tokens
+    @ W.
 
     Every token that is not [MASK], prompt included, moves the logits of every position, so a
     prediction made before a commit is stale after it. Deterministic for a given seed.
@@ -74,7 +75,8 @@ def one_pass_sampler(model, prompt: list[int], length: int, steps: int, mask_id:
 
 @torch.no_grad()
 def expected_tokens(case: dict) -> list[int]:
-    """What unmasked.sampling.generate writes for a case (linear schedule, low-confidence remasking)."""
+    """What unmasked.sampling.generate writes for a case (linear schedule, low-confidence
+    remasking)."""
     from unmasked.sampling import generate
 
     model = ContextModel(case["vocab_size"], case["mask_id"], seed=case["seed"])
@@ -145,7 +147,8 @@ def describe_outcome(case: dict, outcome: dict) -> str:
     )
     if outcome["passes"] != outcome["expected_passes"]:
         return (
-            f"{call} ran the model {outcome['passes']} time(s); expected {outcome['expected_passes']}, one "
+            f"{call} ran the model {outcome['passes']} time(s); expected "
+            f"{outcome['expected_passes']}, one "
             "forward pass per step (the logits change after every commit)"
         )
     if outcome["tokens"] != outcome["expected_tokens"]:

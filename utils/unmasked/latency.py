@@ -1,4 +1,5 @@
-"""How long a turn takes: prefill that grows as a·n + b·n², and decode that slows as the context grows.
+"""How long a turn takes: prefill that grows as a·n + b·n², and decode that slows as the context
+grows.
 
 Prefill (reading the prompt) is bound by arithmetic. Per token, the weight matmuls of a model
 with N matmul parameters cost 2·N FLOPs over all its layers together: linear in the prompt
@@ -270,7 +271,11 @@ class Deployment:
 
 
 _LLAMA3 = "Llama Team 2024, The Llama 3 Herd of Models, arXiv:2407.21783, Table 3"
-_H100 = "NVIDIA H100 Tensor Core GPU datasheet (SXM: 989 TFLOP/s BF16, 1,979 FP8 dense, 3.35 TB/s, 80 GB)"
+_H100 = (
+    "NVIDIA H100 Tensor Core GPU datasheet (SXM: 989 TFLOP/s BF16, 1,979 FP8 dense, 3.35 "
+    "TB/s, "
+    "80 GB)"
+)
 DEPLOYMENTS = {
     "frontier": Deployment(
         "405B FP8 (Llama 3.1 405B shape) on 8 H100",
@@ -292,7 +297,8 @@ DEPLOYMENTS = {
         8,
         128,
         gpus=REFERENCE_GPUS,
-        source=f"Touvron et al. 2023, Llama 2, arXiv:2307.09288 (80 layers, d 8192, GQA with 8 KV heads); {_H100}",
+        source="Touvron et al. 2023, Llama 2, arXiv:2307.09288 (80 layers, d 8192, GQA with 8 KV "
+        f"heads); {_H100}",
     ),
     "fast": Deployment(
         "8B BF16 (Llama 3.1 8B shape) on 1 H100",
@@ -308,7 +314,8 @@ DEPLOYMENTS = {
 
 
 def deployment_for(tier: str) -> Deployment:
-    """The reference deployment of a price tier (frontier, mid, fast); unknown tiers are an error."""
+    """The reference deployment of a price tier (frontier, mid, fast); unknown tiers are an
+    error."""
     if tier not in DEPLOYMENTS:
         raise ValueError(
             f"no reference deployment for tier {tier!r}; accepted: {', '.join(DEPLOYMENTS)}"
@@ -325,7 +332,8 @@ def with_changes(deployment: Deployment, **changes) -> Deployment:
 
 
 def ar_decode_seconds(tokens: float, tokens_per_second: float) -> float:
-    """An AR model at a fixed speed: tokens / (tokens per second). See Deployment for one that slows."""
+    """An AR model at a fixed speed: tokens / (tokens per second). See Deployment for one that
+    slows."""
     _check_nonneg("tokens", tokens)
     _check_pos("tokens_per_second", tokens_per_second)
     return tokens / tokens_per_second
@@ -377,7 +385,8 @@ def prefill_figure(
 
 
 def decode_figure(context_max: int = 200_000, deployments=None, points: int = 51):
-    """Batch-1 decode speed (tokens/s) against the context already cached, one line per deployment."""
+    """Batch-1 decode speed (tokens/s) against the context already cached, one line per
+    deployment."""
     import plotly.graph_objects as go
 
     _check_pos("context_max", context_max)

@@ -23,7 +23,8 @@ KIND_GROUPS = {
 
 
 def token_accuracy_by_kind(model, vocab, layout, sessions) -> dict[str, float]:
-    """Share of record tokens that one-shot filling gets right, per kind of gold token (KIND_GROUPS).
+    """Share of record tokens that one-shot filling gets right, per kind of gold token
+    (KIND_GROUPS).
 
     One forward pass over each fully masked record (`fill_answers(method="one_shot")`); kinds come
     from the gold record (`unmasked.sampling.json_token_roles`). Sessions whose record does not fit
@@ -131,7 +132,8 @@ def live_figure(
 
 
 class LiveTraining:
-    """`on_step` for train_model: a progress bar driven by the time budget, and `live_figure` in place.
+    """`on_step` for train_model: a progress bar driven by the time budget, and `live_figure` in
+    place.
 
     Every `check_every_s` seconds of training it scores `sessions` with token_accuracy_by_kind
     (call `check(0)` before training for the starting point). Checks run outside the training
@@ -218,7 +220,8 @@ class LiveTraining:
 
 
 def accuracy_frame(results: list[dict]):
-    """Exact match per field (%) as a pandas table, one row per evaluation: a table that renders as one."""
+    """Exact match per field (%) as a pandas table, one row per evaluation: a table that renders
+    as one."""
     import pandas as pd
 
     from unmasked.train import FIELDS

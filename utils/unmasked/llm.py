@@ -73,72 +73,117 @@ class ChatClient:
             raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
 
     def __repr__(self) -> str:  # never print the key
-        return f"ChatClient(url={self.url!r}, model={self.model!r}, key={'set' if self.api_key else 'none'})"
+        return (
+            f"ChatClient(url={self.url!r}, model={self.model!r}, "
+            f"key={'set' if self.api_key else 'none'})"
+        )
 
-    def complete(self, messages: Sequence[Mapping], *, max_tokens: int | None = None,
-                 temperature: float = 0.0, **extra) -> dict:
+    def complete(
+        self,
+        messages: Sequence[Mapping],
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        **extra,
+    ) -> dict:
         """POST a chat-completions request; return the decoded JSON response."""
         if not messages:
             raise ValueError("messages is empty; accepted: a list of {'role', 'content'} dicts")
-        body = {"model": self.model, "messages": list(messages), "temperature": temperature, **extra}
+        body = {
+            "model": self.model,
+            "messages": list(messages),
+            "temperature": temperature,
+            **extra,
+        }
         if max_tokens is not None:
             body["max_tokens"] = int(max_tokens)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode("utf-8"),
-                                         headers=headers, method="POST")
+        request = urllib.request.Request(
+            self.url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:500].decode("utf-8", "replace")
-            hint = {401: " (check the API key)", 403: " (check the API key)",
-                    404: " (check the base URL: it should end in /v1)", 429: " (rate limited: wait and retry)"}
-            raise LLMError(f"{self.url} answered HTTP {exc.code}{hint.get(exc.code, '')}: {detail}") from None
-        except (socket.timeout, TimeoutError):
-            raise LLMError(f"{self.url} did not answer within {self.timeout:g} s; "
-                           "raise timeout= or use a smaller model") from None
+            hint = {
+                401: " (check the API key)",
+                403: " (check the API key)",
+                404: " (check the base URL: it should end in /v1)",
+                429: " (rate limited: wait and retry)",
+            }
+            raise LLMError(
+                f"{self.url} answered HTTP {exc.code}{hint.get(exc.code, '')}: {detail}"
+            ) from None
+        except TimeoutError:
+            raise LLMError(
+                f"{self.url} did not answer within {self.timeout:g} s; "
+                "raise timeout= or use a smaller model"
+            ) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, (socket.timeout, TimeoutError)):
                 raise LLMError(f"{self.url} did not answer within {self.timeout:g} s") from None
-            raise LLMError(f"could not reach {self.url}: {reason}. Is the server running?") from None
+            raise LLMError(
+                f"could not reach {self.url}: {reason}. Is the server running?"
+            ) from None
         try:
             data = json.loads(raw)
         except json.JSONDecodeError:
-            raise LLMError(f"{self.url} answered with something that is not JSON: {raw[:200]!r}") from None
+            raise LLMError(
+                f"{self.url} answered with something that is not JSON: {raw[:200]!r}"
+            ) from None
         if isinstance(data, dict) and "error" in data and "choices" not in data:
             raise LLMError(f"{self.url} answered with an error: {data['error']}")
         return data
 
-    def chat(self, messages: Sequence[Mapping], *, max_tokens: int | None = None,
-             temperature: float = 0.0, **extra) -> str:
+    def chat(
+        self,
+        messages: Sequence[Mapping],
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        **extra,
+    ) -> str:
         """The text of the first choice of a chat completion."""
         data = self.complete(messages, max_tokens=max_tokens, temperature=temperature, **extra)
         try:
             content = data["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            raise LLMError(f"{self.url} answered without choices[0].message.content: {str(data)[:300]}") from None
+            raise LLMError(
+                f"{self.url} answered without choices[0].message.content: {str(data)[:300]}"
+            ) from None
         if not isinstance(content, str):
             raise LLMError(f"{self.url} answered with non-text content: {content!r}")
         return content
 
 
-def client_from_env(base_url: str | None = None, model: str | None = None, api_key: str | None = None,
-                    timeout: float = DEFAULT_TIMEOUT) -> ChatClient:
+def client_from_env(
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ChatClient:
     """A ChatClient from arguments, falling back to the environment (see the module docstring)."""
     base_url = base_url or _env("UNMASKED_LLM_BASE_URL", "OPENAI_BASE_URL")
     model = model or _env("UNMASKED_LLM_MODEL")
     api_key = api_key if api_key is not None else _env("UNMASKED_LLM_API_KEY", "OPENAI_API_KEY")
     if not base_url:
-        raise ValueError("no endpoint: pass base_url= or set UNMASKED_LLM_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
+        raise ValueError(
+            "no endpoint: pass base_url= or set UNMASKED_LLM_BASE_URL (e.g. "
+            "http://127.0.0.1:8000/v1)"
+        )
     if not model:
-        raise ValueError("no model: pass model= or set UNMASKED_LLM_MODEL to a model the endpoint serves")
+        raise ValueError(
+            "no model: pass model= or set UNMASKED_LLM_MODEL to a model the endpoint serves"
+        )
     return ChatClient(base_url, model, api_key, timeout)
 
 
-# ---- the server side: a real endpoint on 127.0.0.1 ------------------------------------------------
+# ---- the server side: a real endpoint on 127.0.0.1
+# ------------------------------------------------
 
 Handler = Callable[[dict], str]  # the decoded request body -> the assistant's reply text
 
@@ -158,13 +203,17 @@ def _make_handler(answer: Handler, api_key: str | None):
 
         def do_GET(self):
             if self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [{"id": "extractive", "object": "model"}]})
+                self._send(
+                    200, {"object": "list", "data": [{"id": "extractive", "object": "model"}]}
+                )
             else:
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self):
             if self.path.rstrip("/") != "/v1/chat/completions":
-                self._send(404, {"error": {"message": f"no route {self.path}; use /v1/chat/completions"}})
+                self._send(
+                    404, {"error": {"message": f"no route {self.path}; use /v1/chat/completions"}}
+                )
                 return
             if api_key and self.headers.get("Authorization") != f"Bearer {api_key}":
                 self._send(401, {"error": {"message": "invalid API key"}})
@@ -182,15 +231,23 @@ def _make_handler(answer: Handler, api_key: str | None):
             except Exception as exc:  # the server reports, the client raises LLMError
                 self._send(500, {"error": {"message": f"{type(exc).__name__}: {exc}"}})
                 return
-            self._send(200, {
-                "id": f"chatcmpl-{int(time.time() * 1000)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", ""),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop"}],
-                "usage": {},
-            })
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{int(time.time() * 1000)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", ""),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {},
+                },
+            )
 
     return ChatHandler
 
@@ -198,13 +255,15 @@ def _make_handler(answer: Handler, api_key: str | None):
 class ChatServer:
     """An OpenAI-compatible endpoint on 127.0.0.1 answering with `answer(request_body) -> str`.
 
-        with ChatServer(my_function) as server:
-            ChatClient(server.base_url, "any").chat([...])
+    with ChatServer(my_function) as server:
+        ChatClient(server.base_url, "any").chat([...])
     """
 
     def __init__(self, answer: Handler, *, port: int = 0, api_key: str | None = None):
         if not callable(answer):
-            raise ValueError("answer must be a function taking the request body (dict) and returning text")
+            raise ValueError(
+                "answer must be a function taking the request body (dict) and returning text"
+            )
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(answer, api_key))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -24,8 +24,12 @@ DEFAULT_T_FLOOR = 0.05
 WEIGHTINGS = ("inverse_t", "none")
 
 
-def sample_t(batch_size: int, floor: float = DEFAULT_T_FLOOR, generator: torch.Generator | None = None,
-             device="cpu") -> torch.Tensor:
+def sample_t(
+    batch_size: int,
+    floor: float = DEFAULT_T_FLOOR,
+    generator: torch.Generator | None = None,
+    device="cpu",
+) -> torch.Tensor:
     """One noise level per sequence, t ~ U(floor, 1)."""
     if not 0.0 <= floor < 1.0:
         raise ValueError(f"floor must be in [0, 1), got {floor}")
@@ -38,14 +42,24 @@ def _as_rates(t, batch_size: int, device) -> torch.Tensor:
     if t.dim() == 0:
         t = t.expand(batch_size)
     if t.shape != (batch_size,):
-        raise ValueError(f"t must be a number or one value per sequence ({batch_size}), got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"t must be a number or one value per sequence ({batch_size}), got shape "
+            f"{tuple(t.shape)}"
+        )
     if bool(((t <= 0) | (t > 1)).any()):
-        raise ValueError(f"every t must be in (0, 1], got min {t.min().item():.3g}, max {t.max().item():.3g}")
+        raise ValueError(
+            f"every t must be in (0, 1], got min {t.min().item():.3g}, max {t.max().item():.3g}"
+        )
     return t
 
 
-def mask_tokens(ids: torch.Tensor, t, mask_id: int, maskable: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    ids: torch.Tensor,
+    t,
+    mask_id: int,
+    maskable: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask each maskable token of ids (B, L) with probability t (a number, or one per sequence).
 
     Returns (noisy ids, is_masked). Positions where `maskable` is False (the prompt, padding)
@@ -64,8 +78,14 @@ def mask_tokens(ids: torch.Tensor, t, mask_id: int, maskable: torch.Tensor | Non
     return noisy, is_masked
 
 
-def masked_diffusion_loss(logits: torch.Tensor, targets: torch.Tensor, is_masked: torch.Tensor, t,
-                          lengths: torch.Tensor | None = None, weighting: str = "inverse_t") -> torch.Tensor:
+def masked_diffusion_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    is_masked: torch.Tensor,
+    t,
+    lengths: torch.Tensor | None = None,
+    weighting: str = "inverse_t",
+) -> torch.Tensor:
     """Cross-entropy on masked positions, times 1/t, summed per sequence and divided by its length.
 
     logits (B, L, V), targets (B, L), is_masked (B, L), t per sequence. `lengths` is the number
@@ -86,9 +106,14 @@ def masked_diffusion_loss(logits: torch.Tensor, targets: torch.Tensor, is_masked
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     B, L, V = logits.shape
     if targets.shape != (B, L) or is_masked.shape != (B, L):
-        raise ValueError(f"targets {tuple(targets.shape)} and is_masked {tuple(is_masked.shape)} must be {(B, L)}")
+        raise ValueError(
+            f"targets {tuple(targets.shape)} and is_masked {tuple(is_masked.shape)} must be "
+            f"{(B, L)}"
+        )
     rates = _as_rates(t, B, logits.device)
-    ce = F.cross_entropy(logits.reshape(B * L, V).float(), targets.reshape(B * L), reduction="none").view(B, L)
+    ce = F.cross_entropy(
+        logits.reshape(B * L, V).float(), targets.reshape(B * L), reduction="none"
+    ).view(B, L)
     per_seq = torch.where(is_masked.bool(), ce, torch.zeros_like(ce)).sum(dim=1)
     if weighting == "inverse_t":
         per_seq = per_seq / rates
@@ -105,9 +130,13 @@ def masking_rate_table(length: int, ts, trials: int = 200, seed: int = 0) -> lis
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for t in ts:
-        _, is_masked = mask_tokens(torch.zeros(trials, length, dtype=torch.long), float(t), 0, generator=gen)
+        _, is_masked = mask_tokens(
+            torch.zeros(trials, length, dtype=torch.long), float(t), 0, generator=gen
+        )
         frac = is_masked.float().mean(dim=1)
-        rows.append({"t": float(t), "masked_fraction": frac.mean().item(), "std": frac.std().item()})
+        rows.append(
+            {"t": float(t), "masked_fraction": frac.mean().item(), "std": frac.std().item()}
+        )
     return rows
 
 
@@ -129,22 +158,39 @@ def mask_grid_figure(pieces: list[str], ts, seed: int = 0, width: int = 40):
         z.append([1 if x else 0 for x in m])
         text.append(["[MASK]" if x else p for x, p in zip(m, pieces)])
         labels.append(f"t={float(t):.1f} ({sum(m) / n:.0%} masked)")
-    # Cells are narrow: [MASK] and [EOS] show as M and E (the title says so), other pieces as 4 chars.
+    # Cells are narrow: [MASK] and [EOS] show as M and E (the title says so), other pieces as 4
+    # chars.
     short = {"[MASK]": "M", "[EOS]": "E"}
     shown = [[short.get(s, s if len(s) <= 4 else s[:3] + "…") for s in row[:width]] for row in text]
-    fig = go.Figure(go.Heatmap(
-        z=[row[:width] for row in z], text=shown, texttemplate="%{text}", textfont={"size": 9},
-        hovertext=[row[:width] for row in text], hoverinfo="text", y=labels,
-        colorscale=[[0, "#e8f1fb"], [1, "#404040"]], showscale=False, xgap=1, ygap=1,
-    ))
-    fig.update_layout(title=f"The same {min(n, width)} answer tokens masked at increasing t "
-                            "(dark M = [MASK], E = [EOS] filler)",
-                      xaxis_title="token position", height=60 + 34 * len(ts), margin=dict(l=140, r=10, t=50, b=40))
+    fig = go.Figure(
+        go.Heatmap(
+            z=[row[:width] for row in z],
+            text=shown,
+            texttemplate="%{text}",
+            textfont={"size": 9},
+            hovertext=[row[:width] for row in text],
+            hoverinfo="text",
+            y=labels,
+            colorscale=[[0, "#e8f1fb"], [1, "#404040"]],
+            showscale=False,
+            xgap=1,
+            ygap=1,
+        )
+    )
+    fig.update_layout(
+        title=f"The same {min(n, width)} answer tokens masked at increasing t "
+        "(dark M = [MASK], E = [EOS] filler)",
+        xaxis_title="token position",
+        height=60 + 34 * len(ts),
+        margin=dict(l=140, r=10, t=50, b=40),
+    )
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
-def weighting_table(per_token_ce: float, length: int, ts, trials: int = 2000, seed: int = 0) -> list[dict]:
+def weighting_table(
+    per_token_ce: float, length: int, ts, trials: int = 2000, seed: int = 0
+) -> list[dict]:
     """What the 1/t weight does: per-sequence loss of a model with a fixed per-token CE, by t.
 
     Unweighted, a sequence at noise t contributes about t * CE (few masked tokens, little loss);
@@ -153,16 +199,27 @@ def weighting_table(per_token_ce: float, length: int, ts, trials: int = 2000, se
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for t in ts:
-        _, is_masked = mask_tokens(torch.zeros(trials, length, dtype=torch.long), float(t), 0, generator=gen)
+        _, is_masked = mask_tokens(
+            torch.zeros(trials, length, dtype=torch.long), float(t), 0, generator=gen
+        )
         unweighted = is_masked.float().sum(dim=1) * per_token_ce / length
         weighted = unweighted / float(t)
-        rows.append({"t": float(t), "unweighted_mean": unweighted.mean().item(), "weighted_mean": weighted.mean().item(),
-                     "weighted_std": weighted.std().item()})
+        rows.append(
+            {
+                "t": float(t),
+                "unweighted_mean": unweighted.mean().item(),
+                "weighted_mean": weighted.mean().item(),
+                "weighted_std": weighted.std().item(),
+            }
+        )
     return rows
 
 
-def gaussian_corrupt(x: torch.Tensor, t: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Variance-preserving Gaussian noise as in DDPM with alpha_bar = 1 - t: every value is blurred a bit."""
+def gaussian_corrupt(
+    x: torch.Tensor, t: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Variance-preserving Gaussian noise as in DDPM with alpha_bar = 1 - t: every value is
+    blurred a bit."""
     noise = torch.randn(x.shape, generator=generator)
     return (1 - t) ** 0.5 * x + t**0.5 * noise
 
@@ -178,19 +235,40 @@ def noise_comparison_figure(ts=(0.1, 0.5, 0.9), size: int = 16, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     image = (((xx // 4) + (yy // 4)) % 2).float() * 2 - 1  # a checkerboard in [-1, 1]
-    fig = make_subplots(rows=2, cols=len(ts), horizontal_spacing=0.03, vertical_spacing=0.12,
-                        subplot_titles=[f"Gaussian, t={t}" for t in ts] + [f"masked, t={t}" for t in ts])
+    fig = make_subplots(
+        rows=2,
+        cols=len(ts),
+        horizontal_spacing=0.03,
+        vertical_spacing=0.12,
+        subplot_titles=[f"Gaussian, t={t}" for t in ts] + [f"masked, t={t}" for t in ts],
+    )
     for j, t in enumerate(ts):
         noisy = gaussian_corrupt(image, t, gen)
         keep = torch.rand(image.shape, generator=gen) >= t
         masked = torch.where(keep, image, torch.full_like(image, float("nan")))
         for i, z in enumerate((noisy, masked)):
-            fig.add_trace(go.Heatmap(z=z.tolist(), colorscale="Greys", zmin=-2, zmax=2, showscale=False,
-                                     hoverinfo="skip"), row=i + 1, col=j + 1)
+            fig.add_trace(
+                go.Heatmap(
+                    z=z.tolist(),
+                    colorscale="Greys",
+                    zmin=-2,
+                    zmax=2,
+                    showscale=False,
+                    hoverinfo="skip",
+                ),
+                row=i + 1,
+                col=j + 1,
+            )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
-    for k in range(1, 2 * len(ts) + 1):  # every panel square: each y axis anchored to its own x axis
+    for k in range(
+        1, 2 * len(ts) + 1
+    ):  # every panel square: each y axis anchored to its own x axis
         fig.layout[f"yaxis{k if k > 1 else ''}"].scaleanchor = f"x{k if k > 1 else ''}"
-    fig.update_layout(title="Continuous noise blurs every pixel; masking keeps or erases each one (blank = [MASK])",
-                      height=420, margin=dict(l=10, r=10, t=70, b=10))
+    fig.update_layout(
+        title="Continuous noise blurs every pixel; masking keeps or erases each one (blank = "
+        "[MASK])",
+        height=420,
+        margin=dict(l=10, r=10, t=70, b=10),
+    )
     return fig

@@ -44,7 +44,9 @@ class ModelConfig:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
         if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
-            raise ValueError(f"n_embd ({self.n_embd}) must split into n_head ({self.n_head}) heads of even width")
+            raise ValueError(
+                f"n_embd ({self.n_embd}) must split into n_head ({self.n_head}) heads of even width"
+            )
         if not 0 <= self.anchor_pos < self.max_len:
             raise ValueError(f"anchor_pos must be in [0, max_len), got {self.anchor_pos}")
         if not 0.0 <= self.dropout < 1.0:
@@ -54,7 +56,9 @@ class ModelConfig:
         return asdict(self)
 
 
-def rope_tables(head_dim: int, max_len: int, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_tables(
+    head_dim: int, max_len: int, base: float = 10_000.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of the rotation angle for every (position, frequency pair)."""
     inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2).float() / head_dim)
     angles = torch.outer(torch.arange(max_len).float(), inv_freq)  # (max_len, head_dim/2)
@@ -76,9 +80,11 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
 
     def forward(self, x, cos, sin, key_mask=None, kv=None):
-        """key_mask (B, S): True = may be attended to. kv: this layer's _LayerKV when decoding with a cache.
+        """key_mask (B, S): True = may be attended to. kv: this layer's _LayerKV when decoding with
+        a cache.
 
-        With a cache, x holds only the T newest tokens, and the S keys are the cached ones then these.
+        With a cache, x holds only the T newest tokens, and the S keys are the cached ones then
+        these.
         """
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
@@ -101,7 +107,11 @@ class SelfAttention(nn.Module):
             else:  # each query also sees itself, so that a left-padding query has a key (no NaN)
                 attn_mask = (attn_mask & upto) | (upto & ~upto.tril(diagonal=S - T - 1))
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=self.causal and attn_mask is None,
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            is_causal=self.causal and attn_mask is None,
             dropout_p=self.dropout if self.training else 0.0,
         )
         return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
@@ -193,8 +203,10 @@ class TransformerLM(nn.Module):
         splits the same way). Embeddings are matrices and are decayed.
         """
         params = [p for p in self.parameters() if p.requires_grad]  # a tied weight comes once
-        return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        return [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
 
     def positions(self, idx: torch.Tensor) -> torch.Tensor:
         """Learned-position ids (B, T): 0, 1, 2, ..., or counted from the anchor when there is one.
@@ -214,11 +226,15 @@ class TransformerLM(nn.Module):
             return torch.zeros(idx.shape[0], dtype=torch.long, device=idx.device)
         is_anchor = idx == self.config.anchor_id
         first = is_anchor.long().argmax(dim=1)  # index of the first anchor (0 if none)
-        return torch.where(is_anchor.any(dim=1), self.config.anchor_pos - first, torch.zeros_like(first))
+        return torch.where(
+            is_anchor.any(dim=1), self.config.anchor_pos - first, torch.zeros_like(first)
+        )
 
-    def forward(self, idx: torch.Tensor, at: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
-        """Logits (B, T, vocab); with `at`, a BoolTensor (B, T), only at its True positions: (N, vocab).
+    def forward(
+        self, idx: torch.Tensor, at: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        """Logits (B, T, vocab); with `at`, a BoolTensor (B, T), only at its True positions: (N,
+        vocab).
 
         A sampler can commit only masked positions, often a handful of a row's hundreds, and the
         output layer is a sizeable share of the cost: `at` skips it (and the final norm) elsewhere.
@@ -231,25 +247,34 @@ class TransformerLM(nn.Module):
         B, T = idx.shape
         start = 0 if cache is None else cache.length
         if cache is not None and not self.config.causal:
-            raise ValueError("a KV cache needs a causal model: a bidirectional one's old keys change")
+            raise ValueError(
+                "a KV cache needs a causal model: a bidirectional one's old keys change"
+            )
         if start + T > self.config.max_len:
-            raise ValueError(f"sequence of {start + T} tokens exceeds max_len={self.config.max_len}")
+            raise ValueError(
+                f"sequence of {start + T} tokens exceeds max_len={self.config.max_len}"
+            )
         key_mask = None
         if self.config.pad_id is not None:
             is_token = idx != self.config.pad_id
             if cache is not None:
-                is_token = is_token if cache.key_mask is None else torch.cat([cache.key_mask, is_token], dim=1)
+                is_token = (
+                    is_token
+                    if cache.key_mask is None
+                    else torch.cat([cache.key_mask, is_token], dim=1)
+                )
                 cache.key_mask = is_token
             if not bool(is_token.all()):
                 key_mask = is_token
-        cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]
+        cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
         if cache is None:
             pos = self.positions(idx)
         else:
             if cache.shift is None:
                 cache.shift = self._position_shift(idx)
-            pos = (torch.arange(start, start + T, device=idx.device)[None, :]
-                   + cache.shift[:, None]).clamp(0, self.config.max_len - 1)
+            pos = (
+                torch.arange(start, start + T, device=idx.device)[None, :] + cache.shift[:, None]
+            ).clamp(0, self.config.max_len - 1)
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, key_mask, None if cache is None else cache.layers[i])
@@ -257,7 +282,10 @@ class TransformerLM(nn.Module):
             cache.length += T
         if at is not None:
             if at.shape != idx.shape:
-                raise ValueError(f"at must be a bool mask of idx's shape {tuple(idx.shape)}, got {tuple(at.shape)}")
+                raise ValueError(
+                    f"at must be a bool mask of idx's shape {tuple(idx.shape)}, got "
+                    f"{tuple(at.shape)}"
+                )
             x = x[at]
         return self.lm_head(self.ln_f(x))
 

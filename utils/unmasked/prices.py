@@ -36,18 +36,23 @@ COURSE_MODELS = {
         provider="anthropic",
         tier="mid",
         hand=dict(output_tokens_per_second=95.3, time_to_first_token_s=1.207),
-        hand_note="output_tokens_per_second 95.3 and time_to_first_token_s 1.207 are entered by hand: the medians "
+        hand_note="output_tokens_per_second 95.3 and time_to_first_token_s 1.207 are entered by "
+        "hand: the medians "
         "a third party measured on Anthropic's API (BridgeBench, "
-        "https://www.bridgebench.ai/speedbench/claude-sonnet-4-6, read 2026-12-01; outputs of about 4K "
+        "https://www.bridgebench.ai/speedbench/claude-sonnet-4-6, read 2026-12-01; outputs of "
+        "about 4K "
         "tokens after short prompts). Anthropic publishes no speed.",
     ),
     "claude-sonnet-4": dict(
         litellm="anthropic.claude-sonnet-4-20250514-v1:0",
         provider="anthropic",
         tier="mid",
-        note="Anthropic's own claude-sonnet-4 entry is no longer in litellm's map; these are the prices of the "
-        "same model on Amazon Bedrock (litellm's key anthropic.claude-sonnet-4-20250514-v1:0), which match "
-        "Anthropic's list prices of $3 / $15 per million. Kept because the course's first labs use it.",
+        note="Anthropic's own claude-sonnet-4 entry is no longer in litellm's map; these are the "
+        "prices of the "
+        "same model on Amazon Bedrock (litellm's key anthropic.claude-sonnet-4-20250514-v1:0), "
+        "which match "
+        "Anthropic's list prices of $3 / $15 per million. Kept because the course's first labs use "
+        "it.",
     ),
     "gpt-4.1": dict(litellm="gpt-4.1", provider="openai", tier="mid"),
     "claude-haiku-4-5": dict(litellm="claude-haiku-4-5", provider="anthropic", tier="fast"),
@@ -57,8 +62,10 @@ COURSE_MODELS = {
         tier="fast",
         kind="diffusion",
         hand=dict(output_tokens_per_second=1009),
-        hand_note="output_tokens_per_second 1,009 is entered by hand: Inception's launch figure for Mercury 2 on "
-        "NVIDIA Blackwell GPUs (Inception, 'Introducing Mercury 2', 2026-02-24, as reported by several "
+        hand_note="output_tokens_per_second 1,009 is entered by hand: Inception's launch figure "
+        "for Mercury 2 on "
+        "NVIDIA Blackwell GPUs (Inception, 'Introducing Mercury 2', 2026-02-24, as reported by "
+        "several "
         "outlets); litellm has no speed field.",
     ),
     "inception/mercury-2.5": dict(
@@ -69,7 +76,8 @@ KEEP_FIELDS = PRICE_FIELDS + ("max_input_tokens", "max_output_tokens", "deprecat
 
 
 def litellm_price_file() -> tuple[Path, str]:
-    """The price map inside the installed litellm package, and litellm's version (no import of litellm)."""
+    """The price map inside the installed litellm package, and litellm's version (no import of
+    litellm)."""
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(
@@ -143,17 +151,22 @@ def build_prices(litellm: dict, version: str, today: str, models: dict | None = 
     models = COURSE_MODELS if models is None else models
     doc = {
         "_about": {
-            "units": "USD per token for *_cost* fields (litellm's field names); tokens for max_input_tokens; "
+            "units": "USD per token for *_cost* fields (litellm's field names); tokens for "
+            "max_input_tokens; "
             "tokens per second and seconds for the speed fields",
-            "fields": "input_cost_per_token: uncached input. cache_read_input_token_cost: input served from the prompt "
-            "cache. cache_creation_input_token_cost: input written to the cache. output_cost_per_token: "
+            "fields": "input_cost_per_token: uncached input. cache_read_input_token_cost: input "
+            "served from the prompt "
+            "cache. cache_creation_input_token_cost: input written to the cache. "
+            "output_cost_per_token: "
             "generated tokens. long_context_prices apply to a whole request whose prompt is over "
             "long_context_above_tokens. retired: the deprecation date has passed.",
             "litellm_version": version,
             "refreshed": today,
-            "how": "python -m unmasked.prices --refresh (reads the price map of the installed litellm package). Every "
+            "how": "python -m unmasked.prices --refresh (reads the price map of the installed "
+            "litellm package). Every "
             "hand-entered figure is named in its entry's note.",
-            "loader": "unmasked.costs.load_prices validates this file; keys that start with '_' are skipped.",
+            "loader": "unmasked.costs.load_prices validates this file; keys that start with '_' "
+            "are skipped.",
         }
     }
     for name, spec in models.items():
@@ -168,7 +181,8 @@ def refresh(
     version: str | None = None,
     today: str | None = None,
 ) -> dict:
-    """Write prices.json from litellm's price map (the installed package's, unless a file is given)."""
+    """Write prices.json from litellm's price map (the installed package's, unless a file is
+    given)."""
     if litellm_json is None:
         litellm_json, installed = litellm_price_file()
         version = version or installed

@@ -63,7 +63,9 @@ def make_probes(session: Session) -> list[Probe]:
         if probe.category in by_category:
             raise ValueError(f"session {session.id}: two probes in category {probe.category!r}")
         if not probe.key_facts:
-            raise ValueError(f"session {session.id}: the {probe.category} probe has no key facts to score")
+            raise ValueError(
+                f"session {session.id}: the {probe.category} probe has no key facts to score"
+            )
         by_category[probe.category] = probe
     missing = [c for c in PROBE_CATEGORIES if c not in by_category]
     if missing:
@@ -108,24 +110,58 @@ def structural_probes(session, facts=None) -> list[Probe]:
     probes = []
     if facts.task.strip():
         first = _first_sentence(facts.task)
-        probes.append(Probe("task", "What is the task we are working on?", facts.task.strip(), [KeyFact(first)], []))
+        probes.append(
+            Probe(
+                "task",
+                "What is the task we are working on?",
+                facts.task.strip(),
+                [KeyFact(first)],
+                [],
+            )
+        )
     files = facts.files_modified
     if files:
-        probes.append(Probe("artifact_management", "Which files have been modified so far?",
-                            "Modified: " + ", ".join(files), [KeyFact(f, _variants(f, files)) for f in files], []))
+        probes.append(
+            Probe(
+                "artifact_management",
+                "Which files have been modified so far?",
+                "Modified: " + ", ".join(files),
+                [KeyFact(f, _variants(f, files)) for f in files],
+                [],
+            )
+        )
     if facts.failed_commands:
         errors = list(dict.fromkeys(f.error for f in facts.failed_commands if f.error))
-        probes.append(Probe("error_recall", "Which commands failed, and with what error?",
-                            "; ".join(f"{f.command.splitlines()[0]} failed: {f.error}" for f in facts.failed_commands),
-                            [KeyFact(e) for e in errors], []))
+        probes.append(
+            Probe(
+                "error_recall",
+                "Which commands failed, and with what error?",
+                "; ".join(
+                    f"{f.command.splitlines()[0]} failed: {f.error}" for f in facts.failed_commands
+                ),
+                [KeyFact(e) for e in errors],
+                [],
+            )
+        )
     if facts.last_action:
         name, _, command = facts.last_action.partition(": ")
         command = command.splitlines()[0].strip() if command.strip() else ""
-        if not command or command.startswith("{"):  # a call with arguments but no command: its tool's name
+        if not command or command.startswith(
+            "{"
+        ):  # a call with arguments but no command: its tool's name
             command = name
-        keys = [KeyFact(command)] + ([KeyFact(facts.last_result)] if facts.last_result.strip() else [])
-        probes.append(Probe("logical_continuation", "What was the last command, and what did it print?",
-                            f"{facts.last_action} -> {facts.last_result}", keys, []))
+        keys = [KeyFact(command)] + (
+            [KeyFact(facts.last_result)] if facts.last_result.strip() else []
+        )
+        probes.append(
+            Probe(
+                "logical_continuation",
+                "What was the last command, and what did it print?",
+                f"{facts.last_action} -> {facts.last_result}",
+                keys,
+                [],
+            )
+        )
     return probes
 
 
@@ -161,12 +197,16 @@ def fact_spans(fact: KeyFact, text: str) -> list[tuple[int, int]]:
 
 def states(fact: KeyFact, text: str) -> bool:
     """True when `text` states the fact: its text or a variant, case-insensitive, as whole words."""
-    return any(_form_pattern(form).search(text) for form in [fact.text, *fact.variants] if form.strip())
+    return any(
+        _form_pattern(form).search(text) for form in [fact.text, *fact.variants] if form.strip()
+    )
 
 
 SUPERSEDED = re.compile(
-    r"\b(?:no longer|not any ?more|anymore|instead|mov(?:e|es|ed|ing)|from now on|switch(?:es|ed|ing)?|chang(?:e|ed) (?:of plan|to|from)|"
-    r"replac(?:e|ed|ing)|supersed(?:e|ed|es)|revert(?:ed|ing)?|undo(?:ne)?|undid|rolled back|roll(?:ed)? back|"
+    r"\b(?:no longer|not any ?more|anymore|instead|mov(?:e|es|ed|ing)|from now "
+    r"on|switch(?:es|ed|ing)?|chang(?:e|ed) (?:of plan|to|from)|"
+    r"replac(?:e|ed|ing)|supersed(?:e|ed|es)|revert(?:ed|ing)?|undo(?:ne)?|undid|rolled "
+    r"back|roll(?:ed)? back|"
     r"abandon(?:ed|ing)?|dropp?(?:ed|ing)?|scrapp?(?:ed)?|done|finished|completed|old|previously|formerly|"
     r"originally|initially|at first|used to|earlier|was|were|from\b[^.\n]*\bto)\b",
     re.I,
@@ -211,12 +251,14 @@ def stale_as_current(stale: KeyFact, answer: str, key_facts: Sequence[KeyFact] =
     return False
 
 
-# ---- the rubric ------------------------------------------------------------------------------------
+# ---- the rubric
+# ------------------------------------------------------------------------------------
 
 
 @dataclass
 class Score:
-    """A 0-5 score and why: which key facts the answer stated, missed, and which stale ones it asserted."""
+    """A 0-5 score and why: which key facts the answer stated, missed, and which stale ones it
+    asserted."""
 
     score: float
     covered: list[str] = field(default_factory=list)
@@ -227,7 +269,8 @@ class Score:
 
 
 def rubric_score(answer: str, probe: Probe, *, stale_penalty: float = STALE_PENALTY) -> Score:
-    """The deterministic 0-5 rubric: key-fact coverage, minus `stale_penalty` per stale fact stated as current."""
+    """The deterministic 0-5 rubric: key-fact coverage, minus `stale_penalty` per stale fact
+    stated as current."""
     if not isinstance(answer, str):
         raise ValueError(f"answer must be text (str), got {type(answer).__name__}")
     if not probe.key_facts:
@@ -239,7 +282,8 @@ def rubric_score(answer: str, probe: Probe, *, stale_penalty: float = STALE_PENA
     return Score(round(min(MAX_SCORE, max(0.0, raw)), 4), covered, missing, stale)
 
 
-# ---- the context as lines ----------------------------------------------------------------------------
+# ---- the context as lines
+# ----------------------------------------------------------------------------
 
 
 def _arguments(call: Mapping) -> dict:
@@ -292,14 +336,20 @@ def context_units(messages: Sequence[Mapping]) -> tuple[list[str], list[LineMeta
     from unmasked.trajectory import _EXCEPTION_LINE, exit_code_in, looks_failed
 
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise ValueError(f"context must be a list of chat messages (dicts), got {type(messages).__name__}")
+        raise ValueError(
+            f"context must be a list of chat messages (dicts), got {type(messages).__name__}"
+        )
     lines: list[str] = []
     meta: list[LineMeta] = []
     request = None
     failed_calls = set()  # the calls whose results failed: "which commands failed" names them
     for m in messages:
         m = m.to_message() if hasattr(m, "to_message") else m
-        if isinstance(m, Mapping) and m.get("role") == "tool" and isinstance(m.get("content") or "", str):
+        if (
+            isinstance(m, Mapping)
+            and m.get("role") == "tool"
+            and isinstance(m.get("content") or "", str)
+        ):
             text = m.get("content") or ""
             code = exit_code_in(text)
             if (code is not None and code != 0) or looks_failed(text):
@@ -308,15 +358,21 @@ def context_units(messages: Sequence[Mapping]) -> tuple[list[str], list[LineMeta
         if hasattr(m, "to_message"):
             m = m.to_message()
         if not isinstance(m, Mapping):
-            raise ValueError(f"context message {i} is a {type(m).__name__}; accepted: chat message dicts")
+            raise ValueError(
+                f"context message {i} is a {type(m).__name__}; accepted: chat message dicts"
+            )
         content = m.get("content") or ""
         if not isinstance(content, str):
-            raise ValueError(f"context message {i} has {type(content).__name__} content; accepted: str")
+            raise ValueError(
+                f"context message {i} has {type(content).__name__} content; accepted: str"
+            )
         role = str(m.get("role", ""))
         base: set[str] = set()
         own = [line.strip() for line in content.split("\n") if line.strip()]
         tags = [set(base) for _ in own]
-        if role == "user" and request is None:  # the request: its lines that say something (not markup)
+        if (
+            role == "user" and request is None
+        ):  # the request: its lines that say something (not markup)
             request = i
             for k, line in enumerate(own):
                 if len(terms(line)) >= 3:
@@ -325,7 +381,9 @@ def context_units(messages: Sequence[Mapping]) -> tuple[list[str], list[LineMeta
             base.add("result")
             for t in tags:
                 t.add("result")
-            if str(m.get("tool_call_id")) in failed_calls:  # its error: the exception lines, else all of it
+            if (
+                str(m.get("tool_call_id")) in failed_calls
+            ):  # its error: the exception lines, else all of it
                 named = [k for k, line in enumerate(own) if _EXCEPTION_LINE.fullmatch(line)]
                 for k in named or range(len(own)):
                     tags[k].add("failed")
@@ -333,12 +391,16 @@ def context_units(messages: Sequence[Mapping]) -> tuple[list[str], list[LineMeta
         for call in m.get("tool_calls") or []:
             fn = call.get("function", call)
             name, args = str(fn.get("name", "tool")), _arguments(call)
-            call_tags = _call_tags(name, args) | ({"failed"} if str(call.get("id")) in failed_calls else set())
+            call_tags = _call_tags(name, args) | (
+                {"failed"} if str(call.get("id")) in failed_calls else set()
+            )
             values = [str(v) for v in args.values()]
             if not values:  # a call without arguments is still an action
                 extra.append((name, call_tags))
             elif values and not all(v in content for v in values):
-                extra.append((f"{name}: " + ", ".join(f"{k}={v}" for k, v in args.items()), call_tags))
+                extra.append(
+                    (f"{name}: " + ", ".join(f"{k}={v}" for k, v in args.items()), call_tags)
+                )
             else:  # the text spells the call out: its lines that hold the command are the action
                 for k, line in enumerate(own):
                     if any(line in v for v in values if len(line) > 2):
@@ -354,14 +416,19 @@ def context_units(messages: Sequence[Mapping]) -> tuple[list[str], list[LineMeta
     return lines, meta
 
 
-# ---- the deterministic reader ---------------------------------------------------------------------------
+# ---- the deterministic reader
+# ---------------------------------------------------------------------------
 
 _WORD = re.compile(r"[a-z0-9]+")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])")  # AssertionError -> Assertion Error, as code search splits
+_CAMEL = re.compile(
+    r"(?<=[a-z0-9])(?=[A-Z][a-z])"
+)  # AssertionError -> Assertion Error, as code search splits
 _SPECIFIC = re.compile(r"[a-z0-9_-]+(?:[./][a-z0-9_-]+)+|\d{3,}")
 STOPWORDS = frozenset(
-    "a an and are as at be been but by can could did do does for from had has have how i i'll in into is it its "
-    "it's ll me my of on or our so than that the their them then there these they this to was we were what "
+    "a an and are as at be been but by can could did do does for from had has have how i i'll in "
+    "into is it its "
+    "it's ll me my of on or our so than that the their them then there these they this to was we "
+    "were what "
     "when where which who why will with would you your".split()
 )
 # What a question can ask about the conversation's structure rather than its words: the user's
@@ -381,7 +448,8 @@ RECENCY = "last latest final finally recent recently now current currently newes
 
 
 def stem(word: str) -> str:
-    """A light suffix stripper: listens/listening -> listen, decided/decide -> decid, files -> fil."""
+    """A light suffix stripper: listens/listening -> listen, decided/decide -> decid, files ->
+    fil."""
     w = word
     for suffix in ("ing", "ed", "es", "s"):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3:
@@ -411,16 +479,21 @@ def terms(text: str) -> list[str]:
 
 
 def query_terms(question: str) -> dict[str, float]:
-    """The question's terms with weights: its own words 1.0, the structural tags they ask about 1.0."""
+    """The question's terms with weights: its own words 1.0, the structural tags they ask about
+    1.0."""
     weights: dict[str, float] = {}
     for w in _WORD.findall(question.lower()):
-        if w in STOPWORDS or len(w) < 2 or w in RECENCY:  # "last" orders the lines; it is not their topic
+        if (
+            w in STOPWORDS or len(w) < 2 or w in RECENCY
+        ):  # "last" orders the lines; it is not their topic
             continue
         weights[stem(w)] = 1.0
         for tag, stems in _STRUCTURE_STEMS.items():
             if stem(w) in stems:
                 weights[_TAG + tag] = 1.0
-                if tag == "write":  # a change is reported in many verbs ("Applied edit to", "updated")
+                if (
+                    tag == "write"
+                ):  # a change is reported in many verbs ("Applied edit to", "updated")
                     for other in stems:
                         weights.setdefault(other, 0.5)
     return weights
@@ -437,18 +510,23 @@ _STRUCTURE_STEMS = {tag: {stem(w) for w in words.split()} for tag, words in STRU
 
 _IPS = {"127.0.0.1", "0.0.0.0", "localhost"}
 _FILE_TERMS = {stem("file"), stem("files"), stem("path"), _TAG + "write"}
-# Words of reasoning and of change in any English: shared by unrelated lines, so not evidence that they are
-# about the same thing. (The words of our generator's carrier phrases, "decision", "plan", "next step",
-# "done", "finished", "first try", "approach", are not here: on 60 plain sessions dropping them changed no score.)
-_DISCOURSE = {stem(w) for w in (
-    "because use using will no longer instead every now also then later change "
-    "superseded old replaced reverted moved"
-).split()}
+# Words of reasoning and of change in any English: shared by unrelated lines, so not evidence that
+# they are about the same thing. (The words of our generator's carrier phrases, "decision", "plan",
+# "next step", "done", "finished", "first try", "approach", are not here: on 60 plain sessions
+# dropping them changed no score.)
+_DISCOURSE = {
+    stem(w)
+    for w in (
+        "because use using will no longer instead every now also then later change "
+        "superseded old replaced reverted moved"
+    ).split()
+}
 # What the reader takes as "this line reports a change to something said before" (narrower
 # than the rubric's SUPERSEDED: "was" or "old" in passing must not hide an earlier line).
 CHANGE = re.compile(
     r"\b(?:no longer|instead|mov(?:e|es|ed|ing)\b|switch(?:es|ed|ing)? (?:to|from|back)|"
-    r"change of plan|replac(?:e|es|ed|ing)|supersed(?:e|es|ed)|revert(?:s|ed|ing)?|undo|undone|undid|"
+    r"change of plan|replac(?:e|es|ed|ing)|supersed(?:e|es|ed)|revert(?:s|ed|ing)?|"
+    r"undo|undone|undid|"
     r"abandon(?:s|ed|ing)?|roll(?:ed)? back|finished|done:|from now on)",
     re.I,
 )
@@ -468,8 +546,12 @@ class LineIndex:
         if self.meta is not None and len(self.meta) != len(lines):
             raise ValueError(f"meta has {len(self.meta)} entries for {len(lines)} lines")
         self.low = [line.lower() for line in lines]
-        # the text words are counted in: identifiers split at their capitals (AssertionError -> assertion error)
-        scan = [_CAMEL.sub(" ", line).lower() if _CAMEL.search(line) else low for line, low in zip(lines, self.low)]
+        # the text words are counted in: identifiers split at their capitals (AssertionError ->
+        # assertion error)
+        scan = [
+            _CAMEL.sub(" ", line).lower() if _CAMEL.search(line) else low
+            for line, low in zip(lines, self.low)
+        ]
         self.scan = scan
         self.text = "\n".join(scan)
         self.starts = []
@@ -478,7 +560,8 @@ class LineIndex:
             self.starts.append(at)
             at += len(line) + 1
         self._lengths: dict[int, int] = {}
-        # the mean line length from an even sample of lines: BM25 needs its scale, not its last digit
+        # the mean line length from an even sample of lines: BM25 needs its scale, not its last
+        # digit
         sample = range(0, len(lines), max(1, len(lines) // 400))
         self.avg_len = max(1.0, sum(self.length(i) for i in sample) / len(sample)) if lines else 1.0
         self._counts: dict[str, dict[int, int]] = {}
@@ -493,8 +576,11 @@ class LineIndex:
                 if self._titled and self._titled[-1][1] >= i:
                     self._titled[-1] = (self._titled[-1][0], i - 1)
                 end = i
-                while end + 1 < len(lines) and not lines[end + 1].startswith("#") and (
-                        self.meta is None or self.meta[end + 1].message == self.meta[i].message):
+                while (
+                    end + 1 < len(lines)
+                    and not lines[end + 1].startswith("#")
+                    and (self.meta is None or self.meta[end + 1].message == self.meta[i].message)
+                ):
                     end += 1
                 self._titled.append((i, end))
 
@@ -508,7 +594,8 @@ class LineIndex:
         return self._lengths[i]
 
     def term_counts(self, stems) -> dict[str, dict[int, int]]:
-        """For each stem, {line: how often a word with that stem occurs in it}; one scan for all new stems.
+        """For each stem, {line: how often a word with that stem occurs in it}; one scan for all new
+        stems.
 
         A structural tag (`_TAG` + name) occurs once in each line that has it; a heading's words
         count once more in each line it titles.
@@ -520,7 +607,9 @@ class LineIndex:
         if words:
             # every word that starts like a wanted stem, then keep those whose stem is wanted
             prefixes = sorted({s[:-1] if len(s) > 3 else s for s in words}, key=len, reverse=True)
-            pattern = re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, prefixes)) + r")[a-z0-9]*")
+            pattern = re.compile(
+                r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, prefixes)) + r")[a-z0-9]*"
+            )
             wanted = set(words)
             for m in pattern.finditer(self.text):
                 word = m.group(0)
@@ -540,15 +629,20 @@ class LineIndex:
         if tags and self.meta is not None:
             for i, m in enumerate(self.meta):
                 for s in tags:
-                    if s[len(_TAG):] in m.tags:
+                    if s[len(_TAG) :] in m.tags:
                         self._counts[s][i] = 1
         return {s: self._counts[s] for s in stems}
 
-    def bm25(self, weights: Mapping[str, float], k1: float = 1.2, b: float = 0.75) -> dict[int, float]:
-        """Each line's BM25 score for the weighted query terms (lines that match nothing are absent)."""
+    def bm25(
+        self, weights: Mapping[str, float], k1: float = 1.2, b: float = 0.75
+    ) -> dict[int, float]:
+        """Each line's BM25 score for the weighted query terms (lines that match nothing are
+        absent)."""
         return {i: sum(p.values()) for i, p in self.bm25_parts(weights, k1, b).items()}
 
-    def bm25_parts(self, weights: Mapping[str, float], k1: float = 1.2, b: float = 0.75) -> dict[int, dict[str, float]]:
+    def bm25_parts(
+        self, weights: Mapping[str, float], k1: float = 1.2, b: float = 0.75
+    ) -> dict[int, dict[str, float]]:
         """Per line, each query term's share of its BM25 score."""
         n = len(self.lines)
         scores: dict[int, dict[str, float]] = {}
@@ -556,11 +650,17 @@ class LineIndex:
             if not hits:
                 continue
             tag = term.startswith(_TAG)
-            # a part of the structure that the question asks for outright weighs as much as its rarest
-            # word could: that most lines are tool results does not make "what did it print" vaguer
-            idf = math.log(1 + (n - 0.5) / 1.5) if tag else math.log(1 + (n - len(hits) + 0.5) / (len(hits) + 0.5))
+            # a part of the structure that the question asks for outright weighs as much as its
+            # rarest word could: that most lines are tool results does not make "what did it print"
+            # vaguer
+            idf = (
+                math.log(1 + (n - 0.5) / 1.5)
+                if tag
+                else math.log(1 + (n - len(hits) + 0.5) / (len(hits) + 0.5))
+            )
             for i, tf in hits.items():
-                if tag:  # a part of the structure: no length to normalise; a request opens with its point
+                # a part of the structure: no length to normalise; a request opens with its point
+                if tag:
                     norm = 1.0 / (1.0 + 0.1 * self.meta[i].at) if term == _TAG + "request" else 1.0
                 else:
                     norm = tf * (k1 + 1) / (tf + k1 * (1 - b + b * self.length(i) / self.avg_len))
@@ -582,14 +682,16 @@ class LineIndex:
         return {t for t in self.specific(i) if not t.isdigit()}
 
     def words(self, i: int) -> set[str]:
-        """Stemmed content words of line i apart from paths and numbers (which a path prefix would inflate)."""
+        """Stemmed content words of line i apart from paths and numbers (which a path prefix
+        would inflate)."""
         if i not in self._words:
             self._words[i] = set(terms(_SPECIFIC.sub(" ", self.low[i]))) - _DISCOURSE
         return self._words[i]
 
     def restated(self, candidates: Sequence[int]) -> set[int]:
-        """Lines that a later line says again with other numbers ("Listening on :8000", then "...:5000"):
-        same words, same paths, different numbers. The later one is the value that holds now."""
+        """Lines that a later line says again with other numbers ("Listening on :8000", then
+        "...:5000"): same words, same paths, different numbers. The later one is the value that
+        holds now."""
         latest: dict[tuple, set[str]] = {}
         out = set()
         for i in sorted(candidates, reverse=True):
@@ -609,15 +711,16 @@ class LineIndex:
         """True when a later line that reports a change is about the same thing as line i:
         it names the same path or number, or shares most of its words (at least 3)."""
         if self.is_marker(i):
-            return False  # a statement of change stays true as history ("we moved from 3000 to 8080")
+            return (
+                False  # a statement of change stays true as history ("we moved from 3000 to 8080")
+            )
         mine, specific = self.words(i), self.specific(i)
-        for j in self.markers[bisect.bisect_right(self.markers, i):]:
+        for j in self.markers[bisect.bisect_right(self.markers, i) :]:
             if specific & self.specific(j):
                 return True
             if len(mine) >= 2 and len(mine & self.words(j)) >= max(2, 0.5 * len(mine)):
                 return True
         return False
-
 
 
 @dataclass
@@ -627,19 +730,22 @@ class Reader:
     It ranks lines with BM25 over the question's words and the parts of the conversation it asks
     about (`STRUCTURE`: the request, the actions, their results, the failures, the writes, each
     known from roles and tool calls, not from wording; "last" or "now" favour later lines),
-    considers the lines scoring at least `min_relative` of the best, and picks up to `max_lines` of them
-    greedily, so that a many-part question gets a line for each part: a question term that
-    chosen lines already matched counts less each time (`repeat`), except that when the
-    question asks about files, a line naming a new file counts in full (a list answer). A line
-    is dropped when a later line says it changed ("latest wins": a reversed decision, a moved
-    port, a reverted edit) or says it again with other numbers. The chosen lines come back in the order they appear. It never sees
-    the probe, only the question, so it can only be right when the context still holds the answer.
+    considers the lines scoring at least `min_relative` of the best, and picks up to `max_lines` of
+    them greedily, so that a many-part question gets a line for each part: a question term that
+    chosen lines already matched counts less each time (`repeat`), except that when the question
+    asks about files, a line naming a new file counts in full (a list answer). A line is dropped
+    when a later line says it changed ("latest wins": a reversed decision, a moved port, a reverted
+    edit) or says it again with other numbers. The chosen lines come back in the order they appear.
+    It never sees the probe, only the question, so it can only be right when the context still holds
+    the answer.
     """
 
     max_lines: int = 8
     min_relative: float = 0.15
     repeat: float = 0.5  # a question term already matched by k chosen lines counts repeat**k
-    list_relative: float = 0.2  # ...unless the question asks about files, and the line names a new one and
+    list_relative: float = (
+        0.2  # ...unless the question asks about files, and the line names a new one and
+    )
     #                             scores at least this share of the best line
     pool: int = 200  # how many of the best lines the greedy choice looks at
     k1: float = 1.2
@@ -655,7 +761,9 @@ class Reader:
     def answer_many(self, messages: Sequence[Mapping], questions: Sequence[str]) -> list[str]:
         """Answers to several questions about one context; the index is built once."""
         index = LineIndex(*context_units(messages))
-        index.term_counts([t for q in questions for t in query_terms(q)])  # one scan for all questions
+        index.term_counts(
+            [t for q in questions for t in query_terms(q)]
+        )  # one scan for all questions
         return [self.answer_index(index, q) for q in questions]
 
     def answer_index(self, index: LineIndex, question: str) -> str:
@@ -667,17 +775,26 @@ class Reader:
             return ""
         total = {i: sum(p.values()) for i, p in parts.items()}
         factor = {}
-        if index.meta and asks_for_latest(question):  # "last", "now": the later a line, the more it counts
+        if index.meta and asks_for_latest(
+            question
+        ):  # "last", "now": the later a line, the more it counts
             last = max(1, index.meta[-1].message)
-            factor = {i: 0.8 + 0.2 * index.meta[i].message / last for i in total}  # mild: it orders, words decide
+            factor = {
+                i: 0.8 + 0.2 * index.meta[i].message / last for i in total
+            }  # mild: it orders, words decide
             total = {i: v * factor[i] for i, v in total.items()}
         best = max(total.values())
         candidates: list[int] = []
-        copies: Counter = Counter()  # lines that match the same terms equally and name the same things
+        copies: Counter = (
+            Counter()
+        )  # lines that match the same terms equally and name the same things
         for i in sorted(total, key=lambda i: (-total[i], -i)):
             if total[i] < self.min_relative * best or len(candidates) >= self.pool:
                 break
-            shape = (tuple(sorted((t, round(v, 6)) for t, v in parts[i].items())), frozenset(index.specific(i)))
+            shape = (
+                tuple(sorted((t, round(v, 6)) for t, v in parts[i].items())),
+                frozenset(index.specific(i)),
+            )
             copies[shape] += 1
             if copies[shape] <= 2:  # 300 identical git-log lines are one piece of evidence, not 300
                 candidates.append(i)
@@ -694,12 +811,14 @@ class Reader:
 
         def gain(i: int) -> float:
             if asks_for_files and total[i] >= self.list_relative * best and index.paths(i) - named:
-                return total[i]  # the question asks about files and this line names a new one: a new list item
+                return total[
+                    i
+                ]  # the question asks about files and this line names a new one: a new list item
             return sum(v * self.repeat ** covered[t] for t, v in parts[i].items())
 
         while len(chosen) < self.max_lines:
-            # the line that adds most: a question term that k chosen lines already matched counts repeat**k,
-            # unless the line names a path or number that no chosen line names yet
+            # the line that adds most: a question term that k chosen lines already matched counts
+            # repeat**k, unless the line names a path or number that no chosen line names yet
             gains = {i: gain(i) for i in candidates if i not in dropped}
             if not gains:
                 break
@@ -714,10 +833,13 @@ class Reader:
         return "\n".join(index.lines[i] for i in sorted(chosen))
 
 
-# ---- an ablation: the context without its facts ------------------------------------------------------
+# ---- an ablation: the context without its facts
+# ------------------------------------------------------
 
 
-def redact_facts(messages: Sequence[Mapping], probes: Sequence[Probe], placeholder: str = "[removed]") -> list[dict]:
+def redact_facts(
+    messages: Sequence[Mapping], probes: Sequence[Probe], placeholder: str = "[removed]"
+) -> list[dict]:
     """The context with every message that states a key or stale fact of `probes` blanked out.
 
     The structure stays (roles, tool-call ids), so compactors still accept it; only the text
@@ -740,12 +862,14 @@ def redact_facts(messages: Sequence[Mapping], probes: Sequence[Probe], placehold
     return out
 
 
-# ---- answers and scores from a language model -------------------------------------------------------------
+# ---- answers and scores from a language model
+# -------------------------------------------------------------
 
 ANSWER_INSTRUCTIONS = (
     "You are a coding agent resuming work. Answer the question using ONLY the conversation below "
     "(which may have been compacted). Be specific: give exact names, paths, values and reasons. "
-    "If something was changed, reverted or replaced, say what holds now and say that the old one was "
+    "If something was changed, reverted or replaced, say what holds now and say that the old one "
+    "was "
     "replaced. If the conversation does not contain the answer, say you do not know."
 )
 _QUESTION = re.compile(r"<question>\n?(.*?)\n?</question>", re.S)
@@ -753,7 +877,8 @@ _CONVERSATION = re.compile(r"<conversation>\n?(.*?)\n?</conversation>", re.S)
 
 
 def llm_configured() -> bool:
-    """True when an OpenAI-compatible endpoint and model are set in the environment (see unmasked.llm)."""
+    """True when an OpenAI-compatible endpoint and model are set in the environment (see
+    unmasked.llm)."""
     import os
 
     base = os.environ.get("UNMASKED_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
@@ -768,8 +893,11 @@ def _client(client, settings):
     return client_from_env(*settings)
 
 
-def build_answer_request(messages: Sequence[Mapping], question: str, *, max_context_tokens: int | None = None) -> list[dict]:
-    """The chat request an LLM answerer sends: instructions, then the context as a transcript and the question.
+def build_answer_request(
+    messages: Sequence[Mapping], question: str, *, max_context_tokens: int | None = None
+) -> list[dict]:
+    """The chat request an LLM answerer sends: instructions, then the context as a transcript and
+    the question.
 
     The context travels as one transcript (not as raw tool-call messages) so that any endpoint
     accepts it; max_context_tokens keeps its newest part for a model with a small window.
@@ -779,14 +907,18 @@ def build_answer_request(messages: Sequence[Mapping], question: str, *, max_cont
 
     if not isinstance(question, str) or not question.strip():
         raise ValueError("question must be a non-empty string")
-    text = keep_newest_tokens(transcript(to_messages(list(messages))), max_context_tokens,
-                              "[... the oldest part of the conversation is cut to fit the model ...]")
+    text = keep_newest_tokens(
+        transcript(to_messages(list(messages))),
+        max_context_tokens,
+        "[... the oldest part of the conversation is cut to fit the model ...]",
+    )
     user = f"<conversation>\n{text}\n</conversation>\n\n<question>\n{question}\n</question>"
     return [{"role": "system", "content": ANSWER_INSTRUCTIONS}, {"role": "user", "content": user}]
 
 
 class LLMAnswerer:
-    """Answers from a model behind an OpenAI-compatible endpoint; like `Reader`, it never sees the probe.
+    """Answers from a model behind an OpenAI-compatible endpoint; like `Reader`, it never sees the
+    probe.
 
     Settings come from the arguments, else from UNMASKED_LLM_BASE_URL / UNMASKED_LLM_MODEL /
     UNMASKED_LLM_API_KEY (see unmasked.llm). The client is made on first use.
@@ -794,8 +926,17 @@ class LLMAnswerer:
 
     name = "llm"
 
-    def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None, *,
-                 client=None, max_context_tokens: int | None = None, max_tokens: int = 400, timeout: float = 120.0):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        *,
+        client=None,
+        max_context_tokens: int | None = None,
+        max_tokens: int = 400,
+        timeout: float = 120.0,
+    ):
         self._settings = (base_url, model, api_key, timeout)
         self.client = client
         self.max_context_tokens = max_context_tokens
@@ -803,7 +944,9 @@ class LLMAnswerer:
 
     def __call__(self, messages: Sequence[Mapping], question: str) -> str:
         self.client = _client(self.client, self._settings)
-        request = build_answer_request(messages, question, max_context_tokens=self.max_context_tokens)
+        request = build_answer_request(
+            messages, question, max_context_tokens=self.max_context_tokens
+        )
         return self.client.chat(request, max_tokens=self.max_tokens).strip()
 
 
@@ -815,20 +958,26 @@ def reader_endpoint(body: dict) -> str:
     """
     from unmasked.compaction.messages import parse_transcript
 
-    joined = "\n".join(m.get("content") or "" for m in body.get("messages", []) if isinstance(m, dict))
+    joined = "\n".join(
+        m.get("content") or "" for m in body.get("messages", []) if isinstance(m, dict)
+    )
     question, conversation = _QUESTION.search(joined), _CONVERSATION.search(joined)
     if question is None or conversation is None:
-        raise ValueError("the request has no <conversation>...</conversation> and <question>...</question> blocks")
+        raise ValueError(
+            "the request has no <conversation>...</conversation> and <question>...</question> "
+            "blocks"
+        )
     return Reader().answer(parse_transcript(conversation.group(1)), question.group(1))
 
 
-JUDGE_INSTRUCTIONS = """You grade an answer that a coding agent gave about its own session, on a 0-5 scale.
+JUDGE_INSTRUCTIONS = """\
+You grade an answer that a coding agent gave about its own session, on a 0-5 scale.
 Apply this rubric exactly:
-1. Start from 5 * (key facts stated) / (number of key facts). A key fact is stated when the answer says it,
-   in its words or an equivalent one (the variants listed are accepted forms).
-2. Subtract {penalty} for each stale fact that the answer states AS CURRENT. A stale fact was true once and
-   was later reversed. Mentioning it as replaced, reverted, moved or superseded ("we switched from X to Y")
-   is correct and costs nothing.
+1. Start from 5 * (key facts stated) / (number of key facts). A key fact is stated when the
+   answer says it, in its words or an equivalent one (the variants listed are accepted forms).
+2. Subtract {penalty} for each stale fact that the answer states AS CURRENT. A stale fact was
+   true once and was later reversed. Mentioning it as replaced, reverted, moved or superseded
+   ("we switched from X to Y") is correct and costs nothing.
 3. Clip to the range 0-5.
 Reply with one line "SCORE: <number>" and then one short line of reasons."""
 _SCORE = re.compile(r"SCORE:\s*\**\s*([0-9]+(?:\.[0-9]+)?)", re.I)
@@ -836,22 +985,28 @@ _PROBE_JSON = re.compile(r"<probe>\n?(.*?)\n?</probe>", re.S)
 _ANSWER = re.compile(r"<answer>\n?(.*?)\n?</answer>", re.S)
 
 
-def build_judge_request(answer: str, probe: Probe, *, stale_penalty: float = STALE_PENALTY) -> list[dict]:
+def build_judge_request(
+    answer: str, probe: Probe, *, stale_penalty: float = STALE_PENALTY
+) -> list[dict]:
     """The chat request an LLM judge gets: the rubric, the probe's truth as JSON, and the answer."""
     import json
 
     truth = {
-        "category": probe.category, "question": probe.question, "reference_answer": probe.reference_answer,
+        "category": probe.category,
+        "question": probe.question,
+        "reference_answer": probe.reference_answer,
         "key_facts": [{"text": f.text, "variants": list(f.variants)} for f in probe.key_facts],
         "stale_facts": [{"text": f.text, "variants": list(f.variants)} for f in probe.stale_facts],
     }
-    user = f"<probe>\n{json.dumps(truth, ensure_ascii=False, indent=1)}\n</probe>\n\n<answer>\n{answer}\n</answer>"
+    probe_json = json.dumps(truth, ensure_ascii=False, indent=1)
+    user = f"<probe>\n{probe_json}\n</probe>\n\n<answer>\n{answer}\n</answer>"
     system = JUDGE_INSTRUCTIONS.replace("{penalty}", f"{stale_penalty:g}")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def parse_judge_reply(text: str) -> float:
-    """The score in a judge's reply ("SCORE: 3.5"), clipped to 0-5; ValueError when there is none."""
+    """The score in a judge's reply ("SCORE: 3.5"), clipped to 0-5; ValueError when there is
+    none."""
     match = _SCORE.search(text or "")
     if match is None:
         raise ValueError(f"the judge's reply has no 'SCORE: <number>' line: {str(text)[:200]!r}")
@@ -859,16 +1014,26 @@ def parse_judge_reply(text: str) -> float:
 
 
 class LLMJudge:
-    """The same 0-5 rubric, applied by a model (for answers whose wording the string rubric cannot follow).
+    """The same 0-5 rubric, applied by a model (for answers whose wording the string rubric cannot
+    follow).
 
-    Use it when an endpoint is configured (`llm_configured()`); it returns a Score like rubric_score,
-    with covered/missing/stale filled in by the string rubric for reference.
+    Use it when an endpoint is configured (`llm_configured()`); it returns a Score like
+    rubric_score, with covered/missing/stale filled in by the string rubric for reference.
     """
 
     name = "llm_judge"
 
-    def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None, *,
-                 client=None, max_tokens: int = 120, timeout: float = 120.0, stale_penalty: float = STALE_PENALTY):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        *,
+        client=None,
+        max_tokens: int = 120,
+        timeout: float = 120.0,
+        stale_penalty: float = STALE_PENALTY,
+    ):
         self._settings = (base_url, model, api_key, timeout)
         self.client = client
         self.max_tokens = max_tokens
@@ -876,23 +1041,39 @@ class LLMJudge:
 
     def __call__(self, answer: str, probe: Probe) -> Score:
         self.client = _client(self.client, self._settings)
-        reply = self.client.chat(build_judge_request(answer, probe, stale_penalty=self.stale_penalty),
-                                 max_tokens=self.max_tokens)
+        reply = self.client.chat(
+            build_judge_request(answer, probe, stale_penalty=self.stale_penalty),
+            max_tokens=self.max_tokens,
+        )
         strings = rubric_score(answer, probe, stale_penalty=self.stale_penalty)
-        return Score(parse_judge_reply(reply), strings.covered, strings.missing, strings.stale,
-                     judge="llm", rationale=reply.strip())
+        return Score(
+            parse_judge_reply(reply),
+            strings.covered,
+            strings.missing,
+            strings.stale,
+            judge="llm",
+            rationale=reply.strip(),
+        )
 
 
 def rubric_endpoint(body: dict) -> str:
-    """A chat-completions handler that grades an LLMJudge request with the string rubric (for offline tests)."""
+    """A chat-completions handler that grades an LLMJudge request with the string rubric (for
+    offline tests)."""
     import json
 
-    joined = "\n".join(m.get("content") or "" for m in body.get("messages", []) if isinstance(m, dict))
+    joined = "\n".join(
+        m.get("content") or "" for m in body.get("messages", []) if isinstance(m, dict)
+    )
     probe_json, answer = _PROBE_JSON.search(joined), _ANSWER.search(joined)
     if probe_json is None or answer is None:
         raise ValueError("the request has no <probe>...</probe> and <answer>...</answer> blocks")
     data = json.loads(probe_json.group(1))
-    probe = Probe(data["category"], data["question"], data["reference_answer"],
-                  [KeyFact(**f) for f in data["key_facts"]], [KeyFact(**f) for f in data["stale_facts"]])
+    probe = Probe(
+        data["category"],
+        data["question"],
+        data["reference_answer"],
+        [KeyFact(**f) for f in data["key_facts"]],
+        [KeyFact(**f) for f in data["stale_facts"]],
+    )
     result = rubric_score(answer.group(1), probe)
     return f"SCORE: {result.score:g}\nmissing: {result.missing}; stale as current: {result.stale}"

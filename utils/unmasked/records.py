@@ -43,8 +43,12 @@ class RecordLayout:
     """
 
     def __init__(self, widths: dict[str, int], items: dict[str, int] | None = None):
-        if list(widths) != list(FIELDS) or any(not isinstance(w, int) or w < 2 for w in widths.values()):
-            raise ValueError(f"widths must give an int >= 2 for each of {FIELDS} in that order, got {widths}")
+        if list(widths) != list(FIELDS) or any(
+            not isinstance(w, int) or w < 2 for w in widths.values()
+        ):
+            raise ValueError(
+                f"widths must give an int >= 2 for each of {FIELDS} in that order, got {widths}"
+            )
         items = dict(items or {})
         if any(k not in FIELDS or not isinstance(n, int) or n < 1 for k, n in items.items()):
             raise ValueError(f"items must map fields of {FIELDS} to a slot count >= 1, got {items}")
@@ -52,24 +56,29 @@ class RecordLayout:
         self.items = items
 
     @classmethod
-    def fit(cls, records, vocab: Vocab, margin: int = 2, per_item: bool = True) -> "RecordLayout":
+    def fit(cls, records, vocab: Vocab, margin: int = 2, per_item: bool = True) -> RecordLayout:
         """Slots as wide as the longest value in `records`, plus `margin` tokens.
 
         per_item: list fields get one slot per item, as many as the longest list.
         """
         lists = [k for k in FIELDS if per_item and any(isinstance(r[k], list) for r in records)]
         items = {k: max(1, max(len(r[k]) for r in records)) for k in lists}
-        widths = {k: margin + max(len(ids) for r in records for ids in _value_pieces(r[k], k in items, vocab))
-                  for k in FIELDS}
+        widths = {
+            k: margin
+            + max(len(ids) for r in records for ids in _value_pieces(r[k], k in items, vocab))
+            for k in FIELDS
+        }
         return cls(widths, items)
 
     def to_dict(self) -> dict:
         return {"widths": dict(self.widths), "items": dict(self.items)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RecordLayout":
-        return cls({k: int(v) for k, v in data["widths"].items()},
-                   {k: int(v) for k, v in data.get("items", {}).items()})
+    def from_dict(cls, data: dict) -> RecordLayout:
+        return cls(
+            {k: int(v) for k, v in data["widths"].items()},
+            {k: int(v) for k, v in data.get("items", {}).items()},
+        )
 
     def _pieces(self, vocab: Vocab):
         """(template ids, None) or (None, (key, item)) in order: '{"task": ', slot, ..., '}'.
@@ -100,11 +109,17 @@ class RecordLayout:
             if key not in pieces:
                 pieces[key] = _value_pieces(record[key], item is not None, vocab)
                 if item is not None and len(pieces[key]) > self.items[key]:
-                    raise ValueError(f"{key} has {len(pieces[key])} items but the layout has {self.items[key]} slots")
+                    raise ValueError(
+                        f"{key} has {len(pieces[key])} items but the layout has {self.items[key]} "
+                        "slots"
+                    )
             rest = pieces[key][item or 0 :]
             value = rest[0] if rest else []
             if len(value) > self.widths[key]:
-                raise ValueError(f"{key} value of {len(value)} tokens does not fit its slot of {self.widths[key]}")
+                raise ValueError(
+                    f"{key} value of {len(value)} tokens does not fit its slot of "
+                    f"{self.widths[key]}"
+                )
             out += value + [vocab.eos_id] * (self.widths[key] - len(value))
         return out
 
@@ -120,31 +135,39 @@ class RecordLayout:
         return out
 
     def field_spans(self, vocab: Vocab) -> list[tuple[str, int, int]]:
-        """(field, start, end) of every field's value: a list field's item slots are adjacent, so one span."""
+        """(field, start, end) of every field's value: a list field's item slots are adjacent, so
+        one span."""
         out: dict[str, list[int]] = {}
         for key, lo, hi in self.spans(vocab):
             out[key] = [out.get(key, [lo])[0], hi]
         return [(key, lo, hi) for key, (lo, hi) in out.items()]
 
     def slot_index(self, vocab: Vocab) -> list[int]:
-        """For each answer position, the index of its field in FIELDS, or -1 for the JSON around the values."""
+        """For each answer position, the index of its field in FIELDS, or -1 for the JSON around
+        the values."""
         out = [-1] * self.length(vocab)
         for key, lo, hi in self.spans(vocab):
             out[lo:hi] = [FIELDS.index(key)] * (hi - lo)
         return out
 
     def length(self, vocab: Vocab) -> int:
-        return sum(len(ids) if where is None else self.widths[where[0]] for ids, where in self._pieces(vocab))
+        return sum(
+            len(ids) if where is None else self.widths[where[0]]
+            for ids, where in self._pieces(vocab)
+        )
 
     def __repr__(self) -> str:
         return f"RecordLayout({self.widths}, items={self.items})"
 
 
 def _value_pieces(value, per_item: bool, vocab: Vocab) -> list[list[int]]:
-    """The ids a value puts in its slots: the whole value, or one piece per item (", " before all but the first)."""
+    """The ids a value puts in its slots: the whole value, or one piece per item (", " before all
+    but the first)."""
     if not per_item:
         return [vocab.encode(_value_json(value))]
-    return [vocab.encode(("" if i == 0 else ", ") + _value_json(item)) for i, item in enumerate(value)]
+    return [
+        vocab.encode(("" if i == 0 else ", ") + _value_json(item)) for i, item in enumerate(value)
+    ]
 
 
 def _value_json(value) -> str:
@@ -156,7 +179,9 @@ def encode_prompt(short_session, vocab: Vocab) -> list[int]:
     return vocab.encode(short_session.text) + [vocab.sep_id]
 
 
-def encode_example(short_session, vocab: Vocab, layout: RecordLayout) -> tuple[list[int], list[int]]:
+def encode_example(
+    short_session, vocab: Vocab, layout: RecordLayout
+) -> tuple[list[int], list[int]]:
     """(prompt ids ending with [SEP], answer ids: the record laid out in fixed-width slots)."""
     return encode_prompt(short_session, vocab), layout.encode(short_session.record, vocab)
 
@@ -183,13 +208,14 @@ def make_batch(examples: list[tuple[list[int], list[int]]], vocab: Vocab):
     answer = torch.zeros((len(examples), T), dtype=torch.bool)
     for i, (prompt, target) in enumerate(examples):
         row = prompt + target
-        ids[i, T - len(row):] = torch.tensor(row)
-        answer[i, T - len(target):] = True
+        ids[i, T - len(row) :] = torch.tensor(row)
+        answer[i, T - len(target) :] = True
     return ids, answer, answer.sum(dim=1)
 
 
 def answer_text(ids, vocab: Vocab) -> str:
-    """The record text of an answer region: specials (the slot filler, any leftover mask) dropped."""
+    """The record text of an answer region: specials (the slot filler, any leftover mask)
+    dropped."""
     return vocab.decode(ids, skip_special=True)
 
 
@@ -206,15 +232,23 @@ def parse_record_fields(text: str) -> dict[str, str | None]:
     try:
         data = json.loads(text)
         if isinstance(data, dict):
-            return {k: (", ".join(map(str, data[k])) if isinstance(data.get(k), list) else
-                        (str(data[k]) if k in data else None)) for k in FIELDS}
+            return {
+                k: (
+                    ", ".join(map(str, data[k]))
+                    if isinstance(data.get(k), list)
+                    else (str(data[k]) if k in data else None)
+                )
+                for k in FIELDS
+            }
     except ValueError:
         pass
     out: dict[str, str | None] = {}
     for key in FIELDS:
         if key == "files":
             m = re.search(_LIST_FIELD.format(key=key), text)
-            out[key] = None if m is None else ", ".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1)))
+            out[key] = (
+                None if m is None else ", ".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1)))
+            )
         else:
             m = re.search(_STRING_FIELD.format(key=key), text)
             out[key] = None if m is None else m.group(1)
@@ -222,11 +256,15 @@ def parse_record_fields(text: str) -> dict[str, str | None]:
 
 
 def field_accuracy(predicted: list[str], records: list[dict]) -> dict[str, float]:
-    """Exact match per field, and "all" (every field right), over generated texts and gold records."""
+    """Exact match per field, and "all" (every field right), over generated texts and gold
+    records."""
     from unmasked.sessions import record_fields
 
     if len(predicted) != len(records) or not records:
-        raise ValueError(f"need as many predictions as records (got {len(predicted)} and {len(records)}), at least 1")
+        raise ValueError(
+            f"need as many predictions as records (got {len(predicted)} and {len(records)}), at "
+            "least 1"
+        )
     hits = {k: 0 for k in FIELDS}
     all_right = 0
     for text, record in zip(predicted, records):

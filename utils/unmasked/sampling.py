@@ -120,7 +120,8 @@ def unmask_step(
     threshold: float | None = None,
     generator: torch.Generator | None = None,
 ) -> Step:
-    """Commit k masked positions of `x` (or, with a threshold, every one above it); keep the rest masked.
+    """Commit k masked positions of `x` (or, with a threshold, every one above it); keep the rest
+    masked.
 
     logits: FloatTensor[T, V], the model's prediction for every position of x: LongTensor[T].
     candidates: BoolTensor[T], positions allowed to be committed (default: every [MASK]);
@@ -148,7 +149,9 @@ def unmask_step(
     n_candidates = int(candidates.sum())
     if threshold is None:
         if k is None or not 0 <= k <= n_candidates:
-            raise ValueError(f"k must be an int in [0, {n_candidates}] (the masked candidates), got {k!r}")
+            raise ValueError(
+                f"k must be an int in [0, {n_candidates}] (the masked candidates), got {k!r}"
+            )
 
     # Propose a token everywhere; never propose [MASK] itself.
     logits = logits.to(torch.float64).clone()
@@ -216,7 +219,8 @@ class Trace:
         return [len(s.positions) for s in self.steps]
 
     def commit_step(self) -> list[int]:
-        """For each generated position (0 .. length-1), the step (0-based) that committed it; -1 if none."""
+        """For each generated position (0 .. length-1), the step (0-based) that committed it; -1
+        if none."""
         out = [-1] * self.length
         for i, s in enumerate(self.steps):
             for p in s.positions:
@@ -224,7 +228,8 @@ class Trace:
         return out
 
     def commit_confidence(self) -> list[float]:
-        """For each generated position, the model's probability of the token when it was committed."""
+        """For each generated position, the model's probability of the token when it was
+        committed."""
         out = [float("nan")] * self.length
         for s in self.steps:
             for p, c in zip(s.positions, s.confidences):
@@ -269,7 +274,8 @@ def _device_of(model, default: torch.device) -> torch.device:
 
 
 def _blocks(length: int, block_length: int | None) -> list[tuple[int, int]]:
-    """[start, end) of each semi-autoregressive block, relative to the answer; the last may be shorter."""
+    """[start, end) of each semi-autoregressive block, relative to the answer; the last may be
+    shorter."""
     if block_length is None:
         block_length = length
     if not isinstance(block_length, int) or block_length < 1:
@@ -278,7 +284,8 @@ def _blocks(length: int, block_length: int | None) -> list[tuple[int, int]]:
 
 
 def split_steps(steps: int, sizes: list[int]) -> list[int]:
-    """Share a budget of `steps` forward passes among blocks of `sizes` tokens, decoded one after another.
+    """Share a budget of `steps` forward passes among blocks of `sizes` tokens, decoded one after
+    another.
 
     As evenly as possible, the remainder to the first blocks; a block never gets more steps than
     it has tokens (a step commits at least one), and what a short block cannot use goes to the
@@ -292,7 +299,8 @@ def split_steps(steps: int, sizes: list[int]) -> list[int]:
         raise ValueError(f"sizes must be positive ints, at least one, got {sizes!r}")
     if steps < len(sizes):
         raise ValueError(
-            f"steps={steps} is fewer than the {len(sizes)} blocks; each block takes at least one forward"
+            f"steps={steps} is fewer than the {len(sizes)} blocks; each block takes at least one "
+            "forward"
             f" pass, so use steps >= {len(sizes)} or longer blocks (block_length)"
         )
     out = list(sizes)
@@ -323,7 +331,8 @@ def _check_settings(length, steps, schedule: str, remasking: str, threshold) -> 
 
 @contextlib.contextmanager
 def _eval_mode(model):
-    """Sample in eval mode (dropout would make sampling random even at temperature 0), then restore."""
+    """Sample in eval mode (dropout would make sampling random even at temperature 0), then
+    restore."""
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -355,10 +364,11 @@ def generate(
     model(idx: LongTensor[1, T]) -> logits [1, T, V], bidirectional (it sees the masks ahead).
     prompt: LongTensor[1, P]. Returns LongTensor[1, P + length] and the Trace of every step.
     steps: the total budget of forward passes, shared evenly among blocks (`split_steps`); each
-      block uses at most as many steps as it has tokens (more could only commit nothing), and what
-      a short block cannot use goes to the others. Blocks run one after another, so each takes at
+      block uses at most as many steps as it has tokens (more could only commit nothing), and what a
+      short block cannot use goes to the others. Blocks run one after another, so each takes at
       least one pass: fewer steps than blocks raises a ValueError instead of exceeding the budget.
-      More steps than tokens run one token per step (LLaDA would pad with steps that commit nothing).
+      More steps than tokens run one token per step (LLaDA would pad with steps that commit
+      nothing).
     threshold: adaptive decoding (Fast-dLLM): each step commits every position of the current
       block whose probability is above tau, at least one; `steps` and `schedule` are then unused
       and the trace says how many steps it took.
@@ -368,19 +378,34 @@ def generate(
       then [1, P + length + S].
     """
     if prompt.dim() != 2 or prompt.shape[0] != 1:
-        raise ValueError(f"prompt must be a LongTensor of shape [1, P], got shape {tuple(prompt.shape)}")
+        raise ValueError(
+            f"prompt must be a LongTensor of shape [1, P], got shape {tuple(prompt.shape)}"
+        )
     _check_settings(length, steps, schedule, remasking, threshold)
     if suffix is None:
         suffix = prompt.new_zeros((1, 0))
     if suffix.dim() != 2 or suffix.shape[0] != 1:
-        raise ValueError(f"suffix must be a LongTensor of shape [1, S], got shape {tuple(suffix.shape)}")
+        raise ValueError(
+            f"suffix must be a LongTensor of shape [1, S], got shape {tuple(suffix.shape)}"
+        )
     if (prompt == mask_id).any() or (suffix == mask_id).any():
-        raise ValueError("the prompt or suffix contains mask_id; only the generated region may be masked")
+        raise ValueError(
+            "the prompt or suffix contains mask_id; only the generated region may be masked"
+        )
 
     device = _device_of(model, prompt.device)
     ((ids, trace),) = generate_many(
-        model, [prompt[0].tolist()], length, steps, mask_id=mask_id, schedule=schedule, remasking=remasking,
-        block_length=block_length, temperature=temperature, threshold=threshold, seed=seed,
+        model,
+        [prompt[0].tolist()],
+        length,
+        steps,
+        mask_id=mask_id,
+        schedule=schedule,
+        remasking=remasking,
+        block_length=block_length,
+        temperature=temperature,
+        threshold=threshold,
+        seed=seed,
         suffixes=[suffix[0].tolist()],
     )
     return torch.tensor([ids], dtype=torch.long, device=device), trace
@@ -426,14 +451,31 @@ def generate_many(
     starts = []
     for i, (p, z) in enumerate(zip(prompts, suffixes)):
         if mask_id in p or mask_id in z:
-            raise ValueError(f"prompt or suffix {i} contains mask_id; only the answer region may be masked")
+            raise ValueError(
+                f"prompt or suffix {i} contains mask_id; only the answer region may be masked"
+            )
         row = list(map(int, p)) + [mask_id] * length + z
-        x[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        x[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         starts.append(len(p))
-    settings = dict(steps=steps, schedule=schedule, remasking=remasking, block_length=block_length,
-                    temperature=temperature, threshold=threshold, seed=seed)
-    traces = [Trace(prompt=list(map(int, p)), length=length, mask_id=mask_id, settings=dict(settings), suffix=z)
-              for p, z in zip(prompts, suffixes)]
+    settings = dict(
+        steps=steps,
+        schedule=schedule,
+        remasking=remasking,
+        block_length=block_length,
+        temperature=temperature,
+        threshold=threshold,
+        seed=seed,
+    )
+    traces = [
+        Trace(
+            prompt=list(map(int, p)),
+            length=length,
+            mask_id=mask_id,
+            settings=dict(settings),
+            suffix=z,
+        )
+        for p, z in zip(prompts, suffixes)
+    ]
     generators = [torch.Generator(device=device).manual_seed(seed) for _ in prompts]
     blocks = _blocks(length, block_length)
     block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
@@ -442,8 +484,12 @@ def generate_many(
         for b, (start, end) in enumerate(blocks):
             in_block = torch.zeros_like(x, dtype=torch.bool)
             for i, s0 in enumerate(starts):
-                in_block[i, s0 + start:s0 + end] = True
-            counts = None if threshold is not None else num_transfer_tokens(end - start, block_steps[b], schedule)
+                in_block[i, s0 + start : s0 + end] = True
+            counts = (
+                None
+                if threshold is not None
+                else num_transfer_tokens(end - start, block_steps[b], schedule)
+            )
             i_step = 0
             while bool(((x == mask_id) & in_block).any()):
                 logits = _logits(model, x)
@@ -451,14 +497,28 @@ def generate_many(
                     cand = in_block[r] & (x[r] == mask_id)
                     if not bool(cand.any()):
                         continue
-                    step = unmask_step(logits[r], x[r], mask_id, None if counts is None else counts[i_step],
-                                       candidates=in_block[r], temperature=temperature, remasking=remasking,
-                                       threshold=threshold, generator=generators[r])
+                    step = unmask_step(
+                        logits[r],
+                        x[r],
+                        mask_id,
+                        None if counts is None else counts[i_step],
+                        candidates=in_block[r],
+                        temperature=temperature,
+                        remasking=remasking,
+                        threshold=threshold,
+                        generator=generators[r],
+                    )
                     x[r] = step.x
-                    traces[r].steps.append(TraceStep(step.positions.tolist(), step.tokens.tolist(),
-                                                     step.confidences.tolist(), b))
+                    traces[r].steps.append(
+                        TraceStep(
+                            step.positions.tolist(),
+                            step.tokens.tolist(),
+                            step.confidences.tolist(),
+                            b,
+                        )
+                    )
                 i_step += 1
-    return [(x[r, :widths[r]].tolist(), traces[r]) for r in range(B)]
+    return [(x[r, : widths[r]].tolist(), traces[r]) for r in range(B)]
 
 
 class BatchFill(NamedTuple):
@@ -482,7 +542,8 @@ def fill_batch(
     threshold: float | None = None,
     banned: Sequence[int] = (),
 ) -> BatchFill:
-    """Greedy low-confidence unmasking of `length` positions after each prompt, the whole batch at once.
+    """Greedy low-confidence unmasking of `length` positions after each prompt, the whole batch at
+    once.
 
     The tokens of `generate_many` with temperature 0, low_confidence remasking, a linear schedule
     and one block (tested), without its per-row Python loop, so that a timing measures the model
@@ -495,7 +556,9 @@ def fill_batch(
     if not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be a positive int, got {length!r}")
     if (steps is None) == (threshold is None):
-        raise ValueError("give exactly one of steps (a fixed budget of passes) and threshold (adaptive)")
+        raise ValueError(
+            "give exactly one of steps (a fixed budget of passes) and threshold (adaptive)"
+        )
     if not prompts:
         raise ValueError("need at least one prompt")
     counts = num_transfer_tokens(length, min(steps, length)) if steps is not None else None
@@ -505,13 +568,15 @@ def fill_batch(
     for i, p in enumerate(prompts):
         if mask_id in p:
             raise ValueError(f"prompt {i} contains mask_id; only the answer region may be masked")
-        x[i, P - len(p):P] = torch.tensor(list(p), dtype=torch.long)
+        x[i, P - len(p) : P] = torch.tensor(list(p), dtype=torch.long)
     x[:, P:] = mask_id
     step_of = torch.full((B, length), -1, dtype=torch.long, device=device)
     conf_of = torch.full((B, length), float("nan"), dtype=torch.float64, device=device)
     passes = torch.zeros(B, dtype=torch.long, device=device)
     ban = [mask_id, *banned]
-    takes_at = "at" in inspect.signature(model.forward).parameters if hasattr(model, "forward") else False
+    takes_at = (
+        "at" in inspect.signature(model.forward).parameters if hasattr(model, "forward") else False
+    )
     live = torch.arange(B, device=device)
     i = 0
     with _eval_mode(model):
@@ -550,7 +615,8 @@ def fill_batch(
 
 
 def json_char_roles(text: str) -> list[str]:
-    """Role of each character of a JSON text: "key", "value" or "punctuation" (quotes, braces, commas, spaces).
+    """Role of each character of a JSON text: "key", "value" or "punctuation" (quotes, braces,
+    commas, spaces).
 
     A string is a key when the next non-space character after it is ':'. Used to ask which
     parts of a record the sampler commits early.
@@ -570,14 +636,15 @@ def json_char_roles(text: str) -> list[str]:
                 roles[c] = role
             i = j + 1
         else:
-            if text[i] not in '{}[],: \t\n\r':
+            if text[i] not in "{}[],: \t\n\r":
                 roles[i] = "value"  # a bare number, true, false or null
             i += 1
     return roles
 
 
-def json_token_roles(ids: Sequence[int], decode: Callable[[list[int]], str],
-                     special_ids: Sequence[int] = ()) -> list[str]:
+def json_token_roles(
+    ids: Sequence[int], decode: Callable[[list[int]], str], special_ids: Sequence[int] = ()
+) -> list[str]:
     """Role of each token of a JSON record ("key", "value", "punctuation"; "special" for eos etc.).
 
     decode(ids) -> text (e.g. Vocab.decode). A token takes the role of most of its characters.
@@ -600,20 +667,25 @@ def json_token_roles(ids: Sequence[int], decode: Callable[[list[int]], str],
 
 
 def commit_times(trace: Trace, kinds: Sequence[str]) -> list[dict]:
-    """One row per generated position: its kind and when it was committed, from 0 (first step) to 1 (last)."""
+    """One row per generated position: its kind and when it was committed, from 0 (first step) to
+    1 (last)."""
     if len(kinds) != trace.length:
         raise ValueError(f"need one kind per generated position ({trace.length}), got {len(kinds)}")
     last = max(trace.steps_used - 1, 1)
-    return [{"position": p, "kind": k, "step": s, "when": s / last}
-            for p, (k, s) in enumerate(zip(kinds, trace.commit_step()))]
+    return [
+        {"position": p, "kind": k, "step": s, "when": s / last}
+        for p, (k, s) in enumerate(zip(kinds, trace.commit_step()))
+    ]
 
 
-# ---------------------------------------------------------------------------- notebook 04 experiments
-# These take the toy model and its Vocab (unmasked.checkpoints.load_checkpoint) and short sessions.
+# ---------------------------------------------------------------------------- notebook 04
+# experiments These take the toy model and its Vocab (unmasked.checkpoints.load_checkpoint) and
+# short sessions.
 
 
 def record_case(session, vocab, layout) -> tuple[torch.Tensor, list[int]]:
-    """(prompt [1, P], target ids): the session then [SEP]; the target is its record in `layout`'s slots."""
+    """(prompt [1, P], target ids): the session then [SEP]; the target is its record in
+    `layout`'s slots."""
     from unmasked.records import encode_example
 
     prompt, target = encode_example(session, vocab, layout)
@@ -621,7 +693,8 @@ def record_case(session, vocab, layout) -> tuple[torch.Tensor, list[int]]:
 
 
 def prose_case(session, vocab, layout, length: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Free text of a given length: (prefix [1, A], suffix [1, S], the hidden span) from the session itself.
+    """Free text of a given length: (prefix [1, A], suffix [1, S], the hidden span) from the session
+    itself.
 
     The middle `length` tokens of the session text are hidden; the rest of the session, [SEP] and
     the gold record follow as context, so the model has the same facts as in `record_case`.
@@ -629,23 +702,29 @@ def prose_case(session, vocab, layout, length: int) -> tuple[torch.Tensor, torch
     prompt, target = record_case(session, vocab, layout)
     text = prompt[0, :-1].tolist()  # without [SEP]
     if len(text) < length + 2:
-        raise ValueError(f"session {session.id} has {len(text)} text tokens, too few to hide {length}")
+        raise ValueError(
+            f"session {session.id} has {len(text)} text tokens, too few to hide {length}"
+        )
     start = (len(text) - length) // 2
     prefix = text[:start]
-    suffix = text[start + length:] + [vocab.sep_id] + target
-    return torch.tensor([prefix]), torch.tensor([suffix]), text[start:start + length]
+    suffix = text[start + length :] + [vocab.sep_id] + target
+    return torch.tensor([prefix]), torch.tensor([suffix]), text[start : start + length]
 
 
 def sessions_for_prose(sessions, vocab, length: int) -> list:
-    """The sessions whose text can hide a span of `length` tokens with text on both sides, as prose_case needs."""
+    """The sessions whose text can hide a span of `length` tokens with text on both sides, as
+    prose_case needs."""
     return [s for s in sessions if len(vocab.encode(s.text)) >= length + 2]
 
 
-def adaptive_steps(model, vocab, layout, sessions, threshold: float = 0.9, progress: bool = True) -> list[dict]:
-    """Steps needed at threshold tau for each session's JSON record and for free text of the same length.
+def adaptive_steps(
+    model, vocab, layout, sessions, threshold: float = 0.9, progress: bool = True
+) -> list[dict]:
+    """Steps needed at threshold tau for each session's JSON record and for free text of the same
+    length.
 
-    Both regions have the layout's length (the record's slots), so the only difference is the kind of text;
-    every session must be long enough to hide that much (`sessions_for_prose` picks those).
+    Both regions have the layout's length (the record's slots), so the only difference is the kind
+    of text; every session must be long enough to hide that much (`sessions_for_prose` picks those).
     For the record, scaffold_done_at / values_done_at give the step after which every key and
     punctuation token / every value token was committed (0 if there was none).
     """
@@ -658,20 +737,42 @@ def adaptive_steps(model, vocab, layout, sessions, threshold: float = 0.9, progr
         L = len(target)
         out, trace = generate(model, prompt, L, L, mask_id=vocab.mask_id, threshold=threshold)
         kinds = json_token_roles(trace.tokens(), vocab.decode, specials)
-        done = {kind: 1 + max((c for c, k in zip(trace.commit_step(), kinds) if k in group), default=-1)
-                for kind, group in (("scaffold", ("key", "punctuation")), ("values", ("value",)))}
-        rows.append({"session": s.id, "text": "JSON record", "length": L, "steps": trace.steps_used,
-                     "exact": out[0, prompt.shape[1]:].tolist() == target,
-                     "scaffold_done_at": done["scaffold"], "values_done_at": done["values"]})
+        done = {
+            kind: 1 + max((c for c, k in zip(trace.commit_step(), kinds) if k in group), default=-1)
+            for kind, group in (("scaffold", ("key", "punctuation")), ("values", ("value",)))
+        }
+        rows.append(
+            {
+                "session": s.id,
+                "text": "JSON record",
+                "length": L,
+                "steps": trace.steps_used,
+                "exact": out[0, prompt.shape[1] :].tolist() == target,
+                "scaffold_done_at": done["scaffold"],
+                "values_done_at": done["values"],
+            }
+        )
         prefix, suffix, hidden = prose_case(s, vocab, layout, L)
-        out, trace = generate(model, prefix, L, L, mask_id=vocab.mask_id, threshold=threshold, suffix=suffix)
-        rows.append({"session": s.id, "text": "free text", "length": L, "steps": trace.steps_used,
-                     "exact": out[0, prefix.shape[1]:prefix.shape[1] + L].tolist() == hidden})
+        out, trace = generate(
+            model, prefix, L, L, mask_id=vocab.mask_id, threshold=threshold, suffix=suffix
+        )
+        rows.append(
+            {
+                "session": s.id,
+                "text": "free text",
+                "length": L,
+                "steps": trace.steps_used,
+                "exact": out[0, prefix.shape[1] : prefix.shape[1] + L].tolist() == hidden,
+            }
+        )
     return rows
 
 
-def commit_order(model, vocab, layout, sessions, steps: int | None = None, progress: bool = True) -> list[dict]:
-    """When each token of each generated record was committed, with its kind (key, value, punctuation, special).
+def commit_order(
+    model, vocab, layout, sessions, steps: int | None = None, progress: bool = True
+) -> list[dict]:
+    """When each token of each generated record was committed, with its kind (key, value,
+    punctuation, special).
 
     The record region is the layout's slots; steps=None means one token per step,
     the finest ordering. Kinds come from the generated text itself (json_token_roles).
@@ -693,7 +794,8 @@ def commit_order(model, vocab, layout, sessions, steps: int | None = None, progr
 
 @torch.no_grad()
 def first_pass_confidence(model, vocab, layout, sessions, progress: bool = True) -> list[dict]:
-    """The model's probability of its own prediction at every record position, before anything is committed.
+    """The model's probability of its own prediction at every record position, before anything is
+    committed.
 
     One forward pass per session over the fully masked record: the scores that low-confidence
     remasking ranks at its first step. "doubt" is 1 - probability (float64), where the
@@ -708,21 +810,32 @@ def first_pass_confidence(model, vocab, layout, sessions, progress: bool = True)
         for s in tqdm(sessions, desc="first-pass confidence", disable=not progress):
             prompt, target = record_case(s, vocab, layout)
             x = torch.cat([prompt[0], torch.full((len(target),), vocab.mask_id)]).to(device)
-            logits = _logits(model, x[None])[0, -len(target):].to(torch.float64)
+            logits = _logits(model, x[None])[0, -len(target) :].to(torch.float64)
             logits[:, vocab.mask_id] = -math.inf  # as unmask_step: [MASK] is never proposed
             prob = F.softmax(logits, dim=-1).max(dim=-1).values.tolist()
             kinds = json_token_roles(target, vocab.decode, specials)
-            rows += [{"session": s.id, "position": i, "kind": k, "confidence": p, "doubt": 1.0 - p}
-                     for i, (k, p) in enumerate(zip(kinds, prob))]
+            rows += [
+                {"session": s.id, "position": i, "kind": k, "confidence": p, "doubt": 1.0 - p}
+                for i, (k, p) in enumerate(zip(kinds, prob))
+            ]
     return rows
 
 
-def quality_vs_steps(model, vocab, layout, sessions, ks: Sequence[int],
-                     schedules: Sequence[str] = SCHEDULES, batch_size: int = 16, progress: bool = True) -> list[dict]:
+def quality_vs_steps(
+    model,
+    vocab,
+    layout,
+    sessions,
+    ks: Sequence[int],
+    schedules: Sequence[str] = SCHEDULES,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> list[dict]:
     """Field exact match (%) of records filled with K steps, for each K and schedule.
 
     accuracy: the mean over the six fields of the share of sessions with that field exactly right;
-    all_fields: the share of sessions with every field right. Greedy (temperature 0), so no seed noise.
+    all_fields: the share of sessions with every field right. Greedy (temperature 0), so no seed
+    noise.
     """
     from tqdm.auto import tqdm
 
@@ -736,19 +849,34 @@ def quality_vs_steps(model, vocab, layout, sessions, ks: Sequence[int],
     for schedule, k in tqdm(runs, desc="K x schedule", disable=not progress):
         texts = []
         for i in range(0, len(cases), batch_size):
-            chunk = cases[i:i + batch_size]
-            outs = generate_many(model, chunk, answer_len, k, mask_id=vocab.mask_id, pad_id=vocab.pad_id,
-                                 schedule=schedule)
-            texts += [answer_text(ids[len(p):], vocab) for p, (ids, _) in zip(chunk, outs)]
+            chunk = cases[i : i + batch_size]
+            outs = generate_many(
+                model,
+                chunk,
+                answer_len,
+                k,
+                mask_id=vocab.mask_id,
+                pad_id=vocab.pad_id,
+                schedule=schedule,
+            )
+            texts += [answer_text(ids[len(p) :], vocab) for p, (ids, _) in zip(chunk, outs)]
         acc = field_accuracy(texts, records)
-        rows.append({"schedule": schedule, "K": min(k, answer_len),
-                     "accuracy": 100 * sum(acc[f] for f in FIELDS) / len(FIELDS),
-                     "all_fields": 100 * acc["all"]})
+        rows.append(
+            {
+                "schedule": schedule,
+                "K": min(k, answer_len),
+                "accuracy": 100 * sum(acc[f] for f in FIELDS) / len(FIELDS),
+                "all_fields": 100 * acc["all"],
+            }
+        )
     return rows
 
 
-def smallest_k_within(rows: Sequence[dict], schedule: str, full_k: int, points: float = 2.0) -> int | None:
-    """The smallest K whose accuracy is within `points` of K = full_k (one token per step), or None."""
+def smallest_k_within(
+    rows: Sequence[dict], schedule: str, full_k: int, points: float = 2.0
+) -> int | None:
+    """The smallest K whose accuracy is within `points` of K = full_k (one token per step), or
+    None."""
     by_k = {r["K"]: r["accuracy"] for r in rows if r["schedule"] == schedule}
     if full_k not in by_k:
         return None
@@ -760,7 +888,9 @@ def smallest_k_within(rows: Sequence[dict], schedule: str, full_k: int, points: 
 TAUS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
-def reliability_curve(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> list[dict]:
+def reliability_curve(
+    confidence: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> list[dict]:
     """Committed-token confidence against correctness, in `bins` equal-width bins of confidence.
 
     One dict per non-empty bin: its [lo, hi) range (the last bin includes 1.0), n, the mean
@@ -768,7 +898,9 @@ def reliability_curve(confidence: Sequence[float], correct: Sequence[bool], bins
     below it are tokens committed with more confidence than they deserve.
     """
     if len(confidence) != len(correct):
-        raise ValueError(f"need one correctness per confidence, got {len(confidence)} and {len(correct)}")
+        raise ValueError(
+            f"need one correctness per confidence, got {len(confidence)} and {len(correct)}"
+        )
     if not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins must be a positive int, got {bins!r}")
     if any(not 0.0 <= c <= 1.0 for c in confidence):
@@ -776,20 +908,38 @@ def reliability_curve(confidence: Sequence[float], correct: Sequence[bool], bins
     groups: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
     for c, ok in zip(confidence, correct):
         groups[min(int(c * bins), bins - 1)].append((float(c), bool(ok)))
-    return [{"lo": i / bins, "hi": (i + 1) / bins, "n": len(g), "confidence": sum(c for c, _ in g) / len(g),
-             "accuracy": sum(ok for _, ok in g) / len(g)} for i, g in enumerate(groups) if g]
+    return [
+        {
+            "lo": i / bins,
+            "hi": (i + 1) / bins,
+            "n": len(g),
+            "confidence": sum(c for c, _ in g) / len(g),
+            "accuracy": sum(ok for _, ok in g) / len(g),
+        }
+        for i, g in enumerate(groups)
+        if g
+    ]
 
 
 def calibration_error(curve: Sequence[dict]) -> float:
-    """Expected calibration error of a reliability curve: |accuracy - confidence| weighted by tokens."""
+    """Expected calibration error of a reliability curve: |accuracy - confidence| weighted by
+    tokens."""
     n = sum(b["n"] for b in curve)
     if not n:
         raise ValueError("an empty reliability curve has no calibration error")
     return sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in curve) / n
 
 
-def tau_sweep(model, vocab, layout, sessions, taus: Sequence[float] = TAUS, batch_size: int = 32,
-              keep_tokens: bool = False, progress: bool = False) -> list[dict]:
+def tau_sweep(
+    model,
+    vocab,
+    layout,
+    sessions,
+    taus: Sequence[float] = TAUS,
+    batch_size: int = 32,
+    keep_tokens: bool = False,
+    progress: bool = False,
+) -> list[dict]:
     """Forward passes per record against record accuracy, as the adaptive threshold tau moves.
 
     Each record is written by threshold unmasking (fill_batch, never [PAD] or [SEP], as the record
@@ -813,9 +963,16 @@ def tau_sweep(model, vocab, layout, sessions, taus: Sequence[float] = TAUS, batc
     for tau in tqdm(list(taus), desc="tau sweep", disable=not progress):
         texts, passes, conf, correct, in_slot = [], [], [], [], []
         for i in range(0, len(cases), batch_size):
-            chunk = cases[i:i + batch_size]
-            out = fill_batch(model, [p for p, _ in chunk], A, mask_id=vocab.mask_id, pad_id=vocab.pad_id,
-                             threshold=tau, banned=(vocab.pad_id, vocab.sep_id))
+            chunk = cases[i : i + batch_size]
+            out = fill_batch(
+                model,
+                [p for p, _ in chunk],
+                A,
+                mask_id=vocab.mask_id,
+                pad_id=vocab.pad_id,
+                threshold=tau,
+                banned=(vocab.pad_id, vocab.sep_id),
+            )
             written = out.x[:, -A:].tolist()
             texts += [answer_text(w, vocab) for w in written]
             passes += out.passes.tolist()
@@ -825,7 +982,19 @@ def tau_sweep(model, vocab, layout, sessions, taus: Sequence[float] = TAUS, batc
                     correct += [a == b for a, b in zip(w, gold)]
                     in_slot += slot_of
         acc = field_accuracy(texts, [s.record for s in sessions])
-        rows.append({"tau": tau, "passes_mean": sum(passes) / len(passes), "passes_median": statistics.median(passes),
-                     "passes_max": max(passes), "accuracy": 100 * sum(acc[k] for k in FIELDS) / len(FIELDS),
-                     "all_fields": 100 * acc["all"], **({"confidence": conf, "correct": correct, "in_slot": in_slot} if keep_tokens else {})})
+        rows.append(
+            {
+                "tau": tau,
+                "passes_mean": sum(passes) / len(passes),
+                "passes_median": statistics.median(passes),
+                "passes_max": max(passes),
+                "accuracy": 100 * sum(acc[k] for k in FIELDS) / len(FIELDS),
+                "all_fields": 100 * acc["all"],
+                **(
+                    {"confidence": conf, "correct": correct, "in_slot": in_slot}
+                    if keep_tokens
+                    else {}
+                ),
+            }
+        )
     return rows

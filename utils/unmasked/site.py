@@ -32,16 +32,20 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block body_header -%}{{ super() }}
-<nav style="padding: 8px 16px; font: 14px sans-serif"><a href="index.html">&larr; all lectures</a></nav>
+<nav style="padding: 8px 16px; font: 14px sans-serif">
+<a href="index.html">&larr; all lectures</a></nav>
 {%- endblock body_header -%}
 """.replace("PLOTLY_JS", PLOTLY_JS)
 
-WIDGET_NOTE = ("<p><em>An interactive control is shown here when the notebook runs in JupyterLab "
-               "(<code>make lab</code>); it needs a live kernel.</em></p>")
+WIDGET_NOTE = (
+    "<p><em>An interactive control is shown here when the notebook runs in JupyterLab "
+    "(<code>make lab</code>); it needs a live kernel.</em></p>"
+)
 
 
 def lecture_order(notebooks: list[Path], readme: Path | None) -> list[Path]:
-    """The notebooks in the order the README's course map names them; any it does not name come last."""
+    """The notebooks in the order the README's course map names them; any it does not name come
+    last."""
     by_stem = {nb.stem: nb for nb in notebooks}
     named = []
     if readme is not None and readme.is_file():
@@ -64,8 +68,8 @@ def notebook_title(nb) -> str:
 
 
 def static_outputs(nb) -> None:
-    """Outputs a static page can show offline: plotly figures as HTML that uses the shared plotly.js,
-    widgets as a note (they need a kernel)."""
+    """Outputs a static page can show offline: plotly figures as HTML that uses the shared
+    plotly.js, widgets as a note (they need a kernel)."""
     import plotly.io as pio
 
     for cell in nb.cells:
@@ -77,22 +81,33 @@ def static_outputs(nb) -> None:
                 out["data"] = {"text/html": WIDGET_NOTE}
             elif PLOTLY_MIME in data:
                 fig = data.pop(PLOTLY_MIME)
-                out["data"] = {"text/html": pio.to_html(fig, include_plotlyjs=False, full_html=False,
-                                                        validate=False, config={"responsive": True})}
+                out["data"] = {
+                    "text/html": pio.to_html(
+                        fig,
+                        include_plotlyjs=False,
+                        full_html=False,
+                        validate=False,
+                        config={"responsive": True},
+                    )
+                }
     nb.metadata.pop("widgets", None)
 
 
 def execute(nb, cwd: Path, timeout: int) -> None:
     from nbclient import NotebookClient
 
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
 
 
 def export_html(nb) -> str:
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"unmasked_site.html.j2": _TEMPLATE})])
+    exporter = HTMLExporter(
+        template_name="lab", extra_loaders=[DictLoader({"unmasked_site.html.j2": _TEMPLATE})]
+    )
     exporter.template_file = "unmasked_site.html.j2"
     body, _ = exporter.from_notebook_node(nb)
     return body
@@ -102,7 +117,7 @@ def index_html(entries: list[tuple[str, str, str, float]], mode: str) -> str:
     """entries: (page, stem, title, run seconds)."""
     rows = "\n".join(
         f'<li><a href="{html.escape(page)}">{html.escape(title or stem)}</a>'
-        f' <small>({html.escape(stem)}, ran in {secs:.0f} s)</small></li>'
+        f" <small>({html.escape(stem)}, ran in {secs:.0f} s)</small></li>"
         for page, stem, title, secs in entries
     )
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -119,9 +134,17 @@ kernel: run the course with <code>make lab</code>.</p>
 """
 
 
-def build_site(notebooks: list[Path], out: Path, *, readme: Path | None = None, fast: bool = True,
-               timeout: int = 1800, log=print) -> list[Path]:
-    """Execute each notebook, export it to out/<stem>.html, write out/index.html; returns the pages."""
+def build_site(
+    notebooks: list[Path],
+    out: Path,
+    *,
+    readme: Path | None = None,
+    fast: bool = True,
+    timeout: int = 1800,
+    log=print,
+) -> list[Path]:
+    """Execute each notebook, export it to out/<stem>.html, write out/index.html; returns the
+    pages."""
     import plotly
 
     out.mkdir(parents=True, exist_ok=True)
@@ -149,17 +172,25 @@ def build_site(notebooks: list[Path], out: Path, *, readme: Path | None = None, 
             os.environ.pop("UNMASKED_FAST", None)
         else:
             os.environ["UNMASKED_FAST"] = saved
-    (out / "index.html").write_text(index_html(entries, "fast mode" if fast else "default knobs"), encoding="utf-8")
+    (out / "index.html").write_text(
+        index_html(entries, "fast mode" if fast else "default knobs"), encoding="utf-8"
+    )
     return pages
 
 
 def main(argv: list[str] | None = None) -> int:
     root = Path.cwd()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9][0-9]_*.ipynb")
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, help="default: notebooks/[0-9][0-9]_*.ipynb"
+    )
     parser.add_argument("--out", type=Path, default=root / "site")
-    parser.add_argument("--readme", type=Path, default=root / "README.md", help="its course map sets the order")
-    parser.add_argument("--defaults", action="store_true", help="run at the default knobs, not fast mode")
+    parser.add_argument(
+        "--readme", type=Path, default=root / "README.md", help="its course map sets the order"
+    )
+    parser.add_argument(
+        "--defaults", action="store_true", help="run at the default knobs, not fast mode"
+    )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -167,8 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         print("site: no notebooks found (run from the repository root)", file=sys.stderr)
         return 2
     t0 = time.monotonic()
-    build_site(notebooks, args.out, readme=args.readme, fast=not args.defaults, timeout=args.timeout)
-    print(f"site: {len(notebooks)} lectures in {time.monotonic() - t0:.0f} s; open {args.out / 'index.html'}")
+    build_site(
+        notebooks, args.out, readme=args.readme, fast=not args.defaults, timeout=args.timeout
+    )
+    print(
+        f"site: {len(notebooks)} lectures in {time.monotonic() - t0:.0f} s; open "
+        f"{args.out / 'index.html'}"
+    )
     return 0
 
 

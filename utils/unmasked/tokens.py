@@ -129,7 +129,7 @@ def ensure_offline_encodings(names: Iterable[str] = tuple(ENCODING_FILES)) -> Pa
     return cache
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
     """tiktoken's encoding, made available offline first."""
     if name not in ENCODING_FILES:
@@ -149,7 +149,9 @@ def decode(ids: Iterable[int], encoding: str = DEFAULT_ENCODING) -> str:
     return get_encoding(encoding).decode(list(ids))
 
 
-def keep_newest_tokens(text: str, max_tokens: int | None, note: str, encoding: str = DEFAULT_ENCODING) -> str:
+def keep_newest_tokens(
+    text: str, max_tokens: int | None, note: str, encoding: str = DEFAULT_ENCODING
+) -> str:
     """The last `max_tokens` tokens of `text`, after a `note` line, when it is longer.
 
     For an endpoint with a small window: in an agent's history the oldest part matters least.

@@ -6,9 +6,9 @@ fixed-width slot padded with [EOS] (RecordLayout). Training masks a random fract
 answer and scores only the masked positions, weighted by 1/t (unmasked.masking); this is
 LLaDA's supervised fine-tuning recipe applied from scratch.
 
-    python -m unmasked.train --out data/checkpoints          # what `make checkpoint` runs
-    python -m unmasked.train --eval-only --eval-n 500        # score the shipped checkpoint
-    python -m unmasked.train --arch autoregressive           # the causal twin (`make checkpoint-ar`)
+    python -m unmasked.train --out data/checkpoints          # what `make checkpoint` runs python -m
+    unmasked.train --eval-only --eval-n 500        # score the shipped checkpoint python -m
+    unmasked.train --arch autoregressive           # the causal twin (`make checkpoint-ar`)
 
 The autoregressive twin is the same model with a causal mask, trained on the same examples and
 batches with next-token cross-entropy on the answer (unmasked.autoregressive); it writes
@@ -30,15 +30,15 @@ import random
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
-from unmasked.env import pick_device, seed_everything
-from unmasked.masking import DEFAULT_T_FLOOR, WEIGHTINGS, mask_tokens, masked_diffusion_loss, sample_t
 from unmasked.autoregressive import decode_records, next_token_loss
-from unmasked.checkpoints import (  # noqa: F401  (re-exported: notebooks, labs and tests import them from here)
+
+# Re-exported: notebooks, labs and tests import these from here.
+from unmasked.checkpoints import (  # noqa: F401
     CHECKPOINT_FORMAT,
     DEFAULT_AR_CHECKPOINT,
     DEFAULT_CHECKPOINT,
@@ -47,6 +47,13 @@ from unmasked.checkpoints import (  # noqa: F401  (re-exported: notebooks, labs 
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
+)
+from unmasked.env import pick_device, seed_everything
+from unmasked.masking import (
+    WEIGHTINGS,
+    mask_tokens,
+    masked_diffusion_loss,
+    sample_t,
 )
 from unmasked.model import ModelConfig, TransformerLM
 from unmasked.records import (  # noqa: F401  (re-exported, as above)
@@ -72,9 +79,14 @@ TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on e
 # ---------------------------------------------------------------------------- training data
 
 
-def sampler_order_mask(answers: torch.Tensor, layout: RecordLayout, vocab: Vocab,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Masks under which each field looks as the slots sampler leaves it half-way: (B, A) bool, True = masked.
+def sampler_order_mask(
+    answers: torch.Tensor,
+    layout: RecordLayout,
+    vocab: Vocab,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Masks under which each field looks as the slots sampler leaves it half-way: (B, A) bool, True
+    = masked.
 
     The JSON around the values is visible. Each field is cut after a number of its own sampler
     steps drawn uniformly (one step per value token, one for the [EOS] that closes a slot and
@@ -96,16 +108,25 @@ def sampler_order_mask(answers: torch.Tensor, layout: RecordLayout, vocab: Vocab
         is_step[:, lo + 1 : hi] |= eos[:, lo + 1 : hi] & ~eos[:, lo : hi - 1]
     masked = torch.zeros((B, A), dtype=torch.bool)
     for _, lo, hi in layout.field_spans(vocab):
-        step = is_step[:, lo:hi].long().cumsum(dim=1) - 1  # the sampler step that writes each position
+        step = (
+            is_step[:, lo:hi].long().cumsum(dim=1) - 1
+        )  # the sampler step that writes each position
         n = step[:, -1] + 1
         cut = (torch.rand(B, generator=generator) * (n + 1)).long().clamp(max=n)
         masked[:, lo:hi] = step >= cut[:, None]
     return masked
 
 
-def extra_training_sessions(n: int, vocab: Vocab, layout: RecordLayout, prompt_room: int | None = None,
-                            held_out=None, path=None) -> tuple[list, list]:
-    """(sessions, encoded examples): n more, drawn from the committed corpus's seed after its training ones.
+def extra_training_sessions(
+    n: int,
+    vocab: Vocab,
+    layout: RecordLayout,
+    prompt_room: int | None = None,
+    held_out=None,
+    path=None,
+) -> tuple[list, list]:
+    """(sessions, encoded examples): n more, drawn from the committed corpus's seed after its
+    training ones.
 
     Why: 20,000 sessions, each seen dozens of times, teach the model their file orders by heart (see
     data/bench/memorisation_efbafc2.json: files right far more often on training sessions than on
@@ -133,7 +154,9 @@ def extra_training_sessions(n: int, vocab: Vocab, layout: RecordLayout, prompt_r
     tried = 0
     while len(out) < n:
         if tried > 10 * n + 1000:
-            raise ValueError(f"only {len(out)} of {tried} generated sessions fit this vocabulary and these slots")
+            raise ValueError(
+                f"only {len(out)} of {tried} generated sessions fit this vocabulary and these slots"
+            )
         batch = generate_short_sessions(n - len(out), seed, start=start)
         start, tried = start + len(batch), tried + len(batch)
         for s in batch:
@@ -160,9 +183,11 @@ def batches(n: int, batch_size: int, lengths: list[int], rng: random.Random):
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if n < batch_size:
-        raise ValueError(f"{n} training examples cannot fill a batch of {batch_size}: use a "
-                         "smaller batch size (--batch-size, BATCH_SIZE) or more examples "
-                         "(--limit, N_TRAIN)")
+        raise ValueError(
+            f"{n} training examples cannot fill a batch of {batch_size}: use a "
+            "smaller batch size (--batch-size, BATCH_SIZE) or more examples "
+            "(--limit, N_TRAIN)"
+        )
     if len(lengths) != n:
         raise ValueError(f"need one length per example: {len(lengths)} lengths for {n} examples")
     return _batch_stream(n, batch_size, lengths, rng)
@@ -203,7 +228,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     t_floor: float = 0.1
     weighting: str = "inverse_t"
-    sampler_frac: float = 0.0  # share of each batch masked by sampler_order_mask instead of at rate t
+    sampler_frac: float = (
+        0.0  # share of each batch masked by sampler_order_mask instead of at rate t
+    )
     prompt_room: int = 384  # the longest prompt ([SEP] included) the model's position table takes
     seed: int = 0
     device: str | None = None
@@ -214,11 +241,16 @@ class TrainConfig:
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.arch == "autoregressive" and self.sampler_frac:
-            raise ValueError("sampler_frac masks the answer for the diffusion model; the autoregressive twin has no masks")
+            raise ValueError(
+                "sampler_frac masks the answer for the diffusion model; the autoregressive twin "
+                "has no masks"
+            )
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if not 0 < self.prompt_room < self.max_len:
-            raise ValueError(f"prompt_room must be in (0, max_len={self.max_len}), got {self.prompt_room}")
+            raise ValueError(
+                f"prompt_room must be in (0, max_len={self.max_len}), got {self.prompt_room}"
+            )
         if not 0.0 <= self.sampler_frac <= 1.0:
             raise ValueError(f"sampler_frac must be in [0, 1], got {self.sampler_frac}")
         if self.steps < 1 or self.batch_size < 1:
@@ -259,16 +291,33 @@ def lr_at(progress: float, cfg: TrainConfig, step: int) -> float:
 def new_model(vocab: Vocab, cfg: TrainConfig) -> TransformerLM:
     """A fresh model whose learned positions put [SEP] at prompt_room - 1 and the answer after it.
 
-    cfg.arch="autoregressive" makes it causal: the same code and size, the twin of the diffusion model.
+    cfg.arch="autoregressive" makes it causal: the same code and size, the twin of the diffusion
+    model.
     """
-    mc = ModelConfig(vocab_size=vocab.size, max_len=cfg.max_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, pad_id=vocab.pad_id, anchor_id=vocab.sep_id, anchor_pos=cfg.prompt_room - 1,
-                     causal=cfg.arch == "autoregressive")
+    mc = ModelConfig(
+        vocab_size=vocab.size,
+        max_len=cfg.max_len,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd=cfg.n_embd,
+        pad_id=vocab.pad_id,
+        anchor_id=vocab.sep_id,
+        anchor_pos=cfg.prompt_room - 1,
+        causal=cfg.arch == "autoregressive",
+    )
     return TransformerLM(mc)
 
 
-def diffusion_step_loss(model, ids, answer, lengths, vocab, cfg: TrainConfig, gen: torch.Generator,
-                        layout: RecordLayout | None = None):
+def diffusion_step_loss(
+    model,
+    ids,
+    answer,
+    lengths,
+    vocab,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    layout: RecordLayout | None = None,
+):
     """One training loss: mask the answer at a random t per sequence, score the masked tokens.
 
     With cfg.sampler_frac > 0 (and the layout given), that share of the rows is masked by
@@ -294,12 +343,27 @@ def diffusion_step_loss(model, ids, answer, lengths, vocab, cfg: TrainConfig, ge
             noisy = torch.where(is_masked, torch.full_like(ids, vocab.mask_id), ids)
             t[rows] = (ordered.sum(dim=1) / A).clamp(min=1 / A)
     logits = model(noisy.to(device))
-    return masked_diffusion_loss(logits, ids.to(device), is_masked.to(device), t.to(device),
-                                 lengths=lengths.to(device), weighting=cfg.weighting)
+    return masked_diffusion_loss(
+        logits,
+        ids.to(device),
+        is_masked.to(device),
+        t.to(device),
+        lengths=lengths.to(device),
+        weighting=cfg.weighting,
+    )
 
 
-def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, *, on_step=None,
-                progress: bool = True, history: list | None = None, layout: RecordLayout | None = None) -> list[dict]:
+def train_model(
+    model: TransformerLM,
+    vocab: Vocab,
+    examples,
+    cfg: TrainConfig,
+    *,
+    on_step=None,
+    progress: bool = True,
+    history: list | None = None,
+    layout: RecordLayout | None = None,
+) -> list[dict]:
     """Train in place; `on_step(step, loss, elapsed)` is called every step (plots, evals, saves).
 
     Time spent inside on_step is not training time: it counts neither towards `seconds` (so
@@ -311,14 +375,20 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
     from tqdm.auto import tqdm
 
     if cfg.sampler_frac > 0 and layout is None:
-        raise ValueError("cfg.sampler_frac > 0 needs the record layout: train_model(..., layout=layout)")
+        raise ValueError(
+            "cfg.sampler_frac > 0 needs the record layout: train_model(..., layout=layout)"
+        )
     if bool(getattr(model.config, "causal", False)) != (cfg.arch == "autoregressive"):
-        raise ValueError(f"cfg.arch={cfg.arch!r} does not fit a model with causal={model.config.causal}")
+        raise ValueError(
+            f"cfg.arch={cfg.arch!r} does not fit a model with causal={model.config.causal}"
+        )
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device or pick_device().device)
-    if device.type == "cuda":  # TF32 matrix units: several times the float32 rate, ample precision here
+    if (
+        device.type == "cuda"
+    ):  # TF32 matrix units: several times the float32 rate, ample precision here
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model.to(device).train()
     opt = torch.optim.AdamW(model.optimizer_groups(cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
@@ -350,8 +420,11 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
         opt.step()
         tokens += ids.numel()
         elapsed = time.perf_counter() - start - paused
-        # tokens: every position of the padded batch, prompt included, as processed by forward and backward
-        history.append({"step": step + 1, "loss": loss.item(), "lr": lr, "tokens": tokens, "seconds": elapsed})
+        # tokens: every position of the padded batch, prompt included, as processed by forward and
+        # backward
+        history.append(
+            {"step": step + 1, "loss": loss.item(), "lr": lr, "tokens": tokens, "seconds": elapsed}
+        )
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}")
         if on_step is not None:
@@ -367,7 +440,8 @@ def train_model(model: TransformerLM, vocab: Vocab, examples, cfg: TrainConfig, 
 
 
 def _answer_batch(prompts: list[list[int]], answer_len: int, vocab: Vocab) -> torch.Tensor:
-    """[PAD...][prompt][MASK x answer_len] rows: the answer is always the last answer_len columns."""
+    """[PAD...][prompt][MASK x answer_len] rows: the answer is always the last answer_len
+    columns."""
     return make_batch([(p, [vocab.mask_id] * answer_len) for p in prompts], vocab)[0]
 
 
@@ -383,7 +457,8 @@ def _logits_at(model, ids: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
 
 
 def _predict(model, ids, vocab: Vocab, at: torch.Tensor):
-    """(confidence, argmax token) at the True positions of `at` (B, T), flat (N,) in row-major order.
+    """(confidence, argmax token) at the True positions of `at` (B, T), flat (N,) in row-major
+    order.
 
     The model may not write [MASK], [PAD] or [SEP]. Only `at` goes through the output layer and the
     softmax: a decoder commits only masked answer positions, often a handful of a row's hundreds
@@ -398,9 +473,17 @@ FILL_METHODS = ("one_shot", "slots", "confidence")
 
 
 @torch.no_grad()
-def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLayout, method: str = "slots",
-                 threshold: float = 0.9, batch_size: int = 32, progress: bool = False,
-                 max_steps: int = 32) -> list[list[int]]:
+def fill_answers(
+    model,
+    vocab: Vocab,
+    prompts: list[list[int]],
+    layout: RecordLayout,
+    method: str = "slots",
+    threshold: float = 0.9,
+    batch_size: int = 32,
+    progress: bool = False,
+    max_steps: int = 32,
+) -> list[list[int]]:
     """Fill an all-[MASK] record after each prompt; return the answer ids (the whole region).
 
     one_shot: a single forward pass, argmax at every position.
@@ -426,10 +509,16 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     device = next(model.parameters()).device
     slot = torch.tensor(layout.slot_index(vocab), device=device)
     A = len(slot)
-    spans = [(lo, hi) for _, lo, hi in layout.spans(vocab)]  # [start, end) of each slot in the answer
-    fields = [(lo, hi) for _, lo, hi in layout.field_spans(vocab)]  # of each field: a list's slots together
+    spans = [
+        (lo, hi) for _, lo, hi in layout.spans(vocab)
+    ]  # [start, end) of each slot in the answer
+    fields = [
+        (lo, hi) for _, lo, hi in layout.field_spans(vocab)
+    ]  # of each field: a list's slots together
     out: list[list[int]] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress):
+    for start in tqdm(
+        range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress
+    ):
         ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
         ans = ids[:, -A:]  # a view: writing to it writes to ids
         if method == "one_shot":
@@ -442,14 +531,18 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
         step = 0
         while live.numel():
             rows = ids[live]
-            rows = rows[:, int((rows != vocab.pad_id).long().argmax(dim=1).min()):]  # padding every row has
+            rows = rows[
+                :, int((rows != vocab.pad_id).long().argmax(dim=1).min()) :
+            ]  # padding every row has
             part = rows[:, -A:]
             masked = part == vocab.mask_id
             if method == "slots":  # where it commits does not depend on the prediction
                 commit = masked & (slot < 0)  # the JSON around the values, all at once
                 for lo, hi in fields:  # plus the leftmost masked token of every field
                     first = masked[:, lo:hi].long().argmax(dim=1)
-                    commit[:, lo:hi].scatter_(1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True))
+                    commit[:, lo:hi].scatter_(
+                        1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True)
+                    )
                 wanted = commit
             else:
                 wanted = masked
@@ -477,12 +570,19 @@ def fill_answers(model, vocab: Vocab, prompts: list[list[int]], layout: RecordLa
     return out
 
 
-FILES_MISS_KINDS = ("right", "right paths, wrong order", "a path written twice", "a path the session did not change",
-                    "a changed path left out", "unreadable")
+FILES_MISS_KINDS = (
+    "right",
+    "right paths, wrong order",
+    "a path written twice",
+    "a path the session did not change",
+    "a changed path left out",
+    "unreadable",
+)
 
 
 def files_miss_kind(text: str, gold: list[str]) -> str:
-    """The kind (of FILES_MISS_KINDS) of a written `files` list: the first that applies, in that order."""
+    """The kind (of FILES_MISS_KINDS) of a written `files` list: the first that applies, in that
+    order."""
     got = parse_record_fields(text)["files"]
     if got is None:
         return "unreadable"
@@ -522,28 +622,49 @@ def files_misses_by_length(texts: list[str], records: list[dict]) -> dict[int, d
     return out
 
 
-def evaluate(model, vocab: Vocab, sessions, layout: RecordLayout, method: str = "slots", threshold: float = 0.9,
-             batch_size: int = 32, progress: bool = False, max_steps: int = 32, keep_texts: bool = False) -> dict:
+def evaluate(
+    model,
+    vocab: Vocab,
+    sessions,
+    layout: RecordLayout,
+    method: str = "slots",
+    threshold: float = 0.9,
+    batch_size: int = 32,
+    progress: bool = False,
+    max_steps: int = 32,
+    keep_texts: bool = False,
+) -> dict:
     """Fill each session's record from a fully masked region and score it field by field.
 
     keep_texts: also return every written record ("texts"), for a closer look at the misses.
-    method="autoregressive" writes it left to right with a causal model (the twin), one token a pass.
+    method="autoregressive" writes it left to right with a causal model (the twin), one token a
+    pass.
     """
     prompts = [encode_prompt(s, vocab) for s in sessions]
     start = time.perf_counter()
     if method == "autoregressive":
         answers = decode_records(model, vocab, prompts, layout, batch_size, progress=progress)
     else:
-        answers = fill_answers(model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps)
+        answers = fill_answers(
+            model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps
+        )
     texts = [answer_text(a, vocab) for a in answers]
-    return {"method": method, "n": len(sessions), "threshold": threshold if method == "confidence" else None,
-            "max_steps": max_steps if method == "confidence" else None,
-            "seconds": round(time.perf_counter() - start, 1), "accuracy": field_accuracy(texts, [s.record for s in sessions]),
-            **partial_credit(answers, [s.record for s in sessions], layout, vocab), "examples": texts[:3],
-            **({"texts": texts} if keep_texts else {})}
+    return {
+        "method": method,
+        "n": len(sessions),
+        "threshold": threshold if method == "confidence" else None,
+        "max_steps": max_steps if method == "confidence" else None,
+        "seconds": round(time.perf_counter() - start, 1),
+        "accuracy": field_accuracy(texts, [s.record for s in sessions]),
+        **partial_credit(answers, [s.record for s in sessions], layout, vocab),
+        "examples": texts[:3],
+        **({"texts": texts} if keep_texts else {}),
+    }
 
 
-def partial_credit(answers: list[list[int]], records: list[dict], layout: RecordLayout, vocab: Vocab) -> dict:
+def partial_credit(
+    answers: list[list[int]], records: list[dict], layout: RecordLayout, vocab: Vocab
+) -> dict:
     """What a model gets right before it gets whole fields right.
 
     valid_json: share of answers that read back as a JSON object with the six keys.
@@ -569,34 +690,67 @@ def partial_credit(answers: list[list[int]], records: list[dict], layout: Record
 
 def accuracy_table(results: list[dict]) -> str:
     """Markdown table: one row per evaluation, one column per field."""
-    head = "| method | n | " + " | ".join(FIELDS) + " | all |\n|---|---|" + "---|" * (len(FIELDS) + 1)
-    rows = [f"| {r['method']} | {r['n']} | " + " | ".join(f"{100 * r['accuracy'][k]:.1f}%" for k in (*FIELDS, "all"))
-            + " |" for r in results]
+    head = (
+        "| method | n | " + " | ".join(FIELDS) + " | all |\n|---|---|" + "---|" * (len(FIELDS) + 1)
+    )
+    rows = [
+        f"| {r['method']} | {r['n']} | "
+        + " | ".join(f"{100 * r['accuracy'][k]:.1f}%" for k in (*FIELDS, "all"))
+        + " |"
+        for r in results
+    ]
     return "\n".join([head, *rows])
 
 
 # ---------------------------------------------------------------------------- pictures
 
 
-def loss_curve_figure(history: list[dict], title: str = "Training loss (1/t-weighted masked cross-entropy)",
-                      smooth: int = 20):
+def loss_curve_figure(
+    history: list[dict],
+    title: str = "Training loss (1/t-weighted masked cross-entropy)",
+    smooth: int = 20,
+):
     """The loss per step and its running mean over `smooth` steps, against steps."""
     import plotly.graph_objects as go
 
     steps = [h["step"] for h in history]
     losses = [h["loss"] for h in history]
-    running = [sum(losses[max(0, i - smooth + 1) : i + 1]) / len(losses[max(0, i - smooth + 1) : i + 1])
-               for i in range(len(losses))]
-    fig = go.Figure([
-        go.Scatter(x=steps, y=losses, mode="lines", name="per step", line=dict(width=1, color="#9ecae1")),
-        go.Scatter(x=steps, y=running, mode="lines", name=f"mean of last {smooth}", line=dict(width=2, color="#08519c")),
-    ])
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", yaxis_type="log", height=360,
-                      margin=dict(l=60, r=10, t=50, b=40))
+    running = [
+        sum(losses[max(0, i - smooth + 1) : i + 1]) / len(losses[max(0, i - smooth + 1) : i + 1])
+        for i in range(len(losses))
+    ]
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=steps,
+                y=losses,
+                mode="lines",
+                name="per step",
+                line=dict(width=1, color="#9ecae1"),
+            ),
+            go.Scatter(
+                x=steps,
+                y=running,
+                mode="lines",
+                name=f"mean of last {smooth}",
+                line=dict(width=2, color="#08519c"),
+            ),
+        ]
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="step",
+        yaxis_title="loss",
+        yaxis_type="log",
+        height=360,
+        margin=dict(l=60, r=10, t=50, b=40),
+    )
     return fig
 
 
-def files_miss_figure(by_length: dict[int, dict[str, int]], title: str = "The files field, by kind of miss"):
+def files_miss_figure(
+    by_length: dict[int, dict[str, int]], title: str = "The files field, by kind of miss"
+):
     """Stacked bars of files_misses_by_length: a bar per number of changed files, a colour per kind.
 
     Kinds that never occur are left out of the legend.
@@ -605,10 +759,23 @@ def files_miss_figure(by_length: dict[int, dict[str, int]], title: str = "The fi
 
     lengths = list(by_length)
     kinds = [k for k in FILES_MISS_KINDS if any(by_length[n][k] for n in lengths)]
-    fig = go.Figure([go.Bar(name=kind, x=[f"{n} changed file(s)" for n in lengths],
-                            y=[by_length[n][kind] for n in lengths]) for kind in kinds])
-    fig.update_layout(barmode="stack", title=title, yaxis_title="sessions", height=360,
-                      margin=dict(l=60, r=10, t=50, b=40))
+    fig = go.Figure(
+        [
+            go.Bar(
+                name=kind,
+                x=[f"{n} changed file(s)" for n in lengths],
+                y=[by_length[n][kind] for n in lengths],
+            )
+            for kind in kinds
+        ]
+    )
+    fig.update_layout(
+        barmode="stack",
+        title=title,
+        yaxis_title="sessions",
+        height=360,
+        margin=dict(l=60, r=10, t=50, b=40),
+    )
     return fig
 
 
@@ -617,12 +784,26 @@ def accuracy_figure(results: list[dict], title: str = "Exact match per field on 
     import plotly.graph_objects as go
 
     keys = (*FIELDS, "all")
-    fig = go.Figure([go.Bar(name=r.get("label", r["method"]), x=list(keys),
-                            y=[100 * r["accuracy"][k] for k in keys],
-                            text=[f"{100 * r['accuracy'][k]:.0f}%" for k in keys], textposition="outside")
-                     for r in results])
-    fig.update_layout(title=title, yaxis_title="% exact match", yaxis_range=[0, 110], barmode="group", height=380,
-                      margin=dict(l=60, r=10, t=50, b=40))
+    fig = go.Figure(
+        [
+            go.Bar(
+                name=r.get("label", r["method"]),
+                x=list(keys),
+                y=[100 * r["accuracy"][k] for k in keys],
+                text=[f"{100 * r['accuracy'][k]:.0f}%" for k in keys],
+                textposition="outside",
+            )
+            for r in results
+        ]
+    )
+    fig.update_layout(
+        title=title,
+        yaxis_title="% exact match",
+        yaxis_range=[0, 110],
+        barmode="group",
+        height=380,
+        margin=dict(l=60, r=10, t=50, b=40),
+    )
     return fig
 
 
@@ -642,7 +823,8 @@ def training_stages(meta: dict) -> list[dict]:
 
 
 def rows_trained(meta: dict) -> list[dict]:
-    """Per training stage, oldest first: steps, batch size and the rows (examples) they fed the model.
+    """Per training stage, oldest first: steps, batch size and the rows (examples) they fed the
+    model.
 
     The autoregressive twin gets the same budget as the diffusion model it races: as many rows,
     so as many answer tokens. A stage that kept no config gives its batch size in its command
@@ -654,42 +836,69 @@ def rows_trained(meta: dict) -> list[dict]:
         if batch is None:
             found = re.search(r"--batch-size[ =](\d+)", stage.get("command", ""))
             if found is None:
-                raise ValueError(f"a stage of {stage.get('steps', '?')} steps records no batch size")
+                raise ValueError(
+                    f"a stage of {stage.get('steps', '?')} steps records no batch size"
+                )
             batch = int(found.group(1))
-        out.append({"steps": int(stage.get("steps", 0)), "batch_size": int(batch),
-                    "rows": int(stage.get("steps", 0)) * int(batch)})
+        out.append(
+            {
+                "steps": int(stage.get("steps", 0)),
+                "batch_size": int(batch),
+                "rows": int(stage.get("steps", 0)) * int(batch),
+            }
+        )
     return out
 
 
 def _where(stage: dict) -> str:
-    return stage.get("device", "?") + (f" ({stage['accelerator']})" if stage.get("accelerator") else "")
+    return stage.get("device", "?") + (
+        f" ({stage['accelerator']})" if stage.get("accelerator") else ""
+    )
 
 
 def stage_summary(stage: dict) -> str:
     """One line per stage: steps, minutes, device, speed, fresh sessions, files by slot filling."""
     slots = next((r for r in stage.get("evaluations", []) if r["method"] == "slots"), None)
-    score = f"; files {100 * slots['accuracy']['files']:.1f}% with slots on {slots['n']}" if slots else ""
-    fresh = f", {stage['extra_sessions']:,} of its sessions generated afresh" if stage.get("extra_sessions") else ""
-    return (f"{stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.0f} min on {_where(stage)} "
-            f"({stage.get('tokens_per_s', 0):,.0f} tokens/s{fresh}){score}")
+    score = (
+        f"; files {100 * slots['accuracy']['files']:.1f}% with slots on {slots['n']}"
+        if slots
+        else ""
+    )
+    fresh = (
+        f", {stage['extra_sessions']:,} of its sessions generated afresh"
+        if stage.get("extra_sessions")
+        else ""
+    )
+    return (
+        f"{stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.0f} min on "
+        f"{_where(stage)} "
+        f"({stage.get('tokens_per_s', 0):,.0f} tokens/s{fresh}){score}"
+    )
 
 
 def _origin_lines(start: dict | None) -> list[str]:
-    """Where a continued run started, oldest stage first: each run's command, device, steps and scores."""
+    """Where a continued run started, oldest stage first: each run's command, device, steps and
+    scores."""
     lines: list[str] = []
     for i, stage in enumerate(training_stages(start) if start else []):
         # the commit, when the file at that path was overwritten since
         at = f" as of commit {stage['commit']}" if stage.get("commit") else ""
-        lines += [f"{'Then it' if i else 'It'} continued `{stage['path']}`{at}, made by `{stage.get('command', '?')}`"
-                  f" on {_where(stage)}: {stage.get('steps', '?')} steps in {stage.get('train_seconds', 0) / 60:.1f}"
-                  " min. That run scored:", ""]
+        lines += [
+            f"{'Then it' if i else 'It'} continued `{stage['path']}`{at}, made by "
+            f"`{stage.get('command', '?')}`"
+            f" on {_where(stage)}: {stage.get('steps', '?')} steps in "
+            f"{stage.get('train_seconds', 0) / 60:.1f}"
+            " min. That run scored:",
+            "",
+        ]
         if stage.get("evaluations"):
             lines += [accuracy_table(stage["evaluations"]), ""]
     return lines
 
 
 def _sampler_frac(stage: dict) -> float:
-    """A training stage's --sampler-frac: from its config when kept, else from its command (default 0)."""
+    """A training stage's --sampler-frac: from its config when kept, else from its command
+    (default 0)."""
     if "sampler_frac" in stage.get("train", {}):
         return float(stage["train"]["sampler_frac"])
     found = re.search(r"--sampler-frac[ =](\S+)", stage.get("command", ""))
@@ -697,23 +906,41 @@ def _sampler_frac(stage: dict) -> float:
 
 
 def _loss_lines(meta: dict) -> list[str]:
-    """Which stages trained on rows whose loss is not the ELBO (see masking.masked_diffusion_loss)."""
+    """Which stages trained on rows whose loss is not the ELBO (see
+    masking.masked_diffusion_loss)."""
     stages = []
     while meta:
         stages.insert(0, meta)
         meta = meta.get("init_from")
     fracs = [_sampler_frac(s) for s in stages]
     if not any(fracs):
-        return ["- loss: every row masked by the forward process (each answer token independently at rate t);"
-                " its 1/t-weighted cross-entropy estimates the negative ELBO"]
-    by_stage = "; ".join(f"stage {i}, " + (f"{f:.0%} of each batch sampler-ordered (`--sampler-frac {f:g}`), the"
-                                           " rest forward process" if f else "every row forward process")
-                         for i, f in enumerate(fracs, 1))
-    return [f"- loss, oldest stage first (stage {len(stages)} is this run): {by_stage}. A row masked by the forward"
-            " process (each answer token independently at rate t) has a 1/t-weighted cross-entropy that estimates"
-            " the negative ELBO. A sampler-ordered row (`--sampler-frac`, `sampler_order_mask`: each field cut"
-            " after a random number of its slot-filling steps, the JSON around the values never masked, t set to"
-            " the masked share) has a plain mean cross-entropy over its masked tokens instead, not the ELBO"]
+        return [
+            "- loss: every row masked by the forward process (each answer token independently at "
+            "rate t);"
+            " its 1/t-weighted cross-entropy estimates the negative ELBO"
+        ]
+    by_stage = "; ".join(
+        f"stage {i}, "
+        + (
+            f"{f:.0%} of each batch sampler-ordered (`--sampler-frac {f:g}`), the"
+            " rest forward process"
+            if f
+            else "every row forward process"
+        )
+        for i, f in enumerate(fracs, 1)
+    )
+    return [
+        f"- loss, oldest stage first (stage {len(stages)} is this run): {by_stage}. A row masked "
+        "by the forward"
+        " process (each answer token independently at rate t) has a 1/t-weighted cross-entropy "
+        "that estimates"
+        " the negative ELBO. A sampler-ordered row (`--sampler-frac`, `sampler_order_mask`: each "
+        "field cut"
+        " after a random number of its slot-filling steps, the JSON around the values never "
+        "masked, t set to"
+        " the masked share) has a plain mean cross-entropy over its masked tokens instead, not the "
+        "ELBO"
+    ]
 
 
 def _arch(meta: dict) -> str:
@@ -727,39 +954,80 @@ def _write_report(out: Path, meta: dict) -> None:
     ar = arch == "autoregressive"
     (out / f"{arch}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     lines = [
-        f"# The shipped toy {arch} checkpoint", "",
+        f"# The shipped toy {arch} checkpoint",
+        "",
         f"Made by `{meta['command']}` on {meta['device']}"
-        + (f" ({meta['accelerator']}; host {meta['machine']})" if meta.get("accelerator") else f" ({meta['machine']})")
-        + f", torch {meta['torch']}.", "",
+        + (
+            f" ({meta['accelerator']}; host {meta['machine']})"
+            if meta.get("accelerator")
+            else f" ({meta['machine']})"
+        )
+        + f", torch {meta['torch']}.",
+        "",
         *_origin_lines(meta.get("init_from")),
-        f"- parameters: {meta['parameters']:,}", f"- steps: {meta['steps']} x batch {meta['train']['batch_size']}",
-        *([f"- training sessions: the {meta['n_train_sessions'] - meta['extra_sessions']:,} committed ones and "
-           f"{meta['extra_sessions']:,} generated after them"] if meta.get("extra_sessions") else []),
-        f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} tokens/s "
+        f"- parameters: {meta['parameters']:,}",
+        f"- steps: {meta['steps']} x batch {meta['train']['batch_size']}",
+        *(
+            [
+                f"- training sessions: the {meta['n_train_sessions'] - meta['extra_sessions']:,} "
+                "committed ones and "
+                f"{meta['extra_sessions']:,} generated after them"
+            ]
+            if meta.get("extra_sessions")
+            else []
+        ),
+        f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} "
+        "tokens/s "
         f"(torch threads: {meta['train']['threads'] or 'default'})",
         f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}"
         + (", over both kinds of rows below" if _sampler_frac(meta) else ""),
-        *(["- loss: next-token cross-entropy on the answer tokens, given the prompt and the answer before them"
-            " (the causal twin of the diffusion model: same code, size, examples and batches)"] if ar
-          else _loss_lines(meta)),
-        f"- answer region: {meta['answer_len']} tokens" + (f", value slots {meta['layout']['widths']}" if "layout" in meta else "")
-        + (f", one slot per item for {meta['layout']['items']}" if meta.get("layout", {}).get("items") else ""),
+        *(
+            [
+                "- loss: next-token cross-entropy on the answer tokens, given the prompt and the "
+                "answer before them"
+                " (the causal twin of the diffusion model: same code, size, examples and batches)"
+            ]
+            if ar
+            else _loss_lines(meta)
+        ),
+        f"- answer region: {meta['answer_len']} tokens"
+        + (f", value slots {meta['layout']['widths']}" if "layout" in meta else "")
+        + (
+            f", one slot per item for {meta['layout']['items']}"
+            if meta.get("layout", {}).get("items")
+            else ""
+        ),
         "",
         "Per-field exact match on held-out short sessions, record "
-        + ("written left to right, greedily:" if ar else "filled from a fully masked region:"), "",
-        accuracy_table(meta["evaluations"]) if meta.get("evaluations") else "(not evaluated)", "",
+        + ("written left to right, greedily:" if ar else "filled from a fully masked region:"),
+        "",
+        accuracy_table(meta["evaluations"]) if meta.get("evaluations") else "(not evaluated)",
+        "",
     ]
     for r in meta.get("evaluations", []):
         short = [k for k in FIELDS if r["accuracy"][k] < TARGET_ACCURACY]
         verdict = "reached" if not short else "NOT reached: below on " + ", ".join(short)
-        lines.append(f"- target >= {TARGET_ACCURACY:.0%} exact match on every field, {r['method']} on {r['n']}: {verdict}"
-                     f" (filling took {r['seconds']} s)")
+        lines.append(
+            f"- target >= {TARGET_ACCURACY:.0%} exact match on every field, {r['method']} on "
+            f"{r['n']}: {verdict}"
+            f" (filling took {r['seconds']} s)"
+        )
     if meta.get("quick_evals"):
-        lines += ["", f"During training ({'left to right' if ar else 'slots filling'}, first held-out sessions;"
-                  " minutes of training time):", "",
-                  "| step | min | " + " | ".join(FIELDS) + " | all |", "|---|---|" + "---|" * (len(FIELDS) + 1)]
-        lines += [f"| {q['step']} | {q['seconds'] / 60:.0f} | " + " | ".join(
-            f"{100 * q['accuracy'][k]:.0f}%" for k in (*FIELDS, "all")) + " |" for q in meta["quick_evals"]]
+        lines += [
+            "",
+            f"During training ({'left to right' if ar else 'slots filling'}, first held-out "
+            "sessions;"
+            " minutes of training time):",
+            "",
+            "| step | min | " + " | ".join(FIELDS) + " | all |",
+            "|---|---|" + "---|" * (len(FIELDS) + 1),
+        ]
+        lines += [
+            f"| {q['step']} | {q['seconds'] / 60:.0f} | "
+            + " | ".join(f"{100 * q['accuracy'][k]:.0f}%" for k in (*FIELDS, "all"))
+            + " |"
+            for q in meta["quick_evals"]
+        ]
     lines.append("")
     (out / f"{arch}.md").write_text("\n".join(lines), encoding="utf-8")
 
@@ -772,17 +1040,33 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
     """
     model, old_vocab, old_layout, meta = load_checkpoint(path, device)
     if old_vocab.itos != vocab.itos or old_layout.to_dict() != layout.to_dict():
-        raise CheckpointError(f"{path} was made from another corpus or record layout; train from scratch instead")
+        raise CheckpointError(
+            f"{path} was made from another corpus or record layout; train from scratch instead"
+        )
     mc = model.config
     if mc.causal != (cfg.arch == "autoregressive"):
-        raise CheckpointError(f"{path} holds a {'causal' if mc.causal else 'bidirectional'} model, not one for"
-                              f" --arch {cfg.arch}")
+        raise CheckpointError(
+            f"{path} holds a {'causal' if mc.causal else 'bidirectional'} model, not one for"
+            f" --arch {cfg.arch}"
+        )
     if (mc.max_len, mc.anchor_pos) != (cfg.max_len, cfg.prompt_room - 1):
-        raise CheckpointError(f"{path} places the answer at {mc.anchor_pos + 1} of {mc.max_len}, this corpus at "
-                              f"{cfg.prompt_room} of {cfg.max_len}; train from scratch instead")
+        raise CheckpointError(
+            f"{path} places the answer at {mc.anchor_pos + 1} of {mc.max_len}, this corpus at "
+            f"{cfg.prompt_room} of {cfg.max_len}; train from scratch instead"
+        )
     cfg = replace(cfg, n_layer=mc.n_layer, n_head=mc.n_head, n_embd=mc.n_embd)
-    keep = ("command", "device", "accelerator", "torch", "train", "steps", "train_seconds", "tokens_per_s",
-            "evaluations", "init_from")
+    keep = (
+        "command",
+        "device",
+        "accelerator",
+        "torch",
+        "train",
+        "steps",
+        "train_seconds",
+        "tokens_per_s",
+        "evaluations",
+        "init_from",
+    )
     start = {"path": str(path), **{k: meta[k] for k in keep if k in meta}}
     for r in start.get("evaluations", []):
         r.pop("examples", None)
@@ -790,44 +1074,100 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train (or score) the toy masked diffusion LM, or its autoregressive"
-                                                 " twin, on the short corpus.")
+    parser = argparse.ArgumentParser(
+        description="Train (or score) the toy masked diffusion LM, or its autoregressive"
+        " twin, on the short corpus."
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT.parent)
-    parser.add_argument("--arch", choices=ARCHS, default="diffusion",
-                        help="diffusion (diffusion.pt) or its causal twin, trained on the same examples and batches "
-                             "with next-token loss (autoregressive.pt)")
+    parser.add_argument(
+        "--arch",
+        choices=ARCHS,
+        default="diffusion",
+        help="diffusion (diffusion.pt) or its causal twin, trained on the same examples and "
+        "batches "
+        "with next-token loss (autoregressive.pt)",
+    )
     defaults = TrainConfig()
-    parser.add_argument("--preset", choices=("auto", *PRESETS), default="auto",
-                        help="model size and steps: 'cpu' or 'gpu'; auto picks by device. Flags below override it.")
+    parser.add_argument(
+        "--preset",
+        choices=("auto", *PRESETS),
+        default="auto",
+        help="model size and steps: 'cpu' or 'gpu'; auto picks by device. Flags below override it.",
+    )
     for name in ("n_layer", "n_head", "n_embd", "batch_size", "steps"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=None)
     for name in ("warmup", "seed"):
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=int, default=getattr(defaults, name)
+        )
     for name in ("lr", "min_lr", "t_floor"):
-        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    parser.add_argument("--sampler-frac", type=float, default=defaults.sampler_frac,
-                        help="share of each batch masked as the slots sampler leaves it (sampler_order_mask)")
-    parser.add_argument("--time-budget", type=float, default=None, help="seconds; stop training early")
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=float, default=getattr(defaults, name)
+        )
+    parser.add_argument(
+        "--sampler-frac",
+        type=float,
+        default=defaults.sampler_frac,
+        help="share of each batch masked as the slots sampler leaves it (sampler_order_mask)",
+    )
+    parser.add_argument(
+        "--time-budget", type=float, default=None, help="seconds; stop training early"
+    )
     parser.add_argument("--weighting", choices=WEIGHTINGS, default=defaults.weighting)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--device", default=None)
-    parser.add_argument("--limit", type=int, default=None, help="use only this many training sessions")
-    parser.add_argument("--extra-sessions", type=int, default=0,
-                        help="also train on this many sessions generated after the committed ones (same seed; "
-                             "held-out texts excluded); vocab and slots stay the committed corpus's")
-    parser.add_argument("--eval-n", type=int, default=500, help="held-out sessions for the final evaluation")
-    parser.add_argument("--eval-every", type=int, default=500, help="steps between quick evaluations (0: none)")
-    parser.add_argument("--quick-n", type=int, default=64, help="held-out sessions in each quick evaluation")
-    parser.add_argument("--save-every", type=float, default=600, help="seconds between checkpoint saves")
-    parser.add_argument("--methods", default=None,
-                        help="final evaluation methods, from " + ", ".join(FILL_METHODS) + " (default slots,one_shot),"
-                             " or autoregressive (the default with --arch autoregressive)")
-    parser.add_argument("--conf-steps", type=int, default=32, help="most model calls per record, confidence filling")
-    parser.add_argument("--threshold", type=float, default=0.9, help="commit every prediction at least this sure")
-    parser.add_argument("--init-from", type=Path, default=None,
-                        help="continue training this checkpoint (its model size; same corpus and slots)")
-    parser.add_argument("--eval-only", action="store_true", help="score the checkpoint in --out, do not train")
-    parser.add_argument("--update-report", action="store_true", help="with --eval-only: store the scores beside the checkpoint")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="use only this many training sessions"
+    )
+    parser.add_argument(
+        "--extra-sessions",
+        type=int,
+        default=0,
+        help="also train on this many sessions generated after the committed ones (same seed; "
+        "held-out texts excluded); vocab and slots stay the committed corpus's",
+    )
+    parser.add_argument(
+        "--eval-n", type=int, default=500, help="held-out sessions for the final evaluation"
+    )
+    parser.add_argument(
+        "--eval-every", type=int, default=500, help="steps between quick evaluations (0: none)"
+    )
+    parser.add_argument(
+        "--quick-n", type=int, default=64, help="held-out sessions in each quick evaluation"
+    )
+    parser.add_argument(
+        "--save-every", type=float, default=600, help="seconds between checkpoint saves"
+    )
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help="final evaluation methods, from "
+        + ", ".join(FILL_METHODS)
+        + " (default slots,one_shot),"
+        " or autoregressive (the default with --arch autoregressive)",
+    )
+    parser.add_argument(
+        "--conf-steps", type=int, default=32, help="most model calls per record, confidence filling"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.9, help="commit every prediction at least this sure"
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue training this checkpoint (its model size; same corpus and slots)",
+    )
+    parser.add_argument(
+        "--eval-only", action="store_true", help="score the checkpoint in --out, do not train"
+    )
+    parser.add_argument(
+        "--update-report",
+        action="store_true",
+        help="with --eval-only: store the scores beside the checkpoint",
+    )
     args = parser.parse_args(argv)
 
     from unmasked.sessions import load_short_sessions
@@ -843,11 +1183,25 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in args.methods.split(",") if m]
     allowed = ("autoregressive",) if ar else FILL_METHODS
     if any(m not in allowed for m in methods):
-        parser.error(f"--methods for --arch {args.arch} must be from {', '.join(allowed)}, got {args.methods}")
+        parser.error(
+            f"--methods for --arch {args.arch} must be from {', '.join(allowed)}, got "
+            f"{args.methods}"
+        )
 
     def final_evals(model, vocab, layout):
-        return [evaluate(model, vocab, test, layout, m, args.threshold, progress=True, max_steps=args.conf_steps)
-                for m in methods]
+        return [
+            evaluate(
+                model,
+                vocab,
+                test,
+                layout,
+                m,
+                args.threshold,
+                progress=True,
+                max_steps=args.conf_steps,
+            )
+            for m in methods
+        ]
 
     if args.eval_only:
         model, vocab, layout, meta = load_checkpoint(ckpt, device)
@@ -855,12 +1209,18 @@ def main(argv: list[str] | None = None) -> int:
         print(accuracy_table(results))
         if args.update_report:  # replace earlier evaluations by the same method, keep the rest
             done = {r["method"] for r in results}
-            meta["evaluations"] = [r for r in meta.get("evaluations", []) if r["method"] not in done] + results
+            meta["evaluations"] = [
+                r for r in meta.get("evaluations", []) if r["method"] not in done
+            ] + results
             save_checkpoint(ckpt, model, vocab, layout, meta)
             _write_report(args.out, meta)
         return 0
 
-    preset = PRESETS[args.preset if args.preset != "auto" else ("gpu" if str(device).startswith("cuda") else "cpu")]
+    preset = PRESETS[
+        args.preset
+        if args.preset != "auto"
+        else ("gpu" if str(device).startswith("cuda") else "cpu")
+    ]
     for name, value in preset.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -869,22 +1229,51 @@ def main(argv: list[str] | None = None) -> int:
     layout = RecordLayout.fit([s.record for s in train], vocab)
     examples = [encode_example(s, vocab, layout) for s in train]
     answer_len = layout.length(vocab)
-    cfg = sized_for(TrainConfig(**{k: getattr(args, k) for k in (
-        "n_layer", "n_head", "n_embd", "batch_size", "steps", "warmup", "seed", "lr", "min_lr",
-        "t_floor", "weighting", "threads", "sampler_frac", "arch")}, time_budget_s=args.time_budget, device=device),
-        examples)
-    extra, extra_examples = extra_training_sessions(args.extra_sessions, vocab, layout, cfg.prompt_room)
+    cfg = sized_for(
+        TrainConfig(
+            **{
+                k: getattr(args, k)
+                for k in (
+                    "n_layer",
+                    "n_head",
+                    "n_embd",
+                    "batch_size",
+                    "steps",
+                    "warmup",
+                    "seed",
+                    "lr",
+                    "min_lr",
+                    "t_floor",
+                    "weighting",
+                    "threads",
+                    "sampler_frac",
+                    "arch",
+                )
+            },
+            time_budget_s=args.time_budget,
+            device=device,
+        ),
+        examples,
+    )
+    extra, extra_examples = extra_training_sessions(
+        args.extra_sessions, vocab, layout, cfg.prompt_room
+    )
     examples += extra_examples
     if len(examples) < cfg.batch_size:  # batches() would refuse too, after the model is built
-        parser.error(f"{len(examples)} training examples cannot fill a batch of {cfg.batch_size}: "
-                     "lower --batch-size or raise --limit")
+        parser.error(
+            f"{len(examples)} training examples cannot fill a batch of {cfg.batch_size}: "
+            "lower --batch-size or raise --limit"
+        )
     seed_everything(cfg.seed)
     if args.init_from is not None:
         model, cfg, start = continue_from(args.init_from, vocab, layout, cfg, device)
     else:
         model, start = new_model(vocab, cfg), None
-    print(f"{len(train)} sessions + {len(extra)} generated, vocab {vocab.size}, answer region {answer_len} ({layout}), "
-          f"{model.num_params():,} parameters, device {device}, threads {torch.get_num_threads()}")
+    print(
+        f"{len(train)} sessions + {len(extra)} generated, vocab {vocab.size}, answer region "
+        f"{answer_len} ({layout}), "
+        f"{model.num_params():,} parameters, device {device}, threads {torch.get_num_threads()}"
+    )
     quick = test[: args.quick_n]
     evals: list[dict] = []
     last_save = [time.perf_counter()]
@@ -893,17 +1282,31 @@ def main(argv: list[str] | None = None) -> int:
     def meta_now(history, evaluations):
         secs = history[-1]["seconds"] if history else 0.0
         return {
-            "command": "python -m unmasked.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "device": str(device), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "torch": str(torch.__version__), "parameters": model.num_params(), "train": asdict(cfg),
-            "n_train_sessions": len(train) + len(extra), "extra_sessions": len(extra), "answer_len": answer_len,
-            "layout": layout.to_dict(), "steps": len(history),
+            "command": "python -m unmasked.train "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
+            "device": str(device),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "torch": str(torch.__version__),
+            "parameters": model.num_params(),
+            "train": asdict(cfg),
+            "n_train_sessions": len(train) + len(extra),
+            "extra_sessions": len(extra),
+            "answer_len": answer_len,
+            "layout": layout.to_dict(),
+            "steps": len(history),
             "train_seconds": round(secs, 1),
             "tokens_per_s": history[-1]["tokens"] / max(secs, 1e-9) if history else 0.0,
             "final_loss": sum(h["loss"] for h in history[-100:]) / max(1, len(history[-100:])),
-            "loss_curve": [[h["step"], round(h["loss"], 4)] for h in history[:: max(1, len(history) // 400)]],
-            "quick_evals": evals, "evaluations": evaluations,
-            **({"accelerator": torch.cuda.get_device_name(device)} if str(device).startswith("cuda") else {}),
+            "loss_curve": [
+                [h["step"], round(h["loss"], 4)] for h in history[:: max(1, len(history) // 400)]
+            ],
+            "quick_evals": evals,
+            "evaluations": evaluations,
+            **(
+                {"accelerator": torch.cuda.get_device_name(device)}
+                if str(device).startswith("cuda")
+                else {}
+            ),
             **({"init_from": start} if start else {}),
         }
 
@@ -914,14 +1317,19 @@ def main(argv: list[str] | None = None) -> int:
             quick_method = "autoregressive" if ar else "slots"
             r = evaluate(model, vocab, quick, layout, quick_method)
             evals.append({"step": step, "seconds": round(elapsed, 1), "accuracy": r["accuracy"]})
-            print(f"step {step} ({elapsed / 60:.1f} min) {quick_method} on {len(quick)}: "
-                  + ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["accuracy"].items()), flush=True)
+            print(
+                f"step {step} ({elapsed / 60:.1f} min) {quick_method} on {len(quick)}: "
+                + ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["accuracy"].items()),
+                flush=True,
+            )
             model.train()
         if time.perf_counter() - last_save[0] > args.save_every:
             save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
             last_save[0] = time.perf_counter()
 
-    train_model(model, vocab, examples, cfg, on_step=on_step, progress=True, history=history, layout=layout)
+    train_model(
+        model, vocab, examples, cfg, on_step=on_step, progress=True, history=history, layout=layout
+    )
     save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
     results = final_evals(model, vocab, layout)
     meta = meta_now(history, results)

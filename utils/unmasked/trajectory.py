@@ -1,4 +1,5 @@
-"""Structural facts of an agent's trajectory: what it changed, what failed, what it was asked, where it stopped.
+"""Structural facts of an agent's trajectory: what it changed, what failed, what it was asked, where
+it stopped.
 
 Read from the structure of any loaded transcript (tool calls, their arguments, exit codes, the
 final diff), not from how anyone phrased things:
@@ -27,11 +28,25 @@ from dataclasses import dataclass, field
 
 from unmasked.sessions import Session, Transcript
 
-_PATH_KEYS = ("path", "file_path", "notebook_path", "filename", "file", "target_file", "dest", "destination")
+_PATH_KEYS = (
+    "path",
+    "file_path",
+    "notebook_path",
+    "filename",
+    "file",
+    "target_file",
+    "dest",
+    "destination",
+)
 _COMMAND_KEYS = ("command", "cmd", "script", "code")
-_EDIT_TOOL = re.compile(r"write|edit|patch|replace|create|insert|append|delete|remove|rename|move", re.I)
-_COMMAND_TOOL = re.compile(r"^(?:bash|shell|sh|run|exec|execute_bash|execute_command|terminal|run_command|"
-                           r"run_shell_command|local_shell|container\.exec)$", re.I)
+_EDIT_TOOL = re.compile(
+    r"write|edit|patch|replace|create|insert|append|delete|remove|rename|move", re.I
+)
+_COMMAND_TOOL = re.compile(
+    r"^(?:bash|shell|sh|run|exec|execute_bash|execute_command|terminal|run_command|"
+    r"run_shell_command|local_shell|container\.exec)$",
+    re.I,
+)
 _EDITOR_WRITES = {"create", "str_replace", "insert", "undo_edit", "write", "edit", "append"}
 
 
@@ -40,7 +55,8 @@ class FileEdit:
     """One change to one file: where it happened and how."""
 
     path: str
-    how: str  # the tool or shell construct: "str_replace_editor", "apply_patch", "sed -i", "heredoc", ...
+    # the tool or shell construct: "str_replace_editor", "apply_patch", "sed -i", "heredoc", ...
+    how: str
     turn: int  # index of the assistant turn that made it
     change: str = ""  # what changed, when the call says (old -> new, or the command)
 
@@ -81,7 +97,8 @@ class TrajectoryFacts:
         return [p for p in self.final_diff_files if p not in self.files_modified]
 
 
-# ---- paths -----------------------------------------------------------------------------------------
+# ---- paths
+# -----------------------------------------------------------------------------------------
 
 _DIFF_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)|^\+\+\+ (?:b/)?(\S+)", re.M)
 
@@ -100,14 +117,15 @@ def relative(path: str, root: str = "", known: Sequence[str] = ()) -> str:
     """A path as the repository names it: relative to the agent's working directory."""
     path = path.strip().strip("'\"")
     if root and path.startswith(root.rstrip("/") + "/"):
-        return path[len(root.rstrip("/")) + 1:]
+        return path[len(root.rstrip("/")) + 1 :]
     for k in known:
         if path.endswith("/" + k):
             return k
     return path.removeprefix("./")
 
 
-# ---- edits in shell commands -------------------------------------------------------------------------
+# ---- edits in shell commands
+# -------------------------------------------------------------------------
 
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
 _REDIRECT = re.compile(r"(?<![0-9&<>])>>?\s*(?!&)([^\s;&|<>()]+)")
@@ -147,7 +165,9 @@ def _redirect_targets(simple: str) -> list[str]:
         return [m.group(1) for m in _REDIRECT.finditer(simple)]
     out = []
     for k, tok in enumerate(tokens[:-1]):
-        if tok in (">", ">>", ">|") and not (k and tokens[k - 1].isdigit() and tokens[k - 1] != "1"):
+        if tok in (">", ">>", ">|") and not (
+            k and tokens[k - 1].isdigit() and tokens[k - 1] != "1"
+        ):
             out.append(tokens[k + 1])
     return out
 
@@ -163,7 +183,11 @@ def shell_edits(command: str) -> list[tuple[str, str]]:
         for target in _redirect_targets(simple):
             if target.startswith("/dev/") or target.startswith("$"):
                 continue
-            how = "heredoc" if heredoc and "<<" in simple else f"{_words(simple)[0] if _words(simple) else ''} >"
+            how = (
+                "heredoc"
+                if heredoc and "<<" in simple
+                else f"{_words(simple)[0] if _words(simple) else ''} >"
+            )
             found.append((target, how.strip()))
         words = _words(re.sub(r"(?<![0-9&<>])>>?\s*\S+|<<-?\s*\S+|<\s*\S+|2>&1|2>\S+", " ", simple))
         while words and re.fullmatch(r"\w+=\S*", words[0]):
@@ -174,7 +198,7 @@ def shell_edits(command: str) -> list[tuple[str, str]]:
         if prog == "sed" and any(a.startswith("-i") or a == "--in-place" for a in args):
             plain = [a for a in args if not a.startswith("-")]
             scripted = any(a in ("-e", "--expression") or a.startswith("-f") for a in args)
-            for p in (plain if scripted else plain[1:]):
+            for p in plain if scripted else plain[1:]:
                 found.append((p, "sed -i"))
         elif prog in ("tee",):
             found += [(a, "tee") for a in args if not a.startswith("-")]
@@ -188,7 +212,8 @@ def shell_edits(command: str) -> list[tuple[str, str]]:
     return [(p, how) for p, how in found if p and not p.endswith("/")]
 
 
-# ---- edits in tool calls -------------------------------------------------------------------------------
+# ---- edits in tool calls
+# -------------------------------------------------------------------------------
 
 _PATCH_FILE = re.compile(r"^\*\*\* (?:Update|Add|Delete) File: (.+)$|^\*\*\* Move to: (.+)$", re.M)
 
@@ -201,7 +226,11 @@ def _clip(text: str, n: int = 160) -> str:
 def command_of(name: str, args: Mapping) -> str:
     for key in _COMMAND_KEYS:
         value = args.get(key)
-        if isinstance(value, str) and value.strip() and not (key == "command" and value in _EDITOR_WRITES | {"view"}):
+        if (
+            isinstance(value, str)
+            and value.strip()
+            and not (key == "command" and value in _EDITOR_WRITES | {"view"})
+        ):
             return value
         if isinstance(value, list) and value and all(isinstance(w, str) for w in value):
             return " ".join(value[2:] if value[1:2] in (["-lc"], ["-c"]) else value)
@@ -225,14 +254,20 @@ def call_edits(name: str, args: Mapping) -> list[tuple[str, str, str]]:
         return out
     paths = [args[k] for k in _PATH_KEYS if isinstance(args.get(k), str)]
     sub = args.get("command") if isinstance(args.get("command"), str) else ""
-    if paths and (sub in _EDITOR_WRITES or (sub not in ("view",) and _EDIT_TOOL.search(name or ""))):
+    if paths and (
+        sub in _EDITOR_WRITES or (sub not in ("view",) and _EDIT_TOOL.search(name or ""))
+    ):
         if isinstance(args.get("old_str"), str) or isinstance(args.get("old_string"), str):
             old = args.get("old_str", args.get("old_string"))
             new = args.get("new_str", args.get("new_string", ""))
             change = f"{_clip(old, 60)!r} -> {_clip(new, 60)!r}"
         elif isinstance(args.get("edits"), list):
             change = f"{len(args['edits'])} replacements"
-        elif sub == "create" or isinstance(args.get("file_text"), str) or isinstance(args.get("content"), str):
+        elif (
+            sub == "create"
+            or isinstance(args.get("file_text"), str)
+            or isinstance(args.get("content"), str)
+        ):
             change = "wrote the whole file"
         else:
             change = sub
@@ -240,26 +275,43 @@ def call_edits(name: str, args: Mapping) -> list[tuple[str, str, str]]:
     return out
 
 
-_AIDER_BLOCK = re.compile(r"^([^\s`][^\n`]*?)\n```[^\n]*\n<<<<<<< SEARCH\n(.*?)\n=======\n(.*?)\n>>>>>>> REPLACE", re.M | re.S)
+_AIDER_BLOCK = re.compile(
+    r"^([^\s`][^\n`]*?)\n```[^\n]*\n<<<<<<< SEARCH\n(.*?)\n=======\n(.*?)\n>>>>>>> REPLACE",
+    re.M | re.S,
+)
 _AIDER_APPLIED = re.compile(r"^Applied edit to (\S+)", re.M)
 _OPEN = re.compile(r"^(?:open|create|goto_file)\s+\"?([^\s\"]+)", re.M)
 _FILE_HEADER = re.compile(r"^\[File: (\S+) \(\d+ lines total\)\]", re.M)
 _SWE_EDIT = re.compile(r"^edit\s+\d+:\d+", re.M)
 
 
-# ---- failures --------------------------------------------------------------------------------------------
+# ---- failures
+# --------------------------------------------------------------------------------------------
 
-_EXIT_MARK = re.compile(r"\[?(?:exit code|exit status|returncode|Process exited with code|The command completed "
-                        r"with exit code)[:\s]+(-?\d+)\.?\]?", re.I)
-_EXCEPTION_LINE = re.compile(r"^\s*(?:E\s+)?((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure)"
-                             r"(?::.*)?)\s*$", re.M)
+_EXIT_MARK = re.compile(
+    r"\[?(?:exit code|exit status|returncode|Process exited with code|The command completed "
+    r"with exit code)[:\s]+(-?\d+)\.?\]?",
+    re.I,
+)
+_EXCEPTION_LINE = re.compile(
+    r"^\s*(?:E\s+)?((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure)"
+    r"(?::.*)?)\s*$",
+    re.M,
+)
 _FAIL_WORDS = re.compile(r"\b(?:error|fatal|FAILED|failed|panic)\b", re.I)
-_TEST_FAILURE = re.compile(r"^=*\s*(?:\d+ failed|\d+ errors?)\b.*\bin [\d.]+s\b|^FAILED \S+|^ERROR \S+", re.M)
+_TEST_FAILURE = re.compile(
+    r"^=*\s*(?:\d+ failed|\d+ errors?)\b.*\bin [\d.]+s\b|^FAILED \S+|^ERROR \S+", re.M
+)
 
 
 def error_line(text: str) -> str:
-    """The last line of an error: the final exception line, else the last line that says it failed."""
-    lines = [ln for ln in (text or "").splitlines() if ln.strip() and not _EXIT_MARK.fullmatch(ln.strip())]
+    """The last line of an error: the final exception line, else the last line that says it
+    failed."""
+    lines = [
+        ln
+        for ln in (text or "").splitlines()
+        if ln.strip() and not _EXIT_MARK.fullmatch(ln.strip())
+    ]
     exceptions = _EXCEPTION_LINE.findall("\n".join(lines))
     if exceptions:
         return exceptions[-1].strip()
@@ -274,10 +326,8 @@ def exit_code_in(text: str) -> int | None:
     text = text or ""
     if len(text) > 1_200:  # tools print it first ("Exit code 1") or last ("[exit code: 1]")
         text = text[:400] + "\n" + text[-600:]
-    m = None
-    for m in _EXIT_MARK.finditer(text):
-        pass
-    return int(m.group(1)) if m else None
+    marks = list(_EXIT_MARK.finditer(text))
+    return int(marks[-1].group(1)) if marks else None
 
 
 def looks_failed(text: str) -> bool:
@@ -286,7 +336,8 @@ def looks_failed(text: str) -> bool:
     return "Traceback (most recent call last)" in text or bool(_TEST_FAILURE.search(text[-4_000:]))
 
 
-# ---- the facts -------------------------------------------------------------------------------------------
+# ---- the facts
+# -------------------------------------------------------------------------------------------
 
 
 def _as_turns(source):
@@ -320,9 +371,14 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
     root = transcript.root if transcript else ""
     final = diff_files(transcript.final_diff) if transcript else []
     if task is None:
-        task = source.task if isinstance(source, Session) else next(
-            (m.get("content") or "" for m in messages if m.get("role") == "user"), "")
-    facts = TrajectoryFacts(task=task, final_diff_files=final, format=transcript.format if transcript else "")
+        task = (
+            source.task
+            if isinstance(source, Session)
+            else next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
+        )
+    facts = TrajectoryFacts(
+        task=task, final_diff_files=final, format=transcript.format if transcript else ""
+    )
     calls: dict[str, tuple[str, dict, int]] = {}
     open_file = ""
     for i, m in enumerate(messages):
@@ -332,8 +388,14 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
         if role == "assistant":
             for block in _AIDER_BLOCK.finditer(text):
                 path = block.group(1).strip().strip("`*")
-                facts.edits.append(FileEdit(relative(path, root, final), "aider edit block", i,
-                                            f"{_clip(block.group(2), 60)!r} -> {_clip(block.group(3), 60)!r}"))
+                facts.edits.append(
+                    FileEdit(
+                        relative(path, root, final),
+                        "aider edit block",
+                        i,
+                        f"{_clip(block.group(2), 60)!r} -> {_clip(block.group(3), 60)!r}",
+                    )
+                )
             for call in m.get("tool_calls") or []:
                 name = str(call.get("function", call).get("name", ""))
                 args = _arguments(call)
@@ -344,33 +406,57 @@ def trajectory_facts(source, task: str | None = None) -> TrajectoryFacts:
                     facts.edits.append(FileEdit(relative(path, root, final), how, i, change))
                 if command and not edits:
                     for path, how in shell_edits(command):
-                        facts.edits.append(FileEdit(relative(path, root, final), how, i, _clip(command, 120)))
+                        facts.edits.append(
+                            FileEdit(relative(path, root, final), how, i, _clip(command, 120))
+                        )
                     opened = _OPEN.search(command)
                     if opened:
                         open_file = opened.group(1)
                     if _SWE_EDIT.search(command) and open_file:
-                        facts.edits.append(FileEdit(relative(open_file, root, final), "edit (open file)", i,
-                                                    _clip(command, 120)))
-                facts.last_action = f"{name}: {command or _clip(json.dumps(args, ensure_ascii=False, sort_keys=True), 120)}"
+                        facts.edits.append(
+                            FileEdit(
+                                relative(open_file, root, final),
+                                "edit (open file)",
+                                i,
+                                _clip(command, 120),
+                            )
+                        )
+                shown = command or _clip(json.dumps(args, ensure_ascii=False, sort_keys=True), 120)
+                facts.last_action = f"{name}: {shown}"
                 facts.last_result = ""
         elif role == "tool":
             cid = str(m.get("tool_call_id"))
             header = _FILE_HEADER.search(text) if "[File: " in text else None
-            if header and not (open_file and header.group(1).endswith("/" + open_file.lstrip("./"))):
-                open_file = header.group(1)  # the editor's own header, unless it is the file just opened
+            if header and not (
+                open_file and header.group(1).endswith("/" + open_file.lstrip("./"))
+            ):
+                open_file = header.group(
+                    1
+                )  # the editor's own header, unless it is the file just opened
             name, args, _ = calls.get(cid, ("", {}, i))
             command = command_of(name, args)
             code = transcript.exit_codes.get(cid) if transcript else None
             code = exit_code_in(text) if code is None else code
             marked = bool(transcript and transcript.failed.get(cid))
             is_command = bool(command) or bool(_COMMAND_TOOL.match(name))
-            failed = (code is not None and code != 0) or marked or (code is None and is_command and looks_failed(text))
+            failed = (
+                (code is not None and code != 0)
+                or marked
+                or (code is None and is_command and looks_failed(text))
+            )
             if failed:
-                label = command or f"{name}({', '.join(f'{k}={_clip(v, 40)}' for k, v in args.items())})"
+                label = (
+                    command
+                    or f"{name}({', '.join(f'{k}={_clip(v, 40)}' for k, v in args.items())})"
+                )
                 facts.failed_commands.append(FailedCommand(label, code, error_line(text), i, cid))
             tail = text[-2_000:].splitlines()[1:] if len(text) > 2_000 else text.splitlines()
-            lines = [ln.strip() for ln in tail if ln.strip() and not _EXIT_MARK.fullmatch(ln.strip())]
-            facts.last_result = lines[-1][:200] if lines else "(no output)"  # verbatim, as the context has it
+            lines = [
+                ln.strip() for ln in tail if ln.strip() and not _EXIT_MARK.fullmatch(ln.strip())
+            ]
+            facts.last_result = (
+                lines[-1][:200] if lines else "(no output)"
+            )  # verbatim, as the context has it
         elif role == "system" and kinds[i] == "output":
             for applied in _AIDER_APPLIED.findall(text):
                 path = relative(applied, root, final)
@@ -390,11 +476,26 @@ def facts_table(facts: TrajectoryFacts) -> list[dict]:
         rows.append({"fact": "file in the final diff only", "value": path})
     for f in facts.failed_commands:
         code = "?" if f.exit_code is None else f.exit_code
-        rows.append({"fact": "failed command", "value": f"{_clip(f.command, 80)} (exit {code}): {f.error}"})
+        rows.append(
+            {"fact": "failed command", "value": f"{_clip(f.command, 80)} (exit {code}): {f.error}"}
+        )
     rows.append({"fact": "last action", "value": facts.last_action})
     rows.append({"fact": "its result", "value": facts.last_result})
     return rows
 
 
-__all__ = ["FailedCommand", "FileEdit", "TrajectoryFacts", "call_edits", "command_of", "diff_files", "error_line",
-           "exit_code_in", "facts_table", "looks_failed", "relative", "shell_edits", "trajectory_facts"]
+__all__ = [
+    "FailedCommand",
+    "FileEdit",
+    "TrajectoryFacts",
+    "call_edits",
+    "command_of",
+    "diff_files",
+    "error_line",
+    "exit_code_in",
+    "facts_table",
+    "looks_failed",
+    "relative",
+    "shell_edits",
+    "trajectory_facts",
+]

@@ -74,31 +74,45 @@ class Vocab:
 
     # -- building and storing ------------------------------------------------------------
     @classmethod
-    def build(cls, texts: Iterable[str], min_count: int = 1, include_bytes: bool = True) -> "Vocab":
+    def build(cls, texts: Iterable[str], min_count: int = 1, include_bytes: bool = True) -> Vocab:
         """The tokens that occur at least `min_count` times in `texts` (most frequent first)."""
         if min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {min_count}")
         counts: Counter[int] = Counter()
         for text in texts:
             counts.update(tiktoken_ids(text))
-        ids = [tid for tid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count]
+        ids = [
+            tid
+            for tid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            if n >= min_count
+        ]
         if include_bytes:  # byte fallback: an unseen word is spelled out instead of becoming [UNK]
             enc = get_encoding(ENCODING)
             present = set(ids)
-            ids += [t for t in (enc.encode_single_token(bytes([b])) for b in range(256)) if t not in present]
+            ids += [
+                t
+                for t in (enc.encode_single_token(bytes([b])) for b in range(256))
+                if t not in present
+            ]
         return cls(ids)
 
     def to_dict(self) -> dict:
-        return {"encoding": ENCODING, "specials": list(SPECIALS), "tiktoken_ids": list(self.itos),
-                "pattern": COPY_SAFE_PATTERN}
+        return {
+            "encoding": ENCODING,
+            "specials": list(SPECIALS),
+            "tiktoken_ids": list(self.itos),
+            "pattern": COPY_SAFE_PATTERN,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Vocab":
+    def from_dict(cls, data: dict) -> Vocab:
         if not isinstance(data, dict) or "tiktoken_ids" not in data:
             raise ValueError("not a stored Vocab: expected a dict with 'tiktoken_ids'")
         if list(data.get("specials", ())) != list(SPECIALS) or data.get("encoding") != ENCODING:
-            raise ValueError(f"stored vocab has specials {data.get('specials')} / encoding "
-                             f"{data.get('encoding')}; this code expects {list(SPECIALS)} / {ENCODING}")
+            raise ValueError(
+                f"stored vocab has specials {data.get('specials')} / encoding "
+                f"{data.get('encoding')}; this code expects {list(SPECIALS)} / {ENCODING}"
+            )
         if data.get("pattern", COPY_SAFE_PATTERN) != COPY_SAFE_PATTERN:
             raise ValueError("stored vocab was built with a different chunking pattern")
         return cls(data["tiktoken_ids"])

@@ -13,7 +13,13 @@ import plotly.graph_objects as go
 
 from unmasked.tokens import ENCODING_FILES, count_tokens
 
-_TESTS = ("test_login", "test_refresh_token", "test_rate_limit", "test_migrations", "test_export_csv")
+_TESTS = (
+    "test_login",
+    "test_refresh_token",
+    "test_rate_limit",
+    "test_migrations",
+    "test_export_csv",
+)
 
 
 def sample_test_log(lines: int, seed: int = 0) -> str:
@@ -25,7 +31,10 @@ def sample_test_log(lines: int, seed: int = 0) -> str:
     for i in range(lines):
         name = rng.choice(_TESTS)
         status = "PASSED" if rng.random() > 0.15 else "FAILED"
-        out.append(f"tests/api/test_auth.py::{name}[case{i}] {status} [{100 * (i + 1) // max(lines, 1):3d}%]")
+        out.append(
+            f"tests/api/test_auth.py::{name}[case{i}] {status} "
+            f"[{100 * (i + 1) // max(lines, 1):3d}%]"
+        )
     return "\n".join(out)
 
 
@@ -40,13 +49,23 @@ def encoding_comparison_figure(text: str, fig: go.Figure | None = None) -> go.Fi
     """A bar per count; pass an existing (Widget) figure to update it in place."""
     counts = encoding_comparison(text)
     fig = fig if fig is not None else go.Figure()
-    bars = go.Bar(x=list(counts), y=list(counts.values()), text=list(counts.values()), textposition="outside",
-                  marker_color=["#4C78A8", "#F58518", "#9D9D9D"])
+    bars = go.Bar(
+        x=list(counts),
+        y=list(counts.values()),
+        text=list(counts.values()),
+        textposition="outside",
+        marker_color=["#4C78A8", "#F58518", "#9D9D9D"],
+    )
     with fig.batch_update():
         if fig.data:
             fig.data[0].x, fig.data[0].y, fig.data[0].text = bars.x, bars.y, bars.text
         else:
             fig.add_trace(bars)
-        fig.update_layout(title=f"Tokens in a {len(text):,}-character test log", yaxis_title="tokens",
-                          height=360, margin=dict(t=60, b=40), showlegend=False)
+        fig.update_layout(
+            title=f"Tokens in a {len(text):,}-character test log",
+            yaxis_title="tokens",
+            height=360,
+            margin=dict(t=60, b=40),
+            showlegend=False,
+        )
     return fig

@@ -67,7 +67,17 @@ class KeepLastCompactor(Compactor):
 
 def _target(call: dict) -> str:
     args = arguments_of(call)
-    for key in ("path", "file_path", "file", "filename", "command", "cmd", "query", "pattern", "url"):
+    for key in (
+        "path",
+        "file_path",
+        "file",
+        "filename",
+        "command",
+        "cmd",
+        "query",
+        "pattern",
+        "url",
+    ):
         if isinstance(args.get(key), str):
             value = args[key]
             return value if len(value) <= 60 else value[:57] + "..."
@@ -77,8 +87,13 @@ def _target(call: dict) -> str:
 PLACEHOLDER = "[output of {tool} omitted: {tokens} tokens]"
 
 
-def mask_observations(messages: Sequence[dict], keep_outputs: int = 0, placeholder: str = PLACEHOLDER,
-                      *, show_target: bool = True) -> list[dict]:
+def mask_observations(
+    messages: Sequence[dict],
+    keep_outputs: int = 0,
+    placeholder: str = PLACEHOLDER,
+    *,
+    show_target: bool = True,
+) -> list[dict]:
     """Replace every tool output but the newest `keep_outputs` with a short placeholder.
 
     The agent's reasoning and its calls stay; only what the tools printed goes. This is
@@ -94,7 +109,7 @@ def mask_observations(messages: Sequence[dict], keep_outputs: int = 0, placehold
         for c in m.get("tool_calls") or []:
             calls[c.get("id")] = c
     tool_positions = [i for i, m in enumerate(messages) if m.get("role") == "tool"]
-    keep = set(tool_positions[len(tool_positions) - keep_outputs:]) if keep_outputs else set()
+    keep = set(tool_positions[len(tool_positions) - keep_outputs :]) if keep_outputs else set()
     out = []
     for i, m in enumerate(messages):
         m = dict(m)
@@ -103,7 +118,9 @@ def mask_observations(messages: Sequence[dict], keep_outputs: int = 0, placehold
             tool = call_name(call) if call else "tool"
             target = _target(call) if call else ""
             label = f"{tool}({target})" if target and show_target else tool
-            m["content"] = placeholder.format(tool=label, tokens=count_tokens(m.get("content") or ""))
+            m["content"] = placeholder.format(
+                tool=label, tokens=count_tokens(m.get("content") or "")
+            )
         out.append(m)
     return out
 

@@ -81,16 +81,28 @@ def _check_int(name: str, value, *, minimum: int) -> None:
         raise ValueError(f"{name} must be {rule}, got {value!r}")
 
 
-def validate_settings(n_turns: int, threshold_tokens, keep_last, target_ratio, max_summary_tokens,
-                      max_recent_tokens=None) -> None:
+def validate_settings(
+    n_turns: int,
+    threshold_tokens,
+    keep_last,
+    target_ratio,
+    max_summary_tokens,
+    max_recent_tokens=None,
+) -> None:
     """The ValueErrors of compact_context's knobs, each saying what is accepted.
 
     A keep_last larger than the history is not an error: an agent that compacts every turn
     meets it on its first turns, and gets its history back unchanged.
     """
     _check_int("threshold_tokens", threshold_tokens, minimum=1)
-    if isinstance(target_ratio, bool) or not isinstance(target_ratio, (int, float)) or not 0 < target_ratio <= 1:
-        raise ValueError(f"target_ratio must be a number with 0 < target_ratio <= 1, got {target_ratio!r}")
+    if (
+        isinstance(target_ratio, bool)
+        or not isinstance(target_ratio, (int, float))
+        or not 0 < target_ratio <= 1
+    ):
+        raise ValueError(
+            f"target_ratio must be a number with 0 < target_ratio <= 1, got {target_ratio!r}"
+        )
     _check_int("max_summary_tokens", max_summary_tokens, minimum=1)
     _check_int("keep_last", keep_last, minimum=0)
     if max_recent_tokens is not None:
@@ -128,7 +140,7 @@ def cut_middle(text: str, keep_tokens: int) -> str:
     head = keep_tokens // 3
     tail = keep_tokens - head
     marker = CUT_MARKER.format(tokens=len(ids) - keep_tokens)
-    return decode(ids[:head]) + marker + (decode(ids[len(ids) - tail:]) if tail else "")
+    return decode(ids[:head]) + marker + (decode(ids[len(ids) - tail :]) if tail else "")
 
 
 def _with_content(turn, content: str):
@@ -141,7 +153,8 @@ def _with_content(turn, content: str):
 
 
 def fit_recent(turns: list, messages: list[dict], budget: int) -> tuple[list, list[int], list[str]]:
-    """The recent turns with the largest contents cut (in the middle) until they fit `budget` tokens.
+    """The recent turns with the largest contents cut (in the middle) until they fit `budget`
+    tokens.
 
     Returns (turns, indexes of the turns that were cut, what was done, in words). Turns that were
     not cut are the caller's objects. Only text content is cut: a turn whose tool-call arguments
@@ -153,23 +166,32 @@ def fit_recent(turns: list, messages: list[dict], budget: int) -> tuple[list, li
     contents = [m["content"] for m in messages]
     sizes = [count_tokens(t) if t else 0 for t in contents]
     current, new = list(sizes), list(contents)
-    for _ in range(2 * len(messages) + 2):  # the largest content first, by what is over (and its marker)
+    for _ in range(
+        2 * len(messages) + 2
+    ):  # the largest content first, by what is over (and its marker)
         excess = count_tokens([{**m, "content": t} for m, t in zip(messages, new)]) - budget
         i = max(range(len(new)), key=lambda k: (current[k], -k))
         if excess <= 0 or current[i] == 0:
             break
         new[i] = cut_middle(contents[i], max(0, current[i] - excess - 16))
-        if new[i] == contents[i] or count_tokens(new[i]) >= current[i]:  # too short to cut: give it up
+        if (
+            new[i] == contents[i] or count_tokens(new[i]) >= current[i]
+        ):  # too short to cut: give it up
             new[i] = ""
         current[i] = count_tokens(new[i]) if new[i] else 0
     cut = [i for i in range(len(new)) if new[i] != contents[i]]
     out = [(_with_content(t, new[i]) if i in cut else t) for i, t in enumerate(turns)]
     after = count_tokens([{**m, "content": t} for m, t in zip(messages, new)])
-    notes = [f"recent turn {i} ({messages[i]['role']}) was cut from {sizes[i]:,} to "
-             f"{count_tokens(new[i]):,} content tokens to fit max_recent_tokens={budget:,}" for i in cut]
+    notes = [
+        f"recent turn {i} ({messages[i]['role']}) was cut from {sizes[i]:,} to "
+        f"{count_tokens(new[i]):,} content tokens to fit max_recent_tokens={budget:,}"
+        for i in cut
+    ]
     if after > budget:
-        notes.append(f"the recent turns still take {after:,} tokens, over max_recent_tokens={budget:,}: "
-                     "what is left is framing and tool-call arguments, which are not cut")
+        notes.append(
+            f"the recent turns still take {after:,} tokens, over max_recent_tokens={budget:,}: "
+            "what is left is framing and tool-call arguments, which are not cut"
+        )
     return out, cut, notes
 
 
@@ -187,19 +209,25 @@ def compact_context(
     """Compact a history once it reaches threshold_tokens; below it, return it unchanged.
 
     turns: Turn objects or chat-format dicts. compactor: a Compactor, or one of the names in
-    `unmasked.compaction.COMPACTORS`. The summary never exceeds its budget, the last keep_last
-    turns come back as the very objects passed in, and no tool call is split from its result.
-    A history of keep_last turns or fewer comes back unchanged. max_recent_tokens (default:
-    threshold_tokens, since recent turns that alone reach the threshold would set compaction off
-    again on the next turn) bounds the recent turns together: when one of them is too large (a
-    400K-token diff), its content is cut in the middle to fit, and `cut_turns` and `warnings` say so.
+    `unmasked.compaction.COMPACTORS`. The summary never exceeds its budget, the last keep_last turns
+    come back as the very objects passed in, and no tool call is split from its result. A history of
+    keep_last turns or fewer comes back unchanged. max_recent_tokens (default: threshold_tokens,
+    since recent turns that alone reach the threshold would set compaction off again on the next
+    turn) bounds the recent turns together: when one of them is too large (a 400K-token diff), its
+    content is cut in the middle to fit, and `cut_turns` and `warnings` say so.
     """
     start = time.perf_counter()
     messages = to_messages(turns)
     if not isinstance(current_task, str):
         raise ValueError(f"current_task must be text (str), got {type(current_task).__name__}")
-    validate_settings(len(messages), threshold_tokens, keep_last, target_ratio, max_summary_tokens,
-                      max_recent_tokens)
+    validate_settings(
+        len(messages),
+        threshold_tokens,
+        keep_last,
+        target_ratio,
+        max_summary_tokens,
+        max_recent_tokens,
+    )
     engine = get_compactor(compactor)
     name = getattr(engine, "name", type(engine).__name__)
     raw = count_tokens(messages)
@@ -207,13 +235,23 @@ def compact_context(
     if raw < threshold_tokens or cut <= pinned:
         notes = []
         if raw >= threshold_tokens:
-            notes.append(f"the history is {raw:,} tokens, at or above threshold_tokens={threshold_tokens:,}, "
-                         f"but its {len(messages)} turns are all pinned or among the last keep_last={keep_last}: "
-                         "nothing was compacted")
+            notes.append(
+                f"the history is {raw:,} tokens, at or above "
+                f"threshold_tokens={threshold_tokens:,}, "
+                f"but its {len(messages)} turns are all pinned or among the last "
+                f"keep_last={keep_last}: "
+                "nothing was compacted"
+            )
         return CompactedContext(
-            summary="", recent_turns=list(turns), was_compacted=False, raw_tokens=raw,
-            compacted_tokens=raw, compression_ratio=1.0, seconds=time.perf_counter() - start,
-            compactor=name, warnings=notes,
+            summary="",
+            recent_turns=list(turns),
+            was_compacted=False,
+            raw_tokens=raw,
+            compacted_tokens=raw,
+            compression_ratio=1.0,
+            seconds=time.perf_counter() - start,
+            compactor=name,
+            warnings=notes,
         )
     budget = summary_budget(raw, target_ratio, max_summary_tokens)
     summary = engine.summarize(messages[pinned:cut], current_task, budget)
@@ -223,24 +261,37 @@ def compact_context(
     recent_budget = threshold_tokens if max_recent_tokens is None else max_recent_tokens
     recent, cut_turns, notes = fit_recent(list(turns[cut:]), messages[cut:], recent_budget)
     context = CompactedContext(
-        summary=summary, recent_turns=recent, was_compacted=True, raw_tokens=raw,
-        compacted_tokens=0, compression_ratio=0.0, seconds=0.0, pinned_turns=list(turns[:pinned]),
-        summary_budget=budget, compactor=name, n_compacted_turns=cut - pinned,
-        cut_turns=cut_turns, warnings=notes,
+        summary=summary,
+        recent_turns=recent,
+        was_compacted=True,
+        raw_tokens=raw,
+        compacted_tokens=0,
+        compression_ratio=0.0,
+        seconds=0.0,
+        pinned_turns=list(turns[:pinned]),
+        summary_budget=budget,
+        compactor=name,
+        n_compacted_turns=cut - pinned,
+        cut_turns=cut_turns,
+        warnings=notes,
     )
     context.compacted_tokens = count_tokens(render(context))
     context.compression_ratio = context.compacted_tokens / raw
     if cut_turns:
         warnings.warn("compact_context: " + "; ".join(notes), stacklevel=2)
     if context.compacted_tokens >= threshold_tokens:
-        notes.append(f"after compaction the context is still {context.compacted_tokens:,} tokens, at or above "
-                     f"threshold_tokens={threshold_tokens:,}: the next turn will compact again")
+        notes.append(
+            f"after compaction the context is still {context.compacted_tokens:,} tokens, at or "
+            "above "
+            f"threshold_tokens={threshold_tokens:,}: the next turn will compact again"
+        )
     context.seconds = time.perf_counter() - start
     return context
 
 
 def render(context: CompactedContext) -> list[dict]:
-    """The chat messages the reasoning model receives: pinned system turns, summary, recent turns."""
+    """The chat messages the reasoning model receives: pinned system turns, summary, recent
+    turns."""
     if not isinstance(context, CompactedContext):
         raise ValueError(f"render() takes a CompactedContext, got {type(context).__name__}")
     out = [to_messages([t])[0] for t in context.pinned_turns]

@@ -29,32 +29,40 @@ from .messages import SUMMARY_PREFIX, arguments_of, call_name
 
 # ---- patterns ---------------------------------------------------------------------------------
 
-_EXT = (r"py|pyi|ts|tsx|js|jsx|mjs|go|rs|java|kt|rb|php|c|h|cc|cpp|hpp|cs|swift|scala|sql|sh|toml|json|"
-        r"ya?ml|md|rst|txt|cfg|ini|lock|mod|sum|env|html|css|scss|proto|tf|ipynb|csv|xml|conf")
-PATH_BODY = rf"(?:\.{{0,2}}/)?(?:[\w.-]+/)*[\w-][\w.-]*\.(?:{_EXT})|(?:[\w.-]+/)*(?:Makefile|Dockerfile)"
+_EXT = (
+    r"py|pyi|ts|tsx|js|jsx|mjs|go|rs|java|kt|rb|php|c|h|cc|cpp|hpp|cs|swift|scala|sql|sh|toml|json|"
+    r"ya?ml|md|rst|txt|cfg|ini|lock|mod|sum|env|html|css|scss|proto|tf|ipynb|csv|xml|conf"
+)
+PATH_BODY = (
+    rf"(?:\.{{0,2}}/)?(?:[\w.-]+/)*[\w-][\w.-]*\.(?:{_EXT})|(?:[\w.-]+/)*(?:Makefile|Dockerfile)"
+)
 PATH = re.compile(rf"(?<![\w/.@-])({PATH_BODY})(?![\w/-])")
 DECISION = re.compile(
-    r"\b(decided|decision\b|we(?:'ll| will| should) (?:use|go|keep|switch|stick|move)|going with|go with|"
-    r"let's (?:use|go|switch|keep)|switch(?:ed|ing)? (?:to|back|from)|chose|choose|picked|settled? on|"
+    r"\b(decided|decision\b|we(?:'ll| will| should) (?:use|go|keep|switch|stick|move)|going "
+    r"with|go with|"
+    r"let's (?:use|go|switch|keep)|switch(?:ed|ing)? (?:to|back|from)|chose|choose|picked|settled? "
+    r"on|"
     r"stick(?:ing)? with|opt(?:ed)? for|instead of|rather than|ruled (?:it )?out|considered but|"
     r"change of plan|reverse (?:the|that|our)|revert(?:ing)? to|the plan is to|plan:|"
-    r"let me (?:first )?try|(?:I|we) will (?:run|use|keep|switch|move|go|store|stick)|abandon(?:ed|ing)?)",
+    r"let me (?:first )?try|(?:I|we) will "
+    r"(?:run|use|keep|switch|move|go|store|stick)|abandon(?:ed|ing)?)",
     re.I,
 )
 REVERSAL = re.compile(
-    r"\b(change of plan|actually|switch(?:ed|ing)? back|switch(?:ed|ing)? (?:from|away)|revert(?:ed|ing)? to|"
+    r"\b(change of plan|actually|switch(?:ed|ing)? back|switch(?:ed|ing)? "
+    r"(?:from|away)|revert(?:ed|ing)? to|"
     r"revers(?:e|ed|ing)|no longer|scrap(?:ped)?|on second thought|turns out|"
     r"we(?:'re| are) dropping|abandon(?:ed|ing)?|does not work|did not work|doesn't work)\b",
     re.I,
 )
 REASON = re.compile(r"\b(?:because|since|so that|due to|given that)\b\s*(.+?)\.?$", re.I)
-STATE = re.compile(
-    r"\b(?:current state|status:|so far,|right now|at this point|currently)\b", re.I
-)
+STATE = re.compile(r"\b(?:current state|status:|so far,|right now|at this point|currently)\b", re.I)
 DONE = re.compile(r"\b(?:done|finished|completed)\b", re.I)
 NEXT = re.compile(
-    r"(?:\bnext(?: step)?\s*[:,-]|\bnext,? (?:I|we)(?:'ll| will)|\bthen (?:I|we)(?:'ll| will)|\bTODO:|"
-    r"\bremaining:|\b(?:I|we)(?:'ll| will) now\b|\bthe next step\b|\bafter that,? (?:I|we)(?:'ll| will))",
+    r"(?:\bnext(?: step)?\s*[:,-]|\bnext,? (?:I|we)(?:'ll| will)|\bthen (?:I|we)(?:'ll| "
+    r"will)|\bTODO:|"
+    r"\bremaining:|\b(?:I|we)(?:'ll| will) now\b|\bthe next step\b|\bafter that,? (?:I|we)(?:'ll| "
+    r"will))",
     re.I,
 )
 ERROR = re.compile(
@@ -62,35 +70,60 @@ ERROR = re.compile(
     r"\bfatal:|\bpanic:|\bfailed:|\bfailed with\b|\bcrashed with\b)[^\n]*$",
     re.M,
 )
-ERROR_CORE = re.compile(r"(?:\b[A-Za-z_][\w.]*(?:Error|Exception)\b|\bpanic|\bfatal|\bFAILED\b)[:\s][^\n]*")
+ERROR_CORE = re.compile(
+    r"(?:\b[A-Za-z_][\w.]*(?:Error|Exception)\b|\bpanic|\bfatal|\bFAILED\b)[:\s][^\n]*"
+)
 TEST_RESULT = re.compile(
     r"^[^\n]*(?:\b\d+ (?:passed|failed)\b|\btests? (?:passed|failed)\b|^(?:ok|FAIL|PASS)\b\s|"
     r"\bTests:\s+\d+)[^\n]*$",
     re.M | re.I,
 )
 VALUE_PATTERNS = (
-    ("port", re.compile(r"\bport\s*(?:=|:|is|to|of)?\s*(\d{2,5})\b|(?:localhost|127\.0\.0\.1|0\.0\.0\.0):(\d{2,5})\b", re.I)),
+    (
+        "port",
+        re.compile(
+            r"\bport\s*(?:=|:|is|to|of)?\s*(\d{2,5})\b|(?:localhost|127\.0\.0\.1|0\.0\.0\.0):(\d{2,5})\b",
+            re.I,
+        ),
+    ),
     ("env", re.compile(r"\b([A-Z][A-Z0-9]*_[A-Z0-9_]+|[A-Z]{3,})\s*=\s*([^\s,;]+)")),
-    ("version", re.compile(r"\b([A-Za-z][\w.-]*)\s*(?:==|>=|<=|~=|@)\s*v?(\d+(?:\.\d+)+)\b|"
-                           r"\b(?:pin(?:ned)?|upgrade[ds]?|downgrade[ds]?|bump(?:ed)?)\s+(?:the\s+)?([A-Za-z][\w.-]*)"
-                           r"\s+(?:\w+\s+)?to\s+v?(\d+(?:\.\d+)+)\b", re.I)),
-    ("setting", re.compile(r"\bset(?:ting)?\s+(?:the\s+)?([A-Za-z_][\w.-]*(?:\s[a-z_]+)?)\s+to\s+([^\s,;]+)", re.I)),
+    (
+        "version",
+        re.compile(
+            r"\b([A-Za-z][\w.-]*)\s*(?:==|>=|<=|~=|@)\s*v?(\d+(?:\.\d+)+)\b|"
+            r"\b(?:pin(?:ned)?|upgrade[ds]?|downgrade[ds]?|bump(?:ed)?)\s+(?:the\s+)?([A-Za-z][\w.-]*)"
+            r"\s+(?:\w+\s+)?to\s+v?(\d+(?:\.\d+)+)\b",
+            re.I,
+        ),
+    ),
+    (
+        "setting",
+        re.compile(
+            r"\bset(?:ting)?\s+(?:the\s+)?([A-Za-z_][\w.-]*(?:\s[a-z_]+)?)\s+to\s+([^\s,;]+)", re.I
+        ),
+    ),
 )
 READ_TOOL = re.compile(r"read|view|open|cat|grep|search|find|list|ls|glob|look", re.I)
 BACKTICKED = re.compile(r"`([^`\n]+)`")
 FILE_STATUS = re.compile(
-    rf"(?<![\w/.@-])({PATH_BODY})\s*[\[(](modified|created|changed|edited|read only|reverted)[^\])]*[\])]"
+    rf"(?<![\w/.@-])({PATH_BODY})\s*[\[(](modified|created|changed|edited|read "
+    r"only|reverted)[^\])]*[\])]"
     r"(?::\s*([^\n]*))?",
     re.I,
 )
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`'\"])|\n+")
 WORD = re.compile(r"[a-z][a-z0-9_.-]{2,}")
 STOP = frozenset(
-    "the and for with that this from into then than have has had will would should could been were was are "
-    "our use using used instead rather because since decided decision going let's we'll choose chose picked "
-    "back plan change actually not but its it's all any can just now also only still new old one two via per "
-    "after before when what which who why how there their them they you your yes out off too very much more "
-    "less over under keep kept stick settle settled switch switched switching moved move make made done "
+    "the and for with that this from into then than have has had will would should could been were "
+    "was are "
+    "our use using used instead rather because since decided decision going let's we'll choose "
+    "chose picked "
+    "back plan change actually not but its it's all any can just now also only still new old one "
+    "two via per "
+    "after before when what which who why how there their them they you your yes out off too very "
+    "much more "
+    "less over under keep kept stick settle settled switch switched switching moved move make made "
+    "done "
     "first last next step approach work here does did option simplest try let plan".split()
 )
 MAX_LINE = 300
@@ -175,7 +208,9 @@ class Notes:
     current_values: dict[str, int] = field(default_factory=dict)  # key -> index of its live value
     state: str = ""  # the latest sentence that says where things stand
     last_message: str = ""  # the latest assistant message, as a fallback for the state
-    reports: list[str] = field(default_factory=list)  # the latest assistant messages that call no tool
+    reports: list[str] = field(
+        default_factory=list
+    )  # the latest assistant messages that call no tool
     last_action: str = ""  # the last tool call and the last line of its result
     tests: str = ""
     next_step: str = ""
@@ -260,7 +295,9 @@ def _from_structure(notes: Notes, messages: list[dict], turn0: int) -> None:
         said = _sentences(m.get("content") or "") if m_index in edited else []
         for call in m.get("tool_calls") or []:
             args = arguments_of(call)
-            command = next((args[k] for k in ("command", "cmd", "script") if isinstance(args.get(k), str)), "")
+            command = next(
+                (args[k] for k in ("command", "cmd", "script") if isinstance(args.get(k), str)), ""
+            )
             if command and _REVERT_COMMAND.search(command):
                 for path in PATH.findall(command):
                     _mark_reverted(notes, path, turn0 + m_index)
@@ -270,7 +307,8 @@ def _from_structure(notes: Notes, messages: list[dict], turn0: int) -> None:
                     if path:
                         _file(notes, path, turn0 + m_index).read = True
         for edit in (e for e in facts.edits if e.turn == m_index):
-            # what changed: the call's own old -> new where it has one, else the words that came with it
+            # what changed: the call's own old -> new where it has one, else the words that came
+            # with it
             change = edit.change if "->" in edit.change or not said else said[0]
             _mark_modified(notes, edit.path, change, turn0 + m_index)
     for failure in facts.failed_commands:
@@ -282,13 +320,24 @@ def _from_structure(notes: Notes, messages: list[dict], turn0: int) -> None:
             e.last_turn, e.count, e.text = turn0 + failure.turn, e.count + 1, line
         else:
             notes.error_index[failure.error] = len(notes.errors)
-            notes.errors.append(ErrorNote(line, turn0 + failure.turn, turn0 + failure.turn, discussed=True))
+            notes.errors.append(
+                ErrorNote(line, turn0 + failure.turn, turn0 + failure.turn, discussed=True)
+            )
     if facts.last_action:
-        notes.last_action = _clip(f"{facts.last_action} -> {facts.last_result or '(no result yet)'}", 300)
+        notes.last_action = _clip(
+            f"{facts.last_action} -> {facts.last_result or '(no result yet)'}", 300
+        )
 
 
-def _from_text(notes: Notes, role: str, text: str, turn: int, *, summary: bool = False,
-               quoted_errors: bool = True) -> None:
+def _from_text(
+    notes: Notes,
+    role: str,
+    text: str,
+    turn: int,
+    *,
+    summary: bool = False,
+    quoted_errors: bool = True,
+) -> None:
     # errors the user or the agent quote in prose (the tools' errors come from the structure)
     if role in ("user", "assistant") and quoted_errors:
         for m in ERROR.finditer(text):
@@ -341,7 +390,11 @@ def _from_text(notes: Notes, role: str, text: str, turn: int, *, summary: bool =
             notes.state = _clip(sentence)
         if NEXT.search(sentence):
             notes.next_step = _clip(sentence)
-        elif notes.next_step and DONE.search(sentence) and len(_topic(sentence) & _topic(notes.next_step)) >= 2:
+        elif (
+            notes.next_step
+            and DONE.search(sentence)
+            and len(_topic(sentence) & _topic(notes.next_step)) >= 2
+        ):
             notes.next_step = ""  # the planned step is done; an old "next" would mislead
     if decisions:
         _add_decision(notes, decisions, turn)
@@ -362,15 +415,23 @@ def read_summary(text: str) -> str:
     This is how the regenerate compactor sees its own earlier output: as prose, with no memory
     of which line was superseded or which path was only read.
     """
-    body = text[len(SUMMARY_PREFIX):] if text.startswith(SUMMARY_PREFIX) else text
-    lines = (_SEEN.sub("", _LABEL.sub("", line)) for line in body.split("\n") if not line.startswith("## "))
+    body = text[len(SUMMARY_PREFIX) :] if text.startswith(SUMMARY_PREFIX) else text
+    lines = (
+        _SEEN.sub("", _LABEL.sub("", line))
+        for line in body.split("\n")
+        if not line.startswith("## ")
+    )
     return "\n".join(lines)
 
 
 def _from_summary(notes: Notes, text: str, turn: int) -> None:
     """Read a previous summary line by line, as any reader of it would: what it states, it keeps."""
-    for line in text[len(SUMMARY_PREFIX):].split("\n"):
-        if not line.strip() or line.startswith("## ") or line.startswith(("Current task: ", "Last assistant message: ")):
+    for line in text[len(SUMMARY_PREFIX) :].split("\n"):
+        if (
+            not line.strip()
+            or line.startswith("## ")
+            or line.startswith(("Current task: ", "Last assistant message: "))
+        ):
             continue
         if line.startswith("Original request: "):
             notes.request = notes.request or line.removeprefix("Original request: ")
@@ -384,7 +445,9 @@ def _from_summary(notes: Notes, text: str, turn: int) -> None:
         _from_text(notes, "assistant", read_summary(line), turn, summary=True)
 
 
-def extract_notes(messages: list[dict], current_task: str = "", notes: Notes | None = None) -> Notes:
+def extract_notes(
+    messages: list[dict], current_task: str = "", notes: Notes | None = None
+) -> Notes:
     """Notes from a span of chat messages, merged into `notes` when given (the anchored merge).
 
     System turns (instructions, demonstrations, injected context) are not history: they are
@@ -394,7 +457,9 @@ def extract_notes(messages: list[dict], current_task: str = "", notes: Notes | N
     if current_task:
         notes.task = _clip(current_task, 600)
     turn0 = notes.turns_seen
-    history = [m if m["role"] != "system" else {**m, "content": "", "tool_calls": []} for m in messages]
+    history = [
+        m if m["role"] != "system" else {**m, "content": "", "tool_calls": []} for m in messages
+    ]
     _from_structure(notes, [m for m in history if not _is_summary(m)], turn0)
     for m in history:
         turn = notes.turns_seen
@@ -409,11 +474,15 @@ def extract_notes(messages: list[dict], current_task: str = "", notes: Notes | N
         if request:
             notes.request = _clip(text, 600)
         if text:
-            _from_text(notes, role, text, turn, quoted_errors=not request)  # a task that names an error is not one
+            _from_text(
+                notes, role, text, turn, quoted_errors=not request
+            )  # a task that names an error is not one
         if role == "assistant" and text.strip():
             notes.last_message = _clip(text, 400)
             if not m.get("tool_calls"):  # a message that acts on nothing reports to the user
-                notes.reports = [r for r in notes.reports if r != _clip(text, 400)][-(REPORTS - 1):]
+                notes.reports = [r for r in notes.reports if r != _clip(text, 400)][
+                    -(REPORTS - 1) :
+                ]
                 notes.reports.append(_clip(text, 400))
         if role == "user" and text.strip() and NEXT.search(text):
             notes.next_step = _clip(text)
@@ -438,7 +507,8 @@ SECTIONS = (
 
 
 def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
-    """(priority, section, order, line): lower priority numbers are kept first when space runs out."""
+    """(priority, section, order, line): lower priority numbers are kept first when space runs
+    out."""
     items = []
     if notes.task:
         items.append((0, "task", 0, f"Current task: {notes.task}"))
@@ -452,11 +522,22 @@ def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
         items.append((2, "state", 1, f"Last action: {notes.last_action}"))
     if notes.tests:
         items.append((3, "state", 2, f"Last test run: {notes.tests}"))
-    if notes.last_message and notes.last_message != notes.state and notes.last_message not in notes.reports:
+    if (
+        notes.last_message
+        and notes.last_message != notes.state
+        and notes.last_message not in notes.reports
+    ):
         items.append((5, "state", 3, f"Last assistant message: {notes.last_message}"))
     for k, report in enumerate(notes.reports):
         if report != notes.state:
-            items.append((3 if k == len(notes.reports) - 1 else 5, "state", 4 + k, f"Latest report: {report}"))
+            items.append(
+                (
+                    3 if k == len(notes.reports) - 1 else 5,
+                    "state",
+                    4 + k,
+                    f"Latest report: {report}",
+                )
+            )
     for i, d in enumerate(notes.decisions):
         if d.superseded_by is None:
             items.append((3, "decisions", i, f"- CURRENT: {d.text}"))
@@ -473,7 +554,7 @@ def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
     for rank, f in enumerate(files):
         if f.read and not (f.modified or f.reverted):
             items.append((8, "files", 1000 + rank, f"- {f.path} [read only]"))
-    for i, e in enumerate(notes.errors):
+    for e in notes.errors:
         seen = f" (seen {e.count}x)" if e.count > 1 else ""
         items.append((2 if e.discussed else 7, "errors", e.last_turn, f"- {e.text}{seen}"))
     for i, v in enumerate(notes.values):
@@ -485,7 +566,8 @@ def _items(notes: Notes) -> list[tuple[int, str, int, str]]:
 
 
 def render_notes(notes: Notes, budget_tokens: int) -> str:
-    """The notes as sectioned text within `budget_tokens` (highest-priority lines first, newest first)."""
+    """The notes as sectioned text within `budget_tokens` (highest-priority lines first, newest
+    first)."""
     if budget_tokens <= 0:
         return ""
     items = _items(notes)
@@ -493,7 +575,7 @@ def render_notes(notes: Notes, budget_tokens: int) -> str:
     ranked = sorted(items, key=lambda it: (it[0], it[2] if it[1] == "files" else -it[2]))
     headers = {name: title for name, title in SECTIONS}
     used, chosen, opened = 0, [], set()
-    for priority, section, order, line in ranked:
+    for _priority, section, order, line in ranked:
         cost = count_tokens(line) + 1
         if section not in opened:
             cost += count_tokens(headers[section]) + 2
@@ -527,7 +609,9 @@ def fill_budget(summary: str, messages: list[dict], budget_tokens: int) -> str:
     left = budget_tokens - count_tokens(summary) - count_tokens(LATEST) - 4
     if left < 200:
         return summary
-    fresh = [m for m in messages if m["role"] != "system" and not _is_summary(m)]  # history, not instructions
+    fresh = [
+        m for m in messages if m["role"] != "system" and not _is_summary(m)
+    ]  # history, not instructions
     tail = newest_that_fit(fresh, left)
     return f"{summary}\n\n{LATEST}\n{tail}" if tail else summary
 
@@ -538,8 +622,11 @@ class ExtractiveCompactor(Compactor):
     name = "extractive"
 
     def summarize(self, messages, current_task, budget_tokens):
-        return fill_budget(render_notes(extract_notes(messages, current_task), budget_tokens), messages,
-                           budget_tokens)
+        return fill_budget(
+            render_notes(extract_notes(messages, current_task), budget_tokens),
+            messages,
+            budget_tokens,
+        )
 
 
 class RegenerateCompactor(ExtractiveCompactor):
@@ -571,7 +658,11 @@ class AnchoredCompactor(Compactor):
         self.merges = 0
 
     def summarize(self, messages, current_task, budget_tokens):
-        fresh = [m for m in messages if not (m["role"] == "user" and m["content"].startswith(SUMMARY_PREFIX))]
+        fresh = [
+            m
+            for m in messages
+            if not (m["role"] == "user" and m["content"].startswith(SUMMARY_PREFIX))
+        ]
         extract_notes(fresh, current_task, self.notes)
         self.merges += 1
         return fill_budget(render_notes(self.notes, budget_tokens), fresh, budget_tokens)

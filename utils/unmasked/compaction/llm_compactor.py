@@ -27,23 +27,35 @@ def load_prompt(name: str = PROMPT_FILE) -> str:
     return resources.files("unmasked").joinpath("prompts", name).read_text(encoding="utf-8")
 
 
-def build_summary_request(messages: list[dict], current_task: str, budget_tokens: int, *,
-                          template: str | None = None, max_input_tokens: int | None = None) -> list[dict]:
+def build_summary_request(
+    messages: list[dict],
+    current_task: str,
+    budget_tokens: int,
+    *,
+    template: str | None = None,
+    max_input_tokens: int | None = None,
+) -> list[dict]:
     """The chat messages sent to the model: the instructions, then the transcript to summarize.
 
     max_input_tokens keeps only the newest part of the transcript, for endpoints whose context
     window is smaller than the span being compacted.
     """
     template = load_prompt() if template is None else template
-    system = template.replace("{current_task}", current_task).replace("{budget_tokens}", str(budget_tokens))
-    text = keep_newest_tokens(transcript(messages), max_input_tokens, "[... earlier turns cut to fit the model ...]")
+    system = template.replace("{current_task}", current_task).replace(
+        "{budget_tokens}", str(budget_tokens)
+    )
+    text = keep_newest_tokens(
+        transcript(messages), max_input_tokens, "[... earlier turns cut to fit the model ...]"
+    )
     user = f"Summarize this conversation.\n<transcript>\n{text}\n</transcript>"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def parse_summary_request(body: dict) -> tuple[list[dict], str, int | None]:
     """The server side of build_summary_request: (messages, current task, max_tokens)."""
-    joined = "\n".join(m.get("content") or "" for m in body.get("messages", []) if isinstance(m, dict))
+    joined = "\n".join(
+        m.get("content") or "" for m in body.get("messages", []) if isinstance(m, dict)
+    )
     task = _TASK.search(joined)
     span = _TRANSCRIPT.search(joined)
     if span is None:
@@ -72,9 +84,17 @@ class LLMCompactor(Compactor):
 
     name = "llm"
 
-    def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
-                 *, timeout: float = 120.0, template: str | None = None, max_input_tokens: int | None = None,
-                 client: ChatClient | None = None):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 120.0,
+        template: str | None = None,
+        max_input_tokens: int | None = None,
+        client: ChatClient | None = None,
+    ):
         self._settings = (base_url, model, api_key, timeout)
         self.client = client
         self.template = template
@@ -84,8 +104,13 @@ class LLMCompactor(Compactor):
     def summarize(self, messages, current_task, budget_tokens):
         if self.client is None:
             self.client = client_from_env(*self._settings)
-        request = build_summary_request(messages, current_task, budget_tokens, template=self.template,
-                                        max_input_tokens=self.max_input_tokens)
+        request = build_summary_request(
+            messages,
+            current_task,
+            budget_tokens,
+            template=self.template,
+            max_input_tokens=self.max_input_tokens,
+        )
         self.last_request = request
         reply = self.client.chat(request, max_tokens=budget_tokens)
         return reply.strip()
@@ -94,5 +119,10 @@ class LLMCompactor(Compactor):
         return f"LLMCompactor({self.client or 'settings from arguments or environment'})"
 
 
-__all__ = ["LLMCompactor", "build_summary_request", "extractive_answer", "load_prompt",
-           "parse_summary_request"]
+__all__ = [
+    "LLMCompactor",
+    "build_summary_request",
+    "extractive_answer",
+    "load_prompt",
+    "parse_summary_request",
+]

@@ -23,7 +23,8 @@ SUMMARY_PREFIX = (
 
 
 def summary_message(summary: str) -> dict:
-    """The summary as the user message that opens the continued conversation (as Claude Code does)."""
+    """The summary as the user message that opens the continued conversation (as Claude Code
+    does)."""
     return {"role": "user", "content": SUMMARY_PREFIX + summary}
 
 
@@ -53,9 +54,13 @@ def to_message(turn, index: int | None = None) -> dict:
     message["content"] = content
     calls = message.get("tool_calls") or []
     if calls and role != "assistant":
-        raise ValueError(f"{where} is a {role} turn with tool_calls; only assistant turns call tools")
+        raise ValueError(
+            f"{where} is a {role} turn with tool_calls; only assistant turns call tools"
+        )
     if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-        raise ValueError(f"{where} is a tool turn without a tool_call_id (str) naming the call it answers")
+        raise ValueError(
+            f"{where} is a tool turn without a tool_call_id (str) naming the call it answers"
+        )
     return message
 
 
@@ -75,7 +80,8 @@ def call_ids(message: Mapping) -> list[str]:
 
 
 def units(messages: Sequence[Mapping]) -> list[tuple[int, int]]:
-    """Half-open index ranges that must stay together: a tool-calling assistant turn plus its results.
+    """Half-open index ranges that must stay together: a tool-calling assistant turn plus its
+    results.
 
     A tool message answers the nearest earlier assistant call with its id; every message between
     the call and its last answer belongs to the same unit, so no cut can separate them.
@@ -97,7 +103,8 @@ def units(messages: Sequence[Mapping]) -> list[tuple[int, int]]:
 
 
 def safe_cut(messages: Sequence[Mapping], cut: int) -> int:
-    """The largest index <= cut at which the history may be split without separating a call from its result."""
+    """The largest index <= cut at which the history may be split without separating a call from
+    its result."""
     for a, b in units(messages):
         if a < cut < b:
             return a
@@ -141,7 +148,8 @@ def call_name(call: Mapping) -> str:
 
 
 def transcript(messages: Sequence[Mapping]) -> str:
-    """The history as plain text a model (or a person) can read, and `parse_transcript` can invert."""
+    """The history as plain text a model (or a person) can read, and `parse_transcript` can
+    invert."""
     parts = []
     for m in messages:
         extra = f"id={m['tool_call_id']}" if m.get("role") == "tool" else ""
@@ -158,7 +166,8 @@ _CALL = re.compile(r"^-> call (?P<name>[\w.\-]+)\((?P<args>.*)\) id=(?P<id>\S+)$
 
 
 def parse_transcript(text: str) -> list[dict]:
-    """Invert `transcript`: the messages back as chat-format dicts (used by the local test server)."""
+    """Invert `transcript`: the messages back as chat-format dicts (used by the local test
+    server)."""
     messages: list[dict] = []
     heads = list(_HEADER.finditer(text))
     for k, h in enumerate(heads):
@@ -173,8 +182,14 @@ def parse_transcript(text: str) -> list[dict]:
         lines = body.split("\n") if body else []
         calls = []
         while h["role"] == "assistant" and lines and (c := _CALL.match(lines[-1])):
-            calls.insert(0, {"id": c["id"], "type": "function",
-                             "function": {"name": c["name"], "arguments": c["args"]}})
+            calls.insert(
+                0,
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["args"]},
+                },
+            )
             lines.pop()
         m["content"] = "\n".join(lines)
         if calls:

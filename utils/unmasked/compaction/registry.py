@@ -39,5 +39,6 @@ def get_compactor(compactor) -> Compactor:
     if hasattr(compactor, "summarize") and callable(compactor.summarize):
         return compactor  # duck-typed: a learner's own class
     raise ValueError(
-        f"unknown compactor {compactor!r}; accepted: a Compactor instance or one of {', '.join(COMPACTORS)}"
+        f"unknown compactor {compactor!r}; accepted: a Compactor instance or one of "
+        f"{', '.join(COMPACTORS)}"
     )

@@ -48,10 +48,19 @@ def _cost(message: dict) -> int:
     return count_tokens([message]) - TOKENS_REPLY_PRIMING
 
 
-def repeated_compaction(turns, current_task: str, compactor="anchored", *, threshold_tokens: int = 25_000,
-                        keep_last: int = 3, target_ratio: float = 0.10, max_summary_tokens: int = 8_000,
-                        progress: bool = False) -> LoopTrace:
-    """Replay `turns` through an agent loop that compacts whenever the context reaches the threshold.
+def repeated_compaction(
+    turns,
+    current_task: str,
+    compactor="anchored",
+    *,
+    threshold_tokens: int = 25_000,
+    keep_last: int = 3,
+    target_ratio: float = 0.10,
+    max_summary_tokens: int = 8_000,
+    progress: bool = False,
+) -> LoopTrace:
+    """Replay `turns` through an agent loop that compacts whenever the context reaches the
+    threshold.
 
     A stateful compactor (anchored) is reset first, so one instance can be reused across runs.
     """
@@ -74,14 +83,30 @@ def repeated_compaction(turns, current_task: str, compactor="anchored", *, thres
         if total < threshold_tokens or len(context) <= keep_last:
             continue
         start = time.perf_counter()
-        ctx = compact_context(context, current_task, threshold_tokens=threshold_tokens, keep_last=keep_last,
-                              target_ratio=target_ratio, max_summary_tokens=max_summary_tokens, compactor=engine)
+        ctx = compact_context(
+            context,
+            current_task,
+            threshold_tokens=threshold_tokens,
+            keep_last=keep_last,
+            target_ratio=target_ratio,
+            max_summary_tokens=max_summary_tokens,
+            compactor=engine,
+        )
         if not ctx.was_compacted:
             continue
         context = render(ctx)
         costs = [_cost(m) for m in context]
-        rounds.append(Round(len(rounds) + 1, i, ctx.raw_tokens, ctx.compacted_tokens, ctx.summary,
-                            time.perf_counter() - start, list(context)))
+        rounds.append(
+            Round(
+                len(rounds) + 1,
+                i,
+                ctx.raw_tokens,
+                ctx.compacted_tokens,
+                ctx.summary,
+                time.perf_counter() - start,
+                list(context),
+            )
+        )
     return LoopTrace(getattr(engine, "name", type(engine).__name__), rounds, trace, context)
 
 
@@ -97,9 +122,17 @@ def fact_retention(trace: LoopTrace, facts) -> list[dict]:
         seen = [f for f in facts if f.turn_index <= r.at_turn and not f.stale]
         kept = [f for f in seen if f.text.lower() in text]
         lost = [f.text for f in seen if f.text.lower() not in text]
-        rows.append({"round": r.index, "at_turn": r.at_turn, "seen": len(seen), "kept": len(kept),
-                     "retention": len(kept) / len(seen) if seen else 1.0, "lost": lost,
-                     "summary_tokens": count_tokens(r.summary) if r.summary else 0})
+        rows.append(
+            {
+                "round": r.index,
+                "at_turn": r.at_turn,
+                "seen": len(seen),
+                "kept": len(kept),
+                "retention": len(kept) / len(seen) if seen else 1.0,
+                "lost": lost,
+                "summary_tokens": count_tokens(r.summary) if r.summary else 0,
+            }
+        )
     return rows
 
 
@@ -108,4 +141,7 @@ def summary_drift(previous: str, current: str) -> dict[str, list[str]]:
     before = [ln for ln in previous.splitlines() if ln.strip() and not ln.startswith("## ")]
     after = [ln for ln in current.splitlines() if ln.strip() and not ln.startswith("## ")]
     after_set, before_set = set(after), set(before)
-    return {"lost": [ln for ln in before if ln not in after_set], "added": [ln for ln in after if ln not in before_set]}
+    return {
+        "lost": [ln for ln in before if ln not in after_set],
+        "added": [ln for ln in after if ln not in before_set],
+    }

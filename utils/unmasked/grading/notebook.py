@@ -20,7 +20,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 from .spec import Call, Outcome
 
 MIME = "application/vnd.unmasked.grading+json"
-META = "unmasked_grading"  # cell metadata key: {"cell": learner's index} or {"role": "parameters"|"checks"}
+# cell metadata key: {"cell": learner's index} or {"role": "parameters"|"checks"}
+META = "unmasked_grading"
 MAX_SUBMISSION_BYTES = 100 * 2**20
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -36,17 +37,23 @@ def read_submission(data: bytes) -> nbformat.NotebookNode:
     """A clean notebook rebuilt from the learner's cell sources, or InvalidSubmission."""
     if len(data) > MAX_SUBMISSION_BYTES:
         limit = MAX_SUBMISSION_BYTES >> 20
-        raise InvalidSubmission(f"the file is {len(data) / 2**20:.0f} MB, over the {limit} MB limit")
+        raise InvalidSubmission(
+            f"the file is {len(data) / 2**20:.0f} MB, over the {limit} MB limit"
+        )
     if not data.strip():
         raise InvalidSubmission("the file is empty")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidSubmission(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise InvalidSubmission(
+            f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidSubmission(f"the file is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        raise InvalidSubmission(
+            f"the file is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
         raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no list of cells)")
     for index, cell in enumerate(raw.get("cells") or []):
@@ -55,7 +62,9 @@ def read_submission(data: bytes) -> nbformat.NotebookNode:
     try:
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises several types for malformed notebooks
-        raise InvalidSubmission(f"the notebook cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise InvalidSubmission(
+            f"the notebook cannot be read: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
     return clean(nb)
 
 
@@ -72,20 +81,33 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if not isinstance(source, str):
             raise InvalidSubmission(f"cell {index + 1} has a source that is not text")
         source = _SURROGATE.sub("\ufffd", source)  # JSON allows "\ud800"; UTF-8 cannot hold it
-        tags = cell.get("metadata", {}).get("tags", []) if isinstance(cell.get("metadata"), dict) else []
-        tags = [_SURROGATE.sub("\ufffd", t) for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+        tags = (
+            cell.get("metadata", {}).get("tags", [])
+            if isinstance(cell.get("metadata"), dict)
+            else []
+        )
+        tags = (
+            [_SURROGATE.sub("\ufffd", t) for t in tags if isinstance(t, str)]
+            if isinstance(tags, list)
+            else []
+        )
         new = makers.get(cell.get("cell_type"), new_raw_cell)(source)
-        new.metadata["tags"] = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+        new.metadata["tags"] = (
+            [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+        )
         new.metadata[META] = {"cell": index}
         if new.cell_type == "code":  # Jupyter's [n] after Restart & Run All: code cells only
             code += 1
             new.metadata[META]["code_cell"] = code
         cells.append(new)
-    return new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}})
+    return new_notebook(
+        cells=cells, metadata={"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
+    )
 
 
 def _assigns_only(source: str, names: set[str]) -> bool:
-    """True for a cell of plain assignments that sets at least one of `names` (a parameters cell)."""
+    """True for a cell of plain assignments that sets at least one of `names` (a parameters
+    cell)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -105,7 +127,9 @@ def inject_parameters(nb: nbformat.NotebookNode, parameters: dict) -> nbformat.N
     The learner's cell is found by its tag or, if the tag was deleted, by its content (plain
     assignments to the same names), so that a missing tag can't switch fast mode off.
     """
-    source = "# Parameters injected by the grader\n" + "".join(f"{k} = {v!r}\n" for k, v in parameters.items())
+    source = "# Parameters injected by the grader\n" + "".join(
+        f"{k} = {v!r}\n" for k, v in parameters.items()
+    )
 
     def injected():
         cell = new_code_cell(source)
@@ -126,7 +150,7 @@ def inject_parameters(nb: nbformat.NotebookNode, parameters: dict) -> nbformat.N
 
 # The cell appended after the learner's cells. It only calls the learner's functions and reports
 # what they did; the verdicts are made in the grader. Each call gets a SIGALRM deadline.
-_PROBE = r'''# Hidden checks, appended by the grader (unmasked.grading)
+_PROBE = r"""# Hidden checks, appended by the grader (unmasked.grading)
 def _unmasked_probe(payload):
     import copy, dataclasses, importlib, json, math, signal, time
     from IPython.display import display
@@ -246,7 +270,7 @@ def _unmasked_probe(payload):
 
 _unmasked_probe(%(payload)r)
 del _unmasked_probe
-'''
+"""
 
 
 @dataclass
@@ -260,14 +284,22 @@ class Probe:
 
 def make_probe(checks, call_timeout_s: float) -> Probe:
     """One cell that makes every check's calls; ids are `check index:call index`."""
-    calls = [(f"{i}:{j}", call) for i, check in enumerate(checks) for j, call in enumerate(check.calls)]
+    calls = [
+        (f"{i}:{j}", call) for i, check in enumerate(checks) for j, call in enumerate(check.calls)
+    ]
     token = secrets.token_hex(16)
     payload = json.dumps(
         {
             "token": token,
             "call_timeout": float(call_timeout_s),
             "calls": [
-                {"id": cid, "func": c.func, "args": list(c.args), "kwargs": dict(c.kwargs), "watch_args": c.watch_args}
+                {
+                    "id": cid,
+                    "func": c.func,
+                    "args": list(c.args),
+                    "kwargs": dict(c.kwargs),
+                    "watch_args": c.watch_args,
+                }
                 for cid, c in calls
             ],
         }
@@ -286,16 +318,25 @@ def read_probe(cell: nbformat.NotebookNode, probe: Probe) -> dict[str, Outcome]:
     reports = [
         out.get("data", {}).get(MIME)
         for out in cell.get("outputs", [])
-        if out.get("output_type") in ("display_data", "execute_result") and MIME in out.get("data", {})
+        if out.get("output_type") in ("display_data", "execute_result")
+        and MIME in out.get("data", {})
     ]
     ours = [r for r in reports if isinstance(r, dict) and r.get("token") == probe.token]
     if len(ours) != 1 or len(reports) != 1:
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if errors:
-            raise ProbeError(f"the hidden checks raised {errors[0].get('ename')}: {str(errors[0].get('evalue'))[:200]}")
+            raise ProbeError(
+                f"the hidden checks raised {errors[0].get('ename')}: "
+                f"{str(errors[0].get('evalue'))[:200]}"
+            )
         if not reports:
-            raise ProbeError("the hidden checks reported nothing (does the notebook replace display() or signal?)")
-        raise ProbeError("the hidden checks' report was forged or repeated (the notebook writes into their cell)")
+            raise ProbeError(
+                "the hidden checks reported nothing (does the notebook replace display() or "
+                "signal?)"
+            )
+        raise ProbeError(
+            "the hidden checks' report was forged or repeated (the notebook writes into their cell)"
+        )
     by_id = {r.get("id"): r for r in ours[0].get("results", []) if isinstance(r, dict)}
     missing = [cid for cid, _ in probe.calls if cid not in by_id]
     if missing:
@@ -316,7 +357,11 @@ def cell_label(cell: nbformat.NotebookNode) -> str:
         return "the injected parameters"
     first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
     first = (first if len(first) <= 40 else first[:37] + "...").replace("`", "'")
-    number = f"code cell [{meta['code_cell']}]" if "code_cell" in meta else f"cell {meta.get('cell', -1) + 1}"
+    number = (
+        f"code cell [{meta['code_cell']}]"
+        if "code_cell" in meta
+        else f"cell {meta.get('cell', -1) + 1}"
+    )
     return f"{number} (`{first}`)" if first else number
 
 
@@ -345,7 +390,11 @@ def cell_errors(nb: nbformat.NotebookNode) -> list[dict]:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 found.append(
-                    {"cell": cell_label(cell), "ename": str(out.get("ename")), "evalue": str(out.get("evalue"))[:300]}
+                    {
+                        "cell": cell_label(cell),
+                        "ename": str(out.get("ename")),
+                        "evalue": str(out.get("evalue"))[:300],
+                    }
                 )
                 break
     return found

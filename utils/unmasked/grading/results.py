@@ -30,14 +30,19 @@ def score_checks(
     delegated = delegated or {}
     for i, check in enumerate(checks):
         got = [outcomes[f"{i}:{j}"] for j in range(len(check.calls))]
-        handed = next((f for f in dict.fromkeys(c.func for c in check.calls) if f in delegated), None)
+        handed = next(
+            (f for f in dict.fromkeys(c.func for c in check.calls) if f in delegated), None
+        )
         try:
             problem = check.verify(check.calls, got)
         except Exception as exc:  # a strange return value must cost the check, not the grader
             problem = f"could not check the values returned ({type(exc).__name__}: {exc})"
         if handed:
-            problem = (f"{handed} hands its work on to {delegated[handed]}, the course's own implementation; "
-                       "the exercise is to write it yourself")
+            problem = (
+                f"{handed} hands its work on to {delegated[handed]}, the course's own "
+                "implementation; "
+                "the exercise is to write it yourself"
+            )
         verdicts.append(
             {
                 "name": check.name,
@@ -55,12 +60,22 @@ def score_checks(
 def not_run(outline: Sequence[tuple[str, float]], why: str) -> list[dict]:
     """Zero for every check, each saying why it did not run."""
     return [
-        {"name": name, "points": 0, "max_points": points, "passed": False, "ran": False, "message": why, "hint": ""}
+        {
+            "name": name,
+            "points": 0,
+            "max_points": points,
+            "passed": False,
+            "ran": False,
+            "message": why,
+            "hint": "",
+        }
         for name, points in outline
     ]
 
 
-def make_result(submission: str, lab: str, status: str, reason: str, checks: list[dict], **extra) -> dict:
+def make_result(
+    submission: str, lab: str, status: str, reason: str, checks: list[dict], **extra
+) -> dict:
     if status not in STATUSES:
         raise ValueError(f"status {status!r}; accepted: {', '.join(STATUSES)}")
     return {
@@ -86,22 +101,34 @@ def out_of_memory(error: dict) -> bool:
 
 
 def summary_reason(
-    checks: list[dict], errors: list[dict], timed_out: list[str], truncated: bool, memory_gb: float = 0
+    checks: list[dict],
+    errors: list[dict],
+    timed_out: list[str],
+    truncated: bool,
+    memory_gb: float = 0,
 ) -> str:
     """One line for grades.csv: how many checks passed, then what went wrong in the run."""
     passed = sum(c["passed"] for c in checks)
     parts = [f"{passed}/{len(checks)} checks passed"]
     failed = [c["name"] for c in checks if not c["passed"]]
     if failed:
-        parts.append(f"first failed: {failed[0]}" + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""))
+        parts.append(
+            f"first failed: {failed[0]}"
+            + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else "")
+        )
     if timed_out:
         parts.append(f"interrupted after the cell timeout: {', '.join(timed_out[:2])}")
-    errors = [e for e in errors if not (e["ename"] == "KeyboardInterrupt" and e["cell"] in timed_out)]
+    errors = [
+        e for e in errors if not (e["ename"] == "KeyboardInterrupt" and e["cell"] in timed_out)
+    ]
     if errors:
         first = errors[0]
         more = f" (+{len(errors) - 1} more cells)" if len(errors) > 1 else ""
         if memory_gb and out_of_memory(first):
-            parts.append(f"{first['cell']} used more than {memory_gb:g} GB of memory ({first['ename']}){more}")
+            parts.append(
+                f"{first['cell']} used more than {memory_gb:g} GB of memory "
+                f"({first['ename']}){more}"
+            )
         else:
             parts.append(f"{first['cell']} raised {first['ename']}{more}")
     if truncated:

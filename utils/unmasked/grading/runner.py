@@ -78,7 +78,9 @@ _CONTEXT = None
 @dataclass
 class Options:
     jobs: int = 2
-    timeout: float = 300.0  # wall clock per submission, from its kernel's first answer to the last check
+    timeout: float = (
+        300.0  # wall clock per submission, from its kernel's first answer to the last check
+    )
     start_timeout: float = 30.0  # for a kernel to answer; one that does not is started again
     start_attempts: int = 3  # kernel starts per submission before it gets an error row
     cell_timeout: float = 60.0  # per cell; the cell is interrupted and the run goes on
@@ -102,13 +104,16 @@ class Options:
             raise ValueError(f"-j must be at least 1, got {self.jobs}")
         if min(self.timeout, self.cell_timeout, self.start_timeout) <= 0:
             raise ValueError(
-                f"timeouts must be > 0 s, got --timeout {self.timeout}, --cell-timeout {self.cell_timeout} "
+                f"timeouts must be > 0 s, got --timeout {self.timeout}, --cell-timeout "
+                f"{self.cell_timeout} "
                 f"and --start-timeout {self.start_timeout}"
             )
         if self.start_attempts < 1:
             raise ValueError(f"--start-attempts must be at least 1, got {self.start_attempts}")
         if self.sandbox not in SANDBOX_MODES:
-            raise ValueError(f"--sandbox {self.sandbox!r}; choose one of {', '.join(SANDBOX_MODES)}")
+            raise ValueError(
+                f"--sandbox {self.sandbox!r}; choose one of {', '.join(SANDBOX_MODES)}"
+            )
         if self.memory_gb <= 0:
             raise ValueError(f"--memory-gb must be > 0, got {self.memory_gb}")
 
@@ -179,13 +184,20 @@ def describe_entry(path: Path) -> str | None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return "it is a link to nothing" if os.path.islink(path) else "it vanished before it was read"
+        return (
+            "it is a link to nothing" if os.path.islink(path) else "it vanished before it was read"
+        )
     except OSError as exc:
         return f"it cannot be read ({exc.strerror})"
     if stat.S_ISREG(mode):
         return None
-    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")]
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     kind = next((name for test, name in kinds if test(mode)), "not a regular file")
     return f"it is {kind} named .ipynb, not a notebook file"
 
@@ -202,7 +214,9 @@ class Grader:
         self.live: set = set()  # worker processes not yet reaped
         self.stopping = False
         self.results: dict[str, dict] = {}
-        self.sandboxed, self.warning = resolve_sandbox(options.sandbox)  # raises for `namespaces` without
+        self.sandboxed, self.warning = resolve_sandbox(
+            options.sandbox
+        )  # raises for `namespaces` without
         self.readable: tuple[str, ...] = ()
         self.overrides = read_overrides(Path(options.overrides)) if options.overrides else {}
         self.roster = read_roster(Path(options.roster)) if options.roster else None
@@ -222,7 +236,9 @@ class Grader:
             with open(path, "rb") as handle:
                 data = handle.read(MAX_SUBMISSION_BYTES + 1)
         except OSError as exc:
-            return self._result(rel, "invalid", f"cannot read the file: {exc.strerror}", "", started)
+            return self._result(
+                rel, "invalid", f"cannot read the file: {exc.strerror}", "", started
+            )
         sha = hashlib.sha256(data).hexdigest()
         try:
             nb = inject_parameters(read_submission(data), self.parameters)
@@ -230,7 +246,9 @@ class Grader:
             return self._result(rel, "invalid", str(exc), sha, started)
         scratch = Path(tempfile.mkdtemp(prefix="grade-", dir=self.scratch_root))
         try:
-            notebook = scratch / "submission.ipynb"  # its own name may be anything, even invalid UTF-8
+            notebook = (
+                scratch / "submission.ipynb"
+            )  # its own name may be anything, even invalid UTF-8
             nbformat.write(nb, notebook)
             key = submission_key(os.fsencode(Path(path).relative_to(self.submissions).as_posix()))
             return self._run_worker(nb, notebook, scratch, rel, sha, started, key)
@@ -239,24 +257,37 @@ class Grader:
                 shutil.rmtree(scratch, ignore_errors=True)
                 (scratch.parent / f".bwrap-args-{scratch.name}").unlink(missing_ok=True)
 
-    def _run_worker(self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float,
-                    key: str) -> dict | None:
-        """Run the worker; start it again while its kernel never answers, since no learner code ran."""
-        check_seed = self.opts.check_seed if self.opts.check_seed is not None else secrets.randbelow(2**62)
+    def _run_worker(
+        self, nb, notebook: Path, scratch: Path, rel: str, sha: str, started: float, key: str
+    ) -> dict | None:
+        """Run the worker; start it again while its kernel never answers, since no learner code
+        ran."""
+        check_seed = (
+            self.opts.check_seed if self.opts.check_seed is not None else secrets.randbelow(2**62)
+        )
         for attempt in range(1, self.opts.start_attempts + 1):
             result = self._attempt(nb, notebook, scratch, rel, check_seed, key)
-            if result is None or result.get("kernel_started", True) or attempt == self.opts.start_attempts:
+            if (
+                result is None
+                or result.get("kernel_started", True)
+                or attempt == self.opts.start_attempts
+            ):
                 break
         if result is None:
             return None
         if not result.get("kernel_started", True):
-            result["reason"] += f"; tried {attempt} time{'s' * (attempt > 1)}: the grading machine's fault, " \
+            result["reason"] += (
+                f"; tried {attempt} time{'s' * (attempt > 1)}: the grading machine's fault, "
                 "not the submission's; re-run the grader to grade it"
+            )
         result["start_attempts"] = attempt
         return self._finish(result, sha, started)
 
-    def _attempt(self, nb, notebook: Path, scratch: Path, rel: str, check_seed: int, key: str) -> dict | None:
-        """One worker, from fork to its result row (without sha and timing); None if the grader is stopping."""
+    def _attempt(
+        self, nb, notebook: Path, scratch: Path, rel: str, check_seed: int, key: str
+    ) -> dict | None:
+        """One worker, from fork to its result row (without sha and timing); None if the grader
+        is stopping."""
         job = {
             "submission": rel,
             "notebook": str(notebook),
@@ -270,7 +301,9 @@ class Grader:
             "kernel_name": self.opts.kernel_name,
             "max_output_bytes": int(self.opts.max_output_mb * 2**20),
             "sandbox": self._sandbox(scratch),
-            "executed": str(self.out / "executed" / f"{key}.ipynb") if self.opts.save_executed else None,
+            "executed": str(self.out / "executed" / f"{key}.ipynb")
+            if self.opts.save_executed
+            else None,
         }
         reader, writer = _context().Pipe(duplex=False)
         with self.lock:
@@ -317,18 +350,24 @@ class Grader:
             return result
         ready = any(e.get("event") == "ready" for e in events)
         cells = [e["index"] for e in events if e.get("event") == "cell"]
-        where = cell_label(nb.cells[cells[-1]]) if cells and cells[-1] < len(nb.cells) else (
-            "the hidden checks" if ready else "starting the kernel"
+        where = (
+            cell_label(nb.cells[cells[-1]])
+            if cells and cells[-1] < len(nb.cells)
+            else ("the hidden checks" if ready else "starting the kernel")
         )
         if killed and ready:
-            reason = f"ran past the {self.opts.timeout:g} s limit for a submission, in {where}; killed"
+            reason = (
+                f"ran past the {self.opts.timeout:g} s limit for a submission, in {where}; killed"
+            )
             return self._row(rel, "timeout", reason, check_seed=check_seed)
         if killed:
             reason = no_kernel_reason(self.opts.start_timeout, "its worker hung")
             return self._row(rel, "error", reason, check_seed=check_seed, kernel_started=False)
         crash = next((e for e in events if e.get("event") == "crash"), None)
         if crash:
-            print(f"grading worker crashed on {rel}:\n{crash.get('traceback', '')}", file=sys.stderr)
+            print(
+                f"grading worker crashed on {rel}:\n{crash.get('traceback', '')}", file=sys.stderr
+            )
         code = proc.exitcode or 0
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         detail = crash["error"][:200] if crash else "no message"
@@ -343,16 +382,24 @@ class Grader:
         """
         try:
             checks = result["checks"]
-            if result["status"] not in STATUSES or [(c["name"], c["max_points"]) for c in checks] != [
-                (name, points) for name, points in self.outline
-            ]:
+            if result["status"] not in STATUSES or [
+                (c["name"], c["max_points"]) for c in checks
+            ] != [(name, points) for name, points in self.outline]:
                 return None
             for c in checks:
-                if not (0 <= c["points"] <= c["max_points"]) or c["passed"] != (c["points"] == c["max_points"]):
+                if not (0 <= c["points"] <= c["max_points"]) or c["passed"] != (
+                    c["points"] == c["max_points"]
+                ):
                     return None
-            extra = {k: v for k, v in result.items() if k not in ("submission", "lab", "points", "max_points",
-                                                                  "status", "reason", "checks")}
-            return make_result(rel, self.lab.lab, result["status"], str(result["reason"]), checks, **extra)
+            extra = {
+                k: v
+                for k, v in result.items()
+                if k
+                not in ("submission", "lab", "points", "max_points", "status", "reason", "checks")
+            }
+            return make_result(
+                rel, self.lab.lab, result["status"], str(result["reason"]), checks, **extra
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
@@ -384,12 +431,18 @@ class Grader:
             python = kernel_python(self.opts.kernel_name)
             self.readable = readable_for(python, os.environ.get("PYTHONPATH", ""))
         solutions = Path(registry.__file__).resolve().parents[4] / "solutions"
-        hidden = hidden_for(self.readable, [self.out, self.submissions, self.scratch_root, solutions])
-        box = Sandbox(str(scratch.resolve()), self.readable, hidden, int(self.opts.memory_gb * 2**30))
+        hidden = hidden_for(
+            self.readable, [self.out, self.submissions, self.scratch_root, solutions]
+        )
+        box = Sandbox(
+            str(scratch.resolve()), self.readable, hidden, int(self.opts.memory_gb * 2**30)
+        )
         return box.to_json()
 
     def _row(self, rel, status, reason, **extra) -> dict:
-        return make_result(rel, self.lab.lab, status, reason, not_run(self.outline, reason), **extra)
+        return make_result(
+            rel, self.lab.lab, status, reason, not_run(self.outline, reason), **extra
+        )
 
     def _result(self, rel, status, reason, sha, started, **extra) -> dict:
         return self._finish(self._row(rel, status, reason, **extra), sha, started)
@@ -445,8 +498,14 @@ class Grader:
             import traceback
 
             print(f"grader error on {rel}:\n{traceback.format_exc()}", file=sys.stderr)
-            return self._result(rel, "error", f"the grader failed on this file ({type(exc).__name__}: "
-                                f"{str(exc)[:200]}); please report it", "", started)
+            return self._result(
+                rel,
+                "error",
+                f"the grader failed on this file ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); please report it",
+                "",
+                started,
+            )
 
     def _restore(self) -> None:
         """Rewrite any result or feedback file that changed behind our back during the run.
@@ -456,7 +515,9 @@ class Grader:
         we trust.
         """
         for key, result in self.results.items():
-            for path, expected in zip(self._paths(key), (json.dumps(result, indent=1), feedback_markdown(result))):
+            for path, expected in zip(
+                self._paths(key), (json.dumps(result, indent=1), feedback_markdown(result))
+            ):
                 try:
                     intact = path.read_text(encoding="utf-8") == expected
                 except (OSError, UnicodeDecodeError):
@@ -493,7 +554,11 @@ class Grader:
             key = submission_key(os.fsencode(path.relative_to(self.submissions).as_posix()))
             keys.append(key)
             chosen = self.opts.only is None or fnmatch.fnmatchcase(rel, self.opts.only)
-            old = None if self.opts.force or (chosen and self.opts.only) else self._previous(key, rel, path)
+            old = (
+                None
+                if self.opts.force or (chosen and self.opts.only)
+                else self._previous(key, rel, path)
+            )
             if old is not None:
                 self.results[key] = apply_override(old, self.overrides)
             elif chosen:
@@ -501,9 +566,17 @@ class Grader:
             else:
                 keys.pop()  # not asked for and never graded: no row this time
         if self.opts.only and not pending:
-            raise ValueError(f"--only {self.opts.only!r} matches no submission under {self.submissions}")
-        bar = tqdm(total=len(keys), initial=len(keys) - len(pending), desc=f"grading {self.lab.lab}",
-                   unit="nb", disable=not self.opts.progress, file=sys.stderr)
+            raise ValueError(
+                f"--only {self.opts.only!r} matches no submission under {self.submissions}"
+            )
+        bar = tqdm(
+            total=len(keys),
+            initial=len(keys) - len(pending),
+            desc=f"grading {self.lab.lab}",
+            unit="nb",
+            disable=not self.opts.progress,
+            file=sys.stderr,
+        )
         if self.opts.dask:
             from .cluster import ClusterPool
 
@@ -513,16 +586,27 @@ class Grader:
             pool = ThreadPoolExecutor(max_workers=self.opts.jobs)
             wait_all = as_completed
         try:
-            futures = {pool.submit(self._grade_safely, path, rel): (key, rel) for path, rel, key in pending}
+            futures = {
+                pool.submit(self._grade_safely, path, rel): (key, rel) for path, rel, key in pending
+            }
             for future in wait_all(futures):
                 result = future.result()
                 key, rel = futures[future]
-                if result is not None and self.opts.dask:  # filed under what we sent, whatever came back
+                if (
+                    result is not None and self.opts.dask
+                ):  # filed under what we sent, whatever came back
                     result = self._accept(result, rel) or self._result(
-                        rel, "error", "the cluster returned a result that is not a grade", "", time.monotonic())
+                        rel,
+                        "error",
+                        "the cluster returned a result that is not a grade",
+                        "",
+                        time.monotonic(),
+                    )
                 if result is not None:
                     self._store(key, result)
-                    bar.set_postfix_str(f"{result['submission'][:30]}: {result['status']}", refresh=False)
+                    bar.set_postfix_str(
+                        f"{result['submission'][:30]}: {result['status']}", refresh=False
+                    )
                 bar.update()
         except BaseException:
             with self.lock:
@@ -538,8 +622,12 @@ class Grader:
                 self._restore()
                 atomic_write(self.out / "grades.csv", grades_csv(list(self.results.values())))
         ordered = [self.results[key] for key in keys]
-        write_figure(score_figure(ordered, self.lab.lab, warning=self.warning), self.out / "scores.html",
-                     extra_html=failures_html(ordered), warning=self.warning)
+        write_figure(
+            score_figure(ordered, self.lab.lab, warning=self.warning),
+            self.out / "scores.html",
+            extra_html=failures_html(ordered),
+            warning=self.warning,
+        )
         if self.roster is not None:
             atomic_write(self.out / "lms.csv", lms_csv(ordered, self.roster))
         return ordered

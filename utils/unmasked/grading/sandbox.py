@@ -110,7 +110,15 @@ def resolve(mode: str) -> tuple[bool, str | None]:
 
 
 def _namespaces() -> list[str]:
-    args = ["--unshare-all", "--unshare-user", "--uid", str(UID), "--gid", str(GID), "--die-with-parent"]
+    args = [
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(UID),
+        "--gid",
+        str(GID),
+        "--die-with-parent",
+    ]
     return args + (["--disable-userns"] if _can_disable_userns() else [])
 
 
@@ -186,7 +194,9 @@ class Sandbox:
                 bound.append(path)
         for path in sorted(set(self.hidden), key=len):
             if any(_inside(path, b) for b in bound) and os.path.exists(path):
-                args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+                args += (
+                    ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+                )
         args += ["--bind", self.scratch, self.scratch, "--proc", "/proc", "--dev", "/dev"]
         args += ["--remount-ro", "/", "--chdir", self.scratch]
         # ipykernel exits when its parent's pid (outside the PID namespace) is gone from view
@@ -248,7 +258,9 @@ def hidden_for(readable, extra=()) -> tuple[str, ...]:
     hidden = set(os.path.realpath(p) for p in extra)
     for folder in readable:
         names = ["unmasked/grading", "solutions", ".git"]
-        if os.path.isdir(os.path.join(folder, "utils", "unmasked")):  # the course's repository itself
+        if os.path.isdir(
+            os.path.join(folder, "utils", "unmasked")
+        ):  # the course's repository itself
             names += ["tests", "benchmarks", "grades"]  # tests/fixtures hold a solution
         for name in names:
             candidate = os.path.join(folder, name)
@@ -258,7 +270,8 @@ def hidden_for(readable, extra=()) -> tuple[str, ...]:
 
 
 def kernel_python(kernel_name: str) -> str:
-    """The Python a kernelspec starts (argv[0]; `python`/`python3` mean this one, as jupyter_client does)."""
+    """The Python a kernelspec starts (argv[0]; `python`/`python3` mean this one, as
+    jupyter_client does)."""
     try:
         from jupyter_client.kernelspec import KernelSpecManager
 
@@ -266,13 +279,18 @@ def kernel_python(kernel_name: str) -> str:
     except Exception:
         return sys.executable
     program = argv[0] if argv else "python"
-    if program in ("python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]):
+    if program in (
+        "python",
+        f"python{sys.version_info[0]}",
+        "python{}.{}".format(*sys.version_info[:2]),
+    ):
         return sys.executable
     return shutil.which(program) or program
 
 
 def preflight(box: Sandbox, python: str, env: dict) -> str | None:
-    """None when a kernel's Python can start in `box` (imports ipykernel and unmasked), else why not.
+    """None when a kernel's Python can start in `box` (imports ipykernel and unmasked), else why
+    not.
 
     Run once per grading run, so that a view that misses something fails here, with the reason,
     instead of as a kernel that never starts for every submission.

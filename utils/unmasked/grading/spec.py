@@ -31,7 +31,9 @@ class Call:
 
     def show(self, width: int = 60) -> str:
         """`func(arg, ...)` shortened for a feedback line."""
-        parts = [short(a, width) for a in self.args] + [f"{k}={short(v, width)}" for k, v in self.kwargs.items()]
+        parts = [short(a, width) for a in self.args] + [
+            f"{k}={short(v, width)}" for k, v in self.kwargs.items()
+        ]
         return f"{self.func}({', '.join(parts)})"
 
 
@@ -58,7 +60,9 @@ class Outcome:
         if self.error == "Timeout":
             return f"did not return in time ({self.message})"
         if self.error:
-            return f"raised {self.error}: {self.message}" if self.message else f"raised {self.error}"
+            return (
+                f"raised {self.error}: {self.message}" if self.message else f"raised {self.error}"
+            )
         return f"returned {short(self.value)}"
 
     @classmethod
@@ -89,7 +93,9 @@ class Check:
 
     def __post_init__(self):
         if not self.name or self.points <= 0:
-            raise ValueError(f"a check needs a name and points > 0, got {self.name!r} with {self.points}")
+            raise ValueError(
+                f"a check needs a name and points > 0, got {self.name!r} with {self.points}"
+            )
         if not self.calls:
             raise ValueError(f"check {self.name!r} makes no calls into the notebook")
 
@@ -109,7 +115,8 @@ def ref(path: str) -> dict:
 
 
 def last(*steps) -> dict:
-    """Build `steps` in order and pass the last one: last(make("torch:manual_seed", 0), make(...))."""
+    """Build `steps` in order and pass the last one: last(make("torch:manual_seed", 0),
+    make(...))."""
     return {"__last__": list(steps)}
 
 
@@ -148,7 +155,9 @@ def returns(
             if not outcome.ok:
                 return f"{call.show()} {outcome.show()}"
             if accept_types and outcome.type not in accept_types:
-                return f"{call.show()} returned a {outcome.type}; expected {' or '.join(accept_types)}"
+                return (
+                    f"{call.show()} returned a {outcome.type}; expected {' or '.join(accept_types)}"
+                )
             if not compare(outcome.value, want):
                 return f"{call.show()} returned {short(outcome.value)}; expected {short(want)}"
         return None
@@ -192,7 +201,7 @@ def raises(
         for call, outcome in zip(calls[: len(raising)], outcomes[: len(raising)]):
             if outcome.error == "Timeout" or not outcome.raised(error):
                 return f"{call.show()} {outcome.show()}; expected it to raise {error}"
-        problem = _works(calls[len(raising):], outcomes[len(raising):], wanted, compare)
+        problem = _works(calls[len(raising) :], outcomes[len(raising) :], wanted, compare)
         return f"it must also work for valid input: {problem}" if problem else None
 
     return Check(name, points, raising + valid, verify, hint)

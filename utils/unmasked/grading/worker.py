@@ -1,4 +1,5 @@
-"""Grade one submission in this process: papermill runs it, then the hidden checks run in its kernel.
+"""Grade one submission in this process: papermill runs it, then the hidden checks run in its
+kernel.
 
 The parent (unmasked.grading.runner) forks one of these per submission from a forkserver that
 has papermill and tiktoken loaded already, and kills it and everything it started if it
@@ -20,7 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-START_SLACK_S = 10.0  # the worker's own setup before the kernel starts: loading the checks, reading the notebook
+# the worker's own setup before the kernel starts: loading the checks, reading the notebook
+START_SLACK_S = 10.0
 
 
 class Reporter:
@@ -54,13 +56,23 @@ class Reporter:
 class RunState:
     """What the papermill client reports while it runs: the kernel, the cell, timeouts, output."""
 
-    def __init__(self, scratch: Path, env: dict, cell_timeout: float, probe_timeout: float, max_output: int, report):
+    def __init__(
+        self,
+        scratch: Path,
+        env: dict,
+        cell_timeout: float,
+        probe_timeout: float,
+        max_output: int,
+        report,
+    ):
         self.scratch, self.env = scratch, env
         self.cell_timeout, self.probe_timeout = cell_timeout, probe_timeout
         self.max_output, self.stored, self.truncated = max_output, 0, False
         self.report = report
         self.kernel_pid: int | None = None
-        self.ready_at: float | None = None  # when the kernel first answered; the submission's clock starts here
+        self.ready_at: float | None = (
+            None  # when the kernel first answered; the submission's clock starts here
+        )
         self.current: int | None = None
         self.interrupted: list[str] = []  # labels of the cells interrupted for time
         self.interrupted_ids: set[int] = set()
@@ -71,13 +83,28 @@ class RunState:
     def timeout_for(self, cell) -> float:
         from .notebook import META
 
-        return self.probe_timeout if cell.metadata.get(META, {}).get("role") == "checks" else self.cell_timeout
+        return (
+            self.probe_timeout
+            if cell.metadata.get(META, {}).get("role") == "checks"
+            else self.cell_timeout
+        )
 
 
 # The only variables of the grader's environment a kernel sees: what finds programs and
 # libraries, the locale, thread counts. Tokens, keys and paths to the grades stay out.
-PASSED_ENV = ("PATH", "PYTHONPATH", "LANG", "LANGUAGE", "TZ", "VIRTUAL_ENV", "CONDA_PREFIX",
-              "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "SYSTEMROOT")
+PASSED_ENV = (
+    "PATH",
+    "PYTHONPATH",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "SYSTEMROOT",
+)
 
 
 def kernel_env(scratch: Path) -> dict:
@@ -110,7 +137,8 @@ def kernel_env(scratch: Path) -> dict:
 
 
 def _engine(state: RunState):
-    """A papermill engine whose client tells `state` what happens, caps output, escalates timeouts."""
+    """A papermill engine whose client tells `state` what happens, caps output, escalates
+    timeouts."""
     from jupyter_core.utils import run_sync
     from nbclient.exceptions import CellTimeoutError
     from papermill.clientwrap import PapermillNotebookClient
@@ -128,10 +156,13 @@ def _engine(state: RunState):
                 (state.scratch / ".runtime").mkdir(mode=0o700, exist_ok=True)
                 km.connection_file = str(state.scratch / ".runtime" / "kernel.json")
                 km.ip = state.socket_prefix
-                # A signal would reach bubblewrap, not the kernel: interrupt through the control channel.
+                # A signal would reach bubblewrap, not the kernel: interrupt through the control
+                # channel.
                 km.kernel_spec.interrupt_mode = "message"
                 plain = km.format_kernel_cmd
-                km.format_kernel_cmd = lambda extra_arguments=None: state.sandbox.wrap(plain(extra_arguments))
+                km.format_kernel_cmd = lambda extra_arguments=None: state.sandbox.wrap(
+                    plain(extra_arguments)
+                )
             return km
 
         async def async_start_new_kernel(self, **kwargs):
@@ -165,7 +196,9 @@ def _engine(state: RunState):
             # kernel ignores that for another timeout, give up on this submission.
             key = id(cell)
             if key in state.interrupted_ids:
-                raise CellTimeoutError.error_from_timeout_and_cell("the cell ignored the interrupt", timeout, cell)
+                raise CellTimeoutError.error_from_timeout_and_cell(
+                    "the cell ignored the interrupt", timeout, cell
+                )
             state.interrupted_ids.add(key)
             state.interrupted.append(cell_label(cell) if cell is not None else "a cell")
             return await super()._async_handle_timeout(timeout, cell)
@@ -180,7 +213,10 @@ def _engine(state: RunState):
                     if not state.truncated:
                         state.truncated = True
                         outs.append(
-                            _stream(f"\n[the grader dropped the output after {state.max_output / 2**20:g} MB]\n")
+                            _stream(
+                                "\n[the grader dropped the output after "
+                                f"{state.max_output / 2**20:g} MB]\n"
+                            )
                         )
                     return None
                 state.stored += size
@@ -193,7 +229,9 @@ def _engine(state: RunState):
 
     class Engine(NBClientEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, start_timeout=60, execution_timeout=None, **kwargs):
+        def execute_managed_notebook(
+            cls, nb_man, kernel_name, start_timeout=60, execution_timeout=None, **kwargs
+        ):
             state.nb_man = nb_man
             client = Client(
                 nb_man,
@@ -234,16 +272,24 @@ def run(job: dict, report: Reporter) -> dict:
     started = time.monotonic()
     scratch = Path(job["scratch"])
     lab = registry.load(job["lab"])
-    checks = lab.build(job["check_seed"])  # expected answers are computed now, before any learner code runs
+    checks = lab.build(
+        job["check_seed"]
+    )  # expected answers are computed now, before any learner code runs
     outline = [(c.name, c.points) for c in checks]
     probe = make_probe(checks, lab.call_timeout_s)
     extra = {"check_seed": job["check_seed"]}
 
     def done(status, reason, verdicts, **more):
         return make_result(
-            job["submission"], lab.lab, status, reason, verdicts,
-            duration_s=round(time.monotonic() - started, 2), kernel_started=state.ready_at is not None,
-            **extra, **more,
+            job["submission"],
+            lab.lab,
+            status,
+            reason,
+            verdicts,
+            duration_s=round(time.monotonic() - started, 2),
+            kernel_started=state.ready_at is not None,
+            **extra,
+            **more,
         )
 
     def no_kernel(detail: str) -> dict:
@@ -256,7 +302,14 @@ def run(job: dict, report: Reporter) -> dict:
     nb.cells.append(probe.cell)  # in memory only: the scratch copy never holds the checks
     os.environ["JUPYTER_RUNTIME_DIR"] = str(scratch / ".runtime")  # the connection file
     probe_timeout = lab.call_timeout_s * len(probe.calls) + 30
-    state = RunState(scratch, kernel_env(scratch), job["cell_timeout"], probe_timeout, job["max_output_bytes"], report)
+    state = RunState(
+        scratch,
+        kernel_env(scratch),
+        job["cell_timeout"],
+        probe_timeout,
+        job["max_output_bytes"],
+        report,
+    )
     if job.get("sandbox"):
         from .sandbox import MAX_SOCKET_PATH, Sandbox
 
@@ -267,8 +320,14 @@ def run(job: dict, report: Reporter) -> dict:
 
     def label(index):
         cells = state.nb_man.nb.cells if state.nb_man is not None else nb.cells
-        return cell_label(cells[index]) if index is not None and index < len(cells) else (
-            "starting the kernel" if state.ready_at is None else "the kernel, before the first cell"
+        return (
+            cell_label(cells[index])
+            if index is not None and index < len(cells)
+            else (
+                "starting the kernel"
+                if state.ready_at is None
+                else "the kernel, before the first cell"
+            )
         )
 
     # The watchdog: past a deadline, report, kill the kernel's session and leave. Until the kernel
@@ -307,7 +366,10 @@ def run(job: dict, report: Reporter) -> dict:
                     kill_descendants(os.getpid())
                     os._exit(0)
             elif time.monotonic() > state.ready_at + job["timeout"]:
-                reason = f"ran past the {job['timeout']:g} s limit for a submission, in {label(state.current)}"
+                reason = (
+                    f"ran past the {job['timeout']:g} s limit for a submission, in "
+                    f"{label(state.current)}"
+                )
                 stopped = not_run(outline, "the submission was stopped before the checks ran")
                 report.finish(done("timeout", reason, stopped))
                 if state.kernel_pid:
@@ -353,13 +415,22 @@ def run(job: dict, report: Reporter) -> dict:
         ran = state.nb_man.nb.cells[: (state.current or 0) + 1] if state.nb_man is not None else []
         exits = [c for c in ran if c.cell_type == "code" and calls_exit(c.source)]
         if exits:
-            failure = ("error", f"the kernel stopped after {cell_label(exits[-1])}, which calls exit(); "
-                       "a notebook must not stop its kernel")
+            failure = (
+                "error",
+                f"the kernel stopped after {cell_label(exits[-1])}, which calls exit(); "
+                "a notebook must not stop its kernel",
+            )
         else:
             cause = f"more than {memory_gb:g} GB of memory" if memory_gb else "out of memory"
-            failure = ("error", f"the kernel died in {label(state.current)} (os._exit, a crash, or {cause})")
+            failure = (
+                "error",
+                f"the kernel died in {label(state.current)} (os._exit, a crash, or {cause})",
+            )
     elif isinstance(raised, CellTimeoutError):
-        failure = ("timeout", f"{label(state.current)} ran past {job['cell_timeout']:g} s and ignored the interrupt")
+        failure = (
+            "timeout",
+            f"{label(state.current)} ran past {job['cell_timeout']:g} s and ignored the interrupt",
+        )
     elif raised is not None:  # papermill failed: still a row, with the reason
         failure = ("error", f"running the notebook failed in {label(state.current)}: {what}")
 
@@ -375,20 +446,32 @@ def run(job: dict, report: Reporter) -> dict:
     timed_out = list(state.interrupted)
     extra.update(cell_errors=errors, interrupted=timed_out, truncated=state.truncated)
     if failure:
-        return done(failure[0], failure[1], not_run(outline, "the hidden checks did not run: " + failure[1]))
-    checks_cell = next((c for c in reversed(executed.cells) if c.metadata.get(META, {}).get("role") == "checks"), None)
+        return done(
+            failure[0], failure[1], not_run(outline, "the hidden checks did not run: " + failure[1])
+        )
+    checks_cell = next(
+        (c for c in reversed(executed.cells) if c.metadata.get(META, {}).get("role") == "checks"),
+        None,
+    )
     try:
         if checks_cell is None:
             raise ProbeError("the hidden checks cell is missing from the executed notebook")
         outcomes = read_probe(checks_cell, probe)
     except ProbeError as exc:
         return done("error", str(exc), not_run(outline, str(exc)))
-    sources = [c.source for c in executed.cells if c.cell_type == "code" and META in c.metadata
-               and "cell" in c.metadata[META]]
-    delegated = delegations(sources, {call.func for check in checks for call in check.calls}, lab.references)
+    sources = [
+        c.source
+        for c in executed.cells
+        if c.cell_type == "code" and META in c.metadata and "cell" in c.metadata[META]
+    ]
+    delegated = delegations(
+        sources, {call.func for check in checks for call in check.calls}, lab.references
+    )
     verdicts = score_checks(checks, outcomes, delegated)
     status = "timeout" if timed_out else "graded"
-    return done(status, summary_reason(verdicts, errors, timed_out, state.truncated, memory_gb), verdicts)
+    return done(
+        status, summary_reason(verdicts, errors, timed_out, state.truncated, memory_gb), verdicts
+    )
 
 
 def _quiet(scratch: str) -> None:
@@ -407,7 +490,11 @@ def _guarded(job: dict, report: Reporter) -> int:
     except BaseException as exc:  # the grader's own bug: say so in the row rather than vanish
         import traceback
 
-        report.event(event="crash", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-3000:])
+        report.event(
+            event="crash",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc()[-3000:],
+        )
         return 1
 
 

@@ -18,7 +18,8 @@ CATEGORY_COLORS = dict(zip(PROBE_CATEGORIES, ("#1f77b4", "#ff7f0e", "#2ca02c", "
 
 
 def turn_kind(turn: Turn, calls: dict[str, str] | None = None) -> str:
-    """A label for what a turn is: 'assistant: tool call', 'tool: read_file', 'tool: run_command (pytest)'..."""
+    """A label for what a turn is: 'assistant: tool call', 'tool: read_file', 'tool: run_command
+    (pytest)'..."""
     if turn.role == "assistant":
         return "assistant: tool call" if turn.tool_calls else "assistant: text"
     if turn.role != "tool":
@@ -50,7 +51,8 @@ def token_starts(session: Session) -> list[int]:
 
 
 def token_breakdown(sessions: Session | Iterable[Session]) -> list[dict]:
-    """Tokens per turn kind, summed over the sessions: [{"kind", "tokens", "turns", "share"}], largest first."""
+    """Tokens per turn kind, summed over the sessions: [{"kind", "tokens", "turns", "share"}],
+    largest first."""
     if isinstance(sessions, Session):
         sessions = [sessions]
     tokens, turns = Counter(), Counter()
@@ -63,16 +65,27 @@ def token_breakdown(sessions: Session | Iterable[Session]) -> list[dict]:
     total = sum(tokens.values())
     if total == 0:
         raise ValueError("token_breakdown needs at least one session with turns")
-    return [{"kind": k, "tokens": v, "turns": turns[k], "share": v / total} for k, v in tokens.most_common()]
+    return [
+        {"kind": k, "tokens": v, "turns": turns[k], "share": v / total}
+        for k, v in tokens.most_common()
+    ]
 
 
 def fact_table(session: Session) -> list[dict]:
-    """One row per planted fact: category, text, turn, token offset, share of the session, position, stale."""
+    """One row per planted fact: category, text, turn, token offset, share of the session,
+    position, stale."""
     starts = token_starts(session)
     return [
-        {"category": f.category, "text": f.text, "turn": f.turn_index, "token": starts[f.turn_index],
-         "share": starts[f.turn_index] / session.n_tokens, "position": f.position, "stale": f.stale,
-         "replaces": f.replaces}
+        {
+            "category": f.category,
+            "text": f.text,
+            "turn": f.turn_index,
+            "token": starts[f.turn_index],
+            "share": starts[f.turn_index] / session.n_tokens,
+            "position": f.position,
+            "stale": f.stale,
+            "replaces": f.replaces,
+        }
         for f in session.facts
     ]
 
@@ -84,14 +97,24 @@ def plot_token_breakdown(sessions, title: str | None = None):
     sessions = [sessions] if isinstance(sessions, Session) else list(sessions)
     rows = token_breakdown(sessions)[::-1]
     n = len(sessions)
-    fig = go.Figure(go.Bar(
-        x=[100 * r["share"] for r in rows], y=[r["kind"] for r in rows], orientation="h",
-        text=[f"{100 * r['share']:.1f}%  ({r['tokens']:,} tokens, {r['turns']} turns)" for r in rows],
-        textposition="auto", marker_color=["#d62728" if r["kind"].startswith("tool") else "#7f7f7f" for r in rows],
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=[100 * r["share"] for r in rows],
+            y=[r["kind"] for r in rows],
+            orientation="h",
+            text=[
+                f"{100 * r['share']:.1f}%  ({r['tokens']:,} tokens, {r['turns']} turns)"
+                for r in rows
+            ],
+            textposition="auto",
+            marker_color=["#d62728" if r["kind"].startswith("tool") else "#7f7f7f" for r in rows],
+        )
+    )
     fig.update_layout(
         title=title or f"Where the tokens go ({n} session{'s' * (n != 1)})",
-        xaxis_title="share of tokens (%)", height=120 + 28 * len(rows), margin=dict(l=10, r=10, t=50, b=40),
+        xaxis_title="share of tokens (%)",
+        height=120 + 28 * len(rows),
+        margin=dict(l=10, r=10, t=50, b=40),
     )
     return fig
 
@@ -104,38 +127,67 @@ def plot_fact_map(session: Session):
     rows = fact_table(session)
     fig = go.Figure()
     for third, label in ((0, "early"), (1, "middle"), (2, "late")):
-        fig.add_vrect(x0=third * session.n_tokens / 3, x1=(third + 1) * session.n_tokens / 3,
-                      fillcolor=("#f2f2f2", "#ffffff", "#f2f2f2")[third], line_width=0, layer="below",
-                      annotation_text=label, annotation_position="top")
+        fig.add_vrect(
+            x0=third * session.n_tokens / 3,
+            x1=(third + 1) * session.n_tokens / 3,
+            fillcolor=("#f2f2f2", "#ffffff", "#f2f2f2")[third],
+            line_width=0,
+            layer="below",
+            annotation_text=label,
+            annotation_position="top",
+        )
     by_text = {r["text"]: r for r in rows}
     for r in rows:
         old = by_text.get(r["replaces"]) if r["replaces"] else None
         if old:
-            fig.add_trace(go.Scatter(x=[old["token"], r["token"]], y=[old["category"], r["category"]], mode="lines",
-                                     line=dict(color="#bbbbbb", dash="dot"), showlegend=False, hoverinfo="skip"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[old["token"], r["token"]],
+                    y=[old["category"], r["category"]],
+                    mode="lines",
+                    line=dict(color="#bbbbbb", dash="dot"),
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
     for cat in PROBE_CATEGORIES:
         for stale in (False, True):
             pts = [r for r in rows if r["category"] == cat and r["stale"] == stale]
             if not pts:
                 continue
-            fig.add_trace(go.Scatter(
-                x=[p["token"] for p in pts], y=[cat] * len(pts), mode="markers",
-                name=f"{cat} ({'stale' if stale else 'current'})",
-                marker=dict(size=13, color="white" if stale else CATEGORY_COLORS[cat],
-                            line=dict(color=CATEGORY_COLORS[cat], width=2), symbol="circle"),
-                text=[f"turn {p['turn']}: {p['text']}" + (" (stale)" if stale else "") for p in pts],
-                hovertemplate="%{text}<br>token %{x:,}<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=[p["token"] for p in pts],
+                    y=[cat] * len(pts),
+                    mode="markers",
+                    name=f"{cat} ({'stale' if stale else 'current'})",
+                    marker=dict(
+                        size=13,
+                        color="white" if stale else CATEGORY_COLORS[cat],
+                        line=dict(color=CATEGORY_COLORS[cat], width=2),
+                        symbol="circle",
+                    ),
+                    text=[
+                        f"turn {p['turn']}: {p['text']}" + (" (stale)" if stale else "")
+                        for p in pts
+                    ],
+                    hovertemplate="%{text}<br>token %{x:,}<extra></extra>",
+                )
+            )
     fig.update_layout(
         title=f"Where the facts sit in {session.id} ({session.n_tokens:,} tokens)",
-        xaxis=dict(title="token offset", range=[0, session.n_tokens]), yaxis=dict(categoryorder="array",
-        categoryarray=list(PROBE_CATEGORIES)[::-1]), height=380, margin=dict(l=10, r=10, t=60, b=40),
+        xaxis=dict(title="token offset", range=[0, session.n_tokens]),
+        yaxis=dict(categoryorder="array", categoryarray=list(PROBE_CATEGORIES)[::-1]),
+        height=380,
+        margin=dict(l=10, r=10, t=60, b=40),
         legend=dict(orientation="h", y=-0.25),
     )
     return fig
 
 
-def format_turns(session: Session, start: int = 0, stop: int | None = None, width: int = 160) -> str:
+def format_turns(
+    session: Session, start: int = 0, stop: int | None = None, width: int = 160
+) -> str:
     """A readable preview of turns start..stop-1: role, tool calls, and the content cut to `width`
     characters with the number of lines and tokens left out."""
     if width < 20:

@@ -13,12 +13,53 @@ import random
 from dataclasses import dataclass, field
 
 WORDS = (
-    "load", "parse", "build", "fetch", "render", "store", "apply", "check", "merge", "split", "emit", "resolve",
-    "encode", "decode", "flush", "sync", "scan", "index", "notify", "compute", "format", "normalize", "collect",
+    "load",
+    "parse",
+    "build",
+    "fetch",
+    "render",
+    "store",
+    "apply",
+    "check",
+    "merge",
+    "split",
+    "emit",
+    "resolve",
+    "encode",
+    "decode",
+    "flush",
+    "sync",
+    "scan",
+    "index",
+    "notify",
+    "compute",
+    "format",
+    "normalize",
+    "collect",
 )
 NOUNS = (
-    "payload", "record", "batch", "cursor", "config", "request", "response", "context", "entry", "token", "item",
-    "result", "header", "filter", "schema", "row", "event", "job", "rule", "summary", "window", "buffer",
+    "payload",
+    "record",
+    "batch",
+    "cursor",
+    "config",
+    "request",
+    "response",
+    "context",
+    "entry",
+    "token",
+    "item",
+    "result",
+    "header",
+    "filter",
+    "schema",
+    "row",
+    "event",
+    "job",
+    "rule",
+    "summary",
+    "window",
+    "buffer",
 )
 LIB_FRAMES = (
     ("site-packages/sqlalchemy/engine/base.py", "_execute_context"),
@@ -34,8 +75,24 @@ LIB_FRAMES = (
 LOG_LEVELS = ("INFO", "INFO", "INFO", "DEBUG", "DEBUG", "WARN")
 HTTP = ("GET", "GET", "GET", "POST", "PUT", "DELETE")
 PACKAGES = (
-    "anyio", "certifi", "charset-normalizer", "click", "h11", "idna", "iniconfig", "packaging", "pluggy",
-    "pytest", "sniffio", "typing-extensions", "urllib3", "markupsafe", "jinja2", "attrs", "rich", "pygments",
+    "anyio",
+    "certifi",
+    "charset-normalizer",
+    "click",
+    "h11",
+    "idna",
+    "iniconfig",
+    "packaging",
+    "pluggy",
+    "pytest",
+    "sniffio",
+    "typing-extensions",
+    "urllib3",
+    "markupsafe",
+    "jinja2",
+    "attrs",
+    "rich",
+    "pygments",
 )
 
 
@@ -74,7 +131,9 @@ class Ctx:
         if not self._suite:
             rng = random.Random(f"{self.repo_seed}:tests")
             tests = [t for t in self.files if "test" in t] or self.files
-            self._suite = [(rng.choice(tests), f"test_{_ident(rng)}_{i}") for i in range(rng.randint(60, 400))]
+            self._suite = [
+                (rng.choice(tests), f"test_{_ident(rng)}_{i}") for i in range(rng.randint(60, 400))
+            ]
         return self._suite
 
 
@@ -108,7 +167,8 @@ def code_lines(ctx: Ctx, rng: random.Random, n: int) -> list[str]:
         elif ctx.lang == "typescript":
             fn = _camel(name)
             out += [
-                f"export async function {fn}({arg}: {arg.capitalize()}, limit = {rng.randint(1, 500)}) {{",
+                f"export async function {fn}({arg}: {arg.capitalize()}, limit = "
+                f"{rng.randint(1, 500)}) {{",
                 f"  if (!{arg}) throw new Error('{arg} is required');",
                 f"  const items = {arg}.{rng.choice(NOUNS)}s.filter((x) => x.{rng.choice(NOUNS)});",
                 f"  logger.debug(`{fn}: ${{items.length}} items`);",
@@ -140,12 +200,16 @@ def doc_lines(ctx: Ctx, rng: random.Random, n: int) -> list[str]:
         out += [
             f"## {rng.choice(WORDS).capitalize()} the {rng.choice(NOUNS)}s",
             "",
-            f"The {ctx.resource} module will {rng.choice(WORDS)} each {rng.choice(NOUNS)} before it reaches the "
-            f"{rng.choice(NOUNS)} layer. Call `{_ident(rng)}` to {rng.choice(WORDS)} a {rng.choice(NOUNS)} by hand; "
+            f"The {ctx.resource} module will {rng.choice(WORDS)} each {rng.choice(NOUNS)} before "
+            "it reaches the "
+            f"{rng.choice(NOUNS)} layer. Call `{_ident(rng)}` to {rng.choice(WORDS)} a "
+            f"{rng.choice(NOUNS)} by hand; "
             f"it is safe to retry.",
             "",
-            f"- `{_ident(rng)}`: {rng.choice(WORDS)}s the {rng.choice(NOUNS)} and returns a {rng.choice(NOUNS)}",
-            f"- `{_ident(rng)}`: {rng.choice(WORDS)}s every {rng.choice(NOUNS)} in a {rng.choice(NOUNS)}",
+            f"- `{_ident(rng)}`: {rng.choice(WORDS)}s the {rng.choice(NOUNS)} and returns a "
+            f"{rng.choice(NOUNS)}",
+            f"- `{_ident(rng)}`: {rng.choice(WORDS)}s every {rng.choice(NOUNS)} in a "
+            f"{rng.choice(NOUNS)}",
             "",
         ]
     return out[:n]
@@ -156,7 +220,7 @@ def config_lines(ctx: Ctx, rng: random.Random, n: int) -> list[str]:
     out = [f"# {ctx.project} dependencies"]
     for _ in range(n):
         p = rng.choice(PACKAGES)
-        out.append(f"{p} = \"^{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}\"")
+        out.append(f'{p} = "^{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"')
     return out
 
 
@@ -181,13 +245,21 @@ def test_run(ctx: Ctx, rng: random.Random, tokens: int, failures: int = 0) -> li
         file, test = suite[start + i]
         status = "FAILED" if i in fail_at else rng.choice(("PASSED",) * 12 + ("SKIPPED",))
         if ctx.lang == "go":
-            out.append(f"--- {'FAIL' if status == 'FAILED' else 'PASS'}: Test{_camel(test)[4:]} ({rng.random():.2f}s)")
+            out.append(
+                f"--- {'FAIL' if status == 'FAILED' else 'PASS'}: Test{_camel(test)[4:]} "
+                f"({rng.random():.2f}s)"
+            )
         elif ctx.lang == "typescript":
-            out.append(f"  {'✕' if status == 'FAILED' else '✓'} {test.replace('_', ' ')} ({rng.randint(1, 90)} ms)")
+            out.append(
+                f"  {'✕' if status == 'FAILED' else '✓'} {test.replace('_', ' ')} "
+                f"({rng.randint(1, 90)} ms)"
+            )
         else:
             out.append(f"{file}::{test} {status} [{100 * (i + 1) // n:>3}%]")
     out.append("")
-    out.append(f"==== {n - len(fail_at)} passed, {len(fail_at)} failed in {rng.uniform(0.5, 40):.2f}s ====")
+    out.append(
+        f"==== {n - len(fail_at)} passed, {len(fail_at)} failed in {rng.uniform(0.5, 40):.2f}s ===="
+    )
     return out
 
 
@@ -197,7 +269,10 @@ def grep_results(ctx: Ctx, rng: random.Random, tokens: int) -> tuple[str, list[s
     out = []
     for _ in range(n):
         f = rng.choice(ctx.files)
-        out.append(f"{f}:{rng.randint(1, 900)}:    {rng.choice(WORDS)}_{term}({rng.choice(NOUNS)}, {ctx.resource})")
+        out.append(
+            f"{f}:{rng.randint(1, 900)}:    {rng.choice(WORDS)}_{term}({rng.choice(NOUNS)}, "
+            f"{ctx.resource})"
+        )
     return term, out
 
 
@@ -213,7 +288,8 @@ def log_lines(ctx: Ctx, rng: random.Random, tokens: int) -> list[str]:
         level = rng.choice(LOG_LEVELS)
         out.append(
             f"2026-03-{day}T{h:02d}:{m:02d}:{s:02d}.{rng.randint(0, 999):03d}Z {level:<5} "
-            f"[{ctx.pkg}.{rng.choice(NOUNS)}] {rng.choice(HTTP)} /api/{ctx.resource}/{rng.randint(1, 99999)} "
+            f"[{ctx.pkg}.{rng.choice(NOUNS)}] {rng.choice(HTTP)} "
+            f"/api/{ctx.resource}/{rng.randint(1, 99999)} "
             f"{rng.choice((200, 200, 200, 201, 204, 304, 404))} {rng.randint(1, 400)}ms "
             f"req_id={rng.getrandbits(24):06x}"
         )
@@ -226,13 +302,19 @@ def stack_trace(ctx: Ctx, rng: random.Random, tokens: int, final: str | None = N
     for _ in range(n):
         if rng.random() < 0.5:
             lib, fn = rng.choice(LIB_FRAMES)
-            out.append(f'  File "/opt/venv/lib/python3.11/{lib}", line {rng.randint(40, 2400)}, in {fn}')
+            out.append(
+                f'  File "/opt/venv/lib/python3.11/{lib}", line {rng.randint(40, 2400)}, in {fn}'
+            )
             out.append(f"    return self.{_ident(rng)}(*args, **kwargs)")
         else:
             f = rng.choice(ctx.files)
             out.append(f'  File "/app/{f}", line {rng.randint(5, 400)}, in {_ident(rng)}')
             out.append(f"    {rng.choice(NOUNS)} = {_ident(rng)}({rng.choice(NOUNS)})")
-    out.append(final or f"RuntimeError: {rng.choice(WORDS)} {rng.choice(NOUNS)} failed (retry {rng.randint(1, 5)})")
+    out.append(
+        final
+        or f"RuntimeError: {rng.choice(WORDS)} {rng.choice(NOUNS)} failed (retry "
+        f"{rng.randint(1, 5)})"
+    )
     return out
 
 
@@ -254,7 +336,9 @@ def dir_listing(ctx: Ctx, rng: random.Random, tokens: int) -> list[str]:
     out = []
     for _ in range(n):
         f = rng.choice(ctx.files)
-        out.append(f"-rw-r--r--  1 dev dev {rng.randint(200, 40000):>6} Mar {rng.randint(1, 28):>2} {f}")
+        out.append(
+            f"-rw-r--r--  1 dev dev {rng.randint(200, 40000):>6} Mar {rng.randint(1, 28):>2} {f}"
+        )
     return out
 
 
@@ -264,7 +348,10 @@ def install_log(ctx: Ctx, rng: random.Random, tokens: int) -> list[str]:
     for _ in range(n):
         p = rng.choice(PACKAGES)
         v = f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
-        out.append(f"Requirement already satisfied: {p}>={v} in /opt/venv/lib/python3.11/site-packages ({v})")
+        out.append(
+            f"Requirement already satisfied: {p}>={v} in /opt/venv/lib/python3.11/site-packages "
+            f"({v})"
+        )
     out.append("")
     return out
 
@@ -275,18 +362,30 @@ def search_results(ctx: Ctx, rng: random.Random, tokens: int) -> tuple[str, list
     out = []
     for i in range(n):
         out += [
-            f"{i + 1}. How to {rng.choice(WORDS)} a {rng.choice(NOUNS)} without {rng.choice(WORDS)}ing the {rng.choice(NOUNS)}",
-            f"   https://example.dev/blog/{rng.choice(WORDS)}-{rng.choice(NOUNS)}-{rng.randint(100, 999)}",
-            f"   ... you can {rng.choice(WORDS)} each {rng.choice(NOUNS)} before you {rng.choice(WORDS)} the "
+            f"{i + 1}. How to {rng.choice(WORDS)} a {rng.choice(NOUNS)} without "
+            f"{rng.choice(WORDS)}ing the {rng.choice(NOUNS)}",
+            f"   https://example.dev/blog/"
+            f"{rng.choice(WORDS)}-{rng.choice(NOUNS)}-{rng.randint(100, 999)}",
+            f"   ... you can {rng.choice(WORDS)} each {rng.choice(NOUNS)} before you "
+            f"{rng.choice(WORDS)} the "
             f"{rng.choice(NOUNS)}, which keeps the {rng.choice(NOUNS)} small ...",
         ]
     return query, out
 
 
 CHITCHAT = (
-    ("how long do you think this will take?", "Hard to say until the tests run; probably not long."),
-    ("is this going to break anything for the mobile team?", "It shouldn't: the public responses keep their shape."),
-    ("sorry, I was in a meeting. where are we?", "Still working through it; I'll summarise when it's green."),
+    (
+        "how long do you think this will take?",
+        "Hard to say until the tests run; probably not long.",
+    ),
+    (
+        "is this going to break anything for the mobile team?",
+        "It shouldn't: the public responses keep their shape.",
+    ),
+    (
+        "sorry, I was in a meeting. where are we?",
+        "Still working through it; I'll summarise when it's green.",
+    ),
     ("can you keep the commits small?", "Yes, one change per commit."),
     ("btw the CI is slow today", "Noted, I'll run the tests locally first."),
     ("do we need to tell ops?", "Not yet; nothing changes in the deployment."),

@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-PROBE_CATEGORIES = ("factual_recall", "decision_tracking", "artifact_management", "logical_continuation")
+PROBE_CATEGORIES = (
+    "factual_recall",
+    "decision_tracking",
+    "artifact_management",
+    "logical_continuation",
+)
 ROLES = ("system", "user", "assistant", "tool")
 POSITIONS = ("early", "middle", "late")
 RECORD_FIELDS = ("task", "decisions", "files_modified", "errors", "current_state", "next_step")
@@ -25,7 +30,11 @@ class ToolCall:
 
     def to_message(self) -> dict:
         args = json.dumps(self.arguments, ensure_ascii=False)
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": args}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": args},
+        }
 
 
 @dataclass
@@ -135,24 +144,37 @@ class Session:
         ]
         facts = [PlantedFact(**f) for f in data["facts"]]
         return cls(
-            id=data["id"], seed=data["seed"], project=data["project"], task=data["task"], turns=turns,
-            probes=probes, record=data["record"], facts=facts, n_tokens=data.get("n_tokens", -1),
+            id=data["id"],
+            seed=data["seed"],
+            project=data["project"],
+            task=data["task"],
+            turns=turns,
+            probes=probes,
+            record=data["record"],
+            facts=facts,
+            n_tokens=data.get("n_tokens", -1),
         )
 
 
 class TranscriptError(ValueError):
-    """A transcript that cannot be read: the message names the file, the line or record, and the field."""
+    """A transcript that cannot be read: the message names the file, the line or record, and the
+    field."""
 
 
 @dataclass
 class Transcript(Session):
-    """A loaded agent log: a Session (turns, task) plus what its format recorded besides the messages."""
+    """A loaded agent log: a Session (turns, task) plus what its format recorded besides the
+    messages."""
 
     format: str = ""
     source: str = ""
     kinds: list = field(default_factory=list)  # one of KINDS per turn
-    exit_codes: dict = field(default_factory=dict)  # tool_call_id -> exit code, where the log has one
-    failed: dict = field(default_factory=dict)  # tool_call_id -> True where the log marks the call failed
+    exit_codes: dict = field(
+        default_factory=dict
+    )  # tool_call_id -> exit code, where the log has one
+    failed: dict = field(
+        default_factory=dict
+    )  # tool_call_id -> True where the log marks the call failed
     final_diff: str = ""  # the submitted patch, where the log has one
     root: str = ""  # the working directory the agent's absolute paths start with, where known
 
@@ -172,7 +194,8 @@ def record_to_json(record: dict) -> str:
     extra = [k for k in record if k not in SHORT_RECORD_FIELDS]
     if missing or extra:
         raise ValueError(
-            f"a short record needs exactly the keys {SHORT_RECORD_FIELDS}; missing {missing}, unexpected {extra}"
+            f"a short record needs exactly the keys {SHORT_RECORD_FIELDS}; missing {missing}, "
+            f"unexpected {extra}"
         )
     return json.dumps({k: record[k] for k in SHORT_RECORD_FIELDS}, ensure_ascii=False)
 
@@ -182,7 +205,9 @@ def record_fields(record: dict) -> dict[str, str]:
     out = {}
     for key in SHORT_RECORD_FIELDS:
         if key not in record:
-            raise ValueError(f"record has no {key!r}; a short record has the keys {SHORT_RECORD_FIELDS}")
+            raise ValueError(
+                f"record has no {key!r}; a short record has the keys {SHORT_RECORD_FIELDS}"
+            )
         value = record[key]
         out[key] = ", ".join(value) if isinstance(value, list) else str(value)
     return out

@@ -13,8 +13,19 @@ import random
 
 from .schema import SHORT_RECORD_FIELDS, ShortSession
 from .vocab import (
-    CHITCHAT_ASSISTANT, CHITCHAT_USER, DATABASES, DECISIONS, DONE_STEPS, ERROR_TEMPLATES, LANGUAGES,
-    NEXT_STEPS, PROJECTS, RESOURCES, TASK_TEMPLATES, WARNINGS, fill,
+    CHITCHAT_ASSISTANT,
+    CHITCHAT_USER,
+    DATABASES,
+    DECISIONS,
+    DONE_STEPS,
+    ERROR_TEMPLATES,
+    LANGUAGES,
+    NEXT_STEPS,
+    PROJECTS,
+    RESOURCES,
+    TASK_TEMPLATES,
+    WARNINGS,
+    fill,
 )
 
 MAX_SHORT_TOKENS = 256
@@ -87,7 +98,9 @@ def _short_session(rng: random.Random, sid: str) -> ShortSession:
     rng.shuffle(paths)
     n_files = rng.choice((1, 1, 2, 2, 3))
     files = paths[:n_files]
-    reads = [rng.choice(lang["other"]).format(p=project.replace("-", "_"))] + paths[n_files : n_files + 1]
+    reads = [rng.choice(lang["other"]).format(p=project.replace("-", "_"))] + paths[
+        n_files : n_files + 1
+    ]
     error = fill(rng.choice(ERROR_TEMPLATES), rng, resource, project)
     next_step = rng.choice(NEXT_STEPS).format(r=resource)
 
@@ -101,7 +114,8 @@ def _short_session(rng: random.Random, sid: str) -> ShortSession:
         middle.append([db_line])
     middle.append([rng.choice(DECISION_LINES).format(chosen=chosen, alt=alt, why=dec_why)])
     edits = [
-        rng.choice(EDIT_LINES).format(f=f, a=rng.randint(1, 80), b=rng.randint(0, 40)) for f in files
+        rng.choice(EDIT_LINES).format(f=f, a=rng.randint(1, 80), b=rng.randint(0, 40))
+        for f in files
     ]
     middle.append(edits)  # modified files keep record order
     for f in reads[: rng.choice((0, 1, 2))]:
@@ -115,7 +129,9 @@ def _short_session(rng: random.Random, sid: str) -> ShortSession:
     if rng.random() < 0.3:
         middle.append([rng.choice(DONE_LINES).format(done=rng.choice(DONE_STEPS))])
     if rng.random() < 0.3:
-        middle.append([rng.choice(("user: ", "assistant: ")) + rng.choice(CHITCHAT_USER + CHITCHAT_ASSISTANT)])
+        middle.append(
+            [rng.choice(("user: ", "assistant: ")) + rng.choice(CHITCHAT_USER + CHITCHAT_ASSISTANT)]
+        )
     rng.shuffle(middle)
     lines = [rng.choice(TASK_LINES).format(task=task, project=project)]
     lines += [line for group in middle for line in group]
@@ -123,13 +139,16 @@ def _short_session(rng: random.Random, sid: str) -> ShortSession:
     if rng.random() < 0.15:
         lines.append("user: " + rng.choice(CHITCHAT_USER))
     text = "\n".join(lines)
-    record = dict(task=task, database=db, decision=chosen, files=files, error=error, next_step=next_step)
+    record = dict(
+        task=task, database=db, decision=chosen, files=files, error=error, next_step=next_step
+    )
     assert tuple(record) == SHORT_RECORD_FIELDS
     return ShortSession(id=sid, text=text, record=record)
 
 
 def generate_short_sessions(n: int, seed: int, start: int = 0) -> list[ShortSession]:
-    """`n` short sessions, each drawn from its own seeded stream (seed, index): same args, same list.
+    """`n` short sessions, each drawn from its own seeded stream (seed, index): same args, same
+    list.
 
     start: the first index, so that a corpus can be extended without regenerating it.
     """
@@ -144,7 +163,9 @@ def generate_short_sessions(n: int, seed: int, start: int = 0) -> list[ShortSess
     for i in range(start, start + n):
         rng = random.Random(seed * 10_000_019 + i)
         s = _short_session(rng, f"short-{seed}-{i:06d}")
-        if len(enc.encode(s.text, disallowed_special=())) > MAX_SHORT_TOKENS:  # never happens with these lists
+        if (
+            len(enc.encode(s.text, disallowed_special=())) > MAX_SHORT_TOKENS
+        ):  # never happens with these lists
             raise AssertionError(f"short session {s.id} exceeds {MAX_SHORT_TOKENS} tokens")
         out.append(s)
     return out

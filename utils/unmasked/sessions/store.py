@@ -47,7 +47,12 @@ def write_jsonl_gz(path: Path, kind: str, rows: Iterable[dict]) -> str:
     rows = list(rows)
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as gz:
-        header = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "kind": kind, "count": len(rows)}
+        header = {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "kind": kind,
+            "count": len(rows),
+        }
         gz.write(dumps_line(header).encode("utf-8"))
         for row in rows:
             gz.write(dumps_line(row).encode("utf-8"))
@@ -61,7 +66,8 @@ def read_jsonl_gz(path: Path, kind: str, limit: int | None = None) -> Iterator[d
     """Rows of a file written by write_jsonl_gz, after checking its header."""
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} does not exist; generate it with `python -m unmasked.sessions --n 250 --seed 0 "
+            f"{path} does not exist; generate it with `python -m unmasked.sessions --n 250 --seed "
+            "0 "
             f"--out data/sessions` (or `make data`)"
         )
     with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -70,7 +76,8 @@ def read_jsonl_gz(path: Path, kind: str, limit: int | None = None) -> Iterator[d
             raise ValueError(f"{path} is not a {kind!r} file of {SCHEMA_NAME} (header {header})")
         if header.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(
-                f"{path} has schema_version {header.get('schema_version')}, this code reads {SCHEMA_VERSION}; "
+                f"{path} has schema_version {header.get('schema_version')}, this code reads "
+                f"{SCHEMA_VERSION}; "
                 "regenerate it with `make data`"
             )
         for i, line in enumerate(f):
@@ -84,7 +91,9 @@ def _check_limit(limit):
         raise ValueError(f"limit must be None or a non-negative int, got {limit!r}")
 
 
-def load_short_sessions(split: str = "train", limit: int | None = None, path=None) -> list[ShortSession]:
+def load_short_sessions(
+    split: str = "train", limit: int | None = None, path=None
+) -> list[ShortSession]:
     """The committed short corpus: split "train" (>= 20,000) or "test" (held out, >= 500)."""
     if split not in SHORT_FILES:
         raise ValueError(f"unknown split {split!r}; accepted: {', '.join(SHORT_FILES)}")
@@ -110,7 +119,8 @@ def load_sessions(path="data/sessions", limit: int | None = None) -> list[Sessio
         if not shards:
             raise FileNotFoundError(
                 f"no {LONG_PATTERN} files in {p}; generate them with "
-                "`python -m unmasked.sessions --n 250 --seed 0 --out data/sessions` (or `make data`)"
+                "`python -m unmasked.sessions --n 250 --seed 0 --out data/sessions` (or `make "
+                "data`)"
             )
     else:
         shards = [p]
@@ -125,4 +135,6 @@ def load_sessions(path="data/sessions", limit: int | None = None) -> list[Sessio
 
 def write_manifest(out: Path, entries: dict) -> None:
     manifest = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, **entries}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (out / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )

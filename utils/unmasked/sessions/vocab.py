@@ -7,14 +7,51 @@ and reads naturally inside the sentences that carry it ("we'll use postgres beca
 from __future__ import annotations
 
 PROJECTS = (
-    "shop-api", "billing-service", "ledger", "tidepool", "atlas-web", "courier", "helpdesk", "metrics-hub",
-    "orchard", "payroll-core", "quill", "relay", "signup-flow", "stockroom", "trailhead", "vault-sync",
-    "wharf", "zephyr-cli", "inkwell", "beacon", "cartographer", "dispatch", "ember", "foundry",
+    "shop-api",
+    "billing-service",
+    "ledger",
+    "tidepool",
+    "atlas-web",
+    "courier",
+    "helpdesk",
+    "metrics-hub",
+    "orchard",
+    "payroll-core",
+    "quill",
+    "relay",
+    "signup-flow",
+    "stockroom",
+    "trailhead",
+    "vault-sync",
+    "wharf",
+    "zephyr-cli",
+    "inkwell",
+    "beacon",
+    "cartographer",
+    "dispatch",
+    "ember",
+    "foundry",
 )
 
 RESOURCES = (
-    "users", "orders", "invoices", "payments", "products", "comments", "webhooks", "reports", "carts",
-    "accounts", "tickets", "shipments", "coupons", "reviews", "teams", "events", "subscriptions", "refunds",
+    "users",
+    "orders",
+    "invoices",
+    "payments",
+    "products",
+    "comments",
+    "webhooks",
+    "reports",
+    "carts",
+    "accounts",
+    "tickets",
+    "shipments",
+    "coupons",
+    "reviews",
+    "teams",
+    "events",
+    "subscriptions",
+    "refunds",
 )
 
 TASK_TEMPLATES = (
@@ -38,26 +75,60 @@ TASK_TEMPLATES = (
 
 # (name, reasons to choose it, reasons to reject it)
 DATABASES = (
-    ("postgres", ("it handles concurrent writes well", "we already run it in production", "we need transactions and JSONB"),
-     ("it is overkill for a prototype", "nobody on the team operates it")),
-    ("mysql", ("the hosting plan includes it", "the ops team knows it best"),
-     ("its JSON support is weaker", "we would need a second replica")),
-    ("sqlite", ("it needs no server", "the data fits in one file", "tests run faster against it"),
-     ("it locks on concurrent writes", "it cannot be shared between pods")),
-    ("mongodb", ("the records are document-shaped", "the schema changes every week"),
-     ("we need joins across tables", "multi-document transactions are awkward")),
-    ("redis", ("lookups must take under a millisecond", "the data is small and expires"),
-     ("the data must survive a restart", "it is memory-bound")),
-    ("dynamodb", ("the rest of the stack is on AWS", "it scales without tuning"),
-     ("queries by secondary fields get expensive", "local testing is awkward")),
-    ("cockroachdb", ("we need multi-region writes", "it speaks the postgres protocol"),
-     ("it costs more to run", "the team has never used it")),
-    ("mariadb", ("it is a drop-in for the old mysql setup", "the licence suits the client"),
-     ("the driver lacks async support", "it lags on window functions")),
-    ("clickhouse", ("the reports scan billions of rows", "columnar storage compresses the logs well"),
-     ("single-row updates are slow", "it is not built for transactions")),
-    ("cassandra", ("writes arrive from many regions", "it never has a single point of failure"),
-     ("it has no joins", "tuning it needs a specialist")),
+    (
+        "postgres",
+        (
+            "it handles concurrent writes well",
+            "we already run it in production",
+            "we need transactions and JSONB",
+        ),
+        ("it is overkill for a prototype", "nobody on the team operates it"),
+    ),
+    (
+        "mysql",
+        ("the hosting plan includes it", "the ops team knows it best"),
+        ("its JSON support is weaker", "we would need a second replica"),
+    ),
+    (
+        "sqlite",
+        ("it needs no server", "the data fits in one file", "tests run faster against it"),
+        ("it locks on concurrent writes", "it cannot be shared between pods"),
+    ),
+    (
+        "mongodb",
+        ("the records are document-shaped", "the schema changes every week"),
+        ("we need joins across tables", "multi-document transactions are awkward"),
+    ),
+    (
+        "redis",
+        ("lookups must take under a millisecond", "the data is small and expires"),
+        ("the data must survive a restart", "it is memory-bound"),
+    ),
+    (
+        "dynamodb",
+        ("the rest of the stack is on AWS", "it scales without tuning"),
+        ("queries by secondary fields get expensive", "local testing is awkward"),
+    ),
+    (
+        "cockroachdb",
+        ("we need multi-region writes", "it speaks the postgres protocol"),
+        ("it costs more to run", "the team has never used it"),
+    ),
+    (
+        "mariadb",
+        ("it is a drop-in for the old mysql setup", "the licence suits the client"),
+        ("the driver lacks async support", "it lags on window functions"),
+    ),
+    (
+        "clickhouse",
+        ("the reports scan billions of rows", "columnar storage compresses the logs well"),
+        ("single-row updates are slow", "it is not built for transactions"),
+    ),
+    (
+        "cassandra",
+        ("writes arrive from many regions", "it never has a single point of failure"),
+        ("it has no joins", "tuning it needs a specialist"),
+    ),
 )
 
 # (chosen, rejected, reason the rejected one lost)
@@ -65,49 +136,127 @@ DECISIONS = (
     ("use cursor pagination", "offset pagination", "offsets got slow past page 500"),
     ("cache results in redis", "an in-process cache", "we run four workers that must share it"),
     ("use JWT access tokens", "server-side sessions", "the mobile app cannot keep cookies"),
-    ("validate input with pydantic", "hand-written checks", "the checks kept missing nested fields"),
+    (
+        "validate input with pydantic",
+        "hand-written checks",
+        "the checks kept missing nested fields",
+    ),
     ("run the job in a celery worker", "a cron script", "the cron host has no retries"),
-    ("use a token bucket limiter", "a fixed window counter", "fixed windows let bursts through at the edges"),
+    (
+        "use a token bucket limiter",
+        "a fixed window counter",
+        "fixed windows let bursts through at the edges",
+    ),
     ("batch the inserts in groups of 500", "row-by-row inserts", "row-by-row took 40 minutes"),
-    ("add a composite index on user_id and created_at", "a full table scan", "the scan took 9 seconds"),
+    (
+        "add a composite index on user_id and created_at",
+        "a full table scan",
+        "the scan took 9 seconds",
+    ),
     ("store every timestamp in UTC", "local server time", "daylight saving shifted the reports"),
     ("keep a deleted_at column", "a separate archive table", "the archive broke foreign keys"),
-    ("stream the export as chunks", "building the file in memory", "large exports ran out of memory"),
-    ("retry with exponential backoff", "immediate retries", "immediate retries hammered the upstream"),
+    (
+        "stream the export as chunks",
+        "building the file in memory",
+        "large exports ran out of memory",
+    ),
+    (
+        "retry with exponential backoff",
+        "immediate retries",
+        "immediate retries hammered the upstream",
+    ),
     ("sign webhooks with HMAC-SHA256", "a shared secret in the URL", "URLs end up in logs"),
-    ("use optimistic locking with a version column", "table locks", "table locks blocked the checkout"),
+    (
+        "use optimistic locking with a version column",
+        "table locks",
+        "table locks blocked the checkout",
+    ),
     ("queue the emails through SQS", "sending them inline", "inline sends slowed every request"),
     ("use tsvector full-text search", "LIKE queries", "LIKE could not use the index"),
     ("feature-flag the new code path", "a long-lived branch", "the branch kept conflicting"),
-    ("use httpx with connection pooling", "plain requests calls", "each call opened a new TLS connection"),
+    (
+        "use httpx with connection pooling",
+        "plain requests calls",
+        "each call opened a new TLS connection",
+    ),
     ("generate ids with ULIDs", "auto-increment ids", "auto-increment ids leak order counts"),
     ("compress payloads with gzip", "raw JSON payloads", "raw payloads hit the 1 MB limit"),
-    ("move parsing into a pure function", "parsing inside the view", "the view was impossible to test"),
+    (
+        "move parsing into a pure function",
+        "parsing inside the view",
+        "the view was impossible to test",
+    ),
     ("pin the dependency to 2.4.1", "tracking the latest release", "2.5 broke the serializer"),
     ("use a read replica for reports", "querying the primary", "reports slowed down checkout"),
-    ("dedupe on an idempotency key", "checking for duplicates after insert", "the check raced under load"),
+    (
+        "dedupe on an idempotency key",
+        "checking for duplicates after insert",
+        "the check raced under load",
+    ),
 )
 
 LANGUAGES = {
     "python": {
-        "files": ("src/{p}/api/{r}.py", "src/{p}/models/{r}.py", "src/{p}/services/{r}_service.py",
-                  "tests/test_{r}.py", "src/{p}/schemas/{r}.py", "src/{p}/tasks/{r}_jobs.py"),
-        "other": ("src/{p}/config.py", "src/{p}/db.py", "pyproject.toml", "README.md", "src/{p}/main.py",
-                  "tests/conftest.py", "docs/architecture.md", "src/{p}/utils.py"),
+        "files": (
+            "src/{p}/api/{r}.py",
+            "src/{p}/models/{r}.py",
+            "src/{p}/services/{r}_service.py",
+            "tests/test_{r}.py",
+            "src/{p}/schemas/{r}.py",
+            "src/{p}/tasks/{r}_jobs.py",
+        ),
+        "other": (
+            "src/{p}/config.py",
+            "src/{p}/db.py",
+            "pyproject.toml",
+            "README.md",
+            "src/{p}/main.py",
+            "tests/conftest.py",
+            "docs/architecture.md",
+            "src/{p}/utils.py",
+        ),
         "test_cmd": "pytest -q",
     },
     "typescript": {
-        "files": ("src/routes/{r}.ts", "src/models/{r}.ts", "src/services/{r}Service.ts", "test/{r}.test.ts",
-                  "src/validators/{r}.ts", "src/jobs/{r}Job.ts"),
-        "other": ("src/config.ts", "src/db.ts", "package.json", "README.md", "src/index.ts", "tsconfig.json",
-                  "docs/architecture.md", "src/utils.ts"),
+        "files": (
+            "src/routes/{r}.ts",
+            "src/models/{r}.ts",
+            "src/services/{r}Service.ts",
+            "test/{r}.test.ts",
+            "src/validators/{r}.ts",
+            "src/jobs/{r}Job.ts",
+        ),
+        "other": (
+            "src/config.ts",
+            "src/db.ts",
+            "package.json",
+            "README.md",
+            "src/index.ts",
+            "tsconfig.json",
+            "docs/architecture.md",
+            "src/utils.ts",
+        ),
         "test_cmd": "npm test",
     },
     "go": {
-        "files": ("internal/{r}/handler.go", "internal/{r}/store.go", "internal/{r}/service.go",
-                  "internal/{r}/handler_test.go", "internal/{r}/validate.go", "internal/jobs/{r}.go"),
-        "other": ("internal/config/config.go", "internal/db/db.go", "go.mod", "README.md", "cmd/server/main.go",
-                  "Makefile", "docs/architecture.md", "internal/util/util.go"),
+        "files": (
+            "internal/{r}/handler.go",
+            "internal/{r}/store.go",
+            "internal/{r}/service.go",
+            "internal/{r}/handler_test.go",
+            "internal/{r}/validate.go",
+            "internal/jobs/{r}.go",
+        ),
+        "other": (
+            "internal/config/config.go",
+            "internal/db/db.go",
+            "go.mod",
+            "README.md",
+            "cmd/server/main.go",
+            "Makefile",
+            "docs/architecture.md",
+            "internal/util/util.go",
+        ),
         "test_cmd": "go test ./...",
     },
 }
@@ -130,7 +279,18 @@ ERROR_TEMPLATES = (
     "panic: runtime error: index out of range [{code}] with length {secs}",
     "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position {code}",
 )
-ERROR_FIELDS = ("user_id", "email", "created_at", "status", "amount", "owner", "token", "items", "total", "slug")
+ERROR_FIELDS = (
+    "user_id",
+    "email",
+    "created_at",
+    "status",
+    "amount",
+    "owner",
+    "token",
+    "items",
+    "total",
+    "slug",
+)
 ERROR_MODULES = ("redis", "httpx", "pydantic", "celery", "boto3", "orjson", "structlog", "stripe")
 ERROR_WORDS = ("abc", "none", "prod", "staging", "n/a", "twelve", "local", "default")
 
@@ -172,12 +332,24 @@ DONE_STEPS = (
 )
 
 CHITCHAT_USER = (
-    "thanks!", "sounds good", "ok, go ahead", "nice", "great, keep going", "makes sense",
-    "take your time", "cool", "👍", "perfect",
+    "thanks!",
+    "sounds good",
+    "ok, go ahead",
+    "nice",
+    "great, keep going",
+    "makes sense",
+    "take your time",
+    "cool",
+    "👍",
+    "perfect",
 )
 CHITCHAT_ASSISTANT = (
-    "Looking into it.", "On it.", "Let me check the code first.", "Give me a moment.",
-    "Happy to help.", "Let me look around the repo.",
+    "Looking into it.",
+    "On it.",
+    "Let me check the code first.",
+    "Give me a moment.",
+    "Happy to help.",
+    "Let me look around the repo.",
 )
 
 

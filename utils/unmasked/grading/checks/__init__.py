@@ -36,7 +36,9 @@ class LabChecks:
     parameters: dict
     call_timeout_s: float
     fingerprint: str  # changes when the checks change, so a re-run regrades
-    references: dict = field(default_factory=dict)  # func -> the course's implementations (delegation.py)
+    references: dict = field(
+        default_factory=dict
+    )  # func -> the course's implementations (delegation.py)
 
     def build(self, seed: int) -> list[Check]:
         checks = list(self.module.build(random.Random(seed)))
@@ -71,11 +73,16 @@ def load(lab: str | Path) -> LabChecks:
     """The hidden checks for `lab` (a lab notebook path or name)."""
     name = lab_name(lab)
     if name not in available():
-        raise ValueError(f"no hidden checks for lab {name!r}; labs with checks: {', '.join(available()) or 'none'}")
+        raise ValueError(
+            f"no hidden checks for lab {name!r}; labs with checks: "
+            f"{', '.join(available()) or 'none'}"
+        )
     module = importlib.import_module(f"{__name__}.{name}")
     for attribute in ("PARAMETERS", "build"):
         if not hasattr(module, attribute):
-            raise TypeError(f"{module.__name__} must define {attribute} (see unmasked.grading.checks)")
+            raise TypeError(
+                f"{module.__name__} must define {attribute} (see unmasked.grading.checks)"
+            )
     source = inspect.getsource(module).encode()
     return LabChecks(
         lab=name,

@@ -24,9 +24,35 @@ _WORDS = (
     "def return import class self None True False lambda yield async await print assert "
     "naïve café Straße 東京 日本語 données über 🙂 🚀 → ≤ ∑ π"
 ).split()
-_PUNCT = [".", ",", ":", ";", "(", ")", "{", "}", "[", "]", "==", "->", "#", "'", '"', "`", "_", "-", "/"]
+_PUNCT = [
+    ".",
+    ",",
+    ":",
+    ";",
+    "(",
+    ")",
+    "{",
+    "}",
+    "[",
+    "]",
+    "==",
+    "->",
+    "#",
+    "'",
+    '"',
+    "`",
+    "_",
+    "-",
+    "/",
+]
 _SPACES = [" ", " ", " ", "  ", "\n", "\t", "\n\n", "    "]
-_SPECIALS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|endofprompt|>"]
+_SPECIALS = [
+    "<|endoftext|>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|endofprompt|>",
+]
 # Text where "about 4 characters per token" is far off, so that a length heuristic fails.
 # Dense: CJK, emoji, symbols and digits run near a token per character (or more).
 _DENSE = list("東京日本語天気晴雨風雪読書込検索差分🙂🚀🔥✅→≤∑π") + [str(d) for d in range(10)]
@@ -46,7 +72,12 @@ def random_text(rng: random.Random, n_pieces: int) -> str:
         elif kind < 0.9:
             pieces.append(str(rng.randint(0, 10 ** rng.randint(1, 9))))
         else:
-            pieces.append("".join(rng.choice("abcdefghijklmnopqrstuvwxyzXYZ0123_") for _ in range(rng.randint(3, 14))))
+            pieces.append(
+                "".join(
+                    rng.choice("abcdefghijklmnopqrstuvwxyzXYZ0123_")
+                    for _ in range(rng.randint(3, 14))
+                )
+            )
         pieces.append(rng.choice(_SPACES))
     return "".join(pieces).strip(" ")
 
@@ -59,7 +90,10 @@ def with_specials(rng: random.Random, text: str) -> str:
 
 
 def random_turns(rng: random.Random, n: int) -> list[int]:
-    return [rng.choice((0, rng.randint(1, 60), rng.randint(50, 4_000), rng.randint(1_000, 90_000))) for _ in range(n)]
+    return [
+        rng.choice((0, rng.randint(1, 60), rng.randint(50, 4_000), rng.randint(1_000, 90_000)))
+        for _ in range(n)
+    ]
 
 
 def dense_text(rng: random.Random, n_chars: int) -> str:
@@ -84,8 +118,12 @@ def running_totals(turns: list[int]) -> list[int]:
 
 def build(rng: random.Random) -> list[Check]:
     texts = ["", "x", " "] + [random_text(rng, rng.randint(3, 60)) for _ in range(7)]
-    special_texts = ["<|endoftext|>"] + [with_specials(rng, random_text(rng, rng.randint(2, 20))) for _ in range(3)]
-    turn_lists = [[], [rng.randint(1, 9_999)]] + [random_turns(rng, n) for n in rng.sample(range(2, 40), 5)]
+    special_texts = ["<|endoftext|>"] + [
+        with_specials(rng, random_text(rng, rng.randint(2, 20))) for _ in range(3)
+    ]
+    turn_lists = [[], [rng.randint(1, 9_999)]] + [
+        random_turns(rng, n) for n in rng.sample(range(2, 40), 5)
+    ]
     prices = [round(rng.uniform(0.05, 75.0), rng.choice((2, 3))) for _ in turn_lists]
     negative = []
     for _ in range(3):
@@ -104,7 +142,8 @@ def build(rng: random.Random) -> list[Check]:
             [(t,) for t in texts],
             [count_tokens(t) for t in texts],
             accept_types=integer,
-            hint="Encode with tiktoken's cl100k_base encoding and return the length of the token list.",
+            hint="Encode with tiktoken's cl100k_base encoding and return the length of the token "
+            "list.",
         ),
         returns(
             "count_text_tokens counts special-token strings as text",
@@ -139,15 +178,20 @@ def build(rng: random.Random) -> list[Check]:
             negative,
             "ValueError",
             works=([(turn_lists[2],)], [running_totals(turn_lists[2])]),
-            hint="A turn cannot remove tokens from the history: raise ValueError when a size is negative.",
+            hint="A turn cannot remove tokens from the history: raise ValueError when a size is "
+            "negative.",
         ),
         returns(
             "history_cost prices the re-sent history",
             2,
             "history_cost",
             [(turns, price) for turns, price in zip(turn_lists, prices)],
-            [sum(running_totals(turns)) * price / 1_000_000 for turns, price in zip(turn_lists, prices)],
+            [
+                sum(running_totals(turns)) * price / 1_000_000
+                for turns, price in zip(turn_lists, prices)
+            ],
             compare=isclose(rel_tol=1e-9, abs_tol=1e-12),
-            hint="Sum the context sizes (every turn pays for the whole history) and scale by price / 1e6.",
+            hint="Sum the context sizes (every turn pays for the whole history) and scale by price "
+            "/ 1e6.",
         ),
     ]

@@ -51,7 +51,9 @@ def _step_case(rng: random.Random, *, spiky_mask: bool = False) -> tuple:
     if spiky_mask:  # the model is most confident in [MASK] itself: it must never be proposed
         for row in logits:
             row[mask_id] = 50.0 + rng.random()
-    for i in range(T):  # committed positions look very sure of something else: they still must not change
+    for i in range(
+        T
+    ):  # committed positions look very sure of something else: they still must not change
         if x[i] != mask_id and rng.random() < 0.5:
             logits[i][rng.randrange(V)] = 40.0 + rng.random()
     n_masked = sum(v == mask_id for v in x)
@@ -72,12 +74,16 @@ def _probability_case(rng: random.Random) -> tuple:
     top = rng.uniform(6, 9)
     first, second = rng.sample(others, 2)
     logits[a][first], logits[a][second] = round(top, 6), round(top - 0.05, 6)  # about 50% sure
-    logits[b][rng.choice(others)] = round(top - rng.uniform(0.5, 1.5), 6)  # lower logit, about 99% sure
+    logits[b][rng.choice(others)] = round(
+        top - rng.uniform(0.5, 1.5), 6
+    )  # lower logit, about 99% sure
     return logits, x, mask_id, 1
 
 
 def _model(seed: int, vocab: int) -> dict:
-    config = make("unmasked.model:ModelConfig", vocab_size=vocab, max_len=64, n_layer=2, n_head=2, n_embd=32)
+    config = make(
+        "unmasked.model:ModelConfig", vocab_size=vocab, max_len=64, n_layer=2, n_head=2, n_embd=32
+    )
     return last(make("torch:manual_seed", seed), make("unmasked.model:TransformerLM", config))
 
 
@@ -88,14 +94,22 @@ def build(rng: random.Random) -> list[Check]:
     from unmasked.sampling import generate, num_transfer_tokens
     from unmasked.sampling import unmask_step as reference_step
 
-    schedules = [(n, rng.randint(1, n)) for n in (rng.randint(1, 9), rng.randint(10, 99), rng.randint(100, 999))]
+    schedules = [
+        (n, rng.randint(1, n))
+        for n in (rng.randint(1, 9), rng.randint(10, 99), rng.randint(100, 999))
+    ]
     schedules += [(n, n) for n in (rng.randint(1, 50),)] + [(rng.randint(1, 500), 1)]
     schedules += [(n, rng.randint(1, n)) for n in rng.sample(range(2, 300), 4)]
 
-    steps = [_step_case(rng) for _ in range(6)] + [_step_case(rng, spiky_mask=True), _probability_case(rng)]
+    steps = [_step_case(rng) for _ in range(6)] + [
+        _step_case(rng, spiky_mask=True),
+        _probability_case(rng),
+    ]
     step_calls = [(tensor(lg, "float32"), tensor(x, "long"), m, k) for lg, x, m, k in steps]
-    step_wanted = [reference_step(torch.tensor(lg, dtype=torch.float32), torch.tensor(x), m, k).x.tolist()
-                   for lg, x, m, k in steps]
+    step_wanted = [
+        reference_step(torch.tensor(lg, dtype=torch.float32), torch.tensor(x), m, k).x.tolist()
+        for lg, x, m, k in steps
+    ]
     watch = tuple(Call("unmask_step", case, watch_args=True) for case in step_calls[:3])
     originals = [x for _, x, _, _ in steps[:3]]
 
@@ -103,11 +117,17 @@ def build(rng: random.Random) -> list[Check]:
     for _ in range(3):
         vocab = rng.randint(8, 30)
         mask_id = rng.randrange(vocab)
-        prompt = [rng.choice([v for v in range(vocab) if v != mask_id]) for _ in range(rng.randint(1, 8))]
+        prompt = [
+            rng.choice([v for v in range(vocab) if v != mask_id]) for _ in range(rng.randint(1, 8))
+        ]
         length = rng.randint(2, 16)
-        samples.append((rng.randrange(2**31), vocab, prompt, length, rng.randint(1, length), mask_id))
-    sample_calls = [(_model(seed, vocab), prompt, length, n_steps, mask_id)
-                    for seed, vocab, prompt, length, n_steps, mask_id in samples]
+        samples.append(
+            (rng.randrange(2**31), vocab, prompt, length, rng.randint(1, length), mask_id)
+        )
+    sample_calls = [
+        (_model(seed, vocab), prompt, length, n_steps, mask_id)
+        for seed, vocab, prompt, length, n_steps, mask_id in samples
+    ]
     sample_wanted = []
     for call in sample_calls:
         with torch.random.fork_rng():
@@ -119,22 +139,39 @@ def build(rng: random.Random) -> list[Check]:
     # model once and reuses its logits writes other tokens (labtools.sampler_cases): an untrained
     # transformer barely reacts to commits, so that wrong answer could pass the cases above.
     for case in labtools.sampler_cases(rng.randrange(2**31), n=3):
-        model = make("unmasked.labtools:ContextModel", case["vocab_size"], case["mask_id"], seed=case["seed"])
-        samples.append((None, case["vocab_size"], case["prompt"], case["length"], case["steps"], case["mask_id"]))
+        model = make(
+            "unmasked.labtools:ContextModel", case["vocab_size"], case["mask_id"], seed=case["seed"]
+        )
+        samples.append(
+            (
+                None,
+                case["vocab_size"],
+                case["prompt"],
+                case["length"],
+                case["steps"],
+                case["mask_id"],
+            )
+        )
         sample_calls.append((model, case["prompt"], case["length"], case["steps"], case["mask_id"]))
         sample_wanted.append(labtools.expected_tokens(case))
 
     def unchanged(calls, outcomes):
-        for call, outcome, x in zip(calls, outcomes, originals):
+        for _call, outcome, x in zip(calls, outcomes, originals):
             if not outcome.ok:
                 return f"unmask_step(logits, x={short(x)}, ...) {outcome.show()}"
             if outcome.args_after is not None and outcome.args_after[1] != x:
-                return f"unmask_step changed its argument x from {short(x)} to {short(outcome.args_after[1])}"
+                return (
+                    f"unmask_step changed its argument x from {short(x)} to "
+                    f"{short(outcome.args_after[1])}"
+                )
         return None
 
     def step_verify(calls, outcomes):
         for (lg, x, m, k), outcome, want in zip(steps, outcomes, step_wanted):
-            shown = f"unmask_step(logits of shape [{len(lg)}, {len(lg[0])}], x={short(x, 80)}, mask_id={m}, k={k})"
+            shown = (
+                f"unmask_step(logits of shape [{len(lg)}, {len(lg[0])}], x={short(x, 80)}, "
+                f"mask_id={m}, k={k})"
+            )
             if not outcome.ok:
                 return f"{shown} {outcome.show()}"
             if outcome.value != want:
@@ -142,14 +179,23 @@ def build(rng: random.Random) -> list[Check]:
         return None
 
     def sample_verify(calls, outcomes):
-        for (seed, vocab, prompt, length, n_steps, mask_id), outcome, want in zip(samples, outcomes, sample_wanted):
-            model = "an untrained model" if seed is not None else "a model that reacts to every commit"
-            shown = (f"sample({model} (vocabulary {vocab}), prompt={prompt}, length={length}, "
-                     f"steps={n_steps}, mask_id={mask_id})")
+        for (seed, vocab, prompt, length, n_steps, mask_id), outcome, want in zip(
+            samples, outcomes, sample_wanted
+        ):
+            model = (
+                "an untrained model" if seed is not None else "a model that reacts to every commit"
+            )
+            shown = (
+                f"sample({model} (vocabulary {vocab}), prompt={prompt}, length={length}, "
+                f"steps={n_steps}, mask_id={mask_id})"
+            )
             if not outcome.ok:
                 return f"{shown} {outcome.show()}"
             if outcome.value != want:
-                return f"{shown} returned {short(outcome.value, 90)}; unmasked.sampling.generate gives {short(want, 90)}"
+                return (
+                    f"{shown} returned {short(outcome.value, 90)}; unmasked.sampling.generate "
+                    f"gives {short(want, 90)}"
+                )
         return None
 
     return [
@@ -160,16 +206,18 @@ def build(rng: random.Random) -> list[Check]:
             schedules,
             [num_transfer_tokens(n, s, "linear") for n, s in schedules],
             accept_types=("list",),
-            hint="divmod(n_masked, steps) gives the base count and the remainder; the first `remainder` steps "
-                 "take one more.",
+            hint="divmod(n_masked, steps) gives the base count and the remainder; the first "
+            "`remainder` steps "
+            "take one more.",
         ),
         Check(
             "unmask_step commits the k most confident masked positions",
             3,
             tuple(Call("unmask_step", case) for case in step_calls),
             step_verify,
-            hint="Set the mask_id logit to -inf, take softmax and its max per position, give unmasked positions a "
-                 "confidence of -inf, and write the proposals at torch.topk(confidence, k).indices.",
+            hint="Set the mask_id logit to -inf, take softmax and its max per position, give "
+            "unmasked positions a "
+            "confidence of -inf, and write the proposals at torch.topk(confidence, k).indices.",
         ),
         Check(
             "unmask_step returns a new tensor and leaves x unchanged",
@@ -183,7 +231,8 @@ def build(rng: random.Random) -> list[Check]:
             3,
             tuple(Call("sample", case) for case in sample_calls),
             sample_verify,
-            hint="Start from prompt + length masks; for each k of linear_schedule(length, steps) run "
-                 "model(x[None])[0] and x = unmask_step(logits, x, mask_id, k); return x.tolist().",
+            hint="Start from prompt + length masks; for each k of linear_schedule(length, steps) "
+            "run "
+            "model(x[None])[0] and x = unmask_step(logits, x, mask_id, k); return x.tolist().",
         ),
     ]

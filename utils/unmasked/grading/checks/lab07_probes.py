@@ -16,20 +16,63 @@ from ..spec import Call, Check, also_works, is_number, make, raises, returns, sh
 PARAMETERS = {"FAST": True, "SEED": 0}
 CALL_TIMEOUT_S = 5.0
 
-_NAMES = ("postgres", "redis", "sqlite", "port 8080", "port 3000", "jwt", "oauth", "pytest", "tox", "ruff",
-          "black", "celery", "kafka", "nginx", "gunicorn", "uvicorn", "docker", "poetry", "pip", "src/app.py",
-          "src/auth.py", "retry_limit=5", "timeout=30s", "utf-8", "python 3.11", "node 20", "bcrypt", "argon2")
-_FILLER = ("We use", "The service runs on", "Tests pass with", "Config:", "Right now it is", "Current choice:",
-           "It depends on", "Deployed with")
+_NAMES = (
+    "postgres",
+    "redis",
+    "sqlite",
+    "port 8080",
+    "port 3000",
+    "jwt",
+    "oauth",
+    "pytest",
+    "tox",
+    "ruff",
+    "black",
+    "celery",
+    "kafka",
+    "nginx",
+    "gunicorn",
+    "uvicorn",
+    "docker",
+    "poetry",
+    "pip",
+    "src/app.py",
+    "src/auth.py",
+    "retry_limit=5",
+    "timeout=30s",
+    "utf-8",
+    "python 3.11",
+    "node 20",
+    "bcrypt",
+    "argon2",
+)
+_FILLER = (
+    "We use",
+    "The service runs on",
+    "Tests pass with",
+    "Config:",
+    "Right now it is",
+    "Current choice:",
+    "It depends on",
+    "Deployed with",
+)
 
 
 def key_fact(text: str, variants: list[str]) -> dict:
     return make("unmasked.sessions:KeyFact", text, variants)
 
 
-def probe_arg(category: str, question: str, reference: str, keys: list[tuple], stale: list[tuple]) -> dict:
-    return make("unmasked.sessions:Probe", category, question, reference,
-                [key_fact(t, v) for t, v in keys], [key_fact(t, v) for t, v in stale])
+def probe_arg(
+    category: str, question: str, reference: str, keys: list[tuple], stale: list[tuple]
+) -> dict:
+    return make(
+        "unmasked.sessions:Probe",
+        category,
+        question,
+        reference,
+        [key_fact(t, v) for t, v in keys],
+        [key_fact(t, v) for t, v in stale],
+    )
 
 
 def _probe_case(rng: random.Random) -> tuple:
@@ -41,13 +84,17 @@ def _probe_case(rng: random.Random) -> tuple:
     for text, variants in keys:
         if rng.random() < 0.6:
             form = rng.choice([text, *variants])
-            sentences.append(f"{rng.choice(_FILLER)} {rng.choice((form, form.title(), form.upper()))}.")
+            sentences.append(
+                f"{rng.choice(_FILLER)} {rng.choice((form, form.title(), form.upper()))}."
+            )
     for text, _ in stale:
         roll = rng.random()
         if roll < 0.35:
             sentences.append(f"{rng.choice(_FILLER)} {text}.")  # stated as current: penalised
         elif roll < 0.6:
-            sentences.append(f"We moved from {text} to {rng.choice(keys)[0]}.")  # marked as replaced: fine
+            sentences.append(
+                f"We moved from {text} to {rng.choice(keys)[0]}."
+            )  # marked as replaced: fine
     rng.shuffle(sentences)
     answer = " ".join(sentences)
     penalty = rng.choice((2.0, 2.0, 0.0, 1.0, round(rng.uniform(0.1, 5.0), 2)))
@@ -62,8 +109,13 @@ def build(rng: random.Random) -> list[Check]:
 
     def expected_score(answer, probe, penalty):
         category, question, reference, keys, stale = probe
-        made = Probe(category, question, reference, [KeyFact(t, v) for t, v in keys],
-                     [KeyFact(t, v) for t, v in stale])
+        made = Probe(
+            category,
+            question,
+            reference,
+            [KeyFact(t, v) for t, v in keys],
+            [KeyFact(t, v) for t, v in stale],
+        )
         return rubric_score(answer, made, stale_penalty=penalty).score
 
     probes = [_probe_case(rng) for _ in range(10)]
@@ -76,31 +128,47 @@ def build(rng: random.Random) -> list[Check]:
         for (answer, probe, penalty), outcome, want in zip(probes, outcomes, score_wanted):
             keys = [t for t, _ in probe[3]]
             stale = [t for t, _ in probe[4]]
-            shown = f"score_answer({short(answer, 90)}, probe with key facts {keys} and stale facts {stale}, {penalty})"
+            shown = (
+                f"score_answer({short(answer, 90)}, probe with key facts {keys} and stale "
+                f"facts {stale}, {penalty})"
+            )
             if not outcome.ok:
                 return f"{shown} {outcome.show()}"
             if not is_number(outcome.value) or abs(outcome.value - want) > 1e-3:
                 return f"{shown} returned {short(outcome.value)}; expected {want}"
         return None
 
-    empty = [("anything", probe_arg("factual_recall", "?", "", [], [(rng.choice(_NAMES), [])]), 2.0)]
+    empty = [
+        ("anything", probe_arg("factual_recall", "?", "", [], [(rng.choice(_NAMES), [])]), 2.0)
+    ]
 
     margins = []
     for _ in range(8):
         full = round(rng.uniform(0.5, 5.0), 1)
         margin = rng.choice((0.3, 0.3, 0.5, 1.0, 0.0, round(rng.uniform(0.1, 1.5), 1)))
-        score = rng.choice((full - margin, full - margin - 0.01, full + 0.2, full - margin + 0.01,
-                            rng.uniform(0.0, 5.0)))
+        score = rng.choice(
+            (
+                full - margin,
+                full - margin - 0.01,
+                full + 0.2,
+                full - margin + 0.01,
+                rng.uniform(0.0, 5.0),
+            )
+        )
         margins.append((round(score, 2), full, margin))
     margins.append((4.7, 5.0, 0.3))  # 5.0 - 4.7 is 0.30000000000000027 in floats
     negative = [(4.0, 5.0, -round(rng.uniform(0.01, 1.0), 2)) for _ in range(2)]
 
     tables = []
     for _ in range(3):
-        categories = rng.sample(("factual_recall", "decision", "file_state", "error_history", "constraint"),
-                                rng.randint(2, 5))
-        compactors = ["full"] + rng.sample(("truncation", "keep_last", "observation_masking", "extractive",
-                                            "anchored"), rng.randint(1, 3))
+        categories = rng.sample(
+            ("factual_recall", "decision", "file_state", "error_history", "constraint"),
+            rng.randint(2, 5),
+        )
+        compactors = ["full"] + rng.sample(
+            ("truncation", "keep_last", "observation_masking", "extractive", "anchored"),
+            rng.randint(1, 3),
+        )
         sessions = [f"session-{rng.randrange(10**6):06d}" for _ in range(rng.randint(1, 4))]
         rows = {"compactor": [], "category": [], "score": [], "session": []}
         for compactor in compactors:
@@ -113,7 +181,13 @@ def build(rng: random.Random) -> list[Check]:
         order = list(range(len(rows["score"])))
         rng.shuffle(order)
         rows = {k: [v[i] for i in order] for k, v in rows.items()}
-        tables.append((rows, rng.choice(compactors[1:]), rng.choice((0.3, 0.3, 0.5, round(rng.uniform(0, 1.5), 1)))))
+        tables.append(
+            (
+                rows,
+                rng.choice(compactors[1:]),
+                rng.choice((0.3, 0.3, 0.5, round(rng.uniform(0, 1.5), 1))),
+            )
+        )
 
     def verdicts_here(rows, compactor, margin):
         sums = defaultdict(lambda: [0.0, 0])
@@ -121,20 +195,32 @@ def build(rng: random.Random) -> list[Check]:
             sums[(c, cat)][0] += s
             sums[(c, cat)][1] += 1
         mean = {key: total / n for key, (total, n) in sums.items()}
-        return {cat: mean[("full", cat)] - mean[(c, cat)] <= margin + 1e-9 for (c, cat) in mean if c == compactor}
+        return {
+            cat: mean[("full", cat)] - mean[(c, cat)] <= margin + 1e-9
+            for (c, cat) in mean
+            if c == compactor
+        }
 
-    verdict_calls = tuple(Call("category_verdicts", (make("pandas:DataFrame", rows), c, m)) for rows, c, m in tables)
+    verdict_calls = tuple(
+        Call("category_verdicts", (make("pandas:DataFrame", rows), c, m)) for rows, c, m in tables
+    )
     verdict_wanted = [verdicts_here(*t) for t in tables]
 
     def verdict_verify(calls, outcomes):
         for (rows, compactor, margin), outcome, want in zip(tables, outcomes, verdict_wanted):
-            shown = f"category_verdicts(a table of {len(rows['score'])} rows, {compactor!r}, {margin})"
+            shown = (
+                f"category_verdicts(a table of {len(rows['score'])} rows, {compactor!r}, {margin})"
+            )
             if not outcome.ok:
                 return f"{shown} {outcome.show()}"
             if outcome.value != want or outcome.type != "dict":
                 return f"{shown} returned {short(outcome.value, 120)}; expected {short(want, 120)}"
             if not all(isinstance(v, bool) for v in outcome.value.values()):
-                return f"{shown} returned {short(outcome.value, 120)}; the verdicts should be True or False"
+                return (
+                    f"{shown} returned {short(outcome.value, 120)}; the verdicts should be "
+                    "True "
+                    "or False"
+                )
         return None
 
     unknown = [(make("pandas:DataFrame", tables[0][0]), "no_such_compactor", 0.3)]
@@ -145,8 +231,9 @@ def build(rng: random.Random) -> list[Check]:
             3,
             score_calls,
             score_verify,
-            hint="5 * (key facts stated) / (key facts), minus stale_penalty per stale fact stated as current "
-                 "(pr.stale_as_current with the probe's key facts), clipped to 0..5.",
+            hint="5 * (key facts stated) / (key facts), minus stale_penalty per stale fact stated "
+            "as current "
+            "(pr.stale_as_current with the probe's key facts), clipped to 0..5.",
         ),
         raises(
             "score_answer rejects a probe without key facts with ValueError",
@@ -163,7 +250,8 @@ def build(rng: random.Random) -> list[Check]:
             margins,
             [full - score <= margin + 1e-9 for score, full, margin in margins],
             accept_types=("bool",),
-            hint="Return full_score - score <= margin, with 1e-9 of slack for float rounding, as a bool.",
+            hint="Return full_score - score <= margin, with 1e-9 of slack for float rounding, as a "
+            "bool.",
         ),
         raises(
             "within_margin rejects a negative margin with ValueError",
@@ -178,8 +266,9 @@ def build(rng: random.Random) -> list[Check]:
             2,
             verdict_calls,
             verdict_verify,
-            hint="Group by compactor and category, take the mean score, and use within_margin(mean, the 'full' "
-                 "mean of that category, margin) for each category of the compactor.",
+            hint="Group by compactor and category, take the mean score, and use "
+            "within_margin(mean, the 'full' "
+            "mean of that category, margin) for each category of the compactor.",
         ),
         raises(
             "category_verdicts rejects an unknown compactor with ValueError",
@@ -193,5 +282,11 @@ def build(rng: random.Random) -> list[Check]:
     # each raising check also needs the values of the check before it: a stub that always raises,
     # or a report rewritten in the kernel, gets no point
     score, score_raises, margin, margin_raises, verdicts, verdicts_raise = checks
-    return [score, also_works(score_raises, score), margin, also_works(margin_raises, margin),
-            verdicts, also_works(verdicts_raise, verdicts)]
+    return [
+        score,
+        also_works(score_raises, score),
+        margin,
+        also_works(margin_raises, margin),
+        verdicts,
+        also_works(verdicts_raise, verdicts),
+    ]
