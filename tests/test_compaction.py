@@ -524,6 +524,17 @@ def test_figures_are_built_from_results(session):
     assert "&lt;b&gt;" in figures.summary_html("<b>")
 
 
+def test_threshold_line_moves_with_every_threshold_step():
+    from unmasked.compaction import figures
+
+    # the playground's first line: the browser test needs each slider step to change the output
+    lines = {figures.threshold_line(40_000, t) for t in range(1_000, 60_000, 1_000)}
+    assert len(lines) == 59
+    assert "1,000 over" in figures.threshold_line(40_000, 39_000)
+    assert "triggers" in figures.threshold_line(40_000, 40_000)  # compaction runs at the threshold
+    assert "short" in figures.threshold_line(40_000, 41_000)
+
+
 def test_playground_builds_headless(session):
     import ipywidgets as W
 

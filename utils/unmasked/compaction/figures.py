@@ -163,6 +163,20 @@ def describe(ctx: CompactedContext) -> str:
     )
 
 
+def threshold_line(raw_tokens: int, threshold_tokens: int) -> str:
+    """Where the history stands against the trigger, so that moving the threshold always shows."""
+    gap = raw_tokens - threshold_tokens
+    if gap >= 0:
+        return (
+            f"threshold {threshold_tokens:,}: the history's {raw_tokens:,} tokens reached it "
+            f"({gap:,} over), which triggers compaction"
+        )
+    return (
+        f"threshold {threshold_tokens:,}: the history's {raw_tokens:,} tokens are {-gap:,} short "
+        "of it, so nothing is compacted yet"
+    )
+
+
 def compaction_playground(turns, current_task: str, compactors: Sequence[str] | None = None):
     """ipywidgets controls (threshold, keep_last, ratio, compactor) that re-run compact_context
     live.
@@ -226,6 +240,7 @@ def compaction_playground(turns, current_task: str, compactors: Sequence[str] | 
             max_summary_tokens=max_summary,
             compactor=compactor,
         )
+        print(threshold_line(ctx.raw_tokens, threshold))
         print(describe(ctx))
         display(HTML(summary_html(ctx.summary)))
 
