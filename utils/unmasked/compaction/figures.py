@@ -16,7 +16,7 @@ from IPython.display import HTML, display
 
 from unmasked.tokens import count_tokens
 
-from .core import CompactedContext, compact_context
+from .core import CompactedContext, compact_context, summary_budget
 from .registry import COMPACTORS
 from .repeated import LoopTrace
 
@@ -241,6 +241,11 @@ def compaction_playground(turns, current_task: str, compactors: Sequence[str] | 
             compactor=compactor,
         )
         print(threshold_line(ctx.raw_tokens, threshold))
+        # the budget rule in full, so that a knob that doesn't bind still shows it was read
+        print(
+            f"summary budget: min({ctx.raw_tokens:,} x {ratio:.3g}, {max_summary:,}) = "
+            f"{summary_budget(ctx.raw_tokens, ratio, max_summary):,} tokens"
+        )
         print(describe(ctx))
         display(HTML(summary_html(ctx.summary)))
 
