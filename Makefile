@@ -34,6 +34,7 @@ help:
 	@echo "make lint        ruff check and ruff format --check (utils, tests, benchmarks, notebooks)"
 	@echo "make test-browser  only the browser tests (real JupyterLab in Chromium)"
 	@echo "make site        build site/: the executed lectures as static HTML that reads offline"
+	@echo "                 (math and diagrams drawn by MathJax and Mermaid from npm, installed by make setup)"
 	@echo "                 (fast mode; DEFAULTS=1 runs them at their default knobs; SITE=dir to write elsewhere)"
 	@echo "make labs        regenerate labs/ from solutions/"
 	@echo "make data        regenerate data/ with the project's own scripts"
@@ -48,7 +49,17 @@ $(STAMP): pyproject.toml constraints.txt
 	"$(PY)" -m pip install $(CONSTRAINT) -e ".[dev]"
 	@touch "$@"
 
-setup: $(STAMP)
+# make site ships MathJax and Mermaid inside site/ (no CDN), from the npm packages that package.json
+# pins; npm ci installs them into node_modules/ once, at setup, and never at build time.
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_STAMP := node_modules/.unmasked-setup-stamp
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	@touch "$@"
+
+setup: $(STAMP) $(if $(NPM),$(NODE_STAMP),)
+	$(if $(NPM),,@echo "setup: no npm, so make site has no MathJax or Mermaid to ship: install Node.js and npm (apt-get install -y nodejs npm), then make setup again")
 
 check-env: setup
 	"$(PY)" -m unmasked.check_env
@@ -94,4 +105,4 @@ bench-decode: setup
 	"$(PY)" -m unmasked.bench decode
 
 clean:
-	rm -rf .venv build site *.egg-info utils/*.egg-info .pytest_cache .hypothesis
+	rm -rf .venv build site node_modules *.egg-info utils/*.egg-info .pytest_cache .hypothesis

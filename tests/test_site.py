@@ -1,13 +1,100 @@
-"""`make site`: the executed lectures as static HTML that reads offline (unmasked.site)."""
+"""`make site`: the executed lectures as static HTML that reads offline (unmasked.site).
+
+The pages typeset math with MathJax and draw ```mermaid fences with Mermaid, both copied into the
+site from node_modules/ (`npm ci`, which `make setup` runs). Without them the tests that need them
+skip and say so; in CI (CI=true or UNMASKED_REQUIRE_BROWSER=1) they fail. The browser test opens a
+page from disk in Chromium with every request that is not a local file refused, as in
+tests/browser/harness.py: it skips without Chromium, and fails without it under
+UNMASKED_REQUIRE_BROWSER=1.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
+from browser.harness import (
+    CHROMIUM_ARGS,
+    browser_required,
+    browser_unavailable,
+    find_chromium,
+    mangled_math,
+)
 
 from unmasked import site
+
+# A Markdown cell as the lectures write it: math, a price written with \$ (one backslash, and two
+# as JupyterLab needs), and a Mermaid diagram.
+MATH_AND_DIAGRAM = r"""# Math and a diagram
+
+The cost grows as $x^2$ in the length, and
+
+$$\sum_{i=1}^{n} i = \frac{n(n+1)}{2}$$
+
+The planner is \$3/M input and \$15/M output; the compactor \\$0.25/M and \\$0.75/M.
+
+```mermaid
+flowchart LR
+    H["history"] --> T{"over the threshold?"}
+    T -- "yes" --> C["compactor"]
+    C --> P["planner"]
+```
+"""
+MONEY = [
+    "The planner is $3/M input and $15/M output",
+    "the compactor $0.25/M and $0.75/M.",
+]
+HTML_OUTPUT_MONEY = "$9 is 20 turns and $"  # a text/html output's dollars are not math either
+DIAGRAM_LABELS = ["history", "over the threshold?", "yes", "compactor", "planner"]
+
+
+def _ci() -> bool:
+    return browser_required() or os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="module")
+def node_modules() -> Path:
+    """node_modules/ with MathJax and Mermaid as package.json pins them; skip (fail in CI)
+    without."""
+    path = site.ROOT / "node_modules"
+    missing = [
+        f"{pkg}/{rel}"
+        for pkg, script in site.JS_PACKAGES.items()
+        for rel in (script, "LICENSE", "package.json")
+        if not (path / pkg / rel).is_file()
+    ]
+    if missing:
+        reason = f"{path} lacks {', '.join(missing)}: run `npm ci` (make setup does, given npm)"
+        if _ci():
+            pytest.fail(f"CI builds the site with MathJax and Mermaid, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+def _math_page(out: Path, node_modules: Path) -> Path:
+    """A page built from a notebook that holds math, money, a diagram and math/HTML outputs,
+    with its scripts beside it. Nothing executes: the outputs are written in."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(MATH_AND_DIAGRAM)]
+    code = nbformat.v4.new_code_cell("show()")
+    code.outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={"text/latex": "$\\displaystyle y^3$", "text/plain": "y**3"}
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            data={"text/html": f"<table><tr><td>{HTML_OUTPUT_MONEY}</td></tr></table>"},
+        ),
+    ]
+    nb.cells.append(code)
+    site.copy_scripts(out, node_modules)
+    page = out / "math.html"
+    page.write_text(site.export_html(nb), encoding="utf-8")
+    return page
 
 
 def _notebook(title: str, code: list[str]):
@@ -36,7 +123,7 @@ def test_notebook_title_is_the_first_heading():
 
 
 @pytest.mark.slow
-def test_build_site_from_tiny_notebooks(tmp_path):
+def test_build_site_from_tiny_notebooks(tmp_path, node_modules):
     src = tmp_path / "notebooks"
     src.mkdir()
     figure = (
@@ -56,10 +143,19 @@ def test_build_site_from_tiny_notebooks(tmp_path):
     readme.write_text("| 01 | `01_widget` |\n| 00 | `00_figure` |\n")
     out = tmp_path / "site"
 
-    pages = site.build_site(sorted(src.glob("*.ipynb")), out, readme=readme, log=lambda _: None)
+    pages = site.build_site(
+        sorted(src.glob("*.ipynb")),
+        out,
+        readme=readme,
+        node_modules=node_modules,
+        log=lambda _: None,
+    )
 
     index = (out / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', index)
+    assert links[-2:] == ["mathjax/LICENSE", "mermaid/LICENSE"]  # the shipped renderers' licences
+    assert all((out / link).is_file() for link in links)
+    links = links[:-2]
     assert links == ["01_widget.html", "00_figure.html"]  # README order, not file order
     assert "Tiny widget" in index and "Tiny figure" in index
     assert [p.name for p in pages] == links and all((out / link).is_file() for link in links)
@@ -82,3 +178,137 @@ def test_build_site_from_tiny_notebooks(tmp_path):
     widget_page = (out / "01_widget.html").read_text()
     assert "needs a live kernel" in widget_page and "ran in fast mode: 1" in widget_page
     assert 'href="index.html"' in widget_page
+
+
+def test_math_and_mermaid_reach_the_page_for_the_local_renderers():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(MATH_AND_DIAGRAM)]
+    page = site.export_html(nb)
+
+    scripts = re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", page)
+    assert site.MATHJAX_JS in scripts and site.MERMAID_JS in scripts, scripts
+    assert not [s for s in scripts if "://" in s or s.startswith("//")], scripts
+    # nbconvert's Mermaid markup, with the diagram's source for mermaid.run to draw
+    block = re.search(r'<div class="jp-Mermaid"><pre class="mermaid">(.*?)</pre>', page, re.S)
+    assert block and block.group(1).strip().startswith("flowchart LR"), page[-3000:]
+    assert "&quot;over the threshold?&quot;" in block.group(1) or '"over the threshold?"' in (
+        block.group(1)
+    )
+    # math delimited as \\(...\\) and \\[...\\]; the prices stay plain text with their dollars
+    assert r"\(x^2\)" in page and r"\[\sum_{i=1}^{n} i = \frac{n(n+1)}{2}\]" in page
+    assert "The planner is $3/M input and $15/M output" in page
+    assert "the compactor \\$0.25/M and \\$0.75/M." in page  # which MathJax shows as "$"
+    config = json.loads(re.search(r"window\.MathJax = (\{.*?\});</script>", page).group(1))
+    assert config["tex"]["inlineMath"] == [["\\(", "\\)"]]  # a bare $ never opens math
+    assert config["tex"]["displayMath"] == [["\\[", "\\]"]]
+
+
+def test_copy_scripts_ships_each_renderer_with_its_licence(tmp_path, node_modules):
+    versions = site.copy_scripts(tmp_path, node_modules)
+
+    pins = json.loads((site.ROOT / "package.json").read_text())["dependencies"]
+    assert versions == pins  # the versions package.json pins are the ones shipped
+    for package, script in site.JS_PACKAGES.items():
+        shipped = tmp_path / package / Path(script).name
+        assert shipped.read_bytes() == (node_modules / package / script).read_bytes()
+        assert shipped.stat().st_size > 500_000, shipped  # the renderer itself, not a loader stub
+    assert "Apache License" in (tmp_path / "mathjax" / "LICENSE").read_text()
+    assert "MIT License" in (tmp_path / "mermaid" / "LICENSE").read_text()
+    assert (tmp_path / site.PLOTLY_JS).is_file()
+
+
+def test_copy_scripts_without_npm_ci_says_what_to_run(tmp_path):
+    with pytest.raises(site.MissingJavaScript, match="npm ci"):
+        site.copy_scripts(tmp_path / "site", tmp_path / "no_node_modules")
+    assert site.main(["--out", str(tmp_path / "site"), "--node-modules", str(tmp_path)]) == 2
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    reason = browser_unavailable()
+    if reason:
+        if browser_required():
+            pytest.fail(
+                f"UNMASKED_REQUIRE_BROWSER=1 but the site's browser test cannot run: {reason}",
+                pytrace=False,
+            )
+        pytest.skip(f"browser test skipped: {reason}")
+    return find_chromium()
+
+
+# What the page shows once MathJax and Mermaid are done: each <mjx-container> (its display flag,
+# the text MathJax read as math from its assistive MathML, and its SVG's size), each diagram's SVG
+# (size and labels), and the page's text outside the math.
+JS_RENDERED = """() => {
+  const box = (el) => { const r = el.getBoundingClientRect(); return [r.width, r.height]; };
+  const math = [...document.querySelectorAll('mjx-container')].map((n) => ({
+    display: n.getAttribute('display') === 'true',
+    text: (n.querySelector('mjx-assistive-mml') || n).textContent,
+    svg: n.querySelector('svg') ? box(n.querySelector('svg')) : null,
+  }));
+  const diagrams = [...document.querySelectorAll('.jp-Mermaid')].map((d) => {
+    const svg = d.querySelector('svg');
+    return {svg: svg ? box(svg) : null,
+            labels: svg ? [...svg.querySelectorAll('.nodeLabel, .edgeLabel')].map(
+              (l) => l.textContent.trim()).filter((t) => t) : [],
+            error: !!d.querySelector('.error-icon')};
+  });
+  const main = document.querySelector('main').cloneNode(true);
+  main.querySelectorAll('mjx-container, .jp-Mermaid, style').forEach((n) => n.remove());
+  return {math, diagrams, text: main.textContent, mermaid: document.body.dataset.mermaid};
+}"""
+
+
+def test_page_draws_math_and_diagrams_offline_in_chromium(tmp_path, node_modules, chromium):
+    from playwright.sync_api import sync_playwright
+
+    page_path = _math_page(tmp_path / "site", node_modules)
+    problems, loaded = [], []
+
+    def only_local_files(route):
+        if route.request.url.startswith("file://"):
+            loaded.append(route.request.url.rsplit("/site/", 1)[-1])
+            route.continue_()
+        else:  # the page must not need the network
+            problems.append(f"request to {route.request.url}")
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(offline=True)
+            context.route("**/*", only_local_files)
+            page = context.new_page()
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+            page.goto(page_path.as_uri())
+            page.wait_for_function("document.body.dataset.mermaid === 'done'", timeout=120_000)
+            page.evaluate("MathJax.startup.promise")
+            shown = page.evaluate(JS_RENDERED)
+            page.screenshot(path=str(tmp_path / "math.png"), full_page=True)
+        finally:
+            browser.close()
+
+    assert problems == [], problems
+    assert sorted(loaded) == sorted(
+        ["math.html", site.PLOTLY_JS, site.MATHJAX_JS, site.MERMAID_JS]
+    ), loaded
+    # the three pieces of math, typeset as SVG: x^2 inline, the sum displayed, the latex output
+    assert [(m["display"], m["text"]) for m in shown["math"]] == [
+        (False, "x2"),
+        (True, "∑i=1ni=n(n+1)2"),
+        (False, "y3"),
+    ], shown["math"]
+    assert all(m["svg"] and m["svg"][0] > 5 and m["svg"][1] > 5 for m in shown["math"]), shown
+    assert not [m["text"] for m in shown["math"] if mangled_math(m["text"])]
+    # the prices read as prices, and no TeX source is left for a reader to see
+    for money in [*MONEY, HTML_OUTPUT_MONEY]:
+        assert money in shown["text"], (money, shown["text"])
+    assert "\\(" not in shown["text"] and "\\[" not in shown["text"], shown["text"]
+    # the diagram is drawn: an SVG of real size holding every node and edge label
+    assert shown["mermaid"] == "done"
+    [diagram] = shown["diagrams"]
+    assert not diagram["error"] and diagram["svg"][0] > 200 and diagram["svg"][1] > 50, diagram
+    assert set(diagram["labels"]) == set(DIAGRAM_LABELS), diagram
+    assert "flowchart LR" not in shown["text"]  # the fence's source is not shown as code

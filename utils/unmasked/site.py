@@ -1,16 +1,20 @@
 """Build a static HTML site of the executed lectures: `python -m unmasked.site --out site`.
 
 Each lecture is executed (fast mode unless --defaults) and exported with nbconvert's lab template,
-then an index page lists the lectures in the README's order. The site reads offline: plotly.js is
-copied once next to the pages and loaded from there, and the template's CDN scripts (require.js,
-MathJax, Mermaid, the widget manager) are left out. Widgets need a live kernel, so a widget output
-becomes a note that says so; math shows as its LaTeX source.
+then an index page lists the lectures in the README's order. The site reads offline, even opened
+from disk: the template's CDN scripts (require.js, MathJax, Mermaid, the widget manager) are left
+out, and what the pages need is copied once beside them and loaded from there: plotly.js from the
+plotly package, and MathJax (math typeset as SVG, so no font files) and Mermaid (diagrams drawn from
+the ```mermaid fences) from the npm packages that package.json pins, with their licence files.
+`npm ci` installs those into node_modules/ (`make setup` runs it). Widgets need a live kernel, so a
+widget output becomes a note that says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import re
 import shutil
@@ -20,22 +24,94 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
+from jinja2 import DictLoader, pass_context
+from nbconvert import HTMLExporter
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 PLOTLY_JS = "plotly.min.js"
+ROOT = Path(__file__).resolve().parents[2]  # the repository: package.json, node_modules/
 
-# nbconvert's lab page with every script that would come from a CDN taken out.
+# The one script the pages load from each npm package that package.json pins. It is copied from
+# node_modules/<package>/ to <site>/<package>/, with the package's LICENSE beside it.
+JS_PACKAGES = {"mathjax": "es5/tex-svg-full.js", "mermaid": "dist/mermaid.min.js"}
+MATHJAX_JS = "mathjax/" + Path(JS_PACKAGES["mathjax"]).name
+MERMAID_JS = "mermaid/" + Path(JS_PACKAGES["mermaid"]).name
+
+# MathJax typesets what nbconvert's Markdown parser read as math (_MathRenderer writes it as \(...\)
+# or \[...\]) and LaTeX environments, not every pair of dollar signs on the page; \$ shows "$".
+# <pre> and <code> (code, text outputs) are skipped, as in the lab. SVG output needs no font files,
+# so the math also typesets in a page opened from disk.
+_MATHJAX_CONFIG = {
+    "tex": {
+        "inlineMath": [["\\(", "\\)"]],
+        "displayMath": [["\\[", "\\]"]],
+        "processEscapes": True,
+        "processEnvironments": True,
+    },
+    "svg": {"fontCache": "global"},
+}
+
+# Mermaid draws each fence that nbconvert emits as <div class="jp-Mermaid"><pre class="mermaid">;
+# the body's data-mermaid says when it is done (the test waits for it).
+_MERMAID_RUN = """
+document.addEventListener("DOMContentLoaded", async () => {
+  const blocks = document.querySelectorAll(".jp-Mermaid > pre.mermaid");
+  if (!blocks.length) return;
+  if (!window.mermaid) {
+    document.body.dataset.mermaid = "missing";
+    return;
+  }
+  mermaid.initialize({
+    startOnLoad: false,
+    securityLevel: "strict",
+    theme: "default",
+    fontFamily: getComputedStyle(document.body).getPropertyValue("--jp-ui-font-family"),
+  });
+  try {
+    await mermaid.run({ nodes: blocks, suppressErrors: true });
+  } finally {
+    document.body.dataset.mermaid = "done";
+  }
+});
+"""
+
+# nbconvert's lab page with every script that would come from a CDN replaced by the copy beside
+# the pages. A text/latex output ("$$x^2$$", what IPython.display.Math shows) goes through the
+# Markdown renderer too, so that its math gets the delimiters MathJax looks for.
 _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js -%}<script src="PLOTLY_JS"></script>{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js_mathjax -%}
+{% raw %}<script>window.MathJax = MATHJAX_CONFIG;</script>{% endraw %}
+<script defer src="MATHJAX_JS"></script>
+{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}
+<script defer src="MERMAID_JS"></script>
+{% raw %}<script>MERMAID_RUN</script>{% endraw %}
+<style>
+.jp-Mermaid > pre.mermaid { background: none; border: none; text-align: center; }
+</style>
+{%- endblock html_head_js_mermaidjs -%}
+{%- block data_latex scoped -%}
+<div class="jp-RenderedLatex jp-OutputArea-output {{ extra_class }}" data-mime-type="text/latex">
+{{ output.data['text/latex'] | markdown2html }}
+</div>
+{%- endblock data_latex -%}
 {%- block body_header -%}{{ super() }}
 <nav style="padding: 8px 16px; font: 14px sans-serif">
 <a href="index.html">&larr; all lectures</a></nav>
 {%- endblock body_header -%}
-""".replace("PLOTLY_JS", PLOTLY_JS)
+"""
+for _name, _value in {
+    "PLOTLY_JS": PLOTLY_JS,
+    "MATHJAX_CONFIG": json.dumps(_MATHJAX_CONFIG),
+    "MATHJAX_JS": MATHJAX_JS,
+    "MERMAID_JS": MERMAID_JS,
+    "MERMAID_RUN": _MERMAID_RUN,
+}.items():
+    _TEMPLATE = _TEMPLATE.replace(_name, _value)
 
 WIDGET_NOTE = (
     "<p><em>An interactive control is shown here when the notebook runs in JupyterLab "
@@ -101,26 +177,100 @@ def execute(nb, cwd: Path, timeout: int) -> None:
     ).execute()
 
 
-def export_html(nb) -> str:
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
+class _MathRenderer(IPythonRenderer):
+    """nbconvert's Markdown renderer, but the math it found reaches the page as \\(...\\) and
+    \\[...\\], the only inline and display delimiters MathJax looks for here. A dollar sign that
+    is not math stays a dollar: nbconvert writes "\\$3 and \\$9" as "$3 and $9", which MathJax,
+    reading the page again with $ as a delimiter, would typeset as the math "3 and"."""
 
-    exporter = HTMLExporter(
-        template_name="lab", extra_loaders=[DictLoader({"unmasked_site.html.j2": _TEMPLATE})]
-    )
-    exporter.template_file = "unmasked_site.html.j2"
-    body, _ = exporter.from_notebook_node(nb)
+    def inline_math(self, body: str) -> str:
+        return f"\\({self.escape_html(body)}\\)"
+
+    def block_math(self, body: str) -> str:
+        return f"\\[{self.escape_html(body)}\\]"
+
+
+class SiteExporter(HTMLExporter):
+    """The lab template with the site's local scripts (_TEMPLATE), and math delimited by
+    _MathRenderer."""
+
+    def __init__(self, **kw):
+        super().__init__(
+            template_name="lab",
+            extra_loaders=[DictLoader({"unmasked_site.html.j2": _TEMPLATE})],
+            **kw,
+        )
+        self.template_file = "unmasked_site.html.j2"
+
+    @pass_context
+    def markdown2html(self, context, source):
+        cell = context.get("cell", {})
+        renderer = _MathRenderer(
+            escape=False,
+            attachments=cell.get("attachments", {}),
+            embed_images=self.embed_images,
+            path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+            anchor_link_text=self.anchor_link_text,
+            exclude_anchor_links=self.exclude_anchor_links,
+            **self.lexer_options,
+        )
+        return MarkdownWithMath(renderer=renderer).render(source)
+
+
+def export_html(nb) -> str:
+    body, _ = SiteExporter().from_notebook_node(nb)
     return body
 
 
-def index_html(entries: list[tuple[str, str, str, float]], mode: str) -> str:
-    """entries: (page, stem, title, run seconds)."""
+class MissingJavaScript(FileNotFoundError):
+    """MathJax or Mermaid is not installed where the site copies it from."""
+
+
+def copy_scripts(out: Path, node_modules: Path = ROOT / "node_modules") -> dict[str, str]:
+    """Copy what the pages load into out/: plotly.js, and each JS_PACKAGES script with its
+    package's licence into out/<package>/. Returns {npm package: version}. Fails before any
+    notebook runs when `npm ci` has not installed them."""
+    import plotly
+
+    out.mkdir(parents=True, exist_ok=True)
+    versions = {}
+    for package, script in JS_PACKAGES.items():
+        src = node_modules / package
+        for rel in (script, "LICENSE"):
+            if not (src / rel).is_file():
+                raise MissingJavaScript(
+                    f"{src / rel} is missing: the site's MathJax and Mermaid come from npm. "
+                    f"Install them with `npm ci` in {ROOT} (`make setup` does, where npm is "
+                    "installed), or pass --node-modules"
+                )
+        dest = out / package
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / script, dest / Path(script).name)
+        shutil.copyfile(src / "LICENSE", dest / "LICENSE")
+        meta = json.loads((src / "package.json").read_text(encoding="utf-8"))
+        versions[package] = meta.get("version", "?")
+    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, out / PLOTLY_JS)
+    return versions
+
+
+def index_html(
+    entries: list[tuple[str, str, str, float]], mode: str, js_versions: dict[str, str] | None = None
+) -> str:
+    """entries: (page, stem, title, run seconds); js_versions: {npm package: version} shipped."""
     rows = "\n".join(
         f'<li><a href="{html.escape(page)}">{html.escape(title or stem)}</a>'
         f" <small>({html.escape(stem)}, ran in {secs:.0f} s)</small></li>"
         for page, stem, title, secs in entries
     )
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    shipped = ""
+    if js_versions:
+        names = {"mathjax": "MathJax", "mermaid": "Mermaid"}
+        parts = ", ".join(
+            f'{names.get(p, p)} {html.escape(v)} (<a href="{p}/LICENSE">licence</a>)'
+            for p, v in js_versions.items()
+        )
+        shipped = f"<p><small>Math and diagrams are drawn in the page by {parts}.</small></p>\n"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Unmasked: the lectures</title>
 <style>body {{ font: 16px/1.5 sans-serif; max-width: 760px; margin: 2em auto; padding: 0 1em; }}
@@ -130,7 +280,8 @@ li {{ margin: 0.5em 0; }} small {{ color: #666; }}</style></head>
 kernel: run the course with <code>make lab</code>.</p>
 <ul style="list-style: none; padding: 0">
 {rows}
-</ul></body></html>
+</ul>
+{shipped}</body></html>
 """
 
 
@@ -141,14 +292,12 @@ def build_site(
     readme: Path | None = None,
     fast: bool = True,
     timeout: int = 1800,
+    node_modules: Path = ROOT / "node_modules",
     log=print,
 ) -> list[Path]:
     """Execute each notebook, export it to out/<stem>.html, write out/index.html; returns the
     pages."""
-    import plotly
-
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, out / PLOTLY_JS)
+    js_versions = copy_scripts(out, node_modules)
     entries, pages = [], []
     saved = os.environ.get("UNMASKED_FAST")
     if fast:
@@ -173,7 +322,8 @@ def build_site(
         else:
             os.environ["UNMASKED_FAST"] = saved
     (out / "index.html").write_text(
-        index_html(entries, "fast mode" if fast else "default knobs"), encoding="utf-8"
+        index_html(entries, "fast mode" if fast else "default knobs", js_versions),
+        encoding="utf-8",
     )
     return pages
 
@@ -192,15 +342,30 @@ def main(argv: list[str] | None = None) -> int:
         "--defaults", action="store_true", help="run at the default knobs, not fast mode"
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument(
+        "--node-modules",
+        type=Path,
+        default=ROOT / "node_modules",
+        help="where `npm ci` installed MathJax and Mermaid",
+    )
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         print("site: no notebooks found (run from the repository root)", file=sys.stderr)
         return 2
     t0 = time.monotonic()
-    build_site(
-        notebooks, args.out, readme=args.readme, fast=not args.defaults, timeout=args.timeout
-    )
+    try:
+        build_site(
+            notebooks,
+            args.out,
+            readme=args.readme,
+            fast=not args.defaults,
+            timeout=args.timeout,
+            node_modules=args.node_modules,
+        )
+    except MissingJavaScript as err:
+        print(f"site: {err}", file=sys.stderr)
+        return 2
     print(
         f"site: {len(notebooks)} lectures in {time.monotonic() - t0:.0f} s; open "
         f"{args.out / 'index.html'}"
