@@ -227,7 +227,7 @@ class WindowRecord:
     text: str
     record: dict
     kept: dict
-    passes: int = 0
+    passes: int = 0  # forward passes this window's record took
 
 
 @dataclass
@@ -353,6 +353,7 @@ class _RecordCompactor(Compactor):
 
     stateful = True
     arch = ""
+    trained = True  # False only for untrained_autoregressive(): its records are noise
 
     def __init__(
         self,
@@ -384,7 +385,7 @@ class _RecordCompactor(Compactor):
         self.merges = 0
         self.last_windows: list[Window] = []
         self.last_records: list[WindowRecord] = []
-        self.last_passes = 0  # forward passes of the last summarize, summed over its batches
+        self.last_passes = 0  # forward calls of the last write_records, summed over its batches
 
     # what each model does differently
     def _default_checkpoint(self) -> Path:
@@ -393,7 +394,8 @@ class _RecordCompactor(Compactor):
     def _hint(self) -> str:
         raise NotImplementedError
 
-    def _write(self, model, vocab, prompts, length) -> tuple[list[list[int]], int]:
+    def _write(self, model, vocab, prompts, length) -> tuple[list[list[int]], list[int]]:
+        """(answer ids, forward passes) per prompt, for one batch."""
         raise NotImplementedError
 
     def parts(self):
@@ -433,9 +435,9 @@ class _RecordCompactor(Compactor):
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
             answers, passes = self._write(model, vocab, [w.prompt for w in batch], length)
-            self.last_passes += passes
-            for w, answer in zip(batch, answers):
-                written[tuple(w.prompt)] = (answer, passes)
+            self.last_passes += max(passes)
+            for w, answer, n in zip(batch, answers, passes):
+                written[tuple(w.prompt)] = (answer, int(n))
         if self.cache is not None:
             self.cache.update(written)
         for w in windows:
@@ -495,7 +497,7 @@ class DiffusionCompactor(_RecordCompactor):
             threshold=self.tau,
             banned=banned_ids(vocab)[1:],  # [PAD] and [SEP]; [MASK] is never proposed
         )
-        return out.x[:, -length:].tolist(), int(out.passes.max())
+        return out.x[:, -length:].tolist(), out.passes.tolist()
 
 
 class AutoregressiveCompactor(_RecordCompactor):
@@ -519,7 +521,7 @@ class AutoregressiveCompactor(_RecordCompactor):
     def _write(self, model, vocab, prompts, length):
         from unmasked.autoregressive import greedy_decode
 
-        return greedy_decode(model, prompts, length, vocab, cache=True), length
+        return greedy_decode(model, prompts, length, vocab, cache=True), [length] * len(prompts)
 
 
 def make_diffusion_compactor(checkpoint=None, **kwargs) -> DiffusionCompactor:
