@@ -23,6 +23,7 @@ from unmasked.compaction.diffusion import (
     history_turns,
     parse_record,
     render_record,
+    short_session_window,
     split_windows,
     untrained_autoregressive,
 )
@@ -303,10 +304,8 @@ def test_on_held_out_training_style_sessions_the_records_are_right(diffusion):
     _, vocab, _ = diffusion.parts()
     right = total = 0
     for s in test:
-        lines = s.text.split("\n")
-        messages = [dict(zip(("role", "content"), ln.split(": ", 1))) for ln in lines[1:]]
-        task_line = lines[0].split(": ", 1)[1]
-        (window,) = split_windows(messages, task_line, vocab, diffusion.prompt_room())
+        window = short_session_window(s, vocab, diffusion.prompt_room())
+        assert window.text == s.text  # exactly as the model was trained on it
         (record,) = diffusion.write_records([window])
         for key in ("database", "decision", "error", "next_step"):
             right += record.kept[key] == s.record[key]

@@ -42,9 +42,11 @@ wins. A later database or decision replaces the earlier one, which stays in the 
 marked SUPERSEDED; files are a union, newest last; errors a list without repeats; the next
 step is the latest. A value the window does not contain is dropped: the model is trained to
 copy, and a record with no source in its window (it always fills all six fields) is
-invented. The summary then lays the record out in sections and spends the rest of the
-budget on the newest exchanges verbatim (`fill=True`, as the anchored compactor does), so that
-every rung is compared at the same budget; `fill=False` keeps the record alone.
+invented. The summary's task line is the current task the compactor is given, as the
+anchored compactor's is, not the model's copy of it (which the window's first line fed it).
+The summary then lays the record out in sections and spends the rest of the budget on the
+newest exchanges verbatim (`fill=True`, as the anchored compactor does), so that every rung
+is compared at the same budget; `fill=False` keeps the record alone.
 
 Serving it. `endpoint_handler(compactor)` is a chat-completions handler for
 `unmasked.llm.ChatServer`: LLMCompactor (the client of any OpenAI-compatible endpoint) sends
@@ -55,6 +57,15 @@ The AR twin's checkpoint is data/checkpoints/autoregressive.pt, made by `make ch
 Without it, the "autoregressive" compactor raises CheckpointError naming the file and the
 command; `untrained_autoregressive()` builds a random causal twin of the diffusion model for
 format and speed checks only (its records are noise).
+
+How well and how fast: `python benchmarks/bench_diffusion_compactor.py` scores it on the probe
+harness beside observation masking, extractive and anchored, and times it against the twin on
+the same windows (data/bench/diffusion_compactor.json). Expect the honest picture: a long
+session's windows are not the text the model was trained on, so its confidence stays low,
+adaptive decoding takes many passes where a training-style session takes one or two, and most
+of what it writes fails grounding; that JSON holds the figures, both kinds of window. On a
+busy 2-core machine, run torch on one thread (torch.set_num_threads(1)): two threads waiting
+on each other made the tests' compaction 8x slower.
 
 Not in COMPACTORS. The ladder that notebooks 06 and 07, the figures and the tests loop over
 stays the offline, model-free rungs; these two are in MODEL_COMPACTORS and `get_compactor`
@@ -167,6 +178,19 @@ def split_windows(
     if turns:
         windows.append(Window(turns, vocab.decode(ids), ids + [vocab.sep_id]))
     return windows
+
+
+def short_session_window(short_session, vocab, prompt_room: int) -> Window:
+    """A training-style short session (unmasked.sessions.ShortSession) as one window, through
+    the same path as a long session's turns: its first line is the request, the rest its turns.
+
+    The text comes out as the model was trained on it, so this is where its records should be
+    right and its passes few: the contrast to a long session's windows.
+    """
+    lines = short_session.text.split("\n")
+    messages = [dict(zip(("role", "content"), line.split(": ", 1))) for line in lines[1:]]
+    (window,) = split_windows(messages, lines[0].split(": ", 1)[1], vocab, prompt_room)
+    return window
 
 
 # ---- records -------------------------------------------------------------------------------
@@ -583,6 +607,7 @@ __all__ = [
     "parse_record",
     "render_record",
     "render_turn",
+    "short_session_window",
     "split_windows",
     "untrained_autoregressive",
 ]
