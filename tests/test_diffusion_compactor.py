@@ -80,7 +80,7 @@ CACHE: dict = {}  # window prompt -> record ids, so that tests over the same win
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """One torch thread: on a loaded 2-core machine, two threads that wait on each other made the
-    same compaction 8x slower (measured: 17 s against 2.4 s)."""
+    same compaction several times slower."""
     import torch
 
     before = torch.get_num_threads()

@@ -65,24 +65,41 @@ session's windows are not the text the model was trained on, so its confidence s
 adaptive decoding takes many passes where a training-style session takes one or two, and most
 of what it writes fails grounding; that JSON holds the figures, both kinds of window. On a
 busy 2-core machine, run torch on one thread (torch.set_num_threads(1)): two threads waiting
-on each other made the tests' compaction 8x slower.
+on each other made the tests' compaction several times slower.
 
 Not in COMPACTORS. The ladder that notebooks 06 and 07, the figures and the tests loop over
 stays the offline, model-free rungs; these two are in MODEL_COMPACTORS and `get_compactor`
 accepts their names. Pass an instance where a list of compactor objects is taken
-(unmasked.evaluation.evaluate).
+(unmasked.evaluation.evaluate). Like every module of this package it imports at the top, so
+`import unmasked.compaction` now brings torch in (the models need it; most lectures have it
+already through unmasked.viz).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from unmasked.autoregressive import banned_ids, greedy_decode
+from unmasked.checkpoints import (
+    DEFAULT_AR_CHECKPOINT,
+    DEFAULT_CHECKPOINT,
+    REBUILD_HINT,
+    CheckpointError,
+    load_checkpoint,
+)
+from unmasked.model import TransformerLM
+from unmasked.records import answer_text, parse_record_fields
+from unmasked.sampling import fill_batch
 from unmasked.tokens import count_tokens
 
 from .compactors import Compactor, _target
 from .extractive import SUPERSEDED, fill_budget
+from .llm_compactor import parse_summary_request
 from .messages import SUMMARY_PREFIX, call_name
 
 TAU = 0.9  # the adaptive threshold of notebook 04 and the decode benchmark
@@ -218,7 +235,6 @@ def parse_record(text: str) -> dict:
             else:
                 out[k] = v if isinstance(v, str) else None
         return out
-    from unmasked.records import parse_record_fields
 
     fields = parse_record_fields(text)
     files = fields.get("files")
@@ -346,8 +362,6 @@ _LOADED: dict = {}
 
 def _load(path: Path, device: str, *, causal: bool, hint: str):
     """(model, vocab, layout) from a checkpoint, read once per path, version and device."""
-    from unmasked.checkpoints import CheckpointError, load_checkpoint
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: {hint}")
@@ -447,8 +461,6 @@ class _RecordCompactor(Compactor):
 
     def write_records(self, windows: list[Window]) -> list[WindowRecord]:
         """Every window's record, written `batch_size` windows at a time."""
-        from unmasked.records import answer_text
-
         model, vocab, layout = self.parts()
         length = layout.length(vocab)
         spans = layout.spans(vocab)
@@ -499,19 +511,12 @@ class DiffusionCompactor(_RecordCompactor):
         self.tau = float(tau)
 
     def _default_checkpoint(self) -> Path:
-        from unmasked.checkpoints import DEFAULT_CHECKPOINT
-
         return DEFAULT_CHECKPOINT
 
     def _hint(self) -> str:
-        from unmasked.checkpoints import REBUILD_HINT
-
         return REBUILD_HINT
 
     def _write(self, model, vocab, prompts, length):
-        from unmasked.autoregressive import banned_ids
-        from unmasked.sampling import fill_batch
-
         out = fill_batch(
             model,
             prompts,
@@ -531,8 +536,6 @@ class AutoregressiveCompactor(_RecordCompactor):
     arch = "ar"
 
     def _default_checkpoint(self) -> Path:
-        from unmasked.checkpoints import DEFAULT_AR_CHECKPOINT
-
         return DEFAULT_AR_CHECKPOINT
 
     def _hint(self) -> str:
@@ -543,8 +546,6 @@ class AutoregressiveCompactor(_RecordCompactor):
         )
 
     def _write(self, model, vocab, prompts, length):
-        from unmasked.autoregressive import greedy_decode
-
         return greedy_decode(model, prompts, length, vocab, cache=True), [length] * len(prompts)
 
 
@@ -556,12 +557,6 @@ def make_diffusion_compactor(checkpoint=None, **kwargs) -> DiffusionCompactor:
 def untrained_autoregressive(seed: int = 0, checkpoint=None, **kwargs) -> AutoregressiveCompactor:
     """An AutoregressiveCompactor over a random causal twin of the diffusion model (same size,
     vocab and record layout): for format and speed, never for quality."""
-    import dataclasses
-
-    import torch
-
-    from unmasked.model import TransformerLM
-
     diffusion = DiffusionCompactor(checkpoint, device=kwargs.get("device", "cpu"))
     model, vocab, layout = diffusion.parts()
     torch.manual_seed(seed)
@@ -579,10 +574,15 @@ def endpoint_handler(compactor="diffusion"):
     """A `unmasked.llm.ChatServer` handler that answers LLMCompactor's summary request with
     `compactor`'s summary (a name or an instance; one instance, so its merged state carries from
     one request to the next, as a subagent serving one agent would)."""
-    from .llm_compactor import parse_summary_request
-    from .registry import get_compactor
-
-    engine = get_compactor(compactor)
+    models = {"diffusion": DiffusionCompactor, "autoregressive": AutoregressiveCompactor}
+    if isinstance(compactor, str):
+        if compactor not in models:
+            raise ValueError(f"unknown compactor {compactor!r}; accepted: {', '.join(models)}")
+        engine = models[compactor]()
+    elif callable(getattr(compactor, "summarize", None)):
+        engine = compactor
+    else:
+        raise ValueError(f"compactor must be a name or have summarize(), got {compactor!r}")
 
     def answer(body: dict) -> str:
         messages, task, max_tokens = parse_summary_request(body)
