@@ -259,6 +259,10 @@ def main() -> None:
         "diffusion exact match per field on those short sessions: "
         + ", ".join(f"{k} {100 * v:.0f}%" for k, v in accuracy.items())
     )
+    print(
+        "\nnote: diffusion_record reads the records the diffusion context wrote (same windows), "
+        "so its compaction seconds exclude the model"
+    )
     print("\nfields kept after grounding (windows whose record kept the field):")
     print(pd.DataFrame(kept).T.to_string())
     wall = time.perf_counter() - started
@@ -282,6 +286,14 @@ def main() -> None:
                 "batch_size": args.batch_size,
                 "prompt_room": diffusion.prompt_room(),
                 "fixtures": {"target_ratio": 0.6, "keep_last": 1},
+            },
+            "notes": {
+                "diffusion": "merged records, then the newest exchanges verbatim to the budget "
+                "(as anchored); its task line is the given current task, not model output",
+                "diffusion_record": "the merged records alone; it reads the records the "
+                "diffusion context wrote for the same windows, so its seconds exclude the model",
+                "fields_kept": "windows whose record kept the field after grounding (a value "
+                "not found in its window is dropped)",
             },
             "ar_trained": ar_trained,
             "ar_note": "trained twin: scored and timed"
