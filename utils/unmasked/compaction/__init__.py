@@ -5,12 +5,15 @@
     messages = render(ctx)          # what the reasoning model receives next
 
 The ladder (COMPACTORS, in order): truncation, keep_last, observation_masking, extractive,
-anchored (with regenerate as its baseline), llm. Modules, each importing only those before it:
-messages (validation, tool-call units, transcripts, the summary message), compactors (the
-interface and the simple rungs), extractive (structured notes and the anchored merge),
-llm_compactor (the model-written summary), registry (the ladder by name), core
-(compact_context, render, budgets), repeated (many compactions over one long session), figures
-(plotly figures and the widget playground of notebook 06; import it explicitly).
+anchored (with regenerate as its baseline), llm. Off the ladder, MODEL_COMPACTORS: diffusion
+and autoregressive, the course's own toy model and its twin writing records window by window
+(diffusion.py; get_compactor and compact_context take their names). Modules, each importing
+only those before it: messages (validation, tool-call units, transcripts, the summary
+message), compactors (the interface and the simple rungs), extractive (structured notes and
+the anchored merge), llm_compactor (the model-written summary), diffusion (the course's models
+as compactors), registry (the ladder by name), core (compact_context, render, budgets),
+repeated (many compactions over one long session), figures (plotly figures and the widget
+playground of notebook 06; import it explicitly).
 """
 
 from .compactors import (
@@ -30,6 +33,12 @@ from .core import (
     split_history,
     summary_budget,
     validate_settings,
+)
+from .diffusion import (
+    MODEL_COMPACTORS,
+    AutoregressiveCompactor,
+    DiffusionCompactor,
+    make_diffusion_compactor,
 )
 from .extractive import (
     AnchoredCompactor,
@@ -56,12 +65,15 @@ from .repeated import LoopTrace, Round, fact_retention, repeated_compaction, sum
 
 __all__ = [
     "COMPACTORS",
+    "MODEL_COMPACTORS",
     "PLACEHOLDER",
     "ROLES",
     "SUMMARY_PREFIX",
     "AnchoredCompactor",
+    "AutoregressiveCompactor",
     "CompactedContext",
     "Compactor",
+    "DiffusionCompactor",
     "ExtractiveCompactor",
     "KeepLastCompactor",
     "LLMCompactor",
@@ -80,6 +92,7 @@ __all__ = [
     "get_compactor",
     "is_paired",
     "load_prompt",
+    "make_diffusion_compactor",
     "mask_observations",
     "newest_that_fit",
     "parse_transcript",

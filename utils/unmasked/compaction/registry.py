@@ -12,6 +12,7 @@ from .compactors import (
     ObservationMaskingCompactor,
     TruncationCompactor,
 )
+from .diffusion import MODEL_COMPACTORS, AutoregressiveCompactor, DiffusionCompactor
 from .extractive import AnchoredCompactor, ExtractiveCompactor, RegenerateCompactor
 from .llm_compactor import LLMCompactor
 
@@ -23,11 +24,15 @@ REGISTRY: dict[str, type[Compactor]] = {
     "anchored": AnchoredCompactor,
     "regenerate": RegenerateCompactor,
     "llm": LLMCompactor,
+    "diffusion": DiffusionCompactor,
+    "autoregressive": AutoregressiveCompactor,
 }
 
 # The ladder, in order. "regenerate" is the extractive compactor re-run over its own previous
 # summary, the baseline that the anchored merge is compared against over repeated compactions.
-COMPACTORS = tuple(REGISTRY)
+# The course's own models (diffusion.py) are registered by name but kept off the ladder, so that
+# the loops over COMPACTORS (notebooks 06 and 07, the figures, the tests) stay model-free and fast.
+COMPACTORS = tuple(name for name in REGISTRY if name not in MODEL_COMPACTORS)
 
 
 def get_compactor(compactor) -> Compactor:
@@ -40,5 +45,5 @@ def get_compactor(compactor) -> Compactor:
         return compactor  # duck-typed: a learner's own class
     raise ValueError(
         f"unknown compactor {compactor!r}; accepted: a Compactor instance or one of "
-        f"{', '.join(COMPACTORS)}"
+        f"{', '.join(COMPACTORS)}, or one of the course's models: {', '.join(MODEL_COMPACTORS)}"
     )

@@ -1,0 +1,320 @@
+"""The diffusion compactor on the probe harness, and its speed against the autoregressive twin.
+
+Contexts compared on the same sessions, at the same 10:1 target and keep_last=3 as the probe
+benchmark (bench_probes.py): full context (the baseline), observation_masking, extractive,
+anchored, diffusion (the toy model's merged records, the rest of the budget spent on the newest
+exchanges verbatim, as anchored does), and diffusion_record (the merged records alone: what the
+model itself carries). Sessions of both surface styles: the committed plain sessions and their
+paraphrased twins (same seeds and lengths, the facts in other sentences). Then the transcript
+fixtures (tests/fixtures/transcripts, structural probes) at notebook 07's settings for them
+(target 0.6, keep_last 1). Each table gives the mean probe score (0-5) per category and whether
+the context is within 0.3 of full context.
+
+Speed: the same windows of the same sessions written by the diffusion model (adaptive, tau=0.9,
+batched) and by the autoregressive twin (greedy, KV cache, batched), timed one after the other in
+this run; the ratio is AR seconds / diffusion seconds. Without data/checkpoints/autoregressive.pt
+the twin is untrained (random weights of the same size): its time is a fair figure (it always
+writes all 218 record tokens), its records are noise and are not scored.
+
+    python benchmarks/bench_diffusion_compactor.py --sessions 8 \
+        --json data/bench/diffusion_compactor.json
+
+Prints measured figures; it is not a test. Runs on one core (unmasked.env.pin_to_one_core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from unmasked.env import pin_to_one_core
+
+CATEGORY_CONTEXTS = ("full", "observation_masking", "extractive", "anchored")
+
+
+def _means(df) -> dict:
+    return {
+        name: {
+            cat: round(float(v), 3)
+            for cat, v in df[df["compactor"] == name].groupby("category")["score"].mean().items()
+        }
+        for name in dict.fromkeys(df["compactor"])
+    }
+
+
+def _verdicts(df) -> dict:
+    from unmasked.evaluation import verdicts
+
+    v = verdicts(df)
+    return {
+        name: {
+            r.category: {"gap": round(float(r.gap), 3), "within_0.3": bool(r.within)}
+            for r in v[v["compactor"] == name].itertuples()
+        }
+        for name in dict.fromkeys(v["compactor"])
+        if name != "full"
+    }
+
+
+def _show(title: str, df) -> None:
+    import pandas as pd
+
+    from unmasked.evaluation import verdict_table
+
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 20)
+    order = list(dict.fromkeys(df["compactor"]))
+    print(f"\n== {title}: mean score (0-5) by context and category")
+    table = df.pivot_table(index="compactor", columns="category", values="score", sort=False)
+    table["compact s/session"] = (
+        df.drop_duplicates(["session", "compactor"]).groupby("compactor")["seconds"].mean()
+    )
+    print(table.reindex(order).round(2).to_string())
+    print(f"\n== {title}: within 0.3 of full context")
+    print(verdict_table(df).round(1).to_string())
+
+
+def _kept(records) -> dict:
+    """How many windows kept each field after grounding: what the model contributed."""
+    from unmasked.compaction.diffusion import FIELDS
+
+    return {
+        "windows": len(records),
+        **{k: sum(bool(r.kept[k]) for r in records) for k in FIELDS},
+        "passes_per_window": round(sum(r.passes for r in records) / max(1, len(records)), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=8, help="sessions per style")
+    parser.add_argument("--time-sessions", type=int, default=4, help="sessions timed vs the twin")
+    parser.add_argument(
+        "--short-sessions", type=int, default=64, help="held-out short sessions, the contrast"
+    )
+    parser.add_argument("--target", type=float, default=10.0, help="10 means 10:1")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    where = pin_to_one_core()
+
+    import pandas as pd
+    import torch
+
+    from unmasked.checkpoints import DEFAULT_AR_CHECKPOINT, REPO_ROOT
+    from unmasked.compaction import split_history, to_messages
+    from unmasked.compaction.diffusion import (
+        AutoregressiveCompactor,
+        DiffusionCompactor,
+        short_session_window,
+        untrained_autoregressive,
+    )
+    from unmasked.evaluation import evaluate
+    from unmasked.records import field_accuracy
+    from unmasked.sessions import load_sessions, load_short_sessions, load_transcript
+    from unmasked.sessions.long import generate_session_range
+    from unmasked.tokens import count_tokens
+
+    count_tokens("warm up the tokenizer")
+    started = time.perf_counter()
+    plain = load_sessions(limit=args.sessions)
+    paraphrased = generate_session_range(
+        250, 0, 20_000, 150_000, 0, args.sessions, style="paraphrased"
+    )
+    fixtures = sorted((REPO_ROOT / "tests/fixtures/transcripts").glob("*"))
+    transcripts = [load_transcript(p) for p in fixtures if p.name != "README.md"]
+
+    class Recording(DiffusionCompactor):
+        """The diffusion compactor, keeping every window's record for the fields-kept count."""
+
+        seen: list = []
+
+        def write_records(self, windows):
+            out = super().write_records(windows)
+            self.seen.extend(out)
+            return out
+
+    cache: dict = {}  # the record-only context reads the same windows: written once
+    diffusion = Recording(batch_size=args.batch_size, cache=cache)
+    record_only = DiffusionCompactor(batch_size=args.batch_size, cache=cache, fill=False)
+    record_only.name = "diffusion_record"
+    ar_trained = DEFAULT_AR_CHECKPOINT.is_file()
+    contexts = [*CATEGORY_CONTEXTS, diffusion, record_only]
+    if ar_trained:
+        contexts.append(AutoregressiveCompactor(batch_size=args.batch_size))
+
+    result: dict = {"styles": {}}
+    kept: dict = {}
+    for style, sessions in (("plain", plain), ("paraphrased", paraphrased)):
+        diffusion.seen = []
+        df = evaluate(sessions, contexts, target_ratio=1 / args.target, keep_last=3)
+        _show(f"{style} sessions (n={len(sessions)})", df)
+        kept[style] = _kept(diffusion.seen)
+        result["styles"][style] = {
+            "sessions": [s.id for s in sessions],
+            "tokens": int(sum(s.n_tokens for s in sessions)),
+            "mean_score": _means(df),
+            "verdicts": _verdicts(df),
+            "compact_seconds_per_session": {
+                name: round(float(v), 3)
+                for name, v in df.drop_duplicates(["session", "compactor"])
+                .groupby("compactor", sort=False)["seconds"]
+                .mean()
+                .items()
+            },
+            "median_ratio": {
+                name: round(float(v), 2)
+                for name, v in df.groupby("compactor", sort=False)["compression_ratio"]
+                .median()
+                .items()
+            },
+            "fields_kept": kept[style],
+        }
+
+    diffusion.seen = []
+    fixture_df = evaluate(transcripts, contexts, target_ratio=0.6, keep_last=1, progress=False)
+    kept["fixtures"] = _kept(diffusion.seen)
+    _show(f"transcript fixtures (n={len(transcripts)}, structural probes)", fixture_df)
+    result["fixtures"] = {
+        "files": [p.name for p in fixtures if p.name != "README.md"],
+        "fields_kept": kept["fixtures"],
+        "mean_score": _means(fixture_df),
+        "verdicts": _verdicts(fixture_df),
+    }
+
+    # ---- speed: the same windows through both models, one after the other
+    twin = (
+        AutoregressiveCompactor(batch_size=args.batch_size)
+        if ar_trained
+        else untrained_autoregressive(seed=0, batch_size=args.batch_size)
+    )
+    timer = DiffusionCompactor(batch_size=args.batch_size)  # no cache: every window written
+    rows = []
+    for s in plain[: args.time_sessions]:
+        messages = to_messages(s.turns)
+        pinned, cut = split_history(messages, 3)
+        windows = timer.windows(messages[pinned:cut], s.task)
+        t0 = time.perf_counter()
+        timer.last_records = timer.write_records(windows)
+        t_diff = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        twin.write_records(windows)
+        t_ar = time.perf_counter() - t0
+        rows.append(
+            {
+                "session": s.id,
+                "windows": len(windows),
+                "diffusion_seconds": round(t_diff, 3),
+                "diffusion_passes": timer.last_passes,
+                "diffusion_passes_per_window": round(
+                    sum(r.passes for r in timer.last_records) / max(1, len(windows)), 2
+                ),
+                "ar_seconds": round(t_ar, 3),
+                "ar_passes": twin.last_passes,
+                "ratio_ar_over_diffusion": round(t_ar / t_diff, 3),
+            }
+        )
+    # the contrast: held-out training-style sessions, one window each, through the same path
+    short = load_short_sessions("test")[: args.short_sessions]
+    _, vocab, _ = timer.parts()
+    short_windows = [short_session_window(s, vocab, timer.prompt_room()) for s in short]
+    t0 = time.perf_counter()
+    short_records = timer.write_records(short_windows)
+    t_diff = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    twin.write_records(short_windows)
+    t_ar = time.perf_counter() - t0
+    accuracy = field_accuracy([r.text for r in short_records], [s.record for s in short])
+    rows.append(
+        {
+            "session": f"{len(short)} held-out short sessions",
+            "windows": len(short_windows),
+            "diffusion_seconds": round(t_diff, 3),
+            "diffusion_passes": timer.last_passes,
+            "diffusion_passes_per_window": round(
+                sum(r.passes for r in short_records) / len(short_records), 2
+            ),
+            "ar_seconds": round(t_ar, 3),
+            "ar_passes": twin.last_passes,
+            "ratio_ar_over_diffusion": round(t_ar / t_diff, 3),
+        }
+    )
+    speed = pd.DataFrame(rows[:-1])
+    total_ratio = speed["ar_seconds"].sum() / speed["diffusion_seconds"].sum()
+    state = "trained" if ar_trained else "UNTRAINED, time only"
+    print(f"\n== speed: the same windows, diffusion (tau=0.9) vs the AR twin ({state})")
+    print(pd.DataFrame(rows).to_string(index=False))
+    print(
+        f"total: diffusion {speed['diffusion_seconds'].sum():.1f} s, "
+        f"AR {speed['ar_seconds'].sum():.1f} s; AR / diffusion = {total_ratio:.2f} "
+        "(long-session windows; the last row, training-style windows, is apart)"
+    )
+    print(
+        "diffusion exact match per field on those short sessions: "
+        + ", ".join(f"{k} {100 * v:.0f}%" for k, v in accuracy.items())
+    )
+    print(
+        "\nnote: diffusion_record reads the records the diffusion context wrote (same windows), "
+        "so its compaction seconds exclude the model"
+    )
+    print("\nfields kept after grounding (windows whose record kept the field):")
+    print(pd.DataFrame(kept).T.to_string())
+    wall = time.perf_counter() - started
+    print(f"\nwall time {wall:.0f} s on {where}")
+
+    if args.json is not None:
+        record = {
+            "benchmark": "diffusion compactor on the probe harness, and its speed vs the AR twin",
+            "command": "python " + " ".join(sys.argv),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} "
+            f"cores visible, {where}",
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": torch.get_num_threads(),
+            "settings": {
+                "target_ratio": 1 / args.target,
+                "keep_last": 3,
+                "tau": diffusion.tau,
+                "turn_tokens": diffusion.turn_tokens,
+                "batch_size": args.batch_size,
+                "prompt_room": diffusion.prompt_room(),
+                "fixtures": {"target_ratio": 0.6, "keep_last": 1},
+            },
+            "notes": {
+                "diffusion": "merged records, then the newest exchanges verbatim to the budget "
+                "(as anchored); its task line is the given current task, not model output",
+                "diffusion_record": "the merged records alone; it reads the records the "
+                "diffusion context wrote for the same windows, so its seconds exclude the model",
+                "fields_kept": "windows whose record kept the field after grounding (a value "
+                "not found in its window is dropped)",
+            },
+            "ar_trained": ar_trained,
+            "ar_note": "trained twin: scored and timed"
+            if ar_trained
+            else "no data/checkpoints/autoregressive.pt: an untrained twin, timed only",
+            **result,
+            "speed": {
+                "rows": rows,
+                "diffusion_seconds": round(float(speed["diffusion_seconds"].sum()), 3),
+                "ar_seconds": round(float(speed["ar_seconds"].sum()), 3),
+                "ratio_ar_over_diffusion": round(float(total_ratio), 3),
+                "ratio_note": "over the long-session rows only; the last row is the contrast "
+                "on held-out training-style short sessions, one window each",
+                "short_sessions_accuracy": {k: round(v, 3) for k, v in accuracy.items()},
+            },
+            "wall_seconds": round(wall, 1),
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
