@@ -1,0 +1,139 @@
+"""`make test-full`'s runner (benchmarks/bench_notebooks.py): which notebooks it finds, that a
+failing or never-ending notebook fails the run, and what its JSON artifact records. No timing is
+asserted: the figures are measurements, not tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import nbformat
+import pytest
+from nbhelpers import ROOT
+
+_spec = importlib.util.spec_from_file_location(
+    "bench_notebooks", ROOT / "benchmarks" / "bench_notebooks.py"
+)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_no_paths_means_every_lecture_in_order():
+    found = bench.discover([])
+    names = [p.name for p in found]
+    assert names == sorted(names) and len(names) >= 9
+    assert all(p.parent == ROOT / "notebooks" for p in found)
+    assert "00_welcome.ipynb" in names
+
+
+def test_folders_expand_sorted_files_stay_and_duplicates_go(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ".ipynb_checkpoints").mkdir()
+    for name in ("lab02_x.ipynb", "lab01_y.ipynb", ".hidden.ipynb", "notes.md"):
+        (tmp_path / "b" / name).write_text("{}")
+    (tmp_path / "b" / ".ipynb_checkpoints" / "lab01_y-checkpoint.ipynb").write_text("{}")
+    one = tmp_path / "one.ipynb"
+    one.write_text("{}")
+    found = bench.discover([one, tmp_path / "b", tmp_path / "b" / "lab01_y.ipynb"], root=tmp_path)
+    assert [p.name for p in found] == ["one.ipynb", "lab01_y.ipynb", "lab02_x.ipynb"]
+
+
+def test_make_test_full_finds_every_lecture_and_solution():
+    found = bench.discover([bench.Path("notebooks"), bench.Path("solutions")])
+    expected = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
+        (ROOT / "solutions").glob("*.ipynb")
+    )
+    assert found == expected
+    assert any(p.name.startswith("lab") for p in found)
+
+
+def test_a_missing_path_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        bench.discover([tmp_path / "nope"], root=tmp_path)
+
+
+def test_remaining_never_reads_as_no_limit():
+    assert bench.remaining(100.0, 40.0) == 60
+    assert bench.remaining(100.0, 99.5) == 1
+    assert bench.remaining(100.0, 140.0) == 1  # nbclient reads 0 as "no timeout"
+
+
+def _row(name, secs, error=None):
+    return {
+        "notebook": name,
+        "run_all_s": secs,
+        "with_kernel_start_s": secs + 1,
+        "slowest_cells": [{"cell": 2, "source": "train()", "s": secs - 1}],
+        "error": error,
+        "error_detail": None,
+        "load_average": {"start": 1.0, "end": 2.0},
+    }
+
+
+def test_report_names_device_command_date_and_each_notebooks_seconds():
+    rows = [
+        _row("notebooks/00_a.ipynb", 10.0),
+        _row("notebooks/03_b.ipynb", 200.0),
+        _row("solutions/lab01.ipynb", 5.0, error="CellExecutionError: ValueError: x"),
+    ]
+    out = bench.report(
+        rows,
+        fast=False,
+        command="python benchmarks/bench_notebooks.py notebooks solutions",
+        budget=180,
+        timeout=600,
+        date="2026-12-01T17:00:00+00:00",
+        device="cpu",
+    )
+    assert out["device"] == "cpu" and out["date"].startswith("2026-12-01")
+    assert out["command"].endswith("notebooks solutions")
+    assert "default knobs" in out["what"]
+    assert out["failed"] == ["solutions/lab01.ipynb"]
+    assert out["over_budget"] == ["notebooks/03_b.ipynb"]
+    assert out["total_s"] == 11.0 + 201.0 + 6.0
+    assert [r["run_all_s"] for r in out["notebooks"]] == [10.0, 200.0, 5.0]
+    json.dumps(out)  # it is written as JSON
+
+
+def test_progress_line_says_failed_or_over_budget():
+    assert "FAILED CellTimeoutError" in bench.progress_line(
+        1, 12, _row("x.ipynb", 3.0, error="CellTimeoutError: t"), 180
+    )
+    assert "over the 180 s budget" in bench.progress_line(2, 12, _row("y.ipynb", 181.0), 180)
+    line = bench.progress_line(3, 12, _row("z.ipynb", 179.0), 180)
+    assert "budget" not in line and "FAILED" not in line and " 3/12]" in line
+
+
+@pytest.mark.slow
+def test_a_failing_and_a_never_ending_notebook_fail_the_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("UNMASKED_FAST", "1")
+    ok = _notebook(tmp_path / "a_ok.ipynb", "import os\nprint(os.environ.get('UNMASKED_FAST'))")
+    bad = _notebook(tmp_path / "b_bad.ipynb", "x = 1", "raise ValueError('planted failure')")
+    # Two cells that each stay under the budget alone but never end together: the limit is
+    # per notebook, not per cell.
+    hangs = _notebook(
+        tmp_path / "c_hangs.ipynb", "import time\ntime.sleep(4)", "while True:\n    time.sleep(1)"
+    )
+    out = tmp_path / "bench.json"
+    code = bench.main([str(ok), str(bad), str(hangs), "--timeout", "6", "--out", str(out)])
+    assert code == 1
+    assert bench.os.environ["UNMASKED_FAST"] == "1", "the caller's fast mode is restored"
+    result = json.loads(out.read_text())
+    rows = {r["notebook"].rsplit("/", 1)[-1]: r for r in result["notebooks"]}
+    assert rows["a_ok.ipynb"]["error"] is None
+    assert "ValueError" in rows["b_bad.ipynb"]["error"]
+    assert "planted failure" in rows["b_bad.ipynb"]["error_detail"]
+    assert "Timeout" in rows["c_hangs.ipynb"]["error"]
+    assert rows["c_hangs.ipynb"]["with_kernel_start_s"] < 60
+    assert result["failed"] == [r["notebook"] for r in result["notebooks"][1:]]
+    printed = capsys.readouterr()
+    assert "[1/3]" in printed.out and "FAILED" in printed.out
+    assert "planted failure" in printed.err
