@@ -12,9 +12,9 @@ The figure is the wall-clock seconds from the first cell's start to the last cel
 start-up excluded, as in JupyterLab, where the kernel is already running when a learner presses Run
 All), with the three slowest cells. A notebook over --budget (the learner's limit, 180 s on a quiet
 2-core machine) is flagged, not failed: a loaded CI machine is slower. It prints a line per notebook
-and writes the figures, with the device, command, date and the load average before and after each
-notebook, to data/bench/notebooks_defaults.json (--out). The figures depend on the machine and on
-what else runs on it: compare runs on a quiet machine only.
+and writes the figures, with the device, command, date, the kernel's CPU seconds and the load
+average before and after each notebook, to data/bench/notebooks_defaults.json (--out). The figures
+depend on the machine and on what else runs on it: compare runs on a quiet machine only.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import sys
 import time
 from pathlib import Path
@@ -100,6 +101,13 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1][:300] if lines else ''}"
 
 
+def children_cpu_s() -> float:
+    """CPU seconds used by this process's finished children: the kernels. Less sensitive to other
+    load than wall time (though busy threads spin), so it helps read a run on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_notebook(path: Path, timeout: int) -> dict:
     """Execute one notebook in a fresh kernel with `timeout` seconds for all its cells together;
     a failure is reported with the time it ran, not raised."""
@@ -114,6 +122,7 @@ def run_notebook(path: Path, timeout: int) -> dict:
         resources={"metadata": {"path": str(path.parent)}},
     )
     load_before = os.getloadavg()[0]
+    cpu_before = children_cpu_s()
     t0 = time.perf_counter()
     error = detail = None
     try:
@@ -121,6 +130,7 @@ def run_notebook(path: Path, timeout: int) -> dict:
     except Exception as exc:  # reported with the time it ran, then the next notebook runs
         error, detail = short_error(exc), ANSI.sub("", str(exc))[-4000:]
     total = time.perf_counter() - t0
+    kernel_cpu = children_cpu_s() - cpu_before  # the kernel is our child, reaped at shutdown
     cells = cell_seconds(nb)
     starts = [_stamp(c.metadata.get("execution", {}).get("iopub.execute_input")) for c in nb.cells]
     ends = [_stamp(c.metadata.get("execution", {}).get("shell.execute_reply")) for c in nb.cells]
@@ -131,6 +141,7 @@ def run_notebook(path: Path, timeout: int) -> dict:
         "notebook": display_name(path),
         "run_all_s": None if run_all is None else round(run_all, 1),
         "with_kernel_start_s": round(total, 1),
+        "kernel_cpu_s": round(kernel_cpu, 1),
         "slowest_cells": [{"cell": i, "source": src, "s": round(s, 1)} for i, src, s in slowest],
         "error": error,
         "error_detail": detail,
@@ -152,6 +163,7 @@ def progress_line(i: int, n: int, row: dict, budget: float) -> str:
     width = len(str(n))
     return (
         f"[{i:>{width}}/{n}] {row['notebook']:<40} {secs:>7.1f} s  "
+        f"cpu {row.get('kernel_cpu_s', 0):>6.1f} s  "
         f"load {load['start']:>4.1f}>{load['end']:<4.1f}  slowest {top['s']} s {top['source']!r}"
         + note
     )

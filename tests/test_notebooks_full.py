@@ -129,6 +129,7 @@ def test_a_failing_and_a_never_ending_notebook_fail_the_run(tmp_path, capsys, mo
     result = json.loads(out.read_text())
     rows = {r["notebook"].rsplit("/", 1)[-1]: r for r in result["notebooks"]}
     assert rows["a_ok.ipynb"]["error"] is None
+    assert rows["a_ok.ipynb"]["kernel_cpu_s"] > 0, "the kernel's start-up alone costs CPU"
     assert "ValueError" in rows["b_bad.ipynb"]["error"]
     assert "planted failure" in rows["b_bad.ipynb"]["error_detail"]
     assert "Timeout" in rows["c_hangs.ipynb"]["error"]
