@@ -143,6 +143,7 @@ def run_notebook(path: Path, timeout: int) -> dict:
         "with_kernel_start_s": round(total, 1),
         "kernel_cpu_s": round(kernel_cpu, 1),
         "slowest_cells": [{"cell": i, "source": src, "s": round(s, 1)} for i, src, s in slowest],
+        "cell_s": {str(i): round(s, 1) for i, _, s in cells},  # every code cell, by index
         "error": error,
         "error_detail": detail,
         "load_average": {"start": load_before, "end": os.getloadavg()[0]},
