@@ -69,7 +69,8 @@ test: lint
 	UNMASKED_FAST=1 "$(PY)" -m pytest
 
 test-full: setup
-	"$(PY)" benchmarks/bench_notebooks.py notebooks solutions --timeout $(FULL_TIMEOUT) --out "$(FULL_OUT)"
+	"$(PY)" benchmarks/bench_notebooks.py notebooks solutions --timeout $(FULL_TIMEOUT) \
+	  --keep build/test-full --out "$(FULL_OUT)"
 
 test-browser: setup
 	UNMASKED_FAST=1 "$(PY)" -m pytest tests/test_browser.py -m browser

@@ -1,6 +1,7 @@
 """Run All seconds per notebook at its default knobs: what a learner waits for (issue #25).
 
-    python benchmarks/bench_notebooks.py [PATH ...] [--fast] [--timeout S] [--budget S] [--out FILE]
+    python benchmarks/bench_notebooks.py [PATH ...] [--fast] [--timeout S] [--budget S] [--keep DIR]
+                                         [--out FILE]
 
 PATH is a notebook or a folder (its *.ipynb, sorted); with none, every lecture
 (notebooks/[0-9][0-9]_*.ipynb). `make test-full` runs `notebooks solutions`: every lecture and every
@@ -108,9 +109,10 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_notebook(path: Path, timeout: int) -> dict:
+def run_notebook(path: Path, timeout: int, keep: Path | None = None) -> dict:
     """Execute one notebook in a fresh kernel with `timeout` seconds for all its cells together;
-    a failure is reported with the time it ran, not raised."""
+    a failure is reported with the time it ran, not raised. With `keep`, the executed notebook
+    (outputs, errors included) is written there under its own name."""
     nb = nbformat.read(path, as_version=4)
     deadline = time.monotonic() + timeout
     client = NotebookClient(
@@ -130,6 +132,9 @@ def run_notebook(path: Path, timeout: int) -> dict:
     except Exception as exc:  # reported with the time it ran, then the next notebook runs
         error, detail = short_error(exc), ANSI.sub("", str(exc))[-4000:]
     total = time.perf_counter() - t0
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, keep / path.name)
     kernel_cpu = children_cpu_s() - cpu_before  # the kernel is our child, reaped at shutdown
     cells = cell_seconds(nb)
     starts = [_stamp(c.metadata.get("execution", {}).get("iopub.execute_input")) for c in nb.cells]
@@ -222,7 +227,7 @@ def run_all(notebooks: list[Path], args) -> list[dict]:
     results = []
     for i, path in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {display_name(path)} ...", flush=True)
-        row = run_notebook(path.resolve(), args.timeout)
+        row = run_notebook(path.resolve(), args.timeout, args.keep)
         results.append(row)
         print(progress_line(i, len(notebooks), row, args.budget), flush=True)
     return results
@@ -239,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--budget", type=float, default=BUDGET_S, help="flag notebooks slower than this"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="write each executed notebook (with its outputs) to this folder"
     )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "data" / "bench" / "notebooks_defaults.json"

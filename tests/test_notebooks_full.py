@@ -123,7 +123,9 @@ def test_a_failing_and_a_never_ending_notebook_fail_the_run(tmp_path, capsys, mo
         tmp_path / "c_hangs.ipynb", "import time\ntime.sleep(4)", "while True:\n    time.sleep(1)"
     )
     out = tmp_path / "bench.json"
-    code = bench.main([str(ok), str(bad), str(hangs), "--timeout", "6", "--out", str(out)])
+    keep = tmp_path / "executed"
+    args = [str(ok), str(bad), str(hangs), "--timeout", "6", "--out", str(out), "--keep", str(keep)]
+    code = bench.main(args)
     assert code == 1
     assert bench.os.environ["UNMASKED_FAST"] == "1", "the caller's fast mode is restored"
     result = json.loads(out.read_text())
@@ -135,6 +137,8 @@ def test_a_failing_and_a_never_ending_notebook_fail_the_run(tmp_path, capsys, mo
     assert "Timeout" in rows["c_hangs.ipynb"]["error"]
     assert rows["c_hangs.ipynb"]["with_kernel_start_s"] < 60
     assert result["failed"] == [r["notebook"] for r in result["notebooks"][1:]]
+    kept = nbformat.read(keep / "b_bad.ipynb", as_version=4)
+    assert kept.cells[1].outputs[0]["ename"] == "ValueError", "the failing cell keeps its error"
     printed = capsys.readouterr()
     assert "[1/3]" in printed.out and "FAILED" in printed.out
     assert "planted failure" in printed.err
