@@ -226,7 +226,8 @@ def run_all(notebooks: list[Path], args) -> list[dict]:
     )
     results = []
     for i, path in enumerate(notebooks, 1):
-        print(f"[{i}/{len(notebooks)}] {display_name(path)} ...", flush=True)
+        width = len(str(len(notebooks)))
+        print(f"[{i:>{width}}/{len(notebooks)}] {display_name(path)} ...", flush=True)
         row = run_notebook(path.resolve(), args.timeout, args.keep)
         results.append(row)
         print(progress_line(i, len(notebooks), row, args.budget), flush=True)
