@@ -33,6 +33,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = "[0-9][0-9]_*.ipynb"
@@ -97,9 +98,19 @@ def cell_seconds(nb) -> list[tuple[int, str, float]]:
 
 
 def short_error(exc: BaseException) -> str:
-    """The exception's type and the last line of its message (nbclient's ends with the error)."""
+    """The exception's type and the last line of its message (nbclient's traceback ends with the
+    error)."""
     lines = [line for line in ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[-1][:300] if lines else ''}"
+
+
+def unfinished_cell(nb) -> int | None:
+    """The index of the cell that started and never replied: where a timeout struck."""
+    for i, cell in enumerate(nb.cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" not in timing:
+            return i
+    return None
 
 
 def children_cpu_s() -> float:
@@ -129,6 +140,10 @@ def run_notebook(path: Path, timeout: int, keep: Path | None = None) -> dict:
     error = detail = None
     try:
         client.execute()
+    except CellTimeoutError as exc:
+        cell = unfinished_cell(nb)
+        error = f"CellTimeoutError: past the {timeout} s limit for the notebook, in cell {cell}"
+        detail = ANSI.sub("", str(exc))[-4000:]
     except Exception as exc:  # reported with the time it ran, then the next notebook runs
         error, detail = short_error(exc), ANSI.sub("", str(exc))[-4000:]
     total = time.perf_counter() - t0

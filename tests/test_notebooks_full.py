@@ -135,6 +135,7 @@ def test_a_failing_and_a_never_ending_notebook_fail_the_run(tmp_path, capsys, mo
     assert "ValueError" in rows["b_bad.ipynb"]["error"]
     assert "planted failure" in rows["b_bad.ipynb"]["error_detail"]
     assert "Timeout" in rows["c_hangs.ipynb"]["error"]
+    assert "past the 6 s limit for the notebook, in cell 1" in rows["c_hangs.ipynb"]["error"]
     assert rows["c_hangs.ipynb"]["with_kernel_start_s"] < 60
     assert result["failed"] == [r["notebook"] for r in result["notebooks"][1:]]
     kept = nbformat.read(keep / "b_bad.ipynb", as_version=4)
