@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LECTURES = "[0-9][0-9]_*.ipynb"
 TIMEOUT_S = 600  # per notebook: a loaded CI machine runs the 3-minute lectures 2-3 times slower
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours in a kernel's traceback
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "UNMASKED_FAST")
 BUDGET_S = 180  # a learner's limit for Run All on a quiet 2-core machine (issue #25)
 
 
@@ -210,6 +211,7 @@ def report(
     timeout: int,
     date: str,
     device: str,
+    note: str | None = None,
 ) -> dict:
     """The JSON artifact: what was run, where, when, and each notebook's seconds."""
     mode = "in fast mode (UNMASKED_FAST=1)" if fast else "at the default knobs"
@@ -220,6 +222,10 @@ def report(
         "python": platform.python_version(),
         "command": command,
         "date": date,
+        # torch's default thread count follows these; on an oversubscribed CPU, several torch
+        # threads per kernel can run many times slower than one
+        "environment": {k: os.environ.get(k) for k in THREAD_VARS},
+        "note": note,
         "timeout_per_notebook_s": timeout,
         "budget_s": budget,
         "total_s": round(sum(r["with_kernel_start_s"] for r in results), 1),
@@ -261,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=float, default=BUDGET_S, help="flag notebooks slower than this"
     )
+    parser.add_argument("--note", help="a line about the run (the machine's state) for the JSON")
     parser.add_argument(
         "--keep", type=Path, help="write each executed notebook (with its outputs) to this folder"
     )
@@ -298,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         device=device(),
+        note=args.note,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

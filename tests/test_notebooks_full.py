@@ -94,6 +94,7 @@ def test_report_names_device_command_date_and_each_notebooks_seconds():
         device="cpu",
     )
     assert out["device"] == "cpu" and out["date"].startswith("2026-12-01")
+    assert "OMP_NUM_THREADS" in out["environment"]
     assert out["command"].endswith("notebooks solutions")
     assert "default knobs" in out["what"]
     assert out["failed"] == ["solutions/lab01.ipynb"]
