@@ -148,6 +148,10 @@ def run_notebook(path: Path, timeout: int, keep: Path | None = None) -> dict:
     except Exception as exc:  # reported with the time it ran, then the next notebook runs
         error, detail = short_error(exc), ANSI.sub("", str(exc))[-4000:]
     total = time.perf_counter() - t0
+    # nbclient answers SIGINT/SIGTERM by shutting the kernel down, and the cell then fails; it
+    # leaves this future behind, so a Ctrl-C stops the whole run instead of the next notebook
+    # starting.
+    interrupted = getattr(client, "_async_cleanup_kernel_future", None) is not None
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, keep / path.name)
@@ -165,8 +169,9 @@ def run_notebook(path: Path, timeout: int, keep: Path | None = None) -> dict:
         "kernel_cpu_s": round(kernel_cpu, 1),
         "slowest_cells": [{"cell": i, "source": src, "s": round(s, 1)} for i, src, s in slowest],
         "cell_s": {str(i): round(s, 1) for i, _, s in cells},  # every code cell, by index
-        "error": error,
+        "error": "interrupted" if interrupted else error,
         "error_detail": detail,
+        "interrupted": interrupted,
         "load_average": {"start": load_before, "end": os.getloadavg()[0]},
     }
 
@@ -252,6 +257,9 @@ def run_all(notebooks: list[Path], args) -> list[dict]:
         row = run_notebook(path.resolve(), args.timeout, args.keep)
         results.append(row)
         print(progress_line(i, len(notebooks), row, args.budget), flush=True)
+        if row["interrupted"]:
+            print("interrupted: the remaining notebooks are not run", flush=True)
+            break
     return results
 
 
@@ -315,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n=== {row['notebook']} FAILED\n{row['error_detail']}", file=sys.stderr)
     if result["failed"]:
         print(f"failed: {', '.join(result['failed'])}", file=sys.stderr)
+    if any(r["interrupted"] for r in results):
+        return 130
     return 1 if result["failed"] else 0
 
 

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import nbformat
 import pytest
@@ -74,6 +79,7 @@ def _row(name, secs, error=None):
         "slowest_cells": [{"cell": 2, "source": "train()", "s": secs - 1}],
         "error": error,
         "error_detail": None,
+        "interrupted": False,
         "load_average": {"start": 1.0, "end": 2.0},
     }
 
@@ -144,3 +150,42 @@ def test_a_failing_and_a_never_ending_notebook_fail_the_run(tmp_path, capsys, mo
     printed = capsys.readouterr()
     assert "[1/3]" in printed.out and "FAILED" in printed.out
     assert "planted failure" in printed.err
+
+
+@pytest.mark.slow
+def test_a_signal_stops_the_whole_run(tmp_path):
+    """nbclient turns SIGTERM/SIGINT into a kernel shutdown and a failed cell; the runner must then
+    stop, not go on to the next notebook."""
+    started = tmp_path / "started"
+    hangs = _notebook(
+        tmp_path / "a_hangs.ipynb",
+        f"open({str(started)!r}, 'w').close()",
+        "import time\nwhile True:\n    time.sleep(1)",
+    )
+    after = _notebook(tmp_path / "b_after.ipynb", "print('ran')")
+    out = tmp_path / "bench.json"
+    script = str(ROOT / "benchmarks" / "bench_notebooks.py")
+    proc = subprocess.Popen(
+        [sys.executable, script, str(hangs), str(after), "--timeout", "300", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "utils")},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started.exists(), "the first notebook's kernel never ran its first cell"
+        time.sleep(1)  # now in the never-ending cell
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    printed = proc.stdout.read()
+    assert code == 130, printed
+    assert "interrupted: the remaining notebooks are not run" in printed
+    assert "b_after" not in printed, printed
+    result = json.loads(out.read_text())
+    assert [r["interrupted"] for r in result["notebooks"]] == [True]
