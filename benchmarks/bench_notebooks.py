@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             os.environ["UNMASKED_FAST"] = saved
 
-    command = "python benchmarks/bench_notebooks.py " + " ".join(
+    command = "python benchmarks/bench_notebooks.py " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )
     result = report(
