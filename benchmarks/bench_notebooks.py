@@ -182,7 +182,9 @@ def progress_line(i: int, n: int, row: dict, budget: float) -> str:
     whether it failed or went over the learner's budget."""
     top = row["slowest_cells"][0] if row["slowest_cells"] else {"s": 0, "source": ""}
     load = row["load_average"]
-    secs = row["run_all_s"] if row["run_all_s"] is not None else row["with_kernel_start_s"]
+    # a failed notebook's cell stamps stop at the cell that failed: show how long it really ran
+    failed = row["error"] or row["run_all_s"] is None
+    secs = row["with_kernel_start_s"] if failed else row["run_all_s"]
     note = ""
     if row["error"]:
         note = f"  FAILED {row['error']}"

@@ -111,9 +111,9 @@ def test_report_names_device_command_date_and_each_notebooks_seconds():
 
 
 def test_progress_line_says_failed_or_over_budget():
-    assert "FAILED CellTimeoutError" in bench.progress_line(
-        1, 12, _row("x.ipynb", 3.0, error="CellTimeoutError: t"), 180
-    )
+    failed = bench.progress_line(1, 12, _row("x.ipynb", 3.0, error="CellTimeoutError: t"), 180)
+    assert "FAILED CellTimeoutError" in failed
+    assert "    4.0 s" in failed, "a failed notebook shows how long it ran, kernel start included"
     assert "over the 180 s budget" in bench.progress_line(2, 12, _row("y.ipynb", 181.0), 180)
     line = bench.progress_line(3, 12, _row("z.ipynb", 179.0), 180)
     assert "budget" not in line and "FAILED" not in line and " 3/12]" in line
