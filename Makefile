@@ -25,12 +25,16 @@ GRADES ?= grades
 JOBS ?= 2
 SITE ?= site
 DEFAULTS ?=
+FULL_TIMEOUT ?= 600
+FULL_OUT ?= data/bench/notebooks_defaults.json
 
-.PHONY: help setup lab lint test test-browser site labs data checkpoint checkpoint-ar grade bench bench-decode check-env clean
+.PHONY: help setup lab lint test test-full test-browser site labs data checkpoint checkpoint-ar grade bench bench-decode check-env clean
 
 help:
 	@echo "make lab         set up, then open JupyterLab at the course"
 	@echo "make test        set up, lint, then run every test and execute every notebook (fast mode)"
+	@echo "make test-full   run every lecture and worked lab at its default knobs (what a learner runs);"
+	@echo "                 fails on any error or a notebook over $(FULL_TIMEOUT) s; seconds to $(FULL_OUT)"
 	@echo "make lint        ruff check and ruff format --check (utils, tests, benchmarks, notebooks)"
 	@echo "make test-browser  only the browser tests (real JupyterLab in Chromium)"
 	@echo "make site        build site/: the executed lectures as static HTML that reads offline"
@@ -74,6 +78,10 @@ lint: setup
 
 test: lint
 	UNMASKED_FAST=1 "$(PY)" -m pytest
+
+test-full: setup
+	"$(PY)" benchmarks/bench_notebooks.py notebooks solutions --timeout $(FULL_TIMEOUT) \
+	  --keep build/test-full --out "$(FULL_OUT)"
 
 test-browser: setup
 	UNMASKED_FAST=1 "$(PY)" -m pytest tests/test_browser.py -m browser
