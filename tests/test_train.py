@@ -238,7 +238,7 @@ class Oracle(torch.nn.Module):
         return logits
 
 
-@pytest.mark.parametrize("method", ["one_shot", "slots", "confidence"])
+@pytest.mark.parametrize("method", ["one_shot", "slots", "adaptive"])
 def test_evaluation_of_a_known_right_model_scores_100_percent(sessions, vocab, layout, method):
     oracle = Oracle(vocab, layout, sessions[:10])
     result = evaluate(
@@ -253,6 +253,8 @@ def test_evaluation_of_a_known_right_model_scores_100_percent(sessions, vocab, l
     )
     assert result["accuracy"] == {k: 1.0 for k in result["accuracy"]}
     assert result["texts"] == [record_to_json(s.record) for s in sessions[:10]]
+    if method != "slots":  # the oracle is sure of everything: one pass writes the whole record
+        assert result["passes"] == {"mean": 1.0, "median": 1, "max": 1}
 
 
 def test_partial_credit_counts_valid_json_and_right_slot_tokens(sessions, vocab, layout):
@@ -400,6 +402,20 @@ def test_sampler_rows_weigh_each_masked_token_as_the_rate_t_rows_do(sessions, vo
 def test_fill_answers_rejects_unknown_method(vocab, layout):
     with pytest.raises(ValueError, match="method"):
         fill_answers(None, vocab, [[1]], layout, method="beam")
+
+
+def test_methods_on_the_command_line_take_a_tau_for_adaptive_only():
+    from unmasked.train import parse_methods
+
+    assert parse_methods("one_shot,adaptive:0.5,adaptive,slots", 0.9) == [
+        ("one_shot", 0.9),
+        ("adaptive", 0.5),
+        ("adaptive", 0.9),
+        ("slots", 0.9),
+    ]
+    for bad in ("slots:0.5", "adaptive:x", "adaptive:1.5"):
+        with pytest.raises(ValueError):
+            parse_methods(bad, 0.9)
 
 
 # ---------------------------------------------------------------------------- training and
@@ -632,7 +648,11 @@ def test_command_line_trains_saves_and_scores(tmp_path):
         )
         == 0
     )
-    assert load_checkpoint(tmp_path / "diffusion.pt")[3]["evaluations"][0]["n"] == 2
+    # re-scoring writes the report's decoding section and leaves the checkpoint as it was
+    assert load_checkpoint(tmp_path / "diffusion.pt")[3]["evaluations"][0]["n"] == 3
+    decoding = json.loads((tmp_path / "diffusion.json").read_text())["decoding"]
+    assert [r["n"] for r in decoding["evaluations"]] == [2] and "--eval-only" in decoding["command"]
+    assert "## Decoding with chapter 04's sampler" in (tmp_path / "diffusion.md").read_text()
 
 
 def test_command_line_continues_a_checkpoint_of_the_same_corpus_only(tmp_path):
@@ -758,7 +778,8 @@ def test_shipped_report_is_what_the_checkpoint_records(tmp_path, shipped_checkpo
     from unmasked.train import _write_report
 
     model, _, _, meta = load_checkpoint()
-    _write_report(tmp_path, meta)
+    shipped = json.loads((DEFAULT_CHECKPOINT.parent / "diffusion.json").read_text())
+    _write_report(tmp_path, meta, shipped.get("decoding"))  # a re-scoring lives in the report only
     for name in ("diffusion.md", "diffusion.json"):
         assert (tmp_path / name).read_text() == (DEFAULT_CHECKPOINT.parent / name).read_text(), name
     assert meta["parameters"] == model.num_params()
