@@ -15,6 +15,13 @@ for the next step. What varies between samplers is how many to commit and which:
 A committed token is never changed again. `generate` records every commit in a `Trace`, which
 `unmasked.viz` replays as an animation.
 
+One decoding path: each of these samplers, and each way of filling a record (one shot, adaptive
+tau, slot filling), is a *policy* that says before every forward pass which masked positions may be
+committed and how many (`Plan`); `decode` runs the loop, and `commit_step` is the one commit rule
+(`unmask_step` is that rule on one row). `generate` is `generate_many` at batch 1, and the record
+decoder (`fill_records`, which every accuracy figure of the course comes from) is `decode` with
+`record_policy`.
+
 References: Nie et al. 2025, "Large Language Diffusion Models" (LLaDA, arXiv:2502.09992) and
 ML-GSAI/LLaDA generate.py; Chang et al. 2022, "MaskGIT" (arXiv:2202.04200); Wu et al. 2025,
 "Fast-dLLM" (arXiv:2505.22618).

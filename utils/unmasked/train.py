@@ -6,9 +6,15 @@ fixed-width slot padded with [EOS] (RecordLayout). Training masks a random fract
 answer and scores only the masked positions, weighted by 1/t (unmasked.masking); this is
 LLaDA's supervised fine-tuning recipe applied from scratch.
 
-    python -m unmasked.train --out data/checkpoints          # what `make checkpoint` runs python -m
-    unmasked.train --eval-only --eval-n 500        # score the shipped checkpoint python -m
-    unmasked.train --arch autoregressive           # the causal twin (`make checkpoint-ar`)
+    python -m unmasked.train --out data/checkpoints     # what `make checkpoint` runs
+    python -m unmasked.train --eval-only --eval-n 500   # score the shipped checkpoint
+    python -m unmasked.train --eval-only --eval-n 500 --update-report \
+        --methods one_shot,adaptive:0.5,adaptive:0.9,adaptive:0.99,slots   # its report's table
+    python -m unmasked.train --arch autoregressive      # the causal twin (`make checkpoint-ar`)
+
+Records are filled by chapter 04's sampler (unmasked.sampling.fill_records: each method a policy
+over one decoding loop and one commit rule), and every score comes with its forward passes per
+record.
 
 The autoregressive twin is the same model with a causal mask, trained on the same examples and
 batches with next-token cross-entropy on the answer (unmasked.autoregressive); it writes
@@ -1069,6 +1075,12 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
     return model.train(), cfg, start
 
 
+def _shown(path: Path) -> str:
+    """A path as a report records it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def parse_methods(text: str, threshold: float) -> list[tuple[str, float]]:
     """'one_shot,adaptive:0.5,slots' -> [(method, tau)]; without ':TAU', tau is `threshold`."""
     out = []
@@ -1245,7 +1257,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
                 "torch": str(torch.__version__),
                 "threads": torch.get_num_threads(),
-                "checkpoint": str(ckpt),
+                "checkpoint": _shown(ckpt),
                 "evaluations": results,
             }
             _write_report(args.out, meta, decoding)
