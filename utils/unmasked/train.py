@@ -1010,7 +1010,8 @@ def _decoding_lines(decoding: dict) -> list[str]:
         "## Decoding with chapter 04's sampler",
         "",
         f"Scored by `{decoding['command']}` on {decoding['device']} ({decoding['machine']}, torch"
-        f" {decoding['torch']}, {decoding['threads']} threads), {decoding['date']}: every method"
+        f" {decoding['torch']}, torch threads: {decoding['threads']}) on {decoding['date']}: every"
+        " method"
         " is a policy over `unmasked.sampling.decode` and its one commit rule"
         " (`commit_step`, which `unmask_step` is at batch 1), from a fully masked record, greedy."
         " Forward passes are per record.",
@@ -1020,7 +1021,7 @@ def _decoding_lines(decoding: dict) -> list[str]:
     ]
     lines += [
         f"- {method_label(r)} on {r['n']}: target >= {TARGET_ACCURACY:.0%} on every field"
-        f" {target_verdict(r)}; {r['seconds']} s"
+        f" {target_verdict(r)} (filling took {r['seconds']} s)"
         for r in results
     ]
     reached = [r for r in results if target_verdict(r) == "reached"]
