@@ -1014,7 +1014,8 @@ def _decoding_lines(decoding: dict) -> list[str]:
         " method"
         " is a policy over `unmasked.sampling.decode` and its one commit rule"
         " (`commit_step`, which `unmask_step` is at batch 1), from a fully masked record, greedy."
-        " Forward passes are per record.",
+        " Forward passes are per record. Filling times are wall-clock seconds on a machine that"
+        " other jobs may share: compare passes, not seconds.",
         "",
         accuracy_table(results),
         "",
