@@ -962,7 +962,7 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
         + (
             ", at the end of training, by the record decoder of that time (`train.fill_answers`,"
             " which issue #19 replaced by chapter 04's sampler; its passes were not recorded):"
-            if any("passes" not in r for r in meta.get("evaluations", []))
+            if not ar and any("passes" not in r for r in meta.get("evaluations", []))
             else ", at the end of training:"
         ),
         "",
