@@ -35,7 +35,6 @@ from unmasked.sessions import load_short_sessions
 from unmasked.train import (
     DEFAULT_CHECKPOINT,
     _answer_batch,
-    _predict,
     encode_prompt,
     fill_answers,
     load_checkpoint,
@@ -46,6 +45,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from decode_before import fill_answers_before, predict_before  # noqa: E402 (after the path above)
+
+
+def _predict(model, ids, vocab, at):
+    """(confidence, token) at the True positions of `at`: the prediction a record decoding step
+    makes since issue #19 (output layer at `at` only, float64 softmax, as sampling.commit_step)."""
+    logits = model(ids, at=at).double()
+    logits[..., [vocab.mask_id, vocab.pad_id, vocab.sep_id]] = -float("inf")
+    return logits.softmax(dim=-1).max(dim=-1)
 
 
 def _timed(fn) -> tuple[float, float]:

@@ -44,3 +44,36 @@ def shipped_checkpoint_path(path: Path | None = None) -> Path:
 @pytest.fixture
 def shipped_checkpoint() -> Path:
     return shipped_checkpoint_path()
+
+
+def make_random_lm(vocab, cls=None, seed: int = 0, max_len: int = 640):
+    """A one-layer TransformerLM with random weights for `vocab` (anything with size, pad_id and
+    sep_id), [SEP] anchored at 400, its embeddings scaled by 30 so that its confidences spread
+    out: no near ties, and a threshold has choices to make. cls: a TransformerLM subclass (a spy).
+    """
+    import torch
+
+    from unmasked.model import ModelConfig, TransformerLM
+
+    torch.manual_seed(seed)
+    model = (cls or TransformerLM)(
+        ModelConfig(
+            vocab_size=vocab.size,
+            max_len=max_len,
+            n_layer=1,
+            n_head=2,
+            n_embd=32,
+            pad_id=vocab.pad_id,
+            anchor_id=vocab.sep_id,
+            anchor_pos=400,
+        )
+    ).eval()
+    with torch.no_grad():
+        model.wte.weight.mul_(30)
+    return model
+
+
+@pytest.fixture(scope="session")
+def random_lm():
+    """make_random_lm, for tests of decoders that need a real model but not a trained one."""
+    return make_random_lm

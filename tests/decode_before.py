@@ -13,8 +13,10 @@ import math
 
 import torch
 
-from unmasked.train import FILL_METHODS, RecordLayout, _answer_batch
+from unmasked.train import RecordLayout, _answer_batch
 from unmasked.vocab import Vocab
+
+FILL_METHODS = ("one_shot", "slots", "confidence")  # its methods then
 
 
 def predict_before(model, ids, vocab: Vocab):

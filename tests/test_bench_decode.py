@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from unmasked.bench import COLUMNS, decode_methods, main
-from unmasked.model import ModelConfig, TransformerLM
 from unmasked.sampling import fill_batch, generate_many
 from unmasked.sessions import generate_short_sessions
 from unmasked.train import build_vocab, encode_prompt, load_checkpoint
@@ -22,32 +21,11 @@ def vocab_prompts():
     return vocab, [encode_prompt(s, vocab) for s in sessions]
 
 
-def _random_lm(vocab, seed=0):
-    torch.manual_seed(seed)
-    model = TransformerLM(
-        ModelConfig(
-            vocab_size=vocab.size,
-            max_len=512,
-            n_layer=1,
-            n_head=2,
-            n_embd=32,
-            pad_id=vocab.pad_id,
-            anchor_id=vocab.sep_id,
-            anchor_pos=400,
-        )
-    ).eval()
-    with torch.no_grad():
-        model.wte.weight.mul_(
-            30
-        )  # spread-out confidences: no near ties, and a threshold with choices
-    return model
-
-
 @pytest.mark.parametrize("setting", [{"steps": 12}, {"steps": 5}, {"steps": 1}, {"threshold": 0.5}])
-def test_fill_batch_writes_what_generate_many_writes(vocab_prompts, setting):
+def test_fill_batch_writes_what_generate_many_writes(vocab_prompts, setting, random_lm):
     """Greedy low-confidence, linear schedule, one block: the same tokens, left padding or not."""
     vocab, prompts = vocab_prompts
-    model = _random_lm(vocab)
+    model = random_lm(vocab)
     L = 12
     out = fill_batch(model, prompts[:4], L, mask_id=vocab.mask_id, pad_id=vocab.pad_id, **setting)
     ref = generate_many(
@@ -68,9 +46,9 @@ def test_fill_batch_writes_what_generate_many_writes(vocab_prompts, setting):
     assert vocab.mask_id not in out.x[:, -L:].tolist()
 
 
-def test_fill_batch_never_writes_a_banned_token_and_checks_its_settings(vocab_prompts):
+def test_fill_batch_never_writes_a_banned_token_and_checks_its_settings(vocab_prompts, random_lm):
     vocab, prompts = vocab_prompts
-    model = _random_lm(vocab)
+    model = random_lm(vocab)
     banned = list(range(vocab.size // 2))
     banned.remove(vocab.mask_id) if vocab.mask_id in banned else None
     out = fill_batch(

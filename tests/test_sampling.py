@@ -13,6 +13,7 @@ from unmasked.sampling import (
     add_gumbel_noise,
     generate,
     num_transfer_tokens,
+    record_bans,
     split_steps,
     unmask_step,
 )
@@ -508,16 +509,16 @@ def test_first_pass_confidence_is_what_the_first_step_ranks(corpus):
     L = layout.length(vocab)
     assert len(rows) == 2 * L and [r["position"] for r in rows[:L]] == list(range(L))
     expected = math.exp(8.0) / (
-        math.exp(8.0) + vocab.size - 2
-    )  # gold at 8, the rest at 0, [MASK] banned
+        math.exp(8.0) + vocab.size - 4
+    )  # gold at 8, the rest at 0; [MASK], [PAD], [SEP] banned
     assert all(
         r["confidence"] == pytest.approx(expected) and r["doubt"] == pytest.approx(1 - expected)
         for r in rows
     )
     assert {r["kind"] for r in rows} >= {"key", "value", "punctuation", "special"}
-    _, trace = generate(
-        oracle, cases[0][0], L, 1, mask_id=vocab.mask_id
-    )  # one step: the same scores
+    _, trace = generate(  # one step, banning what every record decoder bans: the same scores
+        oracle, cases[0][0], L, 1, mask_id=vocab.mask_id, banned=record_bans(vocab)
+    )
     assert trace.steps[0].confidences == pytest.approx([r["confidence"] for r in rows[:L]])
 
 

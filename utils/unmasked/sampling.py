@@ -15,6 +15,13 @@ for the next step. What varies between samplers is how many to commit and which:
 A committed token is never changed again. `generate` records every commit in a `Trace`, which
 `unmasked.viz` replays as an animation.
 
+One decoding path: each of these samplers, and each way of filling a record (one shot, adaptive
+tau, slot filling), is a *policy* that says before every forward pass which masked positions may be
+committed and how many (`Plan`); `decode` runs the loop, and `commit_step` is the one commit rule
+(`unmask_step` is that rule on one row). `generate` is `generate_many` at batch 1, and the record
+decoder (`fill_records`, which every accuracy figure of the course comes from) is `decode` with
+`record_policy`.
+
 References: Nie et al. 2025, "Large Language Diffusion Models" (LLaDA, arXiv:2502.09992) and
 ML-GSAI/LLaDA generate.py; Chang et al. 2022, "MaskGIT" (arXiv:2202.04200); Wu et al. 2025,
 "Fast-dLLM" (arXiv:2505.22618).
@@ -108,6 +115,138 @@ class Step(NamedTuple):
     confidences: torch.Tensor  # float64[k], the model's probability of each committed token
 
 
+class Commit(NamedTuple):
+    """What commit_step did to a batch of rows: (B, T) each."""
+
+    x: torch.Tensor  # LongTensor, the rows after the step
+    chosen: torch.Tensor  # bool, positions given the model's proposal
+    closed: torch.Tensor  # bool, masked positions after an [EOS] in their slot, given [EOS]
+    confidence: torch.Tensor  # float64, the proposal's probability where chosen, NaN elsewhere
+
+
+def commit_step(
+    logits: torch.Tensor,
+    x: torch.Tensor,
+    candidates: torch.Tensor,
+    k: torch.Tensor | None,
+    threshold: float | None = None,
+    *,
+    mask_id: int,
+    banned: Sequence[int] = (),
+    temperature: float = 0.0,
+    remasking: str = "low_confidence",
+    generators: Sequence[torch.Generator | None] | None = None,
+    slots: Sequence[tuple[int, int]] | None = None,
+    eos_id: int | None = None,
+) -> Commit:
+    """The commit rule, for a batch of rows: every sampler here commits through it, and only it.
+
+    logits: (N, V), the model's logits at the True positions of `candidates` (B, T), in row-major
+      order (what TransformerLM's forward returns for `at=candidates`). x: (B, T), [MASK] where
+      not yet written. k: LongTensor[B].
+    Each candidate is proposed the argmax of its logits (of the logits plus Gumbel noise at
+    temperature > 0), never [MASK] nor an id in `banned`; its confidence is that token's
+    probability under the float64 softmax.
+    - no threshold: commit the k candidates that score highest (confidence, or a random score
+      with remasking="random"); k <= the row's candidates.
+    - threshold tau: commit every candidate whose confidence is strictly above tau, and, while
+      fewer than k (default one) are, the highest-scoring others up to k (Fast-dLLM's rule with
+      a floor), so every step makes progress.
+    slots: [start, end) column ranges of a record's value slots, with eos_id: an [EOS] in a slot
+      ends its value (RecordLayout pads each value with [EOS]), so the masked positions after it
+      are committed as [EOS] in the same step ("closed"), as nothing else may stand there.
+    Pure: x is not modified. Why these rules, and not others:
+    - float64 softmax: confidences near 1 differ in their last float32 bits (the record's values
+      are committed at 0.999...), so ranking and thresholds there need the precision; LLaDA
+      computes its Gumbel noise in float64 for the same reason (add_gumbel_noise).
+    - strictly above tau: tau = 1.0 then means one token per step, the end of a sweep, where >=
+      would commit every saturated (exactly 1.0) prediction at once.
+    - k per row: a record's answer must not depend on the others in its batch.
+    """
+    if remasking not in REMASKING:
+        raise ValueError(f"unknown remasking {remasking!r}; accepted: {', '.join(REMASKING)}")
+    if x.dim() != 2 or candidates.shape != x.shape:
+        raise ValueError(
+            f"x and candidates must both be (B, T); got {tuple(x.shape)}, {tuple(candidates.shape)}"
+        )
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1] (a probability), got {threshold!r}")
+    candidates = candidates & (x == mask_id)
+    n_candidates = candidates.sum(dim=1)
+    if logits.dim() != 2 or logits.shape[0] != int(n_candidates.sum()):
+        raise ValueError(
+            f"logits must be (N, V) for the N={int(n_candidates.sum())} candidates, got "
+            f"{tuple(logits.shape)}"
+        )
+    if threshold is None and k is None:
+        raise ValueError("give k (how many to commit per row) or a threshold")
+    B, T = x.shape
+    device = x.device
+    if k is not None:
+        k = torch.as_tensor(k, dtype=torch.long, device=device).expand(B)
+        if bool((k < 0).any()) or (threshold is None and bool((k > n_candidates).any())):
+            raise ValueError(
+                f"k must be in [0, the row's masked candidates {n_candidates.tolist()}], got "
+                f"{k.tolist()}"
+            )
+
+    logits = logits.to(torch.float64).clone()
+    never = sorted({int(i) for i in (mask_id, *banned) if 0 <= int(i) < logits.shape[-1]})
+    logits[:, never] = -math.inf
+    row_of = candidates.nonzero()[:, 0]  # the row of each candidate, for per-row random draws
+    gens = list(generators) if generators is not None else [None] * B
+    if temperature == 0:
+        proposal = logits.argmax(dim=-1)
+    else:
+        noisy = torch.empty_like(logits)
+        for r in range(B):
+            sel = row_of == r
+            noisy[sel] = add_gumbel_noise(logits[sel], temperature, gens[r])
+        proposal = noisy.argmax(dim=-1)
+    prob = F.softmax(logits, dim=-1).gather(-1, proposal[:, None]).squeeze(-1)
+
+    confidence = torch.full((B, T), math.nan, dtype=torch.float64, device=device)
+    confidence[candidates] = prob
+    score = torch.full((B, T), -math.inf, dtype=torch.float64, device=device)
+    if remasking == "low_confidence":
+        score[candidates] = prob
+    else:
+        draws = torch.empty_like(prob)
+        for r in range(B):
+            sel = row_of == r
+            draws[sel] = torch.rand(
+                int(sel.sum()), dtype=torch.float64, device=device, generator=gens[r]
+            )
+        score[candidates] = draws
+
+    chosen = torch.zeros_like(candidates)
+    need = k
+    if threshold is not None:
+        chosen = candidates & (confidence > threshold)
+        floor = torch.ones(B, dtype=torch.long, device=device) if k is None else k
+        need = (torch.minimum(floor, n_candidates) - chosen.sum(dim=1)).clamp(min=0)
+        score = score.masked_fill(chosen, -math.inf)
+    most = int(need.max()) if B else 0
+    if most:
+        top = score.topk(most, dim=1).indices
+        chosen.scatter_(1, top, torch.arange(most, device=device)[None, :] < need[:, None])
+    chosen &= candidates
+
+    proposed = x.clone()
+    proposed[candidates] = proposal
+    new_x = torch.where(chosen, proposed, x)
+    closed = torch.zeros_like(chosen)
+    if slots is not None:
+        if eos_id is None:
+            raise ValueError("slots need the eos_id that ends a value")
+        for lo, hi in slots:
+            seg = new_x[:, lo:hi]
+            after_eos = (seg == eos_id).long().cummax(dim=1).values.bool()
+            closed[:, lo:hi] = after_eos & (seg == mask_id)
+        new_x = torch.where(closed, torch.full_like(new_x, eos_id), new_x)
+    return Commit(new_x, chosen, closed, confidence.masked_fill(~chosen, math.nan))
+
+
 def unmask_step(
     logits: torch.Tensor,
     x: torch.Tensor,
@@ -119,6 +258,9 @@ def unmask_step(
     remasking: str = "low_confidence",
     threshold: float | None = None,
     generator: torch.Generator | None = None,
+    banned: Sequence[int] = (),
+    slots: Sequence[tuple[int, int]] | None = None,
+    eos_id: int | None = None,
 ) -> Step:
     """Commit k masked positions of `x` (or, with a threshold, every one above it); keep the rest
     masked.
@@ -129,56 +271,42 @@ def unmask_step(
     remasking="low_confidence" commits the k predictions with the highest probability;
       "random" commits k random masked positions.
     threshold: commit every candidate whose probability is strictly above it, and the best-scoring
-      one even when none is (Fast-dLLM), so each step makes progress; k is ignored. Strictly
-      above, so tau=1.0 commits exactly one token per step.
+      one even when none is (Fast-dLLM), so each step makes progress; k, if given, raises that
+      floor to k. Strictly above, so tau=1.0 commits exactly one token per step.
+    banned: ids never proposed besides [MASK] itself (a record decoder bans [PAD] and [SEP]).
+    slots, eos_id: a record's value slots; an [EOS] committed in one closes it (commit_step).
+    This is commit_step on a batch of one row: the same rule as every sampler of the package.
     Pure: x is not modified.
     """
-    if remasking not in REMASKING:
-        raise ValueError(f"unknown remasking {remasking!r}; accepted: {', '.join(REMASKING)}")
     if x.dim() != 1 or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
         raise ValueError(
             f"expected x of shape [T] and logits of shape [T, V]; got x {tuple(x.shape)},"
             f" logits {tuple(logits.shape)}"
         )
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1] (a probability), got {threshold!r}")
     masked = x == mask_id
-    if candidates is None:
-        candidates = masked
-    candidates = candidates & masked
+    candidates = masked if candidates is None else candidates & masked
     n_candidates = int(candidates.sum())
-    if threshold is None:
-        if k is None or not 0 <= k <= n_candidates:
-            raise ValueError(
-                f"k must be an int in [0, {n_candidates}] (the masked candidates), got {k!r}"
-            )
-
-    # Propose a token everywhere; never propose [MASK] itself.
-    logits = logits.to(torch.float64).clone()
-    if 0 <= mask_id < logits.shape[-1]:
-        logits[:, mask_id] = -math.inf
-    proposal = add_gumbel_noise(logits, temperature, generator).argmax(dim=-1)
-    prob = F.softmax(logits, dim=-1).gather(-1, proposal[:, None]).squeeze(-1)
-
-    if remasking == "low_confidence":
-        score = prob
-    else:
-        score = torch.rand(prob.shape, dtype=torch.float64, device=prob.device, generator=generator)
-    score = torch.where(candidates, score, torch.full_like(score, -math.inf))
-
-    if threshold is not None:
-        chosen = candidates & (prob > threshold)
-        if n_candidates and not chosen.any():
-            chosen[score.argmax()] = True
-    else:
-        chosen = torch.zeros_like(candidates)
-        if k:
-            chosen[torch.topk(score, k).indices] = True
-
-    positions = chosen.nonzero().squeeze(-1)
-    new_x = x.clone()
-    new_x[positions] = proposal[positions]
-    return Step(new_x, positions, proposal[positions], prob[positions])
+    if threshold is None and (k is None or not 0 <= k <= n_candidates):
+        raise ValueError(
+            f"k must be an int in [0, {n_candidates}] (the masked candidates), got {k!r}"
+        )
+    out = commit_step(
+        logits[candidates],
+        x[None],
+        candidates[None],
+        None if k is None else torch.tensor([k]),
+        threshold,
+        mask_id=mask_id,
+        banned=banned,
+        temperature=temperature,
+        remasking=remasking,
+        generators=[generator],
+        slots=slots,
+        eos_id=eos_id,
+    )
+    new_x = out.x[0]
+    positions = (out.chosen[0] | out.closed[0]).nonzero().squeeze(-1)
+    return Step(new_x, positions, new_x[positions], out.confidence[0][positions])
 
 
 # ---------------------------------------------------------------------------- the trace
@@ -358,6 +486,7 @@ def generate(
     threshold: float | None = None,
     seed: int = 0,
     suffix: torch.Tensor | None = None,
+    banned: Sequence[int] = (),
 ) -> tuple[torch.Tensor, Trace]:
     """Fill `length` masked positions after `prompt` by iterative unmasking; return (tokens, trace).
 
@@ -376,6 +505,7 @@ def generate(
       decoding does not depend on it.
     suffix: LongTensor[1, S] of context after the masked region (infilling); the result is
       then [1, P + length + S].
+    banned: ids never proposed besides [MASK] (record_bans for a record or session text).
     """
     if prompt.dim() != 2 or prompt.shape[0] != 1:
         raise ValueError(
@@ -407,8 +537,205 @@ def generate(
         threshold=threshold,
         seed=seed,
         suffixes=[suffix[0].tolist()],
+        banned=banned,
     )
     return torch.tensor([ids], dtype=torch.long, device=device), trace
+
+
+# ---------------------------------------------------------------------------- policies
+# A policy says, before each forward pass, which masked positions of each row's answer may be
+# committed and how many of them: Plan(candidates, k, threshold). The model's predictions then go
+# through commit_step. Every way of decoding in this package (fixed steps with a schedule, blocks,
+# adaptive tau, one shot, slot filling) is one of these policies over the same loop, `decode`.
+
+
+class Plan(NamedTuple):
+    """What a policy allows at one pass, per row."""
+
+    candidates: torch.Tensor  # BoolTensor[B, L], answer positions that may be committed
+    k: torch.Tensor | None  # LongTensor[B]: commit the k best (with a threshold: at least k)
+    threshold: float | None = None  # commit every candidate above it (adaptive)
+
+
+Policy = Callable[[torch.Tensor, torch.Tensor], Plan]
+"""policy(masked: BoolTensor[B, L], passes: LongTensor[B]) -> Plan; passes = each row's passes so
+far."""
+
+
+def _current_block(masked: torch.Tensor, blocks: list[tuple[int, int]]):
+    """(index of each row's first block with a masked position, BoolTensor[B, L] of its masked
+    positions)."""
+    has = torch.stack([masked[:, s:e].any(dim=1) for s, e in blocks], dim=1)
+    current = has.long().argmax(dim=1)
+    column_block = torch.zeros(masked.shape[1], dtype=torch.long, device=masked.device)
+    for b, (s, e) in enumerate(blocks):
+        column_block[s:e] = b
+    return current, masked & (column_block[None, :] == current[:, None])
+
+
+def scheduled_policy(
+    length: int, steps: int, schedule: str = "linear", block_length: int | None = None
+) -> Policy:
+    """`steps` passes in all, shared among left-to-right blocks (split_steps); inside a block, the
+    schedule's count of the most confident masked positions (LLaDA; MaskGIT's cosine)."""
+    blocks = _blocks(length, block_length)
+    block_steps = split_steps(steps, [e - s for s, e in blocks])
+    counts = [num_transfer_tokens(e - s, n, schedule) for (s, e), n in zip(blocks, block_steps)]
+    table = torch.zeros(len(blocks), max(block_steps), dtype=torch.long)
+    for b, c in enumerate(counts):
+        table[b, : len(c)] = torch.tensor(c)
+    first_pass = torch.tensor([0, *block_steps[:-1]]).cumsum(dim=0)
+
+    def policy(masked, passes):
+        current, candidates = _current_block(masked, blocks)
+        t, start = table.to(masked.device), first_pass.to(masked.device)
+        return Plan(candidates, t[current, passes - start[current]])
+
+    return policy
+
+
+def threshold_policy(
+    threshold: float,
+    length: int,
+    block_length: int | None = None,
+    max_steps: int | None = None,
+) -> Policy:
+    """Adaptive (Fast-dLLM): every masked position of the current block above tau, at least one;
+    with max_steps, at least ceil(masked / passes left) of the row, so a record takes at most
+    max_steps passes (per row, so that a record's answer does not depend on its batch)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1] (a probability), got {threshold!r}")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+    blocks = _blocks(length, block_length)
+
+    def policy(masked, passes):
+        _, candidates = _current_block(masked, blocks)
+        k = None
+        if max_steps is not None:
+            left = (max_steps - passes).clamp(min=1)
+            k = (masked.sum(dim=1) + left - 1) // left
+        return Plan(candidates, k, threshold)
+
+    return policy
+
+
+def one_shot_policy() -> Policy:
+    """Everything at the first pass: the argmax at every position, from the all-[MASK] region."""
+    return lambda masked, passes: Plan(masked, masked.sum(dim=1))
+
+
+def streams_policy(fixed: torch.Tensor, streams: Sequence[tuple[int, int]]) -> Policy:
+    """A fixed order, not chosen by confidence: the `fixed` positions (BoolTensor[L]) as soon as
+    they are masked, and the leftmost masked position of each [start, end) stream, all
+    committed. Slot filling is this with the JSON around the values as `fixed` and one stream per
+    field (record_policy)."""
+    streams = list(streams)
+
+    def policy(masked, passes):
+        candidates = masked & fixed.to(masked.device)[None, :]
+        for lo, hi in streams:
+            part = masked[:, lo:hi]
+            first = part.long().argmax(dim=1)
+            candidates[:, lo:hi].scatter_(1, first[:, None], part.any(dim=1, keepdim=True))
+        return Plan(candidates, candidates.sum(dim=1))
+
+    return policy
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+class Decoded(NamedTuple):
+    """What `decode` wrote: the rows, and for each answer position when and how sure."""
+
+    x: torch.Tensor  # LongTensor[B, T], the rows with their answers written
+    step: torch.Tensor  # LongTensor[B, L], the 0-based pass that committed each answer position
+    confidence: torch.Tensor  # float64[B, L], probability of the token when committed (NaN: closed)
+    passes: torch.Tensor  # LongTensor[B], forward passes each row took
+
+
+def _takes_at(model) -> bool:
+    forward = getattr(model, "forward", None)
+    return forward is not None and "at" in inspect.signature(forward).parameters
+
+
+@torch.no_grad()
+def decode(
+    model,
+    x: torch.Tensor,
+    starts: Sequence[int],
+    length: int,
+    policy: Policy,
+    *,
+    mask_id: int,
+    banned: Sequence[int] = (),
+    temperature: float = 0.0,
+    remasking: str = "low_confidence",
+    generators: Sequence[torch.Generator | None] | None = None,
+    slots: Sequence[tuple[int, int]] | None = None,
+    eos_id: int | None = None,
+    left_pad: int | None = None,
+) -> Decoded:
+    """The one decoding loop: until every answer is written, a forward pass, the policy's Plan,
+    commit_step.
+
+    x: LongTensor[B, T], each row's answer at columns starts[r] .. starts[r] + length - 1, all
+    [MASK] (and no [MASK] elsewhere). A row whose answer is written leaves the batch, so a batch
+    costs what its rows need, not B times its slowest row's passes. A model whose forward takes
+    `at` (unmasked.model.TransformerLM) runs its output layer only at the candidates. left_pad:
+    the [PAD] id of left-padded rows, whose padding that no remaining row needs is cut (only for a
+    model whose positions do not depend on where a row starts, as TransformerLM's).
+    """
+    B, T = x.shape
+    device = x.device
+    x = x.clone()
+    columns = torch.tensor(list(starts), dtype=torch.long, device=device)[:, None] + torch.arange(
+        length, device=device
+    )
+    if bool((x.gather(1, columns) != mask_id).any()) or int((x == mask_id).sum()) != B * length:
+        raise ValueError("every answer position, and nothing else, must be [MASK] to begin with")
+    step_of = torch.full((B, length), -1, dtype=torch.long, device=device)
+    conf_of = torch.full((B, length), math.nan, dtype=torch.float64, device=device)
+    passes = torch.zeros(B, dtype=torch.long, device=device)
+    takes_at = _takes_at(model)
+    live = torch.arange(B, device=device)
+    with _eval_mode(model):
+        while live.numel():
+            rows, cols = x[live], columns[live]
+            cut = 0
+            if left_pad is not None:
+                cut = int((rows != left_pad).long().argmax(dim=1).min())
+                rows, cols = rows[:, cut:], cols - cut
+            answer = rows.gather(1, cols)
+            masked = answer == mask_id
+            plan = policy(masked, passes[live])
+            candidates = plan.candidates & masked
+            at = torch.zeros_like(rows, dtype=torch.bool).scatter_(1, cols, candidates)
+            logits = model(rows, at=at) if takes_at else _logits(model, rows)[at]
+            out = commit_step(
+                logits,
+                answer,
+                candidates,
+                plan.k,
+                plan.threshold,
+                mask_id=mask_id,
+                banned=banned,
+                temperature=temperature,
+                remasking=remasking,
+                generators=None if generators is None else [generators[i] for i in live.tolist()],
+                slots=slots,
+                eos_id=eos_id,
+            )
+            x[live, cut:] = rows.scatter(1, cols, out.x)
+            done = out.chosen | out.closed
+            step_of[live] = torch.where(done, passes[live][:, None], step_of[live])
+            conf_of[live] = torch.where(out.chosen, out.confidence, conf_of[live])
+            passes[live] += 1
+            if not bool(done.any(dim=1).all()):
+                raise RuntimeError("a policy planned a pass that commits nothing in some row")
+            live = live[(out.x == mask_id).any(dim=1)]
+    return Decoded(x, step_of, conf_of, passes)
 
 
 @torch.no_grad()
@@ -427,13 +754,16 @@ def generate_many(
     threshold: float | None = None,
     seed: int = 0,
     suffixes: Sequence[Sequence[int]] | None = None,
+    banned: Sequence[int] = (),
 ) -> list[tuple[list[int], Trace]]:
     """`generate` for many prompts at once: one forward pass per step for the whole batch.
 
     Rows are laid out [prompt][MASK * length][suffix][PAD ...]. A model that ignores [PAD] keys and
     whose positions do not depend on where a row starts (unmasked.model with config.pad_id, and RoPE
     or positions counted from [SEP]) gives each row the same answer as `generate` would; `generate`
-    is this at batch 1, where no row needs padding (pad_id may then be None).
+    is this at batch 1, where no row needs padding (pad_id may then be None). Each row draws its
+    random numbers from its own generator seeded with `seed`, so it samples the same at any batch.
+    It is `decode` with scheduled_policy, or threshold_policy when a threshold is given.
     Returns, per prompt, (prompt + generated ids + its suffix, Trace).
     """
     if not prompts:
@@ -466,59 +796,46 @@ def generate_many(
         threshold=threshold,
         seed=seed,
     )
-    traces = [
-        Trace(
+    policy = (
+        scheduled_policy(length, steps, schedule, block_length)
+        if threshold is None
+        else threshold_policy(threshold, length, block_length)
+    )
+    out = decode(
+        model,
+        x,
+        starts,
+        length,
+        policy,
+        mask_id=mask_id,
+        banned=banned,
+        temperature=temperature,
+        remasking=remasking,
+        generators=[torch.Generator(device=device).manual_seed(seed) for _ in prompts],
+    )
+    block_size = length if block_length is None else block_length
+    results = []
+    for r, (p, z) in enumerate(zip(prompts, suffixes)):
+        trace = Trace(
             prompt=list(map(int, p)),
             length=length,
             mask_id=mask_id,
             settings=dict(settings),
             suffix=z,
         )
-        for p, z in zip(prompts, suffixes)
-    ]
-    generators = [torch.Generator(device=device).manual_seed(seed) for _ in prompts]
-    blocks = _blocks(length, block_length)
-    block_steps = split_steps(steps, [e - s for s, e in blocks]) if threshold is None else None
-
-    with _eval_mode(model):
-        for b, (start, end) in enumerate(blocks):
-            in_block = torch.zeros_like(x, dtype=torch.bool)
-            for i, s0 in enumerate(starts):
-                in_block[i, s0 + start : s0 + end] = True
-            counts = (
-                None
-                if threshold is not None
-                else num_transfer_tokens(end - start, block_steps[b], schedule)
+        row, step, conf = out.x[r], out.step[r], out.confidence[r]
+        for i in range(int(out.passes[r])):
+            where = (step == i).nonzero().squeeze(-1)
+            trace.steps.append(
+                TraceStep(
+                    (where + starts[r]).tolist(),
+                    row[where + starts[r]].tolist(),
+                    conf[where].tolist(),
+                    int(where[0]) // block_size if where.numel() else 0,
+                )
             )
-            i_step = 0
-            while bool(((x == mask_id) & in_block).any()):
-                logits = _logits(model, x)
-                for r in range(B):
-                    cand = in_block[r] & (x[r] == mask_id)
-                    if not bool(cand.any()):
-                        continue
-                    step = unmask_step(
-                        logits[r],
-                        x[r],
-                        mask_id,
-                        None if counts is None else counts[i_step],
-                        candidates=in_block[r],
-                        temperature=temperature,
-                        remasking=remasking,
-                        threshold=threshold,
-                        generator=generators[r],
-                    )
-                    x[r] = step.x
-                    traces[r].steps.append(
-                        TraceStep(
-                            step.positions.tolist(),
-                            step.tokens.tolist(),
-                            step.confidences.tolist(),
-                            b,
-                        )
-                    )
-                i_step += 1
-    return [(x[r, : widths[r]].tolist(), traces[r]) for r in range(B)]
+        results.append((row[: widths[r]].tolist(), trace))
+    return results
 
 
 class BatchFill(NamedTuple):
@@ -545,13 +862,12 @@ def fill_batch(
     """Greedy low-confidence unmasking of `length` positions after each prompt, the whole batch at
     once.
 
-    The tokens of `generate_many` with temperature 0, low_confidence remasking, a linear schedule
-    and one block (tested), without its per-row Python loop, so that a timing measures the model
-    rather than the bookkeeping. Rows are left-padded ([PAD...][prompt][MASK * length]), so all
-    answers share their columns. Fixed steps: every row commits num_transfer_tokens(length, steps)
-    tokens per pass. threshold: every prediction above it, at least the best one (Fast-dLLM); a
-    finished row leaves the batch. banned: ids never proposed besides [MASK] (the record decoder
-    bans [PAD] and [SEP] too).
+    `decode` with rows left-padded ([PAD...][prompt][MASK * length]), so all answers share their
+    columns; the tokens of `generate_many` with temperature 0, low_confidence remasking, a linear
+    schedule and one block (tested). Fixed steps: every row commits num_transfer_tokens(length,
+    steps) tokens per pass. threshold: every prediction above it, at least the best one
+    (Fast-dLLM). banned: ids never proposed besides [MASK] (the record decoder bans [PAD] and [SEP]
+    too).
     """
     if not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be a positive int, got {length!r}")
@@ -561,7 +877,6 @@ def fill_batch(
         )
     if not prompts:
         raise ValueError("need at least one prompt")
-    counts = num_transfer_tokens(length, min(steps, length)) if steps is not None else None
     device = _device_of(model, torch.device("cpu"))
     B, P = len(prompts), max(len(p) for p in prompts)
     x = torch.full((B, P + length), pad_id, dtype=torch.long, device=device)
@@ -570,45 +885,115 @@ def fill_batch(
             raise ValueError(f"prompt {i} contains mask_id; only the answer region may be masked")
         x[i, P - len(p) : P] = torch.tensor(list(p), dtype=torch.long)
     x[:, P:] = mask_id
-    step_of = torch.full((B, length), -1, dtype=torch.long, device=device)
-    conf_of = torch.full((B, length), float("nan"), dtype=torch.float64, device=device)
-    passes = torch.zeros(B, dtype=torch.long, device=device)
-    ban = [mask_id, *banned]
-    takes_at = (
-        "at" in inspect.signature(model.forward).parameters if hasattr(model, "forward") else False
+    policy = (
+        scheduled_policy(length, min(steps, length))
+        if steps is not None
+        else threshold_policy(threshold, length)
     )
-    live = torch.arange(B, device=device)
-    i = 0
-    with _eval_mode(model):
-        while live.numel():
-            rows = x[live]
-            masked = rows == mask_id
-            if takes_at:
-                logits = model(rows, at=masked)
-            else:
-                logits = _logits(model, rows)[masked]
-            logits = logits.to(torch.float64)
-            logits[:, ban] = -math.inf
-            prob, proposal = F.softmax(logits, dim=-1).max(dim=-1)
-            score = torch.full(masked.shape, -math.inf, dtype=torch.float64, device=device)
-            score[masked] = prob
-            if counts is not None:
-                chosen = torch.zeros_like(masked)
-                chosen.scatter_(1, score.topk(counts[i], dim=1).indices, True)
-            else:
-                chosen = score > threshold
-                chosen.scatter_(1, score.argmax(dim=1, keepdim=True), True)
-            chosen &= masked
-            new = torch.full(masked.shape, -1, dtype=torch.long, device=device)
-            new[masked] = proposal
-            rows = torch.where(chosen, new, rows)
-            x[live] = rows
-            step_of[live] = torch.where(chosen[:, P:], i, step_of[live])
-            conf_of[live] = torch.where(chosen[:, P:], score[:, P:], conf_of[live])
-            passes[live] += 1
-            live = live[(rows == mask_id).any(dim=1)]
-            i += 1
-    return BatchFill(x, step_of, conf_of, passes)
+    out = decode(model, x, [P] * B, length, policy, mask_id=mask_id, banned=banned)
+    return BatchFill(*out)
+
+
+# ---------------------------------------------------------------------------- records
+
+RECORD_METHODS = ("one_shot", "adaptive", "slots")
+
+
+def record_policy(method: str, layout, vocab, threshold: float = 0.9, max_steps=None) -> Policy:
+    """The policy of a record-filling method (RECORD_METHODS), over the layout's answer region.
+
+    one_shot: one pass, the argmax everywhere.
+    adaptive: every prediction above `threshold` at each pass, at least one (at least
+      ceil(masked / passes left) with max_steps), Fast-dLLM's rule (Wu et al. 2025,
+      arXiv:2505.22618).
+    slots: the JSON around the values at the first pass, then at every pass the leftmost masked
+      token of each of the six fields: six left-to-right streams, one per field, run together (a
+      list's items one after another in their field's stream). Each value token is predicted with
+      the token before it in place. The order is fixed, not chosen by confidence, so this is not
+      LLaDA's semi-autoregressive mode, which picks the most confident tokens inside a block.
+    """
+    if method not in RECORD_METHODS:
+        raise ValueError(f"method must be one of {RECORD_METHODS}, got {method!r}")
+    if method == "one_shot":
+        return one_shot_policy()
+    if method == "adaptive":
+        return threshold_policy(threshold, layout.length(vocab), max_steps=max_steps)
+    fixed = torch.tensor(layout.slot_index(vocab)) < 0
+    return streams_policy(fixed, [(lo, hi) for _, lo, hi in layout.field_spans(vocab)])
+
+
+def record_bans(vocab) -> tuple[int, int]:
+    """Ids a record decoder never proposes besides [MASK]: [PAD] and [SEP].
+
+    Why: neither is ever a target in an answer ([PAD] is never scored, [SEP] only ends the prompt),
+    so writing one could only be wrong. Every record decoder bans them, whichever sampler it uses,
+    and so does the autoregressive twin (unmasked.autoregressive.banned_ids), so that they race on
+    the same vocabulary.
+    """
+    return (vocab.pad_id, vocab.sep_id)
+
+
+class RecordFill(NamedTuple):
+    """What fill_records wrote, per prompt."""
+
+    answers: list[list[int]]  # the answer region's ids
+    passes: list[int]  # forward passes each record took
+    step: list[list[int]]  # the pass that committed each answer position
+    confidence: list[list[float]]  # the token's probability when committed (NaN: a closed slot)
+
+
+@torch.no_grad()
+def fill_records(
+    model,
+    vocab,
+    layout,
+    prompts: Sequence[Sequence[int]],
+    method: str = "slots",
+    *,
+    threshold: float = 0.9,
+    max_steps: int | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> RecordFill:
+    """Fill an all-[MASK] record after each prompt with `decode` and the method's record_policy.
+
+    Batches of `batch_size` rows, left-padded so that answers share their columns. [PAD] and [SEP]
+    are never proposed (record_bans), and an [EOS] in a value slot closes the slot (commit_step).
+    """
+    from tqdm.auto import tqdm
+
+    from unmasked.records import make_batch
+
+    policy = record_policy(method, layout, vocab, threshold, max_steps)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = _device_of(model, torch.device("cpu"))
+    A = layout.length(vocab)
+    slots = [(lo, hi) for _, lo, hi in layout.spans(vocab)]
+    out = RecordFill([], [], [], [])
+    for start in tqdm(
+        range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress
+    ):
+        chunk = [list(p) for p in prompts[start : start + batch_size]]
+        x = make_batch([(p, [vocab.mask_id] * A) for p in chunk], vocab)[0].to(device)
+        T = x.shape[1]
+        got = decode(
+            model,
+            x,
+            [T - A] * len(chunk),
+            A,
+            policy,
+            mask_id=vocab.mask_id,
+            banned=record_bans(vocab),
+            slots=slots,
+            eos_id=vocab.eos_id,
+            left_pad=vocab.pad_id,
+        )
+        out.answers.extend(got.x[:, -A:].tolist())
+        out.passes.extend(got.passes.tolist())
+        out.step.extend(got.step.tolist())
+        out.confidence.extend(got.confidence.tolist())
+    return out
 
 
 # ---------------------------------------------------------------------------- analysis
@@ -731,11 +1116,14 @@ def adaptive_steps(
     from tqdm.auto import tqdm
 
     specials = (vocab.pad_id, vocab.mask_id, vocab.eos_id, vocab.unk_id, vocab.sep_id)
+    bans = record_bans(vocab)  # neither is in session text either
     rows = []
     for s in tqdm(sessions, desc=f"adaptive tau={threshold}", disable=not progress):
         prompt, target = record_case(s, vocab, layout)
         L = len(target)
-        out, trace = generate(model, prompt, L, L, mask_id=vocab.mask_id, threshold=threshold)
+        out, trace = generate(
+            model, prompt, L, L, mask_id=vocab.mask_id, threshold=threshold, banned=bans
+        )
         kinds = json_token_roles(trace.tokens(), vocab.decode, specials)
         done = {
             kind: 1 + max((c for c, k in zip(trace.commit_step(), kinds) if k in group), default=-1)
@@ -754,7 +1142,14 @@ def adaptive_steps(
         )
         prefix, suffix, hidden = prose_case(s, vocab, layout, L)
         out, trace = generate(
-            model, prefix, L, L, mask_id=vocab.mask_id, threshold=threshold, suffix=suffix
+            model,
+            prefix,
+            L,
+            L,
+            mask_id=vocab.mask_id,
+            threshold=threshold,
+            suffix=suffix,
+            banned=bans,
         )
         rows.append(
             {
@@ -784,7 +1179,9 @@ def commit_order(
     for s in tqdm(sessions, desc="commit order", disable=not progress):
         prompt, target = record_case(s, vocab, layout)
         L = len(target)
-        _, trace = generate(model, prompt, L, steps or L, mask_id=vocab.mask_id)
+        _, trace = generate(
+            model, prompt, L, steps or L, mask_id=vocab.mask_id, banned=record_bans(vocab)
+        )
         kinds = json_token_roles(trace.tokens(), vocab.decode, specials)
         pieces = [vocab.token_str(t) for t in trace.tokens()]
         for row, piece in zip(commit_times(trace, kinds), pieces):
@@ -811,7 +1208,7 @@ def first_pass_confidence(model, vocab, layout, sessions, progress: bool = True)
             prompt, target = record_case(s, vocab, layout)
             x = torch.cat([prompt[0], torch.full((len(target),), vocab.mask_id)]).to(device)
             logits = _logits(model, x[None])[0, -len(target) :].to(torch.float64)
-            logits[:, vocab.mask_id] = -math.inf  # as unmask_step: [MASK] is never proposed
+            logits[:, [vocab.mask_id, *record_bans(vocab)]] = -math.inf  # never proposed
             prob = F.softmax(logits, dim=-1).max(dim=-1).values.tolist()
             kinds = json_token_roles(target, vocab.decode, specials)
             rows += [
@@ -858,6 +1255,7 @@ def quality_vs_steps(
                 mask_id=vocab.mask_id,
                 pad_id=vocab.pad_id,
                 schedule=schedule,
+                banned=record_bans(vocab),
             )
             texts += [answer_text(ids[len(p) :], vocab) for p, (ids, _) in zip(chunk, outs)]
         acc = field_accuracy(texts, records)
@@ -942,11 +1340,12 @@ def tau_sweep(
 ) -> list[dict]:
     """Forward passes per record against record accuracy, as the adaptive threshold tau moves.
 
-    Each record is written by threshold unmasking (fill_batch, never [PAD] or [SEP], as the record
-    decoder). Per tau: passes (mean, median, max per record), mean field exact match (%) and the
-    share of records with every field right (%). keep_tokens adds, for the reliability curve, the
-    confidence of every committed token, whether it equals the gold record's token there, and
-    whether the position is in a value slot (in_slot) rather than the JSON around the values.
+    Each record is written by the adaptive record method (fill_records, the record decoder of
+    every other figure). Per tau: passes (mean, median, max per record), mean field exact match (%)
+    and the share of records with every field right (%). keep_tokens adds, for the reliability
+    curve, the confidence of every token the model committed (not the [EOS] filler that closes a
+    slot), whether it equals the gold record's token there, and whether the position is in a value
+    slot (in_slot) rather than the JSON around the values.
     """
     from tqdm.auto import tqdm
 
@@ -957,30 +1356,28 @@ def tau_sweep(
     if any(not 0.0 <= t <= 1.0 for t in taus):
         raise ValueError(f"every tau must be in [0, 1], got {list(taus)}")
     cases = [encode_example(s, vocab, layout) for s in sessions]
-    A = layout.length(vocab)
     slot_of = [i >= 0 for i in layout.slot_index(vocab)]
     rows = []
     for tau in tqdm(list(taus), desc="tau sweep", disable=not progress):
-        texts, passes, conf, correct, in_slot = [], [], [], [], []
-        for i in range(0, len(cases), batch_size):
-            chunk = cases[i : i + batch_size]
-            out = fill_batch(
-                model,
-                [p for p, _ in chunk],
-                A,
-                mask_id=vocab.mask_id,
-                pad_id=vocab.pad_id,
-                threshold=tau,
-                banned=(vocab.pad_id, vocab.sep_id),
-            )
-            written = out.x[:, -A:].tolist()
-            texts += [answer_text(w, vocab) for w in written]
-            passes += out.passes.tolist()
-            if keep_tokens:
-                for w, (_, gold), c in zip(written, chunk, out.confidence.tolist()):
-                    conf += c
-                    correct += [a == b for a, b in zip(w, gold)]
-                    in_slot += slot_of
+        out = fill_records(
+            model,
+            vocab,
+            layout,
+            [p for p, _ in cases],
+            "adaptive",
+            threshold=tau,
+            batch_size=batch_size,
+        )
+        texts = [answer_text(w, vocab) for w in out.answers]
+        passes = out.passes
+        conf, correct, in_slot = [], [], []
+        if keep_tokens:
+            for w, (_, gold), cs in zip(out.answers, cases, out.confidence):
+                for a, b, c, s in zip(w, gold, cs, slot_of):
+                    if not math.isnan(c):
+                        conf.append(c)
+                        correct.append(a == b)
+                        in_slot.append(s)
         acc = field_accuracy(texts, [s.record for s in sessions])
         rows.append(
             {

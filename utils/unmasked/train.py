@@ -6,9 +6,15 @@ fixed-width slot padded with [EOS] (RecordLayout). Training masks a random fract
 answer and scores only the masked positions, weighted by 1/t (unmasked.masking); this is
 LLaDA's supervised fine-tuning recipe applied from scratch.
 
-    python -m unmasked.train --out data/checkpoints          # what `make checkpoint` runs python -m
-    unmasked.train --eval-only --eval-n 500        # score the shipped checkpoint python -m
-    unmasked.train --arch autoregressive           # the causal twin (`make checkpoint-ar`)
+    python -m unmasked.train --out data/checkpoints     # what `make checkpoint` runs
+    python -m unmasked.train --eval-only --eval-n 500   # score the shipped checkpoint
+    python -m unmasked.train --eval-only --eval-n 500 --update-report \
+        --methods one_shot,adaptive:0.5,adaptive:0.9,adaptive:0.99,slots   # its report's table
+    python -m unmasked.train --arch autoregressive      # the causal twin (`make checkpoint-ar`)
+
+Records are filled by chapter 04's sampler (unmasked.sampling.fill_records: each method a policy
+over one decoding loop and one commit rule), and every score comes with its forward passes per
+record.
 
 The autoregressive twin is the same model with a causal mask, trained on the same examples and
 batches with next-token cross-entropy on the answer (unmasked.autoregressive); it writes
@@ -21,13 +27,14 @@ A checkpoint is a plain dict (config, vocab as lists of ints, state_dict, meta),
 from __future__ import annotations
 
 import argparse
-import inspect
+import datetime
 import json
 import math
 import os
 import platform
 import random
 import re
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -71,6 +78,7 @@ from unmasked.records import (  # noqa: F401  (re-exported, as above)
     make_batch,
     parse_record_fields,
 )
+from unmasked.sampling import RECORD_METHODS, fill_records
 from unmasked.vocab import Vocab
 
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
@@ -445,34 +453,9 @@ def _answer_batch(prompts: list[list[int]], answer_len: int, vocab: Vocab) -> to
     return make_batch([(p, [vocab.mask_id] * answer_len) for p in prompts], vocab)[0]
 
 
-def _logits_at(model, ids: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
-    """The model's logits at the True positions of `at` (B, T), as (N, V) in row-major order.
-
-    unmasked.model.TransformerLM runs its output layer only there (forward's `at`); any other
-    model(ids) -> (B, T, V) is run whole and indexed.
-    """
-    if "at" in inspect.signature(model.forward).parameters:
-        return model(ids, at=at)
-    return model(ids)[at]
+FILL_METHODS = RECORD_METHODS  # one_shot, adaptive, slots: unmasked.sampling.record_policy
 
 
-def _predict(model, ids, vocab: Vocab, at: torch.Tensor):
-    """(confidence, argmax token) at the True positions of `at` (B, T), flat (N,) in row-major
-    order.
-
-    The model may not write [MASK], [PAD] or [SEP]. Only `at` goes through the output layer and the
-    softmax: a decoder commits only masked answer positions, often a handful of a row's hundreds
-    (most of them prompt), so the rest would be computed to be thrown away.
-    """
-    logits = _logits_at(model, ids, at).float()
-    logits[..., [vocab.mask_id, vocab.pad_id, vocab.sep_id]] = -float("inf")
-    return logits.softmax(dim=-1).max(dim=-1)
-
-
-FILL_METHODS = ("one_shot", "slots", "confidence")
-
-
-@torch.no_grad()
 def fill_answers(
     model,
     vocab: Vocab,
@@ -482,92 +465,25 @@ def fill_answers(
     threshold: float = 0.9,
     batch_size: int = 32,
     progress: bool = False,
-    max_steps: int = 32,
+    max_steps: int | None = None,
 ) -> list[list[int]]:
     """Fill an all-[MASK] record after each prompt; return the answer ids (the whole region).
 
-    one_shot: a single forward pass, argmax at every position.
-    slots: the JSON around the values at the first step, then, at every step, the leftmost
-      masked token of each of the six fields: six left-to-right streams, one per field, run
-      together (a list's items one after another in their field's stream). Each value token is
-      predicted with the token before it in place. The order is fixed, not chosen by confidence,
-      so this is not LLaDA's semi-autoregressive mode, which finishes one block before starting
-      the next and picks the most confident tokens inside it.
-    confidence: every prediction at least `threshold` sure, and at least the most confident
-      ceil(masked / steps left), so it ends within `max_steps` (Fast-dLLM's threshold rule,
-      Wu et al. 2025, arXiv:2505.22618, over LLaDA's linear count).
-    In slots and confidence, an [EOS] committed in a slot fills the rest of that slot with [EOS].
-
-    A record that is done leaves the batch, and the padding that no remaining row needs is cut,
-    so a batch costs what its records need, not len(batch) times its slowest record's steps.
+    The record decoder of chapter 04's sampler: unmasked.sampling.fill_records, which runs the
+    method's policy (record_policy: one_shot, adaptive at `threshold`, slots) through the same
+    loop and commit rule as `generate`. Kept here because notebooks and labs call it by this name.
     """
-    from tqdm.auto import tqdm
-
-    if method not in FILL_METHODS:
-        raise ValueError(f"method must be one of {FILL_METHODS}, got {method!r}")
-    model.eval()
-    device = next(model.parameters()).device
-    slot = torch.tensor(layout.slot_index(vocab), device=device)
-    A = len(slot)
-    spans = [
-        (lo, hi) for _, lo, hi in layout.spans(vocab)
-    ]  # [start, end) of each slot in the answer
-    fields = [
-        (lo, hi) for _, lo, hi in layout.field_spans(vocab)
-    ]  # of each field: a list's slots together
-    out: list[list[int]] = []
-    for start in tqdm(
-        range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress
-    ):
-        ids = _answer_batch(prompts[start : start + batch_size], A, vocab).to(device)
-        ans = ids[:, -A:]  # a view: writing to it writes to ids
-        if method == "one_shot":
-            at = torch.zeros_like(ids, dtype=torch.bool)
-            at[:, -A:] = True
-            ans.copy_(_predict(model, ids, vocab, at)[1].view(-1, A))
-            out += ans.tolist()
-            continue
-        live = torch.arange(ids.shape[0], device=device)  # rows with a masked token left
-        step = 0
-        while live.numel():
-            rows = ids[live]
-            rows = rows[
-                :, int((rows != vocab.pad_id).long().argmax(dim=1).min()) :
-            ]  # padding every row has
-            part = rows[:, -A:]
-            masked = part == vocab.mask_id
-            if method == "slots":  # where it commits does not depend on the prediction
-                commit = masked & (slot < 0)  # the JSON around the values, all at once
-                for lo, hi in fields:  # plus the leftmost masked token of every field
-                    first = masked[:, lo:hi].long().argmax(dim=1)
-                    commit[:, lo:hi].scatter_(
-                        1, first[:, None], masked[:, lo:hi].any(dim=1, keepdim=True)
-                    )
-                wanted = commit
-            else:
-                wanted = masked
-            at = torch.zeros_like(rows, dtype=torch.bool)
-            at[:, -A:] = wanted
-            conf_at, pred_at = _predict(model, rows, vocab, at)
-            pred = part.clone()
-            pred[wanted] = pred_at
-            if method == "confidence":
-                conf = torch.full(part.shape, -1.0, device=device)
-                conf[wanted] = conf_at
-                commit = conf >= threshold
-                k_min = math.ceil(int(masked.sum(dim=1).max()) / max(1, max_steps - step))
-                commit.scatter_(1, conf.topk(k_min, dim=1).indices, True)
-                commit &= masked
-            part = torch.where(commit, pred, part)
-            for lo, hi in spans:  # an [EOS] ends its value: the rest of the slot is filler
-                seg = part[:, lo:hi]
-                after_eos = (seg == vocab.eos_id).long().cummax(dim=1).values.bool()
-                seg.copy_(torch.where(after_eos & (seg == vocab.mask_id), vocab.eos_id, seg))
-            ans[live] = part
-            live = live[(part == vocab.mask_id).any(dim=1)]
-            step += 1
-        out += ans.tolist()
-    return out
+    return fill_records(
+        model,
+        vocab,
+        layout,
+        prompts,
+        method,
+        threshold=threshold,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        progress=progress,
+    ).answers
 
 
 FILES_MISS_KINDS = (
@@ -622,6 +538,15 @@ def files_misses_by_length(texts: list[str], records: list[dict]) -> dict[int, d
     return out
 
 
+def method_label(r: dict) -> str:
+    """A result's method as a table shows it: adaptive with its tau."""
+    if r["method"] == "adaptive" and r.get("threshold") is not None:
+        return f"adaptive tau={r['threshold']:g}" + (
+            f" (at most {r['max_steps']} passes)" if r.get("max_steps") else ""
+        )
+    return r["method"]
+
+
 def evaluate(
     model,
     vocab: Vocab,
@@ -631,11 +556,12 @@ def evaluate(
     threshold: float = 0.9,
     batch_size: int = 32,
     progress: bool = False,
-    max_steps: int = 32,
+    max_steps: int | None = None,
     keep_texts: bool = False,
 ) -> dict:
     """Fill each session's record from a fully masked region and score it field by field.
 
+    Forward passes per record (mean, median, max) stand beside the accuracy: what the figure cost.
     keep_texts: also return every written record ("texts"), for a closer look at the misses.
     method="autoregressive" writes it left to right with a causal model (the twin), one token a
     pass.
@@ -644,17 +570,33 @@ def evaluate(
     start = time.perf_counter()
     if method == "autoregressive":
         answers = decode_records(model, vocab, prompts, layout, batch_size, progress=progress)
+        passes = [layout.length(vocab)] * len(answers)  # one forward pass per token written
     else:
-        answers = fill_answers(
-            model, vocab, prompts, layout, method, threshold, batch_size, progress, max_steps
+        filled = fill_records(
+            model,
+            vocab,
+            layout,
+            prompts,
+            method,
+            threshold=threshold,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            progress=progress,
         )
+        answers, passes = filled.answers, filled.passes
     texts = [answer_text(a, vocab) for a in answers]
+    adaptive = method == "adaptive"
     return {
         "method": method,
         "n": len(sessions),
-        "threshold": threshold if method == "confidence" else None,
-        "max_steps": max_steps if method == "confidence" else None,
+        "threshold": threshold if adaptive else None,
+        "max_steps": max_steps if adaptive else None,
         "seconds": round(time.perf_counter() - start, 1),
+        "passes": {
+            "mean": sum(passes) / max(1, len(passes)),
+            "median": statistics.median(passes) if passes else 0,
+            "max": max(passes, default=0),
+        },
         "accuracy": field_accuracy(texts, [s.record for s in sessions]),
         **partial_credit(answers, [s.record for s in sessions], layout, vocab),
         "examples": texts[:3],
@@ -689,17 +631,28 @@ def partial_credit(
 
 
 def accuracy_table(results: list[dict]) -> str:
-    """Markdown table: one row per evaluation, one column per field."""
+    """Markdown table: one row per evaluation, its forward passes per record, one column per
+    field."""
     head = (
-        "| method | n | " + " | ".join(FIELDS) + " | all |\n|---|---|" + "---|" * (len(FIELDS) + 1)
+        "| method | n | passes/record (mean, median, max) | "
+        + " | ".join(FIELDS)
+        + " | all |\n|---|---|---|"
+        + "---|" * (len(FIELDS) + 1)
     )
     rows = [
-        f"| {r['method']} | {r['n']} | "
+        f"| {method_label(r)} | {r['n']} | {_passes_cell(r)} | "
         + " | ".join(f"{100 * r['accuracy'][k]:.1f}%" for k in (*FIELDS, "all"))
         + " |"
         for r in results
     ]
     return "\n".join([head, *rows])
+
+
+def _passes_cell(r: dict) -> str:
+    p = r.get("passes")
+    if not p:
+        return "not recorded"
+    return f"{p['mean']:.2f}, {p['median']:g}, {p['max']}"
 
 
 # ---------------------------------------------------------------------------- pictures
@@ -948,14 +901,20 @@ def _arch(meta: dict) -> str:
     return meta.get("train", {}).get("arch", "diffusion")
 
 
-def _write_report(out: Path, meta: dict) -> None:
-    """<arch>.json (the meta) and <arch>.md (for people) beside the checkpoint."""
+def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
+    """<arch>.json (the meta) and <arch>.md (for people) beside the checkpoint.
+
+    decoding: a later evaluation of the same weights (`--eval-only --update-report`), kept in the
+    report only, under "decoding", so that re-scoring never rewrites the checkpoint.
+    """
     arch = _arch(meta)
     ar = arch == "autoregressive"
-    (out / f"{arch}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    report = {**meta, "decoding": decoding} if decoding else meta
+    (out / f"{arch}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     lines = [
         f"# The shipped toy {arch} checkpoint",
         "",
+        *(_decoding_lines(decoding) if decoding else []),
         f"Made by `{meta['command']}` on {meta['device']}"
         + (
             f" ({meta['accelerator']}; host {meta['machine']})"
@@ -999,7 +958,13 @@ def _write_report(out: Path, meta: dict) -> None:
         ),
         "",
         "Per-field exact match on held-out short sessions, record "
-        + ("written left to right, greedily:" if ar else "filled from a fully masked region:"),
+        + ("written left to right, greedily" if ar else "filled from a fully masked region")
+        + (
+            ", at the end of training, by the record decoder of that time (`train.fill_answers`,"
+            " which issue #19 replaced by chapter 04's sampler; its passes were not recorded):"
+            if not ar and any("passes" not in r for r in meta.get("evaluations", []))
+            else ", at the end of training:"
+        ),
         "",
         accuracy_table(meta["evaluations"]) if meta.get("evaluations") else "(not evaluated)",
         "",
@@ -1008,7 +973,7 @@ def _write_report(out: Path, meta: dict) -> None:
         short = [k for k in FIELDS if r["accuracy"][k] < TARGET_ACCURACY]
         verdict = "reached" if not short else "NOT reached: below on " + ", ".join(short)
         lines.append(
-            f"- target >= {TARGET_ACCURACY:.0%} exact match on every field, {r['method']} on "
+            f"- target >= {TARGET_ACCURACY:.0%} exact match on every field, {method_label(r)} on "
             f"{r['n']}: {verdict}"
             f" (filling took {r['seconds']} s)"
         )
@@ -1030,6 +995,45 @@ def _write_report(out: Path, meta: dict) -> None:
         ]
     lines.append("")
     (out / f"{arch}.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def target_verdict(r: dict) -> str:
+    """Whether an evaluation reaches TARGET_ACCURACY on every field, and if not, where not."""
+    short = [k for k in FIELDS if r["accuracy"][k] < TARGET_ACCURACY]
+    return "reached" if not short else "NOT reached: below on " + ", ".join(short)
+
+
+def _decoding_lines(decoding: dict) -> list[str]:
+    """The report's section for a re-scoring of the shipped weights by today's decoder."""
+    results = decoding["evaluations"]
+    lines = [
+        "## Decoding with chapter 04's sampler",
+        "",
+        f"Scored by `{decoding['command']}` on {decoding['device']} ({decoding['machine']}, torch"
+        f" {decoding['torch']}, torch threads: {decoding['threads']}) on {decoding['date']}: every"
+        " method"
+        " is a policy over `unmasked.sampling.decode` and its one commit rule"
+        " (`commit_step`, which `unmask_step` is at batch 1), from a fully masked record, greedy."
+        " Forward passes are per record. Filling times are wall-clock seconds on a machine that"
+        " other jobs may share: compare passes, not seconds.",
+        "",
+        accuracy_table(results),
+        "",
+    ]
+    lines += [
+        f"- {method_label(r)} on {r['n']}: target >= {TARGET_ACCURACY:.0%} on every field"
+        f" {target_verdict(r)} (filling took {r['seconds']} s)"
+        for r in results
+    ]
+    reached = [r for r in results if target_verdict(r) == "reached"]
+    if reached:
+        best = min(reached, key=lambda r: (r["passes"]["mean"], -r["accuracy"]["all"]))
+        lines.append(
+            f"- fewest passes among the methods that reach the target: {method_label(best)},"
+            f" {best['passes']['mean']:.2f} passes per record, every field right on"
+            f" {100 * best['accuracy']['all']:.1f}%"
+        )
+    return [*lines, "", "## How it was trained", ""]
 
 
 def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, device):
@@ -1071,6 +1075,31 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
     for r in start.get("evaluations", []):
         r.pop("examples", None)
     return model.train(), cfg, start
+
+
+def _shown(path: Path) -> str:
+    """A path as a report records it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def parse_methods(text: str, threshold: float) -> list[tuple[str, float]]:
+    """'one_shot,adaptive:0.5,slots' -> [(method, tau)]; without ':TAU', tau is `threshold`."""
+    out = []
+    for item in (m.strip() for m in text.split(",")):
+        if not item:
+            continue
+        name, _, tau = item.partition(":")
+        if tau and name != "adaptive":
+            raise ValueError(f"only adaptive takes a threshold (adaptive:TAU), got {item!r}")
+        try:
+            value = float(tau) if tau else threshold
+        except ValueError:
+            raise ValueError(f"{item!r}: the threshold after ':' must be a number") from None
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{item!r}: the threshold must be in [0, 1]")
+        out.append((name, value))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1145,14 +1174,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="final evaluation methods, from "
         + ", ".join(FILL_METHODS)
-        + " (default slots,one_shot),"
+        + "; adaptive:TAU sets its threshold (default one_shot,adaptive,slots),"
         " or autoregressive (the default with --arch autoregressive)",
     )
     parser.add_argument(
-        "--conf-steps", type=int, default=32, help="most model calls per record, confidence filling"
+        "--max-steps",
+        "--conf-steps",
+        dest="max_steps",
+        type=int,
+        default=None,
+        help="adaptive: at most this many passes per record (default: no cap)",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.9, help="commit every prediction at least this sure"
+        "--threshold",
+        type=float,
+        default=0.9,
+        help="adaptive: commit every prediction more sure than this (tau)",
     )
     parser.add_argument(
         "--init-from",
@@ -1166,7 +1203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--update-report",
         action="store_true",
-        help="with --eval-only: store the scores beside the checkpoint",
+        help="with --eval-only: write the scores into the report beside the checkpoint "
+        "(<arch>.json and .md, as its decoding section); the checkpoint itself is not changed",
     )
     args = parser.parse_args(argv)
 
@@ -1179,10 +1217,13 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = args.out / f"{args.arch}.pt"
     test = load_short_sessions("test", limit=args.eval_n)
     if args.methods is None:
-        args.methods = "autoregressive" if ar else "slots,one_shot"
-    methods = [m for m in args.methods.split(",") if m]
+        args.methods = "autoregressive" if ar else "one_shot,adaptive,slots"
+    try:
+        methods = parse_methods(args.methods, args.threshold)
+    except ValueError as e:
+        parser.error(str(e))
     allowed = ("autoregressive",) if ar else FILL_METHODS
-    if any(m not in allowed for m in methods):
+    if any(m not in allowed for m, _ in methods):
         parser.error(
             f"--methods for --arch {args.arch} must be from {', '.join(allowed)}, got "
             f"{args.methods}"
@@ -1196,24 +1237,32 @@ def main(argv: list[str] | None = None) -> int:
                 test,
                 layout,
                 m,
-                args.threshold,
+                tau,
                 progress=True,
-                max_steps=args.conf_steps,
+                max_steps=args.max_steps,
             )
-            for m in methods
+            for m, tau in methods
         ]
 
     if args.eval_only:
         model, vocab, layout, meta = load_checkpoint(ckpt, device)
         results = final_evals(model, vocab, layout)
         print(accuracy_table(results))
-        if args.update_report:  # replace earlier evaluations by the same method, keep the rest
-            done = {r["method"] for r in results}
-            meta["evaluations"] = [
-                r for r in meta.get("evaluations", []) if r["method"] not in done
-            ] + results
-            save_checkpoint(ckpt, model, vocab, layout, meta)
-            _write_report(args.out, meta)
+        if args.update_report:  # the report gains a decoding section; the checkpoint stays as is
+            for r in results:
+                r.pop("examples", None)
+            decoding = {
+                "command": "python -m unmasked.train "
+                + " ".join(argv if argv is not None else sys.argv[1:]),
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "device": str(device),
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                "torch": str(torch.__version__),
+                "threads": torch.get_num_threads(),
+                "checkpoint": _shown(ckpt),
+                "evaluations": results,
+            }
+            _write_report(args.out, meta, decoding)
         return 0
 
     preset = PRESETS[
