@@ -311,3 +311,51 @@ def test_route_agrees_with_brute_force_on_random_surfaces():
         assert got["dollars"] <= budget["dollars"] + 1e-9
         assert got["seconds"] <= budget["seconds"] + 1e-9
         assert math.isclose(got["quality"], max(feasible))
+
+
+def _verdicts(check, route, plan_totals=stack.plan_totals):
+    """check.verify on what `route` returns for the check's calls (as the kernel would report)."""
+    import json
+
+    from unmasked.grading.spec import Outcome
+
+    funcs = {"route": route, "plan_totals": plan_totals}
+    outcomes = []
+    for call in check.calls:
+        args = json.loads(json.dumps(list(call.args)))
+        try:
+            outcomes.append(Outcome(value=funcs[call.func](*args), type="list"))
+        except Exception as exc:
+            name = type(exc).__name__
+            outcomes.append(Outcome(error=name, bases=(name, "Exception"), message=str(exc)))
+    return check.verify(check.calls, outcomes)
+
+
+def test_lab10_hidden_checks_pass_the_router_and_fail_the_easy_wrong_answers():
+    from unmasked.grading.checks import lab10_router as lab10
+    from unmasked.grading.checks import load
+
+    def cheapest(subtasks, options, budget):
+        return [
+            min(options[r], key=lambda o: (o["dollars"], o["seconds"]))["name"] for r in subtasks
+        ]
+
+    def best(subtasks, options, budget):
+        return [max(options[r], key=lambda o: o["quality"])["name"] for r in subtasks]
+
+    def greedy(subtasks, options, budget):
+        plan = lab10.greedy(subtasks, options, budget)
+        if plan is None:
+            raise ValueError("nothing fits")
+        return plan
+
+    checks = load("lab10_router")
+    for seed in range(25):
+        built = checks.build(seed)
+        for check in built:
+            assert _verdicts(check, stack.route) is None, (seed, check.name)
+        [tight] = [c for c in built if "tight" in c.name]
+        for wrong in (cheapest, best, greedy):
+            assert _verdicts(tight, wrong) is not None, (seed, wrong.__name__)
+        [impossible] = [c for c in built if "no plan fits" in c.name]
+        assert _verdicts(impossible, cheapest) is not None, "returning a plan that does not fit"

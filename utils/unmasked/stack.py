@@ -1054,3 +1054,50 @@ def route(subtasks: Sequence[str], options: Mapping, budget: Mapping) -> list[st
     if best is None:
         raise ValueError(f"no plan fits the budget {dict(budget)}")
     return [o["name"] for o in best]
+
+
+def measure_surface(
+    seed: int = 0,
+    *,
+    session_tokens: int = 30_000,
+    n_train: int = 8,
+    n_test: int = 4,
+    n_eval: int = 2,
+    eval_tokens: int = 20_000,
+    ks: Sequence[int] = (5, 10, 20, 50),
+    compactors: Sequence[str] = ("observation_masking", "extractive", "anchored"),
+    planner: str = PLANNER,
+    threshold_tokens: int = 25_000,
+) -> list[Option]:
+    """The whole surface in one call, small: lecture 10's measurements at sizes that take a few
+    seconds (the lab starts from it)."""
+    from unmasked import evaluation
+    from unmasked.sessions import generate_session
+
+    prices = costs.load_prices()
+    session = generate_session(seed, session_tokens)
+    train = [generate_session(10_000 + seed + i, 8_000) for i in range(n_train)]
+    test = [generate_session(20_000 + seed + i, 8_000, "paraphrased") for i in range(n_test)]
+    classifier = train_validator(*validation_examples(train), seed=seed)
+    bodies, labels = validation_examples(test)
+    run = run_stack(
+        session,
+        compactor=compactors[-1],
+        validator=classifier,
+        threshold_tokens=threshold_tokens,
+        planner=planner,
+    )
+    styles = ("plain", "paraphrased")
+    scored = evaluation.evaluate(
+        [generate_session(30_000 + seed + i, eval_tokens, styles[i % 2]) for i in range(n_eval)],
+        ["full", *compactors],
+        progress=False,
+    )
+    seconds = scored.groupby("compactor")["seconds"].mean().to_dict()
+    return (
+        planner_options(run, prices, threshold_tokens=threshold_tokens)
+        + compactor_options(evaluation.verdicts(scored), seconds, run, prices)
+        + search_options(session, ks, prices[planner])
+        + validation_options(bodies, labels, classifier, prices[planner])
+        + completion_options(prices)
+    )
