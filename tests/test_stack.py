@@ -189,7 +189,7 @@ def test_the_bill_comes_from_the_calculator(run):
     assert 0 < r["cost_reduction"] < 1 and r["cost_with"] < r["cost_without"]
     assert r["latency_reduction"] == pytest.approx(1 - r["latency_with"] / r["latency_without"])
     parts = stack.saving_by_part(run, prices=prices, threshold_tokens=8_000)
-    assert parts.loc["the whole stack", "cost"] == pytest.approx(r["cost_with"])
+    assert parts.loc["the whole stack", "cost_usd"] == pytest.approx(r["cost_with"])
     assert parts.loc["the whole stack", "cost_reduction"] >= parts["cost_reduction"].max() - 1e-9
 
 
@@ -197,6 +197,19 @@ def test_a_stack_that_changes_nothing_saves_nothing(run):
     same = dataclasses.replace(run, stack_input_tokens=run.input_tokens)
     results = stack.session_results(same, threshold_tokens=10**8)
     assert stack.reductions(results, same)["cost_reduction"] == pytest.approx(0.0)
+
+
+def test_speed_ratio_note_says_what_was_measured():
+    note = stack.speed_ratio_note(
+        {"diffusion": 0.5, "autoregressive": 2.0}, "diffusion", "autoregressive"
+    )
+    assert "4.00x" in note
+    assert "not measured" in stack.speed_ratio_note({"anchored": 0.1}, "anchored", "autoregressive")
+
+
+def test_compactor_problem_says_why_a_compactor_cannot_run():
+    assert stack.compactor_problem("anchored") is None
+    assert "unknown compactor" in stack.compactor_problem("no-such-compactor")
 
 
 def test_choose_compactor_prefers_diffusion_and_falls_back(monkeypatch):
@@ -207,6 +220,20 @@ def test_choose_compactor_prefers_diffusion_and_falls_back(monkeypatch):
     assert name == "anchored" and "not registered" in note
     monkeypatch.setitem(registry.REGISTRY, "diffusion", AnchoredCompactor)
     assert stack.choose_compactor()[0] == "diffusion"
+
+    class Broken(AnchoredCompactor):
+        def summarize(self, messages, current_task, budget_tokens):
+            raise RuntimeError("no checkpoint at data/checkpoints/x.pt")
+
+    monkeypatch.setitem(registry.REGISTRY, "diffusion", Broken)
+    name, note = stack.choose_compactor()
+    assert name == "anchored" and "cannot run here" in note and "no checkpoint" in note
+
+
+def test_compaction_times_are_measured_in_one_run(session):
+    times = stack.compaction_times(session, ["observation_masking", "anchored"])
+    assert set(times) == {"observation_masking", "anchored"}
+    assert all(t > 0 for t in times.values())
 
 
 def test_surface_places_every_role_and_the_routing_table_follows_its_rule(run, session):

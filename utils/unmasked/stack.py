@@ -55,19 +55,104 @@ SEED_COST_SAVING = _seed_claim("90% less cost with compaction")
 SEED_LATENCY_SAVING = _seed_claim("82% less latency with compaction")
 
 
+def is_registered(name: str) -> bool:
+    """Whether `compact_context(..., compactor=name)` knows the name."""
+    from unmasked.compaction import registry
+
+    return name in registry.REGISTRY
+
+
+_TINY_HISTORY = [
+    {"role": "user", "content": "Fix the failing test in app/db.py."},
+    {"role": "assistant", "content": "Reading app/db.py: the pool size is 5."},
+    {"role": "user", "content": "Now raise the pool size to 10."},
+    {"role": "assistant", "content": "Done: app/db.py sets the pool size to 10."},
+]
+
+
+def _compact_tiny(engine) -> None:
+    """One compaction of a four-message history: loads whatever the compactor loads."""
+    from unmasked.compaction import compact_context
+
+    compact_context(
+        _TINY_HISTORY,
+        "fix the test",
+        threshold_tokens=1,
+        keep_last=1,
+        compactor=engine,
+        max_recent_tokens=1_000,
+    )
+
+
+def compactor_problem(name: str) -> str | None:
+    """None when `name` compacts a tiny history, else why not (an unregistered name, a missing
+    checkpoint): a compactor that needs a model is only tried when it can run."""
+    try:
+        _compact_tiny(name)
+    except Exception as exc:  # any failure means: not usable here, and the message says why
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def compaction_times(session, names: Sequence[str], keep_last: int = 3) -> dict[str, float]:
+    """Seconds of one forced compaction of `session` by each compactor, in one run, each after a
+    warm-up on a tiny history (so that loading a model is not counted)."""
+    import warnings
+
+    from unmasked.compaction import compact_context, get_compactor
+
+    out = {}
+    for name in names:
+        engine = get_compactor(name)
+        _compact_tiny(engine)
+        if hasattr(engine, "reset"):
+            engine.reset()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # forced compaction: the recent turns are cut, as meant
+            ctx = compact_context(
+                session.turns,
+                session.task,
+                threshold_tokens=1,
+                keep_last=keep_last,
+                compactor=engine,
+                max_recent_tokens=session.n_tokens,
+            )
+        out[name] = ctx.seconds
+    return out
+
+
+def speed_ratio_note(seconds: Mapping[str, float], compactor: str, twin: str) -> str:
+    """The twin's mean compaction time over the compactor's, from one evaluation run, in words."""
+    if compactor not in seconds or twin not in seconds:
+        missing = twin if compactor in seconds else compactor
+        return f"speed ratio against {twin!r}: not measured ({missing!r} was not evaluated)"
+    if seconds[compactor] <= 0:
+        return f"speed ratio against {twin!r}: not measured ({compactor!r} took no time)"
+    ratio = seconds[twin] / seconds[compactor]
+    return (
+        f"{twin!r} takes {ratio:.2f}x the time of {compactor!r} per compaction "
+        f"({seconds[twin]:.3f} s against {seconds[compactor]:.3f} s, same sessions, one run)"
+    )
+
+
 def choose_compactor(
     preferred: str = PREFERRED_COMPACTOR, fallback: str = FALLBACK_COMPACTOR
 ) -> tuple[str, str]:
     """(compactor name, a note): `preferred` when the registry has it, else `fallback`."""
     from unmasked.compaction import registry
 
-    if preferred in registry.REGISTRY:
-        return preferred, f"compactor: {preferred!r}"
     if fallback not in registry.REGISTRY:
-        raise ValueError(f"neither {preferred!r} nor {fallback!r} is a registered compactor")
+        raise ValueError(f"{fallback!r} is not a registered compactor")
+    if preferred not in registry.REGISTRY:
+        why = "is not registered in this copy of unmasked.compaction"
+    else:
+        problem = compactor_problem(preferred)
+        if problem is None:
+            return preferred, f"compactor: {preferred!r}"
+        why = f"cannot run here ({problem})"
     return fallback, (
-        f"compactor: {fallback!r} (the {preferred!r} compactor is not registered in this copy of "
-        f"unmasked.compaction, so the stack uses {fallback!r} instead)"
+        f"compactor: {fallback!r} (the {preferred!r} compactor {why}, so the stack uses "
+        f"{fallback!r} instead)"
     )
 
 
@@ -356,15 +441,21 @@ def run_stack(
 ) -> StackRun:
     """Run `session` as `n_rounds` planner calls through the stack; see the module docstring.
 
-    compactor: a registered name (compact_context's keep_last counts messages here). validator:
+    compactor: a registered name, made once for the session (compact_context's keep_last counts
+    messages here). validator:
     a fitted classifier with predict([body]) -> [failed] (None: outputs pass unvalidated).
     client: a ChatClient for the planner (None: no planner call is made, planner_seconds is 0).
     k: lines tool search returns for a grep call. A command output the validator calls a
     success is cut to validated_keep_tokens (head and tail); a predicted failure is kept whole.
     """
-    from unmasked.compaction import compact_context, render
+    from unmasked.compaction import compact_context, get_compactor, render
     from unmasked.compaction.core import cut_middle
 
+    # one instance for the whole session: a stateful compactor (anchored, diffusion) merges each
+    # compaction into what it kept from the earlier ones
+    engine = get_compactor(compactor)
+    if hasattr(engine, "reset"):
+        engine.reset()
     msgs = session.messages()
     rounds = planner_rounds(session.turns, n_rounds)
     calls = _calls(session.turns)
@@ -382,7 +473,7 @@ def run_stack(
                 session.task,
                 threshold_tokens=threshold_tokens,
                 keep_last=keep_last,
-                compactor=compactor,
+                compactor=engine,
             )
             if ctx.was_compacted:
                 compacted, c_seconds = True, ctx.seconds
@@ -592,7 +683,7 @@ def saving_by_part(
         rows.append(
             dict(
                 parts=label,
-                cost=res.total_cost,
+                cost_usd=res.total_cost,
                 cost_reduction=1 - res.total_cost / base.total_cost,
                 mean_turn_s=res.mean_latency_s() + extra,
                 latency_reduction=1 - (res.mean_latency_s() + extra) / base.mean_latency_s(),
