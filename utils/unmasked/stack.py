@@ -62,41 +62,10 @@ def is_registered(name: str) -> bool:
     return name in registry.REGISTRY
 
 
-_TINY_HISTORY = [
-    {"role": "user", "content": "Fix the failing test in app/db.py."},
-    {"role": "assistant", "content": "Reading app/db.py: the pool size is 5."},
-    {"role": "user", "content": "Now raise the pool size to 10."},
-    {"role": "assistant", "content": "Done: app/db.py sets the pool size to 10."},
-]
-
-
-def _compact_tiny(engine) -> None:
-    """One compaction of a four-message history: loads whatever the compactor loads."""
-    from unmasked.compaction import compact_context
-
-    compact_context(
-        _TINY_HISTORY,
-        "fix the test",
-        threshold_tokens=1,
-        keep_last=1,
-        compactor=engine,
-        max_recent_tokens=1_000,
-    )
-
-
-def compactor_problem(name: str) -> str | None:
-    """None when `name` compacts a tiny history, else why not (an unregistered name, a missing
-    checkpoint): a compactor that needs a model is only tried when it can run."""
-    try:
-        _compact_tiny(name)
-    except Exception as exc:  # any failure means: not usable here, and the message says why
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def compaction_times(session, names: Sequence[str], keep_last: int = 3) -> dict[str, float]:
-    """Seconds of one forced compaction of `session` by each compactor, in one run, each after a
-    warm-up on a tiny history (so that loading a model is not counted)."""
+    """Seconds of one forced compaction of `session` by each compactor, in one run; a model
+    compactor's checkpoint is loaded first, so that loading is not counted. A compactor that
+    cannot run (a missing checkpoint) raises its own error."""
     import warnings
 
     from unmasked.compaction import compact_context, get_compactor
@@ -104,9 +73,8 @@ def compaction_times(session, names: Sequence[str], keep_last: int = 3) -> dict[
     out = {}
     for name in names:
         engine = get_compactor(name)
-        _compact_tiny(engine)
-        if hasattr(engine, "reset"):
-            engine.reset()
+        if hasattr(engine, "parts"):  # a model compactor loads its checkpoint on first use
+            engine.parts()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # forced compaction: the recent turns are cut, as meant
             ctx = compact_context(
@@ -141,18 +109,13 @@ def choose_compactor(
     """(compactor name, a note): `preferred` when the registry has it, else `fallback`."""
     from unmasked.compaction import registry
 
+    if preferred in registry.REGISTRY:
+        return preferred, f"compactor: {preferred!r}"
     if fallback not in registry.REGISTRY:
-        raise ValueError(f"{fallback!r} is not a registered compactor")
-    if preferred not in registry.REGISTRY:
-        why = "is not registered in this copy of unmasked.compaction"
-    else:
-        problem = compactor_problem(preferred)
-        if problem is None:
-            return preferred, f"compactor: {preferred!r}"
-        why = f"cannot run here ({problem})"
+        raise ValueError(f"neither {preferred!r} nor {fallback!r} is a registered compactor")
     return fallback, (
-        f"compactor: {fallback!r} (the {preferred!r} compactor {why}, so the stack uses "
-        f"{fallback!r} instead)"
+        f"compactor: {fallback!r} (the {preferred!r} compactor is not registered in this copy of "
+        f"unmasked.compaction, so the stack uses {fallback!r} instead)"
     )
 
 
