@@ -10,7 +10,7 @@ messages (validation, tool-call units, transcripts, the summary message), compac
 interface and the simple rungs), extractive (structured notes and the anchored merge),
 llm_compactor (the model-written summary), registry (the ladder by name), core
 (compact_context, render, budgets), repeated (many compactions over one long session), figures
-(plotly figures and the widget playground of notebook 06; import it explicitly).
+(plotly figures and the widget playground of notebook 07; import it explicitly).
 """
 
 from .compactors import (
