@@ -6,7 +6,7 @@ anchored, diffusion (the toy model's merged records, the rest of the budget spen
 exchanges verbatim, as anchored does), and diffusion_record (the merged records alone: what the
 model itself carries). Sessions of both surface styles: the committed plain sessions and their
 paraphrased twins (same seeds and lengths, the facts in other sentences). Then the transcript
-fixtures (tests/fixtures/transcripts, structural probes) at notebook 07's settings for them
+fixtures (tests/fixtures/transcripts, structural probes) at notebook 08's settings for them
 (target 0.6, keep_last 1). Each table gives the mean probe score (0-5) per category and whether
 the context is within 0.3 of full context.
 

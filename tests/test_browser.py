@@ -52,7 +52,7 @@ CONTROL_RESPONSE_LIMIT_S = 3.0
 NO_RESPONSE_S = 8.0
 # Lectures that must show controls: a lecture whose controls all failed to render would otherwise
 # pass.
-MUST_HAVE_CONTROLS = {"00_welcome", "04_unmasking", "06_compaction", "08_calculators"}
+MUST_HAVE_CONTROLS = {"00_welcome", "04_unmasking", "07_compaction", "09_calculators"}
 MUST_ANIMATE = {"04_unmasking"}  # notebooks that must hold at least one plotly animation
 
 # Problems that the browser tests found and that belong to a notebook's owner, not to these tests.
@@ -240,7 +240,7 @@ def test_analyse_counts_rendered_and_reports_each_failure():
 @pytest.mark.parametrize(
     "text, mangled",
     [
-        ("9is20turnsthateachsend150,000tokens", True),  # notebook 08's claims ledger before the fix
+        ("9is20turnsthateachsend150,000tokens", True),  # notebook 09's claims ledger before the fix
         ("9perhourand", True),
         ("150,000tokensperturn", True),
         ("O(n2)", False),
@@ -250,7 +250,7 @@ def test_analyse_counts_rendered_and_reports_each_failure():
         ("2di", False),  # notebook 01's $2d_i$ and $4 L d \\cdot n^2/2 = 2 L d n^2$
         ("4Ld⋅n2/2=2Ldn2", False),
         ("2a+b", False),
-        ("0.43to", True),  # notebook 08's ledger, "$0.43 to $8.55"
+        ("0.43to", True),  # notebook 09's ledger, "$0.43 to $8.55"
         ("0.28,inception/mercury−2", True),
         ("tokens per turn", False),  # \\text{...} keeps its spaces
     ],
@@ -516,13 +516,13 @@ def test_planted_breakage_is_reported(lab, open_page):
 
 def test_known_problems_are_warned_not_hidden(monkeypatch):
     monkeypatch.setitem(
-        KNOWN_PROBLEMS, "08_calculators", [("does not show its 'title", "planted: fix the title")]
+        KNOWN_PROBLEMS, "09_calculators", [("does not show its 'title", "planted: fix the title")]
     )
     problems = [
         "cell 3 ('x'): plotly figure does not show its 'title: Cumulative session cost'",
         "cell 4 ('y') raised ValueError: boom",
     ]
     with pytest.warns(UserWarning, match="known problem"):
-        left, known = _split_known("08_calculators", problems)
+        left, known = _split_known("09_calculators", problems)
     assert left == ["cell 4 ('y') raised ValueError: boom"] and len(known) == 1
     assert _split_known("00_welcome", problems) == (problems, [])

@@ -368,7 +368,7 @@ def test_break_even_shrinks_with_a_longer_horizon(prices):
 
 
 def _independent_cost(turns, new, out, p, threshold=None, keep_last=2, ratio=0.1, caching=False):
-    """A session's dollars, written again from the billing rules (as lab 08 states them)."""
+    """A session's dollars, written again from the billing rules (as lab 09 states them)."""
     blocks, cached_prefix, total = [], 0, 0.0
     for _ in range(turns):
         if threshold is not None and sum(blocks) + new > threshold and len(blocks) > keep_last:

@@ -110,7 +110,7 @@ def compacted(diffusion):
 
 def test_registered_by_name_but_off_the_ladder():
     assert MODEL_COMPACTORS == ("diffusion", "autoregressive")
-    assert not set(MODEL_COMPACTORS) & set(COMPACTORS)  # notebook 06/07 loops stay model-free
+    assert not set(MODEL_COMPACTORS) & set(COMPACTORS)  # notebook 07/08 loops stay model-free
     assert isinstance(get_compactor("diffusion"), DiffusionCompactor)
     assert isinstance(get_compactor("autoregressive"), AutoregressiveCompactor)
     with pytest.raises(ValueError, match="diffusion, autoregressive"):

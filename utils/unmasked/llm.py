@@ -9,7 +9,7 @@ messages that say what to do. Settings come from arguments, else from the enviro
     UNMASKED_LLM_API_KEY   (or OPENAI_API_KEY)    sent as a Bearer token, when set
 
 `ChatServer` is the other side: a real HTTP server on 127.0.0.1 (stdlib http.server, in a
-thread) that answers the same protocol with a Python function. The tests and notebook 06 use
+thread) that answers the same protocol with a Python function. The tests and notebook 07 use
 it to serve the deterministic extractive compactor, so nothing ever needs the internet.
 """
 

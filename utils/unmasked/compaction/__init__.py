@@ -13,7 +13,7 @@ message), compactors (the interface and the simple rungs), extractive (structure
 the anchored merge), llm_compactor (the model-written summary), diffusion (the course's models
 as compactors), registry (the ladder by name), core (compact_context, render, budgets),
 repeated (many compactions over one long session), figures (plotly figures and the widget
-playground of notebook 06; import it explicitly).
+playground of notebook 07; import it explicitly).
 """
 
 from .compactors import (

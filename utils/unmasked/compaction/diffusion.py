@@ -67,7 +67,7 @@ of what it writes fails grounding; that JSON holds the figures, both kinds of wi
 busy 2-core machine, run torch on one thread (torch.set_num_threads(1)): two threads waiting
 on each other made the tests' compaction several times slower.
 
-Not in COMPACTORS. The ladder that notebooks 06 and 07, the figures and the tests loop over
+Not in COMPACTORS. The ladder that notebooks 07 and 08, the figures and the tests loop over
 stays the offline, model-free rungs; these two are in MODEL_COMPACTORS and `get_compactor`
 accepts their names. Pass an instance where a list of compactor objects is taken
 (unmasked.evaluation.evaluate). Like every module of this package it imports at the top, so

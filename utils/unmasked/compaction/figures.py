@@ -1,4 +1,4 @@
-"""Pictures and the playground of notebook 06: plotly figures from plain results, and widgets.
+"""Pictures and the playground of notebook 07: plotly figures from plain results, and widgets.
 
 Every function takes results computed elsewhere (compact_context, repeated_compaction) and
 returns a plotly figure, so a test can call it without a browser. The playground only wires

@@ -1,7 +1,7 @@
 """Rung 6: a language model writes the summary, through any OpenAI-compatible endpoint.
 
 The prompt ships in the package (`unmasked/prompts/compaction_summary.txt`) so that a learner
-can read it, change it, and see in notebook 06 exactly what the model was asked. It names the
+can read it, change it, and see in notebook 07 exactly what the model was asked. It names the
 current task, because what to keep depends on what the agent is doing now.
 """
 

@@ -1,4 +1,4 @@
-"""Hidden checks for lab07_probes: score_answer, within_margin, category_verdicts.
+"""Hidden checks for lab08_probes: score_answer, within_margin, category_verdicts.
 
 Probes (with their KeyFacts) and the results table (a DataFrame) are built in the learner's
 kernel from JSON descriptions (see `spec.make`). Facts, answers and scores are drawn from the

@@ -1,4 +1,4 @@
-"""Hidden checks for lab08_costs: session_cost, session_cost_with_compaction, compaction_savings.
+"""Hidden checks for lab09_costs: session_cost, session_cost_with_compaction, compaction_savings.
 
 Every call gets a price dict shaped like the lab's (`dataclasses.asdict` of a ModelPrice, with
 litellm's field names) but with four per-token prices drawn from the grader's secret seed, all

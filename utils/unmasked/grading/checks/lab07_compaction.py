@@ -1,4 +1,4 @@
-"""Hidden checks for lab06_compaction: mask_observations, find_cut, compact_context.
+"""Hidden checks for lab07_compaction: mask_observations, find_cut, compact_context.
 
 Every history is drawn from the grader's secret seed: OpenAI-format message dicts with tool
 calls (some parallel), their results right after them, and random text. The expected answers
