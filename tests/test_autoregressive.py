@@ -268,6 +268,8 @@ def test_command_line_trains_the_twin_and_writes_its_report(tmp_path):
     report = (tmp_path / "autoregressive.md").read_text()
     assert report.startswith("# The shipped toy autoregressive checkpoint")
     assert "next-token cross-entropy" in report and "| autoregressive | 2 |" in report
+    assert "- rows trained: 8 (2 steps x batch 4)" in report
+    assert f"- forward passes per record: {meta['answer_len']}," in report
     with pytest.raises(SystemExit):  # a diffusion decoder cannot run a causal model's record
         main([*args, "--methods", "slots"])
     with pytest.raises(
@@ -335,3 +337,26 @@ def test_the_shipped_diffusion_budget_is_known(shipped_checkpoint):
 
     stages = rows_trained(load_checkpoint(shipped_checkpoint)[3])
     assert stages and all(s["rows"] > 0 for s in stages)
+
+
+def test_the_report_sets_the_twins_budget_beside_the_diffusion_models():
+    from unmasked.train import _budget_lines
+
+    race = {
+        "path": "d.pt",
+        "rows": 1000,
+        "stages": [{"steps": 10, "batch_size": 100, "rows": 1000}],
+    }
+    meta = {
+        "command": "python -m unmasked.train --arch autoregressive",
+        "steps": 25,
+        "train": {"batch_size": 8},
+        "answer_len": 218,
+        "diffusion_budget": race,
+    }
+    short = "\n".join(_budget_lines(meta))
+    assert "- rows trained: 200 (25 steps x batch 8)" in short
+    assert "trained on 1,000 rows over 1 stages: this twin had 20.0% of that budget" in short
+    assert "interim twin" in short
+    same = "\n".join(_budget_lines({**meta, "steps": 125}))
+    assert "100.0% of that budget" in same and "interim" not in same
