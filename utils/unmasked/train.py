@@ -896,6 +896,30 @@ def _loss_lines(meta: dict) -> list[str]:
     ]
 
 
+def _budget_lines(meta: dict) -> list[str]:
+    """The twin's training rows against those of the diffusion model it races (issue #19 asks for
+    the same budget), and what writing a record costs it."""
+    rows = sum(s["rows"] for s in rows_trained(meta))
+    lines = [
+        f"- rows trained: {rows:,} ({meta['steps']} steps x batch {meta['train']['batch_size']})",
+        f"- forward passes per record: {meta['answer_len']}, one per answer token (greedy, left to "
+        "right; with the KV cache the first pass also reads the prompt)",
+    ]
+    race = meta.get("diffusion_budget")
+    if race:
+        lines.append(
+            f"- the diffusion checkpoint it races (`{race['path']}`) trained on "
+            f"{race['rows']:,} rows over {len(race['stages'])} stages: this twin had "
+            f"{rows / race['rows']:.1%} of that budget"
+            + (
+                ""
+                if rows >= race["rows"]
+                else ", so it is an interim twin, not yet the same-budget race the issue asks for"
+            )
+        )
+    return lines
+
+
 def _arch(meta: dict) -> str:
     """Which model a checkpoint's meta describes (older checkpoints are all diffusion)."""
     return meta.get("train", {}).get("arch", "diffusion")
@@ -949,6 +973,7 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
             if ar
             else _loss_lines(meta)
         ),
+        *(_budget_lines(meta) if ar else []),
         f"- answer region: {meta['answer_len']} tokens"
         + (f", value slots {meta['layout']['widths']}" if "layout" in meta else "")
         + (
@@ -1323,6 +1348,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{answer_len} ({layout}), "
         f"{model.num_params():,} parameters, device {device}, threads {torch.get_num_threads()}"
     )
+    race = None  # the twin's budget is measured against the shipped diffusion checkpoint's
+    if ar and DEFAULT_CHECKPOINT.exists():
+        stages = rows_trained(load_checkpoint(DEFAULT_CHECKPOINT, "cpu")[3])
+        race = {
+            "path": str(DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)),
+            "rows": sum(s["rows"] for s in stages),
+            "stages": stages,
+        }
     quick = test[: args.quick_n]
     evals: list[dict] = []
     last_save = [time.perf_counter()]
@@ -1357,6 +1390,7 @@ def main(argv: list[str] | None = None) -> int:
                 else {}
             ),
             **({"init_from": start} if start else {}),
+            **({"diffusion_budget": race} if race else {}),
         }
 
     history: list[dict] = []
