@@ -968,7 +968,8 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
             [
                 "- loss: next-token cross-entropy on the answer tokens, given the prompt and the "
                 "answer before them"
-                " (the causal twin of the diffusion model: same code, size, examples and batches)"
+                " (the causal twin of the diffusion model: same code, size, examples and batch"
+                " construction; the budget is below)"
             ]
             if ar
             else _loss_lines(meta)
