@@ -14,7 +14,8 @@ start-up excluded, as in JupyterLab, where the kernel is already running when a 
 All), with the three slowest cells. A notebook over --budget (the learner's limit, 180 s on a quiet
 2-core machine) is flagged, not failed: a loaded CI machine is slower. It prints a line per notebook
 and writes the figures, with the device, command, date, the kernel's CPU seconds and the load
-average before and after each notebook, to data/bench/notebooks_defaults.json (--out). The figures
+average before and after each notebook, and what each cell printed, to
+data/bench/notebooks_defaults.json (--out). The figures
 depend on the machine and on what else runs on it: compare runs on a quiet machine only.
 """
 
@@ -99,6 +100,23 @@ def cell_seconds(nb) -> list[tuple[int, str, float]]:
     return rows
 
 
+def printed_text(nb, limit: int = 4000) -> dict[str, str]:
+    """What each code cell printed (stdout), by cell index, each cut to its last `limit`
+    characters: the figures a run showed, kept beside its seconds so that a note can cite them."""
+    out = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        text = "".join(
+            o.get("text", "")
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "stream" and o.get("name") == "stdout"
+        )
+        if text.strip():
+            out[str(i)] = ANSI.sub("", text)[-limit:]
+    return out
+
+
 def short_error(exc: BaseException) -> str:
     """The exception's type and the last line of its message (nbclient's traceback ends with the
     error)."""
@@ -170,6 +188,7 @@ def run_notebook(path: Path, timeout: int, keep: Path | None = None) -> dict:
         "kernel_cpu_s": round(kernel_cpu, 1),
         "slowest_cells": [{"cell": i, "source": src, "s": round(s, 1)} for i, src, s in slowest],
         "cell_s": {str(i): round(s, 1) for i, _, s in cells},  # every code cell, by index
+        "printed": printed_text(nb),
         "error": "interrupted" if interrupted else error,
         "error_detail": detail,
         "interrupted": interrupted,

@@ -28,9 +28,8 @@ from browser.harness import (
     NotebookPage,
     analyse,
     browser_required,
-    browser_unavailable,
+    chromium_or_skip,
     copy_notebooks,
-    find_chromium,
     mangled_math,
     split_console,
 )
@@ -77,15 +76,7 @@ def _split_known(name: str, problems: list[str]) -> tuple[list[str], list[str]]:
 # ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    reason = browser_unavailable()
-    if reason:
-        if browser_required():
-            pytest.fail(
-                f"UNMASKED_REQUIRE_BROWSER=1 but the browser tests cannot run: {reason}",
-                pytrace=False,
-            )
-        pytest.skip(f"browser tests skipped: {reason}")
-    return find_chromium()
+    return chromium_or_skip("the browser tests")
 
 
 @pytest.fixture(scope="module")

@@ -110,6 +110,18 @@ def test_report_names_device_command_date_and_each_notebooks_seconds():
     json.dumps(out)  # it is written as JSON
 
 
+def test_printed_text_keeps_each_cells_stdout_and_its_tail():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# title"), nbformat.v4.new_code_cell("x")]
+    nb.cells[1].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="first line\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="a progress bar\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="\x1b[31mlast\x1b[0m line\n"),
+    ]
+    assert bench.printed_text(nb) == {"1": "first line\nlast line\n"}
+    assert bench.printed_text(nb, limit=10) == {"1": "last line\n"}
+
+
 def test_progress_line_says_failed_or_over_budget():
     failed = bench.progress_line(1, 12, _row("x.ipynb", 3.0, error="CellTimeoutError: t"), 180)
     assert "FAILED CellTimeoutError" in failed
@@ -139,6 +151,7 @@ def test_a_failing_and_a_never_ending_notebook_fail_the_run(tmp_path, capsys, mo
     rows = {r["notebook"].rsplit("/", 1)[-1]: r for r in result["notebooks"]}
     assert rows["a_ok.ipynb"]["error"] is None
     assert rows["a_ok.ipynb"]["kernel_cpu_s"] > 0, "the kernel's start-up alone costs CPU"
+    assert rows["a_ok.ipynb"]["printed"] == {"0": "None\n"}, "run at the defaults, not fast mode"
     assert "ValueError" in rows["b_bad.ipynb"]["error"]
     assert "planted failure" in rows["b_bad.ipynb"]["error_detail"]
     assert "Timeout" in rows["c_hangs.ipynb"]["error"]

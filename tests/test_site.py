@@ -20,8 +20,7 @@ import pytest
 from browser.harness import (
     CHROMIUM_ARGS,
     browser_required,
-    browser_unavailable,
-    find_chromium,
+    chromium_or_skip,
     mangled_math,
 )
 
@@ -225,15 +224,7 @@ def test_copy_scripts_without_npm_ci_says_what_to_run(tmp_path):
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    reason = browser_unavailable()
-    if reason:
-        if browser_required():
-            pytest.fail(
-                f"UNMASKED_REQUIRE_BROWSER=1 but the site's browser test cannot run: {reason}",
-                pytrace=False,
-            )
-        pytest.skip(f"browser test skipped: {reason}")
-    return find_chromium()
+    return chromium_or_skip("the site's browser test")
 
 
 # What the page shows once MathJax and Mermaid are done: each <mjx-container> (its display flag,

@@ -118,6 +118,20 @@ def browser_required() -> bool:
     return value in ("1", "true", "yes", "on")
 
 
+def chromium_or_skip(what: str) -> str:
+    """The Chromium to drive; without one, skip `what` here, or fail it where CI requires it."""
+    import pytest
+
+    reason = browser_unavailable()
+    if reason:
+        if browser_required():
+            pytest.fail(
+                f"UNMASKED_REQUIRE_BROWSER=1 but {what} cannot run: {reason}", pytrace=False
+            )
+        pytest.skip(f"{what} skipped: {reason}")
+    return find_chromium()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -111,8 +111,19 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def time_method(method, models, prompts, length, vocab, device, warmup: int, repeats: int) -> dict:
-    """Median seconds of `repeats` runs after `warmup` untimed ones, and what it buys."""
+def time_method(
+    method,
+    models,
+    prompts,
+    length,
+    vocab,
+    device,
+    warmup: int,
+    repeats: int,
+    budget_s: float | None = None,
+) -> dict:
+    """Median seconds of `repeats` runs after `warmup` untimed ones, and what it buys; with
+    budget_s, the runs stop once they add up to it (at least one run)."""
     for _ in range(warmup):
         _run(method, models, prompts, length, vocab)
     seconds, passes = [], 0.0
@@ -122,6 +133,8 @@ def time_method(method, models, prompts, length, vocab, device, warmup: int, rep
         _, passes = _run(method, models, prompts, length, vocab)
         _sync(device)
         seconds.append(time.perf_counter() - start)
+        if budget_s is not None and sum(seconds) >= budget_s:
+            break
     median = statistics.median(seconds)
     return {
         "seconds": seconds,

@@ -57,20 +57,9 @@ def time_within(
     (at least one run): a slow method is timed once, a quick one several times."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    seconds, passes = [], 0.0
-    for _ in range(repeats):
-        run = bench.time_method(method, models, prompts, length, vocab, device, 0, 1)
-        seconds.append(run["median_s"])
-        passes = run["passes_per_record"]
-        if sum(seconds) >= budget_s:
-            break
-    median = statistics.median(seconds)
-    return {
-        "seconds": seconds,
-        "median_s": median,
-        "passes_per_record": passes,
-        "tokens_per_s": len(prompts) * length / median,
-    }
+    return bench.time_method(
+        method, models, prompts, length, vocab, device, 0, repeats, budget_s=budget_s
+    )
 
 
 def race(
