@@ -113,6 +113,12 @@ def test_registered_by_name_but_off_the_ladder():
     assert not set(MODEL_COMPACTORS) & set(COMPACTORS)  # notebook 07/08 loops stay model-free
     assert isinstance(get_compactor("diffusion"), DiffusionCompactor)
     assert isinstance(get_compactor("autoregressive"), AutoregressiveCompactor)
+    from unmasked import evaluation  # the probe harness takes the names too, not only instances
+
+    assert [type(c) for c in evaluation._check_compactors(["diffusion", "autoregressive"])] == [
+        DiffusionCompactor,
+        AutoregressiveCompactor,
+    ]
     with pytest.raises(ValueError, match="diffusion, autoregressive"):
         get_compactor("difusion")
     with pytest.raises(ValueError, match="tau"):

@@ -168,15 +168,16 @@ def _check_compactors(compactors) -> list:
             f"{compactors!r}; "
             f"for example {list(DETERMINISTIC)}"
         )
-    from unmasked.compaction import COMPACTORS, get_compactor
+    from unmasked.compaction import COMPACTORS, MODEL_COMPACTORS, get_compactor
 
+    known = (*COMPACTORS, *MODEL_COMPACTORS)  # the ladder, and the course's own models by name
     out = []
     for c in compactors:
         if _name(c) == FULL:
             out.append(FULL)
-        elif isinstance(c, str) and c not in COMPACTORS:
+        elif isinstance(c, str) and c not in known:
             raise ValueError(
-                f"unknown compactor {c!r}; accepted: {FULL!r} or one of {', '.join(COMPACTORS)}"
+                f"unknown compactor {c!r}; accepted: {FULL!r} or one of {', '.join(known)}"
             )
         else:
             out.append(get_compactor(c) if isinstance(c, str) else c)
