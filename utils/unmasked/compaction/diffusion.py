@@ -70,9 +70,9 @@ on each other made the tests' compaction several times slower.
 Not in COMPACTORS. The ladder that notebooks 07 and 08, the figures and the tests loop over
 stays the offline, model-free rungs; these two are in MODEL_COMPACTORS and `get_compactor`
 accepts their names, as does the probe harness (unmasked.evaluation.evaluate); pass an instance
-to choose tau, the device or the batch size. Like every module of this package it imports at the top, so
-`import unmasked.compaction` now brings torch in (the models need it; most lectures have it
-already through unmasked.viz).
+to choose tau, the device or the batch size. Like every module of this package it imports at the
+top, so `import unmasked.compaction` now brings torch in (the models need it; most lectures have
+it already through unmasked.viz).
 """
 
 from __future__ import annotations
