@@ -36,6 +36,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,14 +65,17 @@ TAU = 0.9
 COLUMNS = ("L", "batch", "method", "passes/record", "tokens/s", "x AR cache", "accuracy")
 
 
-def decode_methods(length: int) -> list[dict]:
-    """The methods raced at answer length L, in table order."""
+def decode_methods(
+    length: int, divisors: Sequence[int] = DIVISORS, tau: float | None = TAU
+) -> list[dict]:
+    """The methods raced at answer length L, in table order: K = L // d for each divisor d
+    (duplicates dropped), then adaptive at tau (None: none)."""
     out = [
         {"method": "AR, KV cache", "arch": "autoregressive", "cache": True},
         {"method": "AR, no cache", "arch": "autoregressive", "cache": False},
     ]
     seen = set()
-    for d in DIVISORS:
+    for d in divisors:
         k = max(1, length // d)
         if k not in seen:
             seen.add(k)
@@ -82,7 +86,8 @@ def decode_methods(length: int) -> list[dict]:
                     "K": k,
                 }
             )
-    out.append({"method": f"diffusion tau={TAU}", "arch": "diffusion", "tau": TAU})
+    if tau is not None:
+        out.append({"method": f"diffusion tau={tau}", "arch": "diffusion", "tau": tau})
     return out
 
 

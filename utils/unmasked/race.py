@@ -37,17 +37,7 @@ def race_methods(length: int, divisors: Sequence[int] = bench.DIVISORS, tau: flo
         raise ValueError(f"length must be a positive int, got {length!r}")
     if not divisors or any(not isinstance(d, int) or d < 1 for d in divisors):
         raise ValueError(f"divisors must be positive ints, got {list(divisors)!r}")
-    out = [m for m in bench.decode_methods(length) if m["arch"] == "autoregressive"]
-    seen = set()
-    for d in sorted(divisors):
-        k = max(1, length // d)
-        if k not in seen:
-            seen.add(k)
-            name = f"diffusion K=L/{d}" if d > 1 else "diffusion K=L"
-            out.append({"method": name, "arch": "diffusion", "K": k})
-    if tau is not None:
-        out.append({"method": f"diffusion tau={tau}", "arch": "diffusion", "tau": tau})
-    return out
+    return bench.decode_methods(length, sorted(divisors), tau)
 
 
 def time_within(
