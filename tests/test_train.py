@@ -622,7 +622,9 @@ def test_command_line_trains_saves_and_scores(tmp_path):
         "--eval-n",
         "3",
         "--eval-every",
-        "0",
+        "1",
+        "--quick-n",
+        "3",
         "--methods",
         "one_shot",
         "--threads",
@@ -633,6 +635,10 @@ def test_command_line_trains_saves_and_scores(tmp_path):
     assert main(args) == 0
     model, vocab, layout, meta = load_checkpoint(tmp_path / "diffusion.pt")
     assert meta["steps"] == 2 and meta["evaluations"][0]["n"] == 3
+    # the quick scores during training use the headline method, with its passes beside them
+    assert [q["method"] for q in meta["quick_evals"]] == ["adaptive tau=0.9"] * 2
+    assert all(q["passes"] >= 1 for q in meta["quick_evals"])
+    assert "During training (adaptive tau=0.9," in (tmp_path / "diffusion.md").read_text()
     assert (
         meta["train"]["sampler_frac"] == 0.0
     )  # the pure forward process unless --sampler-frac asks
