@@ -19,6 +19,16 @@ writes all 218 record tokens), its records are noise and are not scored.
     python benchmarks/bench_diffusion_compactor.py --sessions 8 \
         --json data/bench/diffusion_compactor.json
 
+All 250 sessions of each style take about an hour a style on one core, so the styles can run as
+two processes on two cores, then be merged into one file:
+
+    python benchmarks/bench_diffusion_compactor.py --sessions 250 --styles plain --core 0 \
+        --json build/dc_plain.json &
+    python benchmarks/bench_diffusion_compactor.py --sessions 250 --styles paraphrased --core 1 \
+        --no-extras --json build/dc_para.json
+    python benchmarks/bench_diffusion_compactor.py --merge build/dc_plain.json build/dc_para.json \
+        --json data/bench/diffusion_compactor_250.json
+
 Prints measured figures; it is not a test. Runs on one core (unmasked.env.pin_to_one_core).
 """
 
@@ -62,6 +72,19 @@ def _verdicts(df) -> dict:
     }
 
 
+def _session_scores(df, ids: list[str]) -> dict:
+    """Each session's mean score per context and category, in `ids` order: the spread behind
+    the means, for intervals and histograms."""
+    table = df.groupby(["compactor", "category", "session"])["score"].mean()
+    return {
+        name: {
+            cat: [round(float(table[name, cat].get(i, float("nan"))), 3) for i in ids]
+            for cat in sorted(set(df.loc[df["compactor"] == name, "category"]))
+        }
+        for name in dict.fromkeys(df["compactor"])
+    }
+
+
 def _show(title: str, df) -> None:
     import pandas as pd
 
@@ -91,6 +114,63 @@ def _kept(records) -> dict:
     }
 
 
+def _header(args, where: str, torch, diffusion, ar_trained: bool) -> dict:
+    """What every result file says about how it was made."""
+    return {
+        "benchmark": "diffusion compactor on the probe harness, and its speed vs the AR twin",
+        "command": "python " + " ".join(sys.argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} "
+        f"cores visible, {where}",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "settings": {
+            "target_ratio": 1 / args.target,
+            "keep_last": 3,
+            "tau": diffusion.tau,
+            "turn_tokens": diffusion.turn_tokens,
+            "batch_size": args.batch_size,
+            "prompt_room": diffusion.prompt_room(),
+            "fixtures": {"target_ratio": 0.6, "keep_last": 1},
+        },
+        "notes": {
+            "diffusion": "merged records, then the newest exchanges verbatim to the budget "
+            "(as anchored); its task line is the given current task, not model output",
+            "diffusion_record": "the merged records alone; it reads the records the "
+            "diffusion context wrote for the same windows, so its seconds exclude the model",
+            "fields_kept": "windows whose record kept the field after grounding (a value "
+            "not found in its window is dropped)",
+        },
+        "ar_trained": ar_trained,
+        "ar_note": "trained twin: scored and timed"
+        if ar_trained
+        else "no data/checkpoints/autoregressive.pt: an untrained twin, timed only",
+    }
+
+
+def merge_parts(parts: list[dict]) -> dict:
+    """One result from runs over different styles: the first part's header, fixtures and speed,
+    every part's styles, and each part's command, date and device (its "parts")."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    merged = {k: v for k, v in parts[0].items() if k not in ("styles", "wall_seconds")}
+    merged["styles"] = {}
+    for part in parts:
+        if part.get("settings") != parts[0].get("settings"):
+            raise ValueError(f"parts were run at different settings: {part.get('command')}")
+        overlap = set(merged["styles"]) & set(part.get("styles", {}))
+        if overlap:
+            raise ValueError(f"two parts score the same style: {sorted(overlap)}")
+        merged["styles"].update(part.get("styles", {}))
+    merged["command"] = " && ".join(p["command"] for p in parts)
+    merged["parts"] = [
+        {k: p.get(k) for k in ("command", "date", "device", "wall_seconds")} for p in parts
+    ]
+    merged["wall_seconds"] = max(p.get("wall_seconds", 0.0) for p in parts)
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8, help="sessions per style")
@@ -101,8 +181,35 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=10.0, help="10 means 10:1")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--styles", default="plain,paraphrased", help="surface styles to score, comma-separated"
+    )
+    parser.add_argument("--core", type=int, default=None, help="the CPU core to run on")
+    parser.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="score the sessions only: no transcript fixtures, no speed race",
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="merge these JSON files (runs over different styles) into --json, and exit",
+    )
     args = parser.parse_args()
-    where = pin_to_one_core()
+    if args.merge:
+        if args.json is None:
+            parser.error("--merge needs --json, the file to write")
+        merged = merge_parts([json.loads(p.read_text()) for p in args.merge])
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(merged, indent=1) + "\n")
+        print(f"wrote {args.json}: styles {', '.join(merged['styles'])}")
+        return
+    styles = [s for s in args.styles.split(",") if s]
+    if not styles or set(styles) - {"plain", "paraphrased"}:
+        parser.error(f"--styles takes plain and/or paraphrased, got {args.styles!r}")
+    where = pin_to_one_core(args.core)
 
     import pandas as pd
     import torch
@@ -124,8 +231,10 @@ def main() -> None:
     count_tokens("warm up the tokenizer")
     started = time.perf_counter()
     plain = load_sessions(limit=args.sessions)
-    paraphrased = generate_session_range(
-        250, 0, 20_000, 150_000, 0, args.sessions, style="paraphrased"
+    paraphrased = (
+        generate_session_range(250, 0, 20_000, 150_000, 0, args.sessions, style="paraphrased")
+        if "paraphrased" in styles
+        else []
     )
     fixtures = sorted((REPO_ROOT / "tests/fixtures/transcripts").glob("*"))
     transcripts = [load_transcript(p) for p in fixtures if p.name != "README.md"]
@@ -152,6 +261,8 @@ def main() -> None:
     result: dict = {"styles": {}}
     kept: dict = {}
     for style, sessions in (("plain", plain), ("paraphrased", paraphrased)):
+        if style not in styles:
+            continue
         diffusion.seen = []
         df = evaluate(sessions, contexts, target_ratio=1 / args.target, keep_last=3)
         _show(f"{style} sessions (n={len(sessions)})", df)
@@ -175,7 +286,22 @@ def main() -> None:
                 .items()
             },
             "fields_kept": kept[style],
+            "session_scores": _session_scores(df, [s.id for s in sessions]),
         }
+
+    if args.no_extras:
+        wall = time.perf_counter() - started
+        print(f"\nwall time {wall:.0f} s on {where}")
+        if args.json is not None:
+            record = {
+                **_header(args, where, torch, diffusion, ar_trained),
+                **result,
+                "wall_seconds": round(wall, 1),
+            }
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(record, indent=1) + "\n")
+            print(f"wrote {args.json}")
+        return
 
     diffusion.seen = []
     fixture_df = evaluate(transcripts, contexts, target_ratio=0.6, keep_last=1, progress=False)
@@ -270,35 +396,7 @@ def main() -> None:
 
     if args.json is not None:
         record = {
-            "benchmark": "diffusion compactor on the probe harness, and its speed vs the AR twin",
-            "command": "python " + " ".join(sys.argv),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} "
-            f"cores visible, {where}",
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-            "settings": {
-                "target_ratio": 1 / args.target,
-                "keep_last": 3,
-                "tau": diffusion.tau,
-                "turn_tokens": diffusion.turn_tokens,
-                "batch_size": args.batch_size,
-                "prompt_room": diffusion.prompt_room(),
-                "fixtures": {"target_ratio": 0.6, "keep_last": 1},
-            },
-            "notes": {
-                "diffusion": "merged records, then the newest exchanges verbatim to the budget "
-                "(as anchored); its task line is the given current task, not model output",
-                "diffusion_record": "the merged records alone; it reads the records the "
-                "diffusion context wrote for the same windows, so its seconds exclude the model",
-                "fields_kept": "windows whose record kept the field after grounding (a value "
-                "not found in its window is dropped)",
-            },
-            "ar_trained": ar_trained,
-            "ar_note": "trained twin: scored and timed"
-            if ar_trained
-            else "no data/checkpoints/autoregressive.pt: an untrained twin, timed only",
+            **_header(args, where, torch, diffusion, ar_trained),
             **result,
             "speed": {
                 "rows": rows,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+from nbhelpers import ROOT
 
 from unmasked.compaction import (
     COMPACTORS,
@@ -317,3 +320,37 @@ def test_on_held_out_training_style_sessions_the_records_are_right(diffusion):
             right += record.kept[key] == s.record[key]
             total += 1
     assert right / total >= 0.75, f"{right}/{total}"
+
+
+def _bench_script():
+    spec = importlib.util.spec_from_file_location(
+        "bench_diffusion_compactor", ROOT / "benchmarks" / "bench_diffusion_compactor.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_merges_style_runs_and_refuses_parts_that_do_not_fit():
+    """The 250-session run is one process per style on its own core; the merged file keeps
+    every part's command, date and device, and refuses a style scored twice or other settings."""
+    merge = _bench_script().merge_parts
+    part = {"settings": {"tau": 0.9}, "date": "d1", "device": "core 0", "wall_seconds": 5.0}
+    plain = {**part, "command": "python b.py --styles plain", "styles": {"plain": {"n": 1}}}
+    para = {
+        **part,
+        "command": "python b.py --styles paraphrased",
+        "styles": {"paraphrased": {"n": 2}},
+        "wall_seconds": 7.0,
+    }
+    merged = merge([plain, para])
+    assert merged["styles"] == {"plain": {"n": 1}, "paraphrased": {"n": 2}}
+    assert merged["command"] == "python b.py --styles plain && python b.py --styles paraphrased"
+    assert [p["command"] for p in merged["parts"]] == [plain["command"], para["command"]]
+    assert merged["wall_seconds"] == 7.0
+    with pytest.raises(ValueError, match="same style"):
+        merge([plain, plain])
+    with pytest.raises(ValueError, match="different settings"):
+        merge([plain, {**para, "settings": {"tau": 0.5}}])
+    with pytest.raises(ValueError, match="nothing"):
+        merge([])

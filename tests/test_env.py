@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -80,3 +81,20 @@ def test_fast_mode_rejects_garbage(monkeypatch):
     monkeypatch.setenv("UNMASKED_FAST", "maybe")
     with pytest.raises(ValueError, match="UNMASKED_FAST"):
         env.fast_mode()
+
+
+def test_pin_to_one_core_takes_a_chosen_core_and_refuses_one_it_may_not_use(monkeypatch):
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no sched_setaffinity on this OS")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+        monkeypatch.setenv(var, "restored after the test")  # pin_to_one_core sets them
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "restored after the test")
+    before = os.sched_getaffinity(0)
+    try:
+        core = max(before)
+        assert env.pin_to_one_core(core) == f"pinned to core {core}"
+        assert os.sched_getaffinity(0) == {core}
+        with pytest.raises(ValueError, match="not one this process may run on"):
+            env.pin_to_one_core(10_000)
+    finally:
+        os.sched_setaffinity(0, before)

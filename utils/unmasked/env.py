@@ -106,17 +106,23 @@ def fast_or(full, fast):
     return fast if fast_mode() else full
 
 
-def pin_to_one_core() -> str:
+def pin_to_one_core(core: int | None = None) -> str:
     """Run this process (and the thread pools it starts later) on one core, for benchmarks.
 
     The course's speed targets are stated for one CPU core, so a figure should not depend on how
-    many cores the machine happens to have. Returns a line saying what was done.
+    many cores the machine happens to have. `core` picks which (default: the lowest allowed), so
+    that two benchmark processes can run side by side without sharing one. Returns a line saying
+    what was done.
     """
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
         os.environ[var] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
+        allowed = os.sched_getaffinity(0)
+        if core is None:
+            core = min(allowed)
+        elif core not in allowed:
+            raise ValueError(f"core {core} is not one this process may run on: {sorted(allowed)}")
         os.sched_setaffinity(0, {core})
         return f"pinned to core {core}"
     return "not pinned (no sched_setaffinity on this OS)"
