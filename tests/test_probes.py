@@ -285,6 +285,32 @@ def test_evaluate_is_deterministic_and_checks_its_input(sessions, table):
         ev.evaluate(sessions[:1], ["full", "full"], progress=False)
 
 
+def test_a_recorded_runs_session_scores_give_back_the_live_verdicts(table):
+    """A benchmark file keeps one mean per session, context and category; read back, it gives
+    the verdicts the live table gives, and intervals that resample sessions."""
+    ids = list(dict.fromkeys(table["session"]))
+    by = table.set_index(["compactor", "category", "session"])["score"]
+    recorded = {
+        c: {k: [float(by[c, k, i]) for i in ids] for k in PROBE_CATEGORIES}
+        for c in dict.fromkeys(table["compactor"])
+    }
+    ratios = table.groupby("compactor")["compression_ratio"].median().to_dict()
+    frame = ev.session_scores_frame(recorded, ids, ratios)
+    assert len(frame) == len(table)
+    live, back = ev.verdicts(table), ev.verdicts(frame)
+    pd.testing.assert_frame_equal(
+        live.sort_values(["compactor", "category"]).reset_index(drop=True),
+        back.sort_values(["compactor", "category"]).reset_index(drop=True),
+        check_exact=False,
+    )
+    assert set(ev.bootstrap_ci(frame)["n"]) == {len(ids)}
+    recorded["full"]["task"] = [5.0]
+    with pytest.raises(ValueError, match="1 scores for 6 sessions"):
+        ev.session_scores_frame(recorded, ids)
+    with pytest.raises(ValueError, match="no scores"):
+        ev.session_scores_frame({}, ids)
+
+
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean(table):
     a, b = ev.bootstrap_ci(table, seed=3), ev.bootstrap_ci(table, seed=3)
     pd.testing.assert_frame_equal(a, b)

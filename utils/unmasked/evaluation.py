@@ -1,9 +1,8 @@
 """Probe-based evaluation of compactors: scores, confidence intervals, verdicts and a ratio sweep.
 
-    df = evaluate(sessions, ["full", "truncation", "extractive"])     # one row per session x probe
-    x compactor ci = bootstrap_ci(df)                                               # mean and 95%
-    CI per category x compactor verdicts(df)
-    # within 0.3 of full context, per category
+    df = evaluate(sessions, ["full", "truncation", "extractive"])  # a row per session x probe
+    ci = bootstrap_ci(df)  # mean and 95% CI per category x compactor
+    verdicts(df)  # within 0.3 of full context, per category
 
 "full" is the baseline: the whole session, uncompacted. Every other name is a compactor of
 `unmasked.compaction` (or a Compactor instance), run once per session with the same settings.
@@ -333,6 +332,43 @@ def bootstrap_ci(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def session_scores_frame(
+    session_scores: dict, sessions: Sequence[str], median_ratio: dict | None = None
+) -> pd.DataFrame:
+    """A recorded run's per-session means back as evaluate()-shaped rows (session, compactor,
+    category, score), so that bootstrap_ci, verdicts and scores_figure read a benchmark's file
+    as they read a live run. The intervals then resample sessions, not probes: probes of one
+    session share its text, so sessions are the independent draws.
+
+    session_scores: compactor -> category -> one mean per session, in `sessions` order (the
+    shape benchmarks/bench_diffusion_compactor.py writes); median_ratio: compactor -> median
+    compression ratio, carried into compression_ratio.
+    """
+    rows = []
+    for compactor, by_category in session_scores.items():
+        for category, scores in by_category.items():
+            if len(scores) != len(sessions):
+                raise ValueError(
+                    f"{compactor}/{category}: {len(scores)} scores for {len(sessions)} sessions"
+                )
+            for session, score in zip(sessions, scores):
+                if score is not None and not np.isnan(score):
+                    rows.append(
+                        {
+                            "session": session,
+                            "compactor": compactor,
+                            "category": category,
+                            "score": float(score),
+                        }
+                    )
+    if not rows:
+        raise ValueError("no scores recorded")
+    df = pd.DataFrame(rows)
+    if median_ratio is not None:
+        df["compression_ratio"] = df["compactor"].map(median_ratio).astype(float)
+    return df
 
 
 def constant_note(scores) -> str:
