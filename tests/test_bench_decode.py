@@ -2,6 +2,7 @@
 (sampling.fill_batch)."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -155,3 +156,38 @@ def test_tau_bench_on_the_shipped_checkpoint(tmp_path, shipped_checkpoint, capsy
         )  # every answer position, committed once
         assert 0 <= r["calibration_error"] <= 1 and 0 <= r["calibration_error_values"] <= 1
         assert 0 < sum(b["n"] for b in r["reliability_values"]) < 3 * layout.length(vocab)
+
+
+def test_time_method_budget_stops_repeats_and_warmup_batch_warms_on_fewer_prompts(monkeypatch):
+    """A batch-64 cell on a CPU costs minutes a run: --budget-s caps the timed runs (never below
+    one) and --warmup-batch warms up on a slice, while the timed runs keep the whole batch."""
+    from unmasked import bench
+
+    calls = []
+
+    def fake_run(method, models, prompts, length, vocab):
+        calls.append(len(prompts))
+        time.sleep(0.02)
+        return [[0] * length for _ in prompts], float(length)
+
+    monkeypatch.setattr(bench, "_run", fake_run)
+    prompts = [[1, 2]] * 8
+    timing = bench.time_method({}, {}, prompts, 4, None, "cpu", 2, 5, budget_s=0.01, warmup_batch=1)
+    assert calls == [1, 1, 8] and len(timing["seconds"]) == 1
+    calls.clear()
+    timing = bench.time_method({}, {}, prompts, 4, None, "cpu", 1, 3)
+    assert calls == [8, 8, 8, 8] and len(timing["seconds"]) == 3
+    assert timing["tokens_per_s"] == pytest.approx(8 * 4 / timing["median_s"])
+
+
+def test_decode_cli_records_budget_and_rejects_bad_values(tmp_path, capsys):
+    out = tmp_path / "decode.json"
+    args = ["decode", "--tiny", "--quiet", "--threads", "1", "--out", str(out)]
+    assert main([*args, "--budget-s", "1e-9", "--warmup-batch", "1", "--lengths", "8"]) == 0
+    result = json.loads(out.read_text())
+    assert result["grid"]["budget_s"] == 1e-9 and result["grid"]["warmup_batch"] == 1
+    assert all(len(r["seconds"]) == 1 for r in result["rows"])
+    for bad in (["--budget-s", "0"], ["--warmup-batch", "0"]):
+        with pytest.raises(SystemExit):
+            main([*args, *bad])
+        assert "must be" in capsys.readouterr().err

@@ -126,11 +126,14 @@ def time_method(
     warmup: int,
     repeats: int,
     budget_s: float | None = None,
+    warmup_batch: int | None = None,
 ) -> dict:
     """Median seconds of `repeats` runs after `warmup` untimed ones, and what it buys; with
-    budget_s, the runs stop once they add up to it (at least one run)."""
+    budget_s, the runs stop once they add up to it (at least one run). warmup_batch runs the
+    warm-up on that many prompts only: it loads the code paths and the allocator, and at batch
+    64 on a CPU a full-batch warm-up would cost as much as a timed run."""
     for _ in range(warmup):
-        _run(method, models, prompts, length, vocab)
+        _run(method, models, prompts[:warmup_batch], length, vocab)
     seconds, passes = [], 0.0
     for _ in range(repeats):
         _sync(device)
@@ -252,7 +255,18 @@ def decode_bench(args) -> dict:
         if not prompts:
             raise ValueError(f"no prompt leaves room for {L} answer tokens in max_len={max_len}")
         prompts = [prompts[i % len(prompts)] for i in range(B)]
-        timing = time_method(method, models, prompts, L, vocab, device, args.warmup, args.repeats)
+        timing = time_method(
+            method,
+            models,
+            prompts,
+            L,
+            vocab,
+            device,
+            args.warmup,
+            args.repeats,
+            budget_s=args.budget_s,
+            warmup_batch=args.warmup_batch,
+        )
         key = method["method"]
         if L != A:
             acc, note = None, "not a record"
@@ -303,7 +317,9 @@ def decode_bench(args) -> dict:
             "lengths": args.lengths,
             "batches": args.batches,
             "warmup": args.warmup,
+            "warmup_batch": args.warmup_batch,
             "repeats": args.repeats,
+            "budget_s": args.budget_s,
             "accuracy_n": args.accuracy_n,
             "tiny": args.tiny,
             "record_length": A,
@@ -316,7 +332,8 @@ def decode_bench(args) -> dict:
             }
             for arch in ("diffusion", "autoregressive")
         },
-        "timing": "median seconds over repeats after warm-up; tokens/s = batch * L / median",
+        "timing": "median seconds over the timed runs after warm-up (repeats, or fewer once "
+        "they add up to budget_s); tokens/s = batch * L / median",
         "rows": rows,
         "crossover": crossover(rows),
     }
@@ -467,6 +484,19 @@ def main(argv: list[str] | None = None) -> int:
     dec.add_argument("--warmup", type=int, default=1)
     dec.add_argument("--repeats", type=int, default=3)
     dec.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="per cell: stop repeating once the timed runs add up to this many seconds "
+        "(at least one run; the JSON keeps every run's seconds)",
+    )
+    dec.add_argument(
+        "--warmup-batch",
+        type=int,
+        default=None,
+        help="warm up on this many prompts instead of the whole batch (default: the whole batch)",
+    )
+    dec.add_argument(
         "--accuracy-n",
         type=int,
         default=64,
@@ -515,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.warmup < 0 or args.repeats < 1:
         parser.error("--warmup must be >= 0 and --repeats >= 1")
+    if args.budget_s is not None and args.budget_s <= 0:
+        parser.error("--budget-s must be > 0")
+    if args.warmup_batch is not None and args.warmup_batch < 1:
+        parser.error("--warmup-batch must be >= 1")
     if args.tiny:
         given = set(a.split("=")[0] for a in argv)
         args.lengths = args.lengths if "--lengths" in given else [8, 16]
