@@ -159,6 +159,19 @@ def test_speed_figure_marks_the_crossover_and_sets_accuracy_beside():
     assert "AR accuracy" in [t.name for t in with_ar.data]
 
 
+def test_batch_figure_draws_a_line_per_method_across_batches():
+    rows = []
+    for batch in (1, 8, 64):
+        for r in _rows_from_costs(64, 0.001 / batch, 0.008 / batch**0.5, (64, 8)):
+            rows.append({**r, "batch": batch, "tokens_per_s": r["tokens_per_s"] * batch})
+    fig = race.batch_figure(rows, 64)
+    assert [t.name for t in fig.data] == list(dict.fromkeys(r["method"] for r in rows))
+    cached = next(t for t in fig.data if t.name == race.AR_CACHE)
+    assert list(cached.x) == [1, 8, 64] and cached.y[2] > cached.y[0]
+    with pytest.raises(ValueError, match="one batch size"):
+        race.batch_figure([r for r in rows if r["batch"] == 1], 64)
+
+
 def test_tau_and_reliability_figures():
     rows = [
         {"tau": 0.9, "passes_mean": 1.3, "accuracy": 98.7, "all_fields": 92.0},

@@ -8,8 +8,8 @@ lecture needs around them:
 - the arithmetic that explains the result: seconds per diffusion pass and per autoregressive
   token, the crossover K they predict, and the roofline's arithmetic intensity;
 - recorded results of other devices (data/bench/decode_*.json);
-- plotly figures of tokens/s against K with the crossover marked, accuracy beside it, the tau sweep
-  and the reliability curve.
+- plotly figures of tokens/s against K with the crossover marked, accuracy beside it, tokens/s
+  against batch size, the tau sweep and the reliability curve.
 """
 
 from __future__ import annotations
@@ -318,6 +318,53 @@ def speed_vs_k_figure(
         height=430,
         legend=dict(orientation="h", y=-0.22),
         margin=dict(t=80),
+    )
+    return fig
+
+
+def batch_figure(rows: list[dict], length: int, title: str = "") -> go.Figure:
+    """Tokens/s against batch size at one answer length, a line per method (log-log).
+
+    Where batch 1 leaves a chip idle, a cached AR step over B rows costs little more than over
+    one, so AR's line climbs with B; a diffusion pass is already a big matrix product at B = 1,
+    so its lines climb less. Where the lines cross, serving at that batch favours the other side.
+    """
+    part = [r for r in rows if r["L"] == length]
+    batches = sorted({r["batch"] for r in part})
+    if len(batches) < 2:
+        raise ValueError(f"L = {length}: rows at one batch size ({batches}) draw no line")
+    fig = go.Figure()
+    for method in dict.fromkeys(r["method"] for r in part):
+        line = sorted((r for r in part if r["method"] == method), key=lambda r: r["batch"])
+        color = (
+            AR_COLOR
+            if method == AR_CACHE
+            else AR_SLOW_COLOR
+            if method == AR_NO_CACHE
+            else TAU_COLOR
+            if "tau" in method
+            else DIFFUSION_COLOR
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[r["batch"] for r in line],
+                y=[r["tokens_per_s"] for r in line],
+                mode="lines+markers",
+                name=method,
+                line=dict(
+                    color=color,
+                    dash="solid" if method in (AR_CACHE,) or "tau" in method else "dot",
+                    width=3 if method == AR_CACHE or "tau" in method else 1.5,
+                ),
+                hovertemplate=f"{method}<br>batch %{{x}}<br>%{{y:,.0f}} tokens/s<extra></extra>",
+            )
+        )
+    fig.update_xaxes(type="log", title_text="batch (records written at once)", tickvals=batches)
+    fig.update_yaxes(type="log", title_text="tokens/s")
+    fig.update_layout(
+        title=title or f"L = {length}: tokens/s against batch size",
+        height=430,
+        legend=dict(orientation="h", y=-0.25),
     )
     return fig
 
