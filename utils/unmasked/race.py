@@ -336,26 +336,17 @@ def batch_figure(rows: list[dict], length: int, title: str = "") -> go.Figure:
     fig = go.Figure()
     for method in dict.fromkeys(r["method"] for r in part):
         line = sorted((r for r in part if r["method"] == method), key=lambda r: r["batch"])
-        color = (
-            AR_COLOR
-            if method == AR_CACHE
-            else AR_SLOW_COLOR
-            if method == AR_NO_CACHE
-            else TAU_COLOR
-            if "tau" in method
-            else DIFFUSION_COLOR
+        color = {AR_CACHE: AR_COLOR, AR_NO_CACHE: AR_SLOW_COLOR}.get(
+            method, TAU_COLOR if "tau" in method else DIFFUSION_COLOR
         )
+        bold = method == AR_CACHE or "tau" in method  # the two each side would deploy
         fig.add_trace(
             go.Scatter(
                 x=[r["batch"] for r in line],
                 y=[r["tokens_per_s"] for r in line],
                 mode="lines+markers",
                 name=method,
-                line=dict(
-                    color=color,
-                    dash="solid" if method in (AR_CACHE,) or "tau" in method else "dot",
-                    width=3 if method == AR_CACHE or "tau" in method else 1.5,
-                ),
+                line=dict(color=color, dash="solid" if bold else "dot", width=3 if bold else 1.5),
                 hovertemplate=f"{method}<br>batch %{{x}}<br>%{{y:,.0f}} tokens/s<extra></extra>",
             )
         )
