@@ -110,7 +110,7 @@ bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; "$(PY)" "$$script" || exit 1; done
 
 bench-decode: setup
-	"$(PY)" -m unmasked.bench decode
+	"$(PY)" -m unmasked.bench decode --warmup-batch 1 --budget-s 20 --threads 1
 
 clean:
 	rm -rf .venv build site node_modules *.egg-info utils/*.egg-info .pytest_cache .hypothesis
