@@ -26,6 +26,7 @@ two processes on two cores, then be merged into one file:
         --json build/dc_plain.json &
     python benchmarks/bench_diffusion_compactor.py --sessions 250 --styles paraphrased --core 1 \
         --no-extras --json build/dc_para.json
+    wait
     python benchmarks/bench_diffusion_compactor.py --merge build/dc_plain.json build/dc_para.json \
         --json data/bench/diffusion_compactor_250.json
 
@@ -132,7 +133,7 @@ def _header(args, where: str, torch, diffusion, ar_trained: bool) -> dict:
             "turn_tokens": diffusion.turn_tokens,
             "batch_size": args.batch_size,
             "prompt_room": diffusion.prompt_room(),
-            "fixtures": {"target_ratio": 0.6, "keep_last": 1},
+            **({} if args.no_extras else {"fixtures": {"target_ratio": 0.6, "keep_last": 1}}),
         },
         "notes": {
             "diffusion": "merged records, then the newest exchanges verbatim to the budget "
@@ -143,27 +144,47 @@ def _header(args, where: str, torch, diffusion, ar_trained: bool) -> dict:
             "not found in its window is dropped)",
         },
         "ar_trained": ar_trained,
-        "ar_note": "trained twin: scored and timed"
+        "ar_note": ("trained twin: scored" + ("" if args.no_extras else " and timed"))
         if ar_trained
         else "no data/checkpoints/autoregressive.pt: an untrained twin, timed only",
     }
 
 
+def _run_key(part: dict) -> str:
+    """What parts of one result must share: settings (fixtures aside), twin and torch."""
+    settings = {k: v for k, v in part.get("settings", {}).items() if k != "fixtures"}
+    return json.dumps([settings, part.get("ar_trained"), part.get("torch")], sort_keys=True)
+
+
 def merge_parts(parts: list[dict]) -> dict:
-    """One result from runs over different styles: the first part's header, fixtures and speed,
-    every part's styles, and each part's command, date and device (its "parts")."""
+    """One result from runs over different styles, run side by side: every part's styles, the
+    fixtures and speed of the one part that ran them, the rest of the header from the first
+    part, and each part's command, date and device (its "parts")."""
     if not parts:
         raise ValueError("nothing to merge")
-    merged = {k: v for k, v in parts[0].items() if k not in ("styles", "wall_seconds")}
+    extras = [p for p in parts if "speed" in p or "fixtures" in p]
+    if len(extras) > 1:
+        raise ValueError("more than one part ran the fixtures and the speed race")
+    sizes = {len(s["sessions"]) for p in parts for s in p.get("styles", {}).values()}
+    if len({_run_key(p) for p in parts}) > 1 or len(sizes) > 1:
+        raise ValueError(
+            "parts were run at different settings, twins, torch versions or session counts: "
+            + "; ".join(p.get("command", "?") for p in parts)
+        )
+    first = extras[0] if extras else parts[0]
+    merged = {k: v for k, v in first.items() if k not in ("styles", "wall_seconds")}
     merged["styles"] = {}
     for part in parts:
-        if part.get("settings") != parts[0].get("settings"):
-            raise ValueError(f"parts were run at different settings: {part.get('command')}")
         overlap = set(merged["styles"]) & set(part.get("styles", {}))
         if overlap:
             raise ValueError(f"two parts score the same style: {sorted(overlap)}")
         merged["styles"].update(part.get("styles", {}))
-    merged["command"] = " && ".join(p["command"] for p in parts)
+    if "speed" in merged and len(parts) > 1:
+        merged["speed"]["parallel_note"] = (
+            "timed in its own part while the other parts ran on other cores (each process pinned "
+            "to one core; they share memory bandwidth and the last-level cache)"
+        )
+    merged["command"] = " & ".join(p["command"] for p in parts)
     merged["parts"] = [
         {k: p.get(k) for k in ("command", "date", "device", "wall_seconds")} for p in parts
     ]

@@ -333,24 +333,67 @@ def _bench_script():
 
 def test_bench_merges_style_runs_and_refuses_parts_that_do_not_fit():
     """The 250-session run is one process per style on its own core; the merged file keeps
-    every part's command, date and device, and refuses a style scored twice or other settings."""
+    every part's command, date and device, takes the speed race from the part that ran it
+    (whichever comes first), and refuses a style scored twice, other settings or session
+    counts, or two parts that both ran the extras."""
     merge = _bench_script().merge_parts
     part = {"settings": {"tau": 0.9}, "date": "d1", "device": "core 0", "wall_seconds": 5.0}
-    plain = {**part, "command": "python b.py --styles plain", "styles": {"plain": {"n": 1}}}
+    plain = {
+        **part,
+        "command": "python b.py --styles plain",
+        "styles": {"plain": {"sessions": ["a", "b"]}},
+        "settings": {"tau": 0.9, "fixtures": {"keep_last": 1}},
+        "speed": {"ratio_ar_over_diffusion": 0.2},
+    }
     para = {
         **part,
-        "command": "python b.py --styles paraphrased",
-        "styles": {"paraphrased": {"n": 2}},
+        "command": "python b.py --styles paraphrased --no-extras",
+        "styles": {"paraphrased": {"sessions": ["a-p", "b-p"]}},
         "wall_seconds": 7.0,
     }
-    merged = merge([plain, para])
-    assert merged["styles"] == {"plain": {"n": 1}, "paraphrased": {"n": 2}}
-    assert merged["command"] == "python b.py --styles plain && python b.py --styles paraphrased"
-    assert [p["command"] for p in merged["parts"]] == [plain["command"], para["command"]]
+    merged = merge([para, plain])
+    assert set(merged["styles"]) == {"plain", "paraphrased"}
+    assert merged["speed"]["ratio_ar_over_diffusion"] == 0.2 and "parallel_note" in merged["speed"]
+    assert merged["settings"]["fixtures"] == {"keep_last": 1}
+    assert merged["command"] == f"{para['command']} & {plain['command']}"
+    assert [p["command"] for p in merged["parts"]] == [para["command"], plain["command"]]
     assert merged["wall_seconds"] == 7.0
     with pytest.raises(ValueError, match="same style"):
-        merge([plain, plain])
+        merge([para, {**para, "command": "again"}])
+    with pytest.raises(ValueError, match="more than one part"):
+        merge([plain, {**plain, "styles": {"paraphrased": {"sessions": ["a", "b"]}}}])
     with pytest.raises(ValueError, match="different settings"):
         merge([plain, {**para, "settings": {"tau": 0.5}}])
+    with pytest.raises(ValueError, match="session counts"):
+        merge([plain, {**para, "styles": {"paraphrased": {"sessions": ["a-p"]}}}])
     with pytest.raises(ValueError, match="nothing"):
         merge([])
+
+
+def test_the_recorded_250_session_run_is_whole_and_agrees_with_itself():
+    """data/bench/diffusion_compactor_250.json (lecture 10 reads it): every committed session in
+    each style, every context's per-session scores, and the means and verdicts recomputed from
+    those scores equal the ones it states."""
+    import json
+
+    from unmasked import evaluation
+    from unmasked.sessions import load_sessions
+
+    result = json.loads((ROOT / "data" / "bench" / "diffusion_compactor_250.json").read_text())
+    assert set(result["styles"]) == {"plain", "paraphrased"}
+    assert {"command", "date", "device"} <= set(result) and len(result["parts"]) == 2
+    ids = [s.id for s in load_sessions()]
+    for style, part in result["styles"].items():
+        assert part["sessions"] == [i if style == "plain" else f"{i}-{style}" for i in ids]
+        assert {"full", "observation_masking", "extractive", "anchored", "diffusion"} <= set(
+            part["session_scores"]
+        )
+        frame = evaluation.session_scores_frame(
+            part["session_scores"], part["sessions"], part["median_ratio"]
+        )
+        for r in evaluation.verdicts(frame).itertuples():
+            assert r.mean == pytest.approx(part["mean_score"][r.compactor][r.category], abs=2e-3)
+            if r.compactor != "full":
+                stated = part["verdicts"][r.compactor][r.category]
+                assert r.gap == pytest.approx(stated["gap"], abs=2e-3)
+                assert r.within == stated["within_0.3"]

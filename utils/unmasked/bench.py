@@ -494,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup-batch",
         type=int,
         default=None,
-        help="warm up on this many prompts instead of the whole batch (default: the whole batch)",
+        help="warm up on this many prompts instead of the whole batch (default: the whole "
+        "batch); the first full-size run, often the only one under --budget-s, then pays the "
+        "first allocation of full-size buffers",
     )
     dec.add_argument(
         "--accuracy-n",
