@@ -16,11 +16,11 @@ this run; the ratio is AR seconds / diffusion seconds. Without data/checkpoints/
 the twin is untrained (random weights of the same size): its time is a fair figure (it always
 writes all 218 record tokens), its records are noise and are not scored.
 
-    python benchmarks/bench_diffusion_compactor.py --sessions 8 \
-        --json data/bench/diffusion_compactor.json
+    python benchmarks/bench_diffusion_compactor.py --sessions 8 --json build/dc_8.json
 
-All 250 sessions of each style take about an hour a style on one core, so the styles can run as
-two processes on two cores, then be merged into one file:
+All 250 sessions of each style took 48 and 50 minutes a style on one core of the 2-core machine
+(data/bench/diffusion_compactor_250.json, its parts' wall_seconds), so the styles run as two
+processes on two cores, then are merged into one file:
 
     python benchmarks/bench_diffusion_compactor.py --sessions 250 --styles plain --core 0 \
         --json build/dc_plain.json &

@@ -60,7 +60,8 @@ format and speed checks only (its records are noise).
 
 How well and how fast: `python benchmarks/bench_diffusion_compactor.py` scores it on the probe
 harness beside observation masking, extractive and anchored, and times it against the twin on
-the same windows (data/bench/diffusion_compactor.json). Expect the honest picture: a long
+the same windows (data/bench/diffusion_compactor_250.json: all 250 sessions of each style, read
+back by lecture 10). Expect the honest picture: a long
 session's windows are not the text the model was trained on, so its confidence stays low,
 adaptive decoding takes many passes where a training-style session takes one or two, and most
 of what it writes fails grounding; that JSON holds the figures, both kinds of window. On a
