@@ -150,6 +150,13 @@ def _header(args, where: str, torch, diffusion, ar_trained: bool) -> dict:
     }
 
 
+def _write_json(path: Path, record: dict) -> None:
+    """Write a result file (a part, a merge or a whole run) and say where, with its styles."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {path}: styles {', '.join(record.get('styles', {})) or 'none'}")
+
+
 def _run_key(part: dict) -> str:
     """What parts of one result must share: settings (fixtures aside), twin and torch."""
     settings = {k: v for k, v in part.get("settings", {}).items() if k != "fixtures"}
@@ -223,9 +230,7 @@ def main() -> None:
         if args.json is None:
             parser.error("--merge needs --json, the file to write")
         merged = merge_parts([json.loads(p.read_text()) for p in args.merge])
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(merged, indent=1) + "\n")
-        print(f"wrote {args.json}: styles {', '.join(merged['styles'])}")
+        _write_json(args.json, merged)
         return
     styles = [s for s in args.styles.split(",") if s]
     if not styles or set(styles) - {"plain", "paraphrased"}:
@@ -319,9 +324,7 @@ def main() -> None:
                 **result,
                 "wall_seconds": round(wall, 1),
             }
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(record, indent=1) + "\n")
-            print(f"wrote {args.json}")
+            _write_json(args.json, record)
         return
 
     diffusion.seen = []
@@ -430,9 +433,7 @@ def main() -> None:
             },
             "wall_seconds": round(wall, 1),
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, record)
 
 
 if __name__ == "__main__":
