@@ -11,6 +11,7 @@ from torch import nn
 from unmasked.sampling import (
     Trace,
     add_gumbel_noise,
+    commit_step,
     generate,
     num_transfer_tokens,
     record_bans,
@@ -439,10 +440,12 @@ class RecordOracle(nn.Module):
         logits = torch.zeros(B, T, self.vocab.size)
         for r in range(B):
             row = idx[r].tolist()
+            pad = next(i for i, t in enumerate(row) if t != self.vocab.pad_id)  # left padding
             for prompt, target in self.cases:
-                if row[: len(prompt)] == prompt:
-                    answer = (target + [self.vocab.eos_id] * T)[: T - len(prompt)]
-                    logits[r, torch.arange(len(prompt), T), torch.tensor(answer)] = self.sharpness
+                if row[pad : pad + len(prompt)] == prompt:
+                    start = pad + len(prompt)
+                    answer = (target + [self.vocab.eos_id] * T)[: T - start]
+                    logits[r, torch.arange(start, T), torch.tensor(answer)] = self.sharpness
         return logits
 
 
@@ -574,3 +577,36 @@ def test_generate_is_generate_many_at_batch_one_and_the_batch_takes_suffixes():
         generate_many(model, prompts, 6, 3, mask_id=MASK, pad_id=0, suffixes=suffixes[:2])
     with pytest.raises(ValueError, match="pad_id"):
         generate_many(model, prompts, 6, 3, mask_id=MASK)
+
+
+def test_a_row_sure_of_everything_commits_everything_whatever_its_batch_needs():
+    """Regression: with a threshold, the rows that still needed their floor had topk pick indices
+    in every row, and writing False there un-chose tokens the threshold had chosen in the others.
+    A row sure of all its positions could lose one and need another pass, or, if that was its
+    last masked position, commit nothing, and the loop stopped with an error."""
+    V, mask = 10, 1
+    logits = torch.zeros(8, V)
+    logits[:4, 5] = 30.0  # row 0 is sure of its four positions, row 1 of none
+    x = torch.full((2, 4), mask)
+    both = commit_step(logits, x, torch.ones(2, 4, dtype=torch.bool), None, 0.9, mask_id=mask)
+    alone = commit_step(
+        logits[:4], x[:1], torch.ones(1, 4, dtype=torch.bool), None, 0.9, mask_id=mask
+    )
+    assert both.chosen[0].all() and torch.equal(both.x[0], alone.x[0])
+    assert int(both.chosen[1].sum()) == 1  # the unsure row: its floor of one
+
+
+def test_adaptive_records_take_the_same_passes_in_a_batch_as_alone(corpus):
+    """A model sure of two of three records (and of none of the third): batched filling writes
+    each as it would alone, in as many passes, one for the two it knows."""
+    from unmasked.sampling import fill_records, record_case
+
+    sessions, vocab, layout = corpus
+    cases = [record_case(s, vocab, layout) for s in sessions]
+    oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases[::2]], vocab)
+    prompts = [p[0].tolist() for p, _ in cases]
+    alone = fill_records(oracle, vocab, layout, prompts, "adaptive", batch_size=1)
+    together = fill_records(oracle, vocab, layout, prompts, "adaptive", batch_size=3)
+    assert together.answers == alone.answers and together.passes == alone.passes
+    assert together.passes[0] == together.passes[2] == 1 and together.passes[1] > 1
+    assert together.answers[0] == cases[0][1] and together.answers[2] == cases[2][1]

@@ -228,8 +228,12 @@ def commit_step(
         score = score.masked_fill(chosen, -math.inf)
     most = int(need.max()) if B else 0
     if most:
+        # add each row's top `need`; never write False: a row that needs none still gets `most`
+        # indices from topk, and they may be tokens the threshold has already chosen
         top = score.topk(most, dim=1).indices
-        chosen.scatter_(1, top, torch.arange(most, device=device)[None, :] < need[:, None])
+        extra = torch.zeros_like(chosen)
+        extra.scatter_(1, top, torch.arange(most, device=device)[None, :] < need[:, None])
+        chosen |= extra
     chosen &= candidates
 
     proposed = x.clone()
