@@ -46,10 +46,11 @@ def shipped_checkpoint() -> Path:
     return shipped_checkpoint_path()
 
 
-def make_random_lm(vocab, cls=None, seed: int = 0, max_len: int = 640):
+def make_random_lm(vocab, cls=None, seed: int = 0, max_len: int = 640, causal: bool = False):
     """A one-layer TransformerLM with random weights for `vocab` (anything with size, pad_id and
     sep_id), [SEP] anchored at 400, its embeddings scaled by 30 so that its confidences spread
-    out: no near ties, and a threshold has choices to make. cls: a TransformerLM subclass (a spy).
+    out: no near ties, and a threshold has choices to make. cls: a TransformerLM subclass (a spy);
+    causal: the autoregressive kind.
     """
     import torch
 
@@ -66,6 +67,7 @@ def make_random_lm(vocab, cls=None, seed: int = 0, max_len: int = 640):
             pad_id=vocab.pad_id,
             anchor_id=vocab.sep_id,
             anchor_pos=400,
+            causal=causal,
         )
     ).eval()
     with torch.no_grad():

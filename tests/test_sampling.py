@@ -463,6 +463,7 @@ def test_experiments_score_a_model_known_to_be_right(corpus):
     from unmasked.sampling import (
         adaptive_steps,
         commit_order,
+        prose_case,
         quality_vs_steps,
         record_case,
         smallest_k_within,
@@ -470,8 +471,9 @@ def test_experiments_score_a_model_known_to_be_right(corpus):
 
     sessions, vocab, layout = corpus
     cases = [record_case(s, vocab, layout) for s in sessions]
-    oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases], vocab)
     L = layout.length(vocab)
+    spans = [prose_case(s, vocab, L) for s in sessions]  # and the hidden middle of each session
+    oracle = RecordOracle([(p[0].tolist(), t) for p, t in cases + spans], vocab)
     rows = quality_vs_steps(
         oracle,
         vocab,
@@ -494,7 +496,9 @@ def test_experiments_score_a_model_known_to_be_right(corpus):
 
     adaptive = adaptive_steps(oracle, vocab, layout, sessions, threshold=0.9, progress=False)
     json_rows = [r for r in adaptive if r["text"] == "JSON record"]
-    assert len(adaptive) == 6 and all(r["steps"] == 1 and r["exact"] for r in json_rows)
+    assert len(adaptive) == 6 and all(r["steps"] == 1 and r["exact"] for r in adaptive)
+    assert all(r["tokens_right"] == 1.0 for r in adaptive)
+    assert [r["text"] for r in adaptive[:2]] == ["JSON record", "free text"]
     assert all(r["scaffold_done_at"] == 1 and r["values_done_at"] == 1 for r in json_rows)
 
     order = commit_order(oracle, vocab, layout, sessions[:1], steps=4, progress=False)
@@ -525,26 +529,16 @@ def test_first_pass_confidence_is_what_the_first_step_ranks(corpus):
     assert trace.steps[0].confidences == pytest.approx([r["confidence"] for r in rows[:L]])
 
 
-def test_prose_case_hides_the_middle_of_the_session(corpus):
-    from unmasked.sampling import prose_case, record_case
+def test_prose_case_asks_for_the_middle_of_the_session_as_the_span_task_does(corpus):
+    from unmasked.sampling import prose_case
+    from unmasked.spans import middle_span
 
-    sessions, vocab, layout = corpus
-    prompt, target = record_case(sessions[0], vocab, layout)
-    prefix, suffix, hidden = prose_case(sessions[0], vocab, layout, 20)
-    text = prompt[0, :-1].tolist()
-    assert (
-        prefix[0].tolist() + hidden + suffix[0].tolist()[: len(text) - prefix.shape[1] - 20] == text
-    )
-    assert suffix[0].tolist()[-len(target) :] == target and len(hidden) == 20
+    sessions, vocab, _ = corpus
+    prompt, hidden = prose_case(sessions[0], vocab, 20)
+    assert (prompt[0].tolist(), hidden) == middle_span(sessions[0], vocab, 20)
+    assert prompt[0].tolist().count(vocab.unk_id) == 1 and prompt[0, -1] == vocab.sep_id
     with pytest.raises(ValueError, match="too few"):
-        prose_case(sessions[0], vocab, layout, len(text))
-    from unmasked.sampling import sessions_for_prose
-
-    n = sorted(len(vocab.encode(s.text)) for s in sessions)[1]  # the middle one of three
-    kept = sessions_for_prose(sessions, vocab, n - 2)
-    assert len(kept) == 2 and all(len(vocab.encode(s.text)) >= n for s in kept)
-    for s in kept:
-        assert len(prose_case(s, vocab, layout, n - 2)[2]) == n - 2
+        prose_case(sessions[0], vocab, len(vocab.encode(sessions[0].text)))
 
 
 def test_generate_is_generate_many_at_batch_one_and_the_batch_takes_suffixes():

@@ -798,3 +798,106 @@ def test_shipped_report_is_what_the_checkpoint_records(tmp_path, shipped_checkpo
     for name in ("diffusion.md", "diffusion.json"):
         assert (tmp_path / name).read_text() == (DEFAULT_CHECKPOINT.parent / name).read_text(), name
     assert meta["parameters"] == model.num_params()
+
+
+def test_command_line_trains_the_span_task_beside_the_record(tmp_path):
+    """--span-task adds one span row per session, weighs them by --span-weight, and the report
+    scores both tasks, with passes beside accuracy."""
+    from unmasked.train import main
+
+    args = ["--steps", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--limit", "40"]
+    args += ["--batch-size", "4", "--warmup", "1", "--eval-n", "3", "--eval-every", "0"]
+    args += ["--threads", "1", "--device", "cpu"]
+    out = tmp_path / "spans"
+    assert (
+        main(
+            [
+                "--out",
+                str(out),
+                *args,
+                "--methods",
+                "adaptive",
+                "--span-task",
+                "--span-weight",
+                "0.1",
+            ]
+        )
+        == 0
+    )
+    meta = load_checkpoint(out / "diffusion.pt")[3]
+    assert meta["train"]["span_task"] is True and meta["train"]["span_weight"] == 0.1
+    (span,) = meta["span_evaluations"]
+    assert span["task"] == "span" and span["length"] == meta["answer_len"] and span["n"] >= 1
+    assert 1 <= span["passes"]["mean"] <= span["length"]
+    report = (out / "diffusion.md").read_text()
+    assert report.startswith("# The toy diffusion checkpoint trained on records and spans")
+    assert "| adaptive tau=0.9 | " + str(span["n"]) + " | " + str(span["length"]) + " | " in report
+    ar = tmp_path / "ar"
+    assert main(["--out", str(ar), *args, "--arch", "autoregressive", "--span-task"]) == 0
+    (span,) = load_checkpoint(ar / "autoregressive.pt")[3]["span_evaluations"]
+    assert span["method"] == "autoregressive" and span["passes"]["mean"] == span["length"]
+
+
+def test_span_rows_are_weighed_and_never_sampler_ordered(monkeypatch):
+    from conftest import make_random_lm
+
+    import unmasked.train as train
+    from unmasked.autoregressive import next_token_loss
+    from unmasked.records import RecordLayout, build_vocab, encode_example, make_batch
+    from unmasked.sessions import generate_short_sessions
+    from unmasked.spans import span_examples
+
+    sessions = generate_short_sessions(4, seed=2)
+    vocab = build_vocab(sessions)
+    layout = RecordLayout.fit([s.record for s in sessions], vocab)
+    A = layout.length(vocab)
+    rows = [encode_example(s, vocab, layout) for s in sessions[:2]]
+    rows += span_examples(sessions[2:], vocab, A)
+    ids, answer, lengths = make_batch(rows, vocab)
+    cfg = TrainConfig(span_task=True, span_weight=0.25, sampler_frac=1.0)
+    assert train.row_weights(ids, vocab, cfg).tolist() == [1.0, 1.0, 0.25, 0.25]
+    with pytest.raises(ValueError, match="span_weight"):
+        TrainConfig(span_weight=0.0)
+    # every row is sampler-ordered at sampler_frac=1, but the sampler's order is the record's
+    # slots: the span rows are masked by the forward process instead
+    ordered, real = [], train.sampler_order_mask
+
+    def spy(answers, *args, **kwargs):
+        ordered.append(answers.shape[0])
+        return real(answers, *args, **kwargs)
+
+    monkeypatch.setattr(train, "sampler_order_mask", spy)
+    diffusion = make_random_lm(vocab)
+    gen = torch.Generator().manual_seed(0)
+    loss = train.diffusion_step_loss(diffusion, ids, answer, lengths, vocab, cfg, gen, layout)
+    assert ordered == [2] and torch.isfinite(loss)
+    monkeypatch.undo()
+    causal = make_random_lm(vocab, causal=True)
+    plain = next_token_loss(causal, ids, answer)
+    assert torch.allclose(plain, next_token_loss(causal, ids, answer, torch.ones(4)))
+    records_only = next_token_loss(causal, ids, answer, torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    share = answer[:2, 1:].sum() / answer[:, 1:].sum()  # the divisor stays every token
+    assert torch.allclose(records_only, next_token_loss(causal, ids[:2], answer[:2]) * share)
+
+
+@pytest.mark.parametrize("arch", ["diffusion", "autoregressive"])
+def test_span_checkpoints_continue_the_shipped_pair_and_report_both_tasks(tmp_path, arch):
+    """data/checkpoints/spans/: each model of the shipped pair, trained further on records and
+    spans; its report is written from its own meta and scores both tasks."""
+    from conftest import shipped_checkpoint_path
+
+    from unmasked.train import SPAN_CHECKPOINTS, _write_report
+
+    path = shipped_checkpoint_path(SPAN_CHECKPOINTS / f"{arch}.pt")
+    model, vocab, layout, meta = load_checkpoint(path)
+    _, base_vocab, base_layout, _ = load_checkpoint(DEFAULT_CHECKPOINT.parent / f"{arch}.pt")
+    assert vocab.itos == base_vocab.itos and layout.to_dict() == base_layout.to_dict()
+    assert meta["init_from"]["path"] == f"data/checkpoints/{arch}.pt"
+    assert meta["train"]["span_task"] and model.config.causal == (arch == "autoregressive")
+    (span,) = meta["span_evaluations"]
+    assert span["length"] == layout.length(vocab) and span["n"] >= 100
+    (record,) = meta["evaluations"]
+    assert record["n"] == 500 and "passes" in record
+    _write_report(tmp_path, meta)
+    for name in (f"{arch}.md", f"{arch}.json"):
+        assert (tmp_path / name).read_text() == (SPAN_CHECKPOINTS / name).read_text(), name

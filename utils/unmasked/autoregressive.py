@@ -28,13 +28,17 @@ def banned_ids(vocab: Vocab) -> list[int]:
     return [vocab.mask_id, vocab.pad_id, vocab.sep_id]
 
 
-def next_token_loss(model, ids: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+def next_token_loss(
+    model, ids: torch.Tensor, answer: torch.Tensor, row_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean next-token cross-entropy over the answer tokens of a batch (make_batch's ids and answer
     mask).
 
     The logit at position i predicts token i + 1, so the input is ids without its last column and
     the scored positions are those whose next token is an answer token: the [SEP] and the answer
-    but its last token. Only those go through the output layer (forward's `at`).
+    but its last token. Only those go through the output layer (forward's `at`). row_weight (B,)
+    weighs each row's tokens (the span task's rows, see TrainConfig.span_weight); the divisor stays
+    the number of tokens.
     """
     if ids.shape != answer.shape or ids.dim() != 2:
         raise ValueError(
@@ -44,7 +48,11 @@ def next_token_loss(model, ids: torch.Tensor, answer: torch.Tensor) -> torch.Ten
         raise ValueError("the batch has no answer tokens to score")
     scored = answer[:, 1:]
     logits = model(ids[:, :-1], at=scored)
-    return F.cross_entropy(logits.float(), ids[:, 1:][scored])
+    if row_weight is None:
+        return F.cross_entropy(logits.float(), ids[:, 1:][scored])
+    ce = F.cross_entropy(logits.float(), ids[:, 1:][scored], reduction="none")
+    weight = row_weight.to(ce.device)[:, None].expand_as(scored)[scored]
+    return (ce * weight).sum() / scored.sum()
 
 
 @torch.no_grad()

@@ -24,6 +24,9 @@ CHECKPOINT_FORMAT = (
 )
 REBUILD_HINT = "rebuild it with `make checkpoint` (python -m unmasked.train --out data/checkpoints)"
 DEFAULT_AR_CHECKPOINT = REPO_ROOT / "data" / "checkpoints" / "autoregressive.pt"
+# Both models continued on records and the second task, span filling (`--span-task`): chapter 04's
+# free text comes from here, the shipped pair above stays as it was (every recorded race uses it).
+SPAN_CHECKPOINTS = REPO_ROOT / "data" / "checkpoints" / "spans"
 
 
 class CheckpointError(RuntimeError):

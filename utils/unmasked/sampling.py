@@ -1081,29 +1081,18 @@ def record_case(session, vocab, layout) -> tuple[torch.Tensor, list[int]]:
     return torch.tensor([prompt]), target
 
 
-def prose_case(session, vocab, layout, length: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Free text of a given length: (prefix [1, A], suffix [1, S], the hidden span) from the session
-    itself.
+def prose_case(session, vocab, length: int) -> tuple[torch.Tensor, list[int]]:
+    """Free text of a given length, asked for as the span task asks (unmasked.spans): (prompt
+    [1, P], the hidden span).
 
-    The middle `length` tokens of the session text are hidden; the rest of the session, [SEP] and
-    the gold record follow as context, so the model has the same facts as in `record_case`.
+    The middle `length` tokens of the session are cut out, one [UNK] marks the hole, and the model
+    writes them after [SEP], where it writes a record otherwise. Only a model trained on span
+    filling (`python -m unmasked.train --span-task`) knows to; a record-only model writes a record.
     """
-    prompt, target = record_case(session, vocab, layout)
-    text = prompt[0, :-1].tolist()  # without [SEP]
-    if len(text) < length + 2:
-        raise ValueError(
-            f"session {session.id} has {len(text)} text tokens, too few to hide {length}"
-        )
-    start = (len(text) - length) // 2
-    prefix = text[:start]
-    suffix = text[start + length :] + [vocab.sep_id] + target
-    return torch.tensor([prefix]), torch.tensor([suffix]), text[start : start + length]
+    from unmasked.spans import middle_span
 
-
-def sessions_for_prose(sessions, vocab, length: int) -> list:
-    """The sessions whose text can hide a span of `length` tokens with text on both sides, as
-    prose_case needs."""
-    return [s for s in sessions if len(vocab.encode(s.text)) >= length + 2]
+    prompt, hidden = middle_span(session, vocab, length)
+    return torch.tensor([prompt]), hidden
 
 
 def adaptive_steps(
@@ -1113,7 +1102,9 @@ def adaptive_steps(
     length.
 
     Both regions have the layout's length (the record's slots), so the only difference is the kind
-    of text; every session must be long enough to hide that much (`sessions_for_prose` picks those).
+    of text; every session must be long enough to hide that much (unmasked.spans.
+    sessions_long_enough picks those), and the model must have been trained on both tasks for the
+    comparison to mean anything (prose_case).
     For the record, scaffold_done_at / values_done_at give the step after which every key and
     punctuation token / every value token was committed (0 if there was none).
     """
@@ -1128,6 +1119,7 @@ def adaptive_steps(
         out, trace = generate(
             model, prompt, L, L, mask_id=vocab.mask_id, threshold=threshold, banned=bans
         )
+        written = out[0, prompt.shape[1] :].tolist()
         kinds = json_token_roles(trace.tokens(), vocab.decode, specials)
         done = {
             kind: 1 + max((c for c, k in zip(trace.commit_step(), kinds) if k in group), default=-1)
@@ -1139,29 +1131,25 @@ def adaptive_steps(
                 "text": "JSON record",
                 "length": L,
                 "steps": trace.steps_used,
-                "exact": out[0, prompt.shape[1] :].tolist() == target,
+                "exact": written == target,
+                "tokens_right": sum(a == b for a, b in zip(written, target)) / L,
                 "scaffold_done_at": done["scaffold"],
                 "values_done_at": done["values"],
             }
         )
-        prefix, suffix, hidden = prose_case(s, vocab, layout, L)
+        prompt, hidden = prose_case(s, vocab, L)
         out, trace = generate(
-            model,
-            prefix,
-            L,
-            L,
-            mask_id=vocab.mask_id,
-            threshold=threshold,
-            suffix=suffix,
-            banned=bans,
+            model, prompt, L, L, mask_id=vocab.mask_id, threshold=threshold, banned=bans
         )
+        written = out[0, prompt.shape[1] :].tolist()
         rows.append(
             {
                 "session": s.id,
                 "text": "free text",
                 "length": L,
                 "steps": trace.steps_used,
-                "exact": out[0, prefix.shape[1] : prefix.shape[1] + L].tolist() == hidden,
+                "exact": written == hidden,
+                "tokens_right": sum(a == b for a, b in zip(written, hidden)) / L,
             }
         )
     return rows

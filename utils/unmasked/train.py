@@ -51,6 +51,7 @@ from unmasked.checkpoints import (  # noqa: F401
     DEFAULT_CHECKPOINT,
     REBUILD_HINT,
     REPO_ROOT,
+    SPAN_CHECKPOINTS,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
@@ -79,6 +80,7 @@ from unmasked.records import (  # noqa: F401  (re-exported, as above)
     parse_record_fields,
 )
 from unmasked.sampling import RECORD_METHODS, fill_records
+from unmasked.spans import evaluate_spans, is_span_row, sessions_long_enough, span_examples
 from unmasked.vocab import Vocab
 
 TARGET_ACCURACY = 0.9  # issue #4: the shipped checkpoint should reach this on every field
@@ -201,6 +203,19 @@ def batches(n: int, batch_size: int, lengths: list[int], rng: random.Random):
     return _batch_stream(n, batch_size, lengths, rng)
 
 
+def bucket_length(prompt: list[int], answer: list[int], vocab: Vocab) -> int:
+    """The length batches() groups an example by: its own, but a span row's with the hole filled.
+
+    Why: a span row's prompt is shorter than its session by the hidden tokens, so by its own
+    length it would fall among other span rows only, and the two tasks would never share a
+    batch; alternating whole batches of each swings the model between them. With the hole
+    filled, it counts as long as its session's record row.
+    """
+    if vocab.unk_id in prompt:  # the hole marker (unmasked.spans)
+        return len(prompt) - 1 + len(answer) - answer.count(vocab.eos_id) + len(answer)
+    return len(prompt) + len(answer)
+
+
 def _batch_stream(n: int, batch_size: int, lengths: list[int], rng: random.Random):
     while True:
         order = list(range(n))
@@ -244,6 +259,8 @@ class TrainConfig:
     device: str | None = None
     threads: int | None = None
     arch: str = "diffusion"  # or "autoregressive": the causal twin, next-token loss (ARCHS)
+    span_task: bool = False  # also train on span filling (unmasked.spans), one row per session
+    span_weight: float = 1.0  # each span row's loss times this (the record rows' times 1)
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -259,6 +276,8 @@ class TrainConfig:
             raise ValueError(
                 f"prompt_room must be in (0, max_len={self.max_len}), got {self.prompt_room}"
             )
+        if not self.span_weight > 0:
+            raise ValueError(f"span_weight must be > 0, got {self.span_weight}")
         if not 0.0 <= self.sampler_frac <= 1.0:
             raise ValueError(f"sampler_frac must be in [0, 1], got {self.sampler_frac}")
         if self.steps < 1 or self.batch_size < 1:
@@ -344,6 +363,7 @@ def diffusion_step_loss(
         if layout is None:
             raise ValueError("sampler_frac > 0 needs the record layout")
         rows = torch.rand(ids.shape[0], generator=gen) < cfg.sampler_frac
+        rows &= ~is_span_row(ids, vocab)  # sampler order is the record's slots; a span has none
         if bool(rows.any()):
             A = layout.length(vocab)
             ordered = sampler_order_mask(ids[rows, -A:], layout, vocab, generator=gen)
@@ -351,6 +371,8 @@ def diffusion_step_loss(
             noisy = torch.where(is_masked, torch.full_like(ids, vocab.mask_id), ids)
             t[rows] = (ordered.sum(dim=1) / A).clamp(min=1 / A)
     logits = model(noisy.to(device))
+    # a row's term is divided by its length, so dividing that by a weight weighs the row
+    lengths = lengths.float() / row_weights(ids, vocab, cfg)
     return masked_diffusion_loss(
         logits,
         ids.to(device),
@@ -359,6 +381,19 @@ def diffusion_step_loss(
         lengths=lengths.to(device),
         weighting=cfg.weighting,
     )
+
+
+def row_weights(ids: torch.Tensor, vocab: Vocab, cfg: TrainConfig) -> torch.Tensor:
+    """(B,) loss weight per row: cfg.span_weight for span rows, 1 for records.
+
+    Why: a record the model already writes costs almost nothing (loss near 0.001), while prose
+    costs nats per token, so an unweighted span row pulls the shared weights far harder than a
+    record row holds them, and the record is forgotten before spans are learned.
+    """
+    w = torch.ones(ids.shape[0])
+    if cfg.span_weight != 1.0:
+        w[is_span_row(ids.cpu(), vocab)] = cfg.span_weight
+    return w
 
 
 def train_model(
@@ -402,7 +437,7 @@ def train_model(
     opt = torch.optim.AdamW(model.optimizer_groups(cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    lengths = [len(p) + len(t) for p, t in examples]
+    lengths = [bucket_length(p, t, vocab) for p, t in examples]
     stream = batches(len(examples), cfg.batch_size, lengths, rng)
     history = [] if history is None else history
     tokens, start, paused = 0, time.perf_counter(), 0.0
@@ -419,7 +454,8 @@ def train_model(
             group["lr"] = lr
         ids, answer, lens = make_batch([examples[i] for i in next(stream)], vocab)
         if cfg.arch == "autoregressive":  # the same batches, scored left to right
-            loss = next_token_loss(model, ids.to(device), answer.to(device))
+            weight = row_weights(ids, vocab, cfg) if cfg.span_weight != 1.0 else None
+            loss = next_token_loss(model, ids.to(device), answer.to(device), weight)
         else:
             loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen, layout)
         opt.zero_grad(set_to_none=True)
@@ -935,8 +971,11 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
     ar = arch == "autoregressive"
     report = {**meta, "decoding": decoding} if decoding else meta
     (out / f"{arch}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    spans = bool(meta.get("train", {}).get("span_task"))
     lines = [
-        f"# The shipped toy {arch} checkpoint",
+        f"# The toy {arch} checkpoint trained on records and spans"
+        if spans
+        else f"# The shipped toy {arch} checkpoint",
         "",
         *(_decoding_lines(decoding) if decoding else []),
         f"Made by `{meta['command']}` on {meta['device']}"
@@ -945,7 +984,8 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
             if meta.get("accelerator")
             else f" ({meta['machine']})"
         )
-        + f", torch {meta['torch']}.",
+        + f", torch {meta['torch']}"
+        + (f", started {meta['date']}." if meta.get("date") else "."),
         "",
         *_origin_lines(meta.get("init_from")),
         f"- parameters: {meta['parameters']:,}",
@@ -957,6 +997,14 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
                 f"{meta['extra_sessions']:,} generated after them"
             ]
             if meta.get("extra_sessions")
+            else []
+        ),
+        *(
+            [
+                "- tasks: the record, and the second task, span filling (`--span-task`, "
+                "unmasked.spans): one row per training session for each"
+            ]
+            if spans
             else []
         ),
         f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} "
@@ -1003,6 +1051,7 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
             f"{r['n']}: {verdict}"
             f" (filling took {r['seconds']} s)"
         )
+    lines += _span_lines(meta.get("span_evaluations", []))
     if meta.get("quick_evals"):
         # runs before quick evals recorded their method used slots (diffusion) or left to right
         before = "left to right" if ar else "slots filling"
@@ -1025,6 +1074,29 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
         ]
     lines.append("")
     (out / f"{arch}.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _span_lines(evaluations: list[dict]) -> list[str]:
+    """The report's table for the second task: hidden spans filled, with passes beside accuracy."""
+    if not evaluations:
+        return []
+    lines = [
+        "",
+        "Span filling on held-out sessions: the middle tokens of each session long enough, as many "
+        "as the record's answer region, hidden and written back (`unmasked.spans.evaluate_spans`):",
+        "",
+        "| method | n | span length | passes/span (mean, median, max) | tokens right "
+        "| spans whole |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in evaluations:
+        p = r["passes"]
+        label = r["method"] + (f" tau={r['threshold']}" if r.get("threshold") is not None else "")
+        lines.append(
+            f"| {label} | {r['n']} | {r['length']} | {p['mean']:.2f}, {p['median']:g}, {p['max']} "
+            f"| {100 * r['accuracy']['tokens']:.1f}% | {100 * r['accuracy']['whole']:.1f}% |"
+        )
+    return lines
 
 
 def target_verdict(r: dict) -> str:
@@ -1168,6 +1240,18 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=defaults.sampler_frac,
         help="share of each batch masked as the slots sampler leaves it (sampler_order_mask)",
+    )
+    parser.add_argument(
+        "--span-task",
+        action="store_true",
+        help="also train on the second task, filling a hidden span of each session's text "
+        "(unmasked.spans): one span row per training session beside its record row",
+    )
+    parser.add_argument(
+        "--span-weight",
+        type=float,
+        default=defaults.span_weight,
+        help="with --span-task: each span row's loss times this (records' times 1)",
     )
     parser.add_argument(
         "--time-budget", type=float, default=None, help="seconds; stop training early"
@@ -1327,6 +1411,8 @@ def main(argv: list[str] | None = None) -> int:
                     "threads",
                     "sampler_frac",
                     "arch",
+                    "span_task",
+                    "span_weight",
                 )
             },
             time_budget_s=args.time_budget,
@@ -1338,6 +1424,8 @@ def main(argv: list[str] | None = None) -> int:
         args.extra_sessions, vocab, layout, cfg.prompt_room
     )
     examples += extra_examples
+    if cfg.span_task:  # the second task: one span row per session, seeded like the rest
+        examples += span_examples(train + extra, vocab, answer_len, seed=cfg.seed)
     if len(examples) < cfg.batch_size:  # batches() would refuse too, after the model is built
         parser.error(
             f"{len(examples)} training examples cannot fill a batch of {cfg.batch_size}: "
@@ -1365,12 +1453,14 @@ def main(argv: list[str] | None = None) -> int:
     evals: list[dict] = []
     last_save = [time.perf_counter()]
     run_start = time.perf_counter()
+    run_date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
     def meta_now(history, evaluations):
         secs = history[-1]["seconds"] if history else 0.0
         return {
             "command": "python -m unmasked.train "
             + " ".join(argv if argv is not None else sys.argv[1:]),
+            "date": run_date,
             "device": str(device),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "torch": str(torch.__version__),
@@ -1432,6 +1522,13 @@ def main(argv: list[str] | None = None) -> int:
     save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
     results = final_evals(model, vocab, layout)
     meta = meta_now(history, results)
+    if cfg.span_task:  # the span as long as the record, in the middle of each long-enough session
+        if sessions_long_enough(test, vocab, answer_len):
+            meta["span_evaluations"] = [
+                evaluate_spans(model, vocab, test, answer_len, args.threshold, progress=True)
+            ]
+        else:
+            print(f"no held-out session can hide {answer_len} tokens: spans not scored")
     meta["total_seconds"] = round(time.perf_counter() - run_start, 1)
     save_checkpoint(ckpt, model, vocab, layout, meta)
     _write_report(args.out, meta)
