@@ -5,9 +5,11 @@ import re
 
 from nbhelpers import ROOT
 
-ARTIFACTS = sorted((ROOT / "data" / "bench").glob("*.json")) + [
-    ROOT / "data" / "checkpoints" / "diffusion.json"
-]
+ARTIFACTS = (
+    sorted((ROOT / "data" / "bench").glob("*.json"))
+    + [ROOT / "data" / "checkpoints" / "diffusion.json"]
+    + sorted((ROOT / "data" / "checkpoints" / "spans").glob("*.json"))
+)
 
 
 def _numbers(data):
@@ -37,7 +39,9 @@ def test_every_percentage_in_the_readme_is_recorded_in_an_artifact():
     missing = [
         p for p in quoted if not any(abs(100 * x - p) < 0.05 or abs(x - p) < 0.05 for x in recorded)
     ]
-    assert not missing, f"README figures in no artifact (data/bench/, diffusion.json): {missing}"
+    assert not missing, (
+        f"README figures in no artifact (data/bench/, diffusion.json, spans/): {missing}"
+    )
     for name in re.findall(r"data/bench/([\w.-]+\.json)", readme):
         assert (ROOT / "data" / "bench" / name).is_file(), name
 
