@@ -126,12 +126,28 @@ def decode_records(
     progress: bool = False,
 ) -> list[list[int]]:
     """The answer region (layout's length) written greedily after each prompt, in batches."""
+    return write_after(
+        model, vocab, prompts, layout.length(vocab), batch_size, cache, progress, "(autoregressive)"
+    )
+
+
+def write_after(
+    model,
+    vocab: Vocab,
+    prompts: list[list[int]],
+    length: int,
+    batch_size: int = 32,
+    cache: bool = True,
+    progress: bool = False,
+    what: str = "",
+) -> list[list[int]]:
+    """`length` tokens written greedily after each prompt, in batches: a record (decode_records) or
+    any other text, such as a hidden span (unmasked.spans)."""
     from tqdm.auto import tqdm
 
-    A = layout.length(vocab)
     out: list[list[int]] = []
     for start in tqdm(
-        range(0, len(prompts), batch_size), desc="writing (autoregressive)", disable=not progress
+        range(0, len(prompts), batch_size), desc=f"writing {what}".strip(), disable=not progress
     ):
-        out += greedy_decode(model, prompts[start : start + batch_size], A, vocab, cache=cache)
+        out += greedy_decode(model, prompts[start : start + batch_size], length, vocab, cache=cache)
     return out

@@ -48,6 +48,7 @@ from unmasked.checkpoints import (
     DEFAULT_CHECKPOINT,
     REPO_ROOT,
     load_checkpoint,
+    same_corpus,
 )
 from unmasked.records import (
     FIELDS,
@@ -209,11 +210,7 @@ def shipped_models(diffusion_path: Path, ar_path: Path, device, seed: int = 0) -
     }
     if Path(ar_path).is_file():
         ar, ar_vocab, ar_layout, _ = load_checkpoint(ar_path, device)
-        if (
-            ar_vocab.itos != vocab.itos
-            or ar_layout.to_dict() != layout.to_dict()
-            or not ar.config.causal
-        ):
+        if not same_corpus(ar_vocab, ar_layout, vocab, layout) or not ar.config.causal:
             raise ValueError(
                 f"{ar_path} is not the causal twin of {diffusion_path} (vocab, layout or mask "
                 "differ)"

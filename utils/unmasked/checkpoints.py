@@ -33,6 +33,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt or made for different code; says how to rebuild it."""
 
 
+def same_corpus(
+    vocab: Vocab, layout: RecordLayout, other: Vocab, other_layout: RecordLayout
+) -> bool:
+    """Whether two checkpoints share token ids and answer slots: only then do one's prompts and
+    answers mean the same to the other (continuing one, racing two, or swapping one for another)."""
+    return vocab.itos == other.itos and layout.to_dict() == other_layout.to_dict()
+
+
 def save_checkpoint(
     path,
     model: TransformerLM,

@@ -964,28 +964,57 @@ def fill_records(
     Batches of `batch_size` rows, left-padded so that answers share their columns. [PAD] and [SEP]
     are never proposed (record_bans), and an [EOS] in a value slot closes the slot (commit_step).
     """
+    policy = record_policy(method, layout, vocab, threshold, max_steps)
+    slots = [(lo, hi) for _, lo, hi in layout.spans(vocab)]
+    return fill_after(
+        model,
+        vocab,
+        prompts,
+        layout.length(vocab),
+        policy,
+        slots=slots,
+        batch_size=batch_size,
+        progress=progress,
+        desc=f"filling ({method})",
+    )
+
+
+@torch.no_grad()
+def fill_after(
+    model,
+    vocab,
+    prompts: Sequence[Sequence[int]],
+    length: int,
+    policy: Policy,
+    *,
+    slots: Sequence[tuple[int, int]] | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+    desc: str = "filling",
+) -> RecordFill:
+    """Fill a region of `length` [MASK] after each prompt with `decode` and `policy`: a record
+    (fill_records, with its slots) or any other text, such as a hidden span (unmasked.spans).
+
+    Batches of `batch_size` rows, left-padded so that answers share their columns; [PAD] and [SEP]
+    are never proposed (record_bans).
+    """
     from tqdm.auto import tqdm
 
     from unmasked.records import make_batch
 
-    policy = record_policy(method, layout, vocab, threshold, max_steps)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = _device_of(model, torch.device("cpu"))
-    A = layout.length(vocab)
-    slots = [(lo, hi) for _, lo, hi in layout.spans(vocab)]
     out = RecordFill([], [], [], [])
-    for start in tqdm(
-        range(0, len(prompts), batch_size), desc=f"filling ({method})", disable=not progress
-    ):
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, disable=not progress):
         chunk = [list(p) for p in prompts[start : start + batch_size]]
-        x = make_batch([(p, [vocab.mask_id] * A) for p in chunk], vocab)[0].to(device)
+        x = make_batch([(p, [vocab.mask_id] * length) for p in chunk], vocab)[0].to(device)
         T = x.shape[1]
         got = decode(
             model,
             x,
-            [T - A] * len(chunk),
-            A,
+            [T - length] * len(chunk),
+            length,
             policy,
             mask_id=vocab.mask_id,
             banned=record_bans(vocab),
@@ -993,7 +1022,7 @@ def fill_records(
             eos_id=vocab.eos_id,
             left_pad=vocab.pad_id,
         )
-        out.answers.extend(got.x[:, -A:].tolist())
+        out.answers.extend(got.x[:, -length:].tolist())
         out.passes.extend(got.passes.tolist())
         out.step.extend(got.step.tolist())
         out.confidence.extend(got.confidence.tolist())

@@ -93,14 +93,12 @@ def middle_span(session, vocab: Vocab, length: int) -> tuple[list[int], list[int
         raise ValueError(
             f"session {session.id} has {len(text)} text tokens, too few to hide {length}"
         )
-    start = (len(text) - length) // 2
-    prompt, answer = span_example(text, start, length, length, vocab)
-    return prompt, answer
+    return span_example(text, (len(text) - length) // 2, length, length, vocab)
 
 
 def sessions_long_enough(sessions, vocab: Vocab, length: int) -> list:
     """The sessions whose text can hide `length` tokens with text left on both sides."""
-    return [s for s in sessions if len(text_ids(s, vocab)) >= length + 2]
+    return [s for s in sessions if longest_span(len(text_ids(s, vocab)), length) == length]
 
 
 def is_span_row(ids: torch.Tensor, vocab: Vocab) -> torch.Tensor:
@@ -119,7 +117,6 @@ def span_token_accuracy(written: list[list[int]], hidden: list[list[int]]) -> di
     return {"tokens": right / total, "whole": whole / len(hidden)}
 
 
-@torch.no_grad()
 def fill_spans(
     model,
     vocab: Vocab,
@@ -131,42 +128,29 @@ def fill_spans(
 ) -> tuple[list[list[int]], list[int]]:
     """(written ids, forward passes) per span prompt: a region of `length` after each prompt.
 
-    A diffusion model decodes it adaptively at `threshold` with chapter 04's loop (sampling.decode
-    and threshold_policy, no slots: prose has none); a causal model writes it greedily with its KV
-    cache, one pass per token. [PAD] and [SEP] are never proposed, as for the record.
+    A diffusion model decodes it adaptively at `threshold` with chapter 04's loop
+    (sampling.fill_after and threshold_policy, no slots: prose has none); a causal model writes it
+    greedily with its KV cache, one pass per token (autoregressive.write_after). [PAD] and [SEP]
+    are never proposed, as for the record.
     """
-    from tqdm.auto import tqdm
+    from unmasked.autoregressive import write_after
+    from unmasked.sampling import fill_after, threshold_policy
 
-    from unmasked.autoregressive import greedy_decode
-    from unmasked.records import make_batch
-    from unmasked.sampling import _device_of, decode, record_bans, threshold_policy
-
-    causal = bool(getattr(model.config, "causal", False))
-    device = _device_of(model, torch.device("cpu"))
-    written: list[list[int]] = []
-    passes: list[int] = []
-    for start in tqdm(
-        range(0, len(prompts), batch_size), desc="filling spans", disable=not progress
-    ):
-        chunk = [list(p) for p in prompts[start : start + batch_size]]
-        if causal:
-            written += greedy_decode(model, chunk, length, vocab)
-            passes += [length] * len(chunk)
-            continue
-        x = make_batch([(p, [vocab.mask_id] * length) for p in chunk], vocab)[0].to(device)
-        got = decode(
-            model,
-            x,
-            [x.shape[1] - length] * len(chunk),
-            length,
-            threshold_policy(threshold, length),
-            mask_id=vocab.mask_id,
-            banned=record_bans(vocab),
-            left_pad=vocab.pad_id,
-        )
-        written += got.x[:, -length:].tolist()
-        passes += got.passes.tolist()
-    return written, passes
+    if getattr(model.config, "causal", False):
+        written = write_after(model, vocab, prompts, length, batch_size, progress=progress)
+        return written, [length] * len(prompts)
+    policy = threshold_policy(threshold, length)
+    filled = fill_after(
+        model,
+        vocab,
+        prompts,
+        length,
+        policy,
+        batch_size=batch_size,
+        progress=progress,
+        desc="filling spans",
+    )
+    return filled.answers, filled.passes
 
 
 def evaluate_spans(

@@ -54,6 +54,7 @@ from unmasked.checkpoints import (  # noqa: F401
     SPAN_CHECKPOINTS,
     CheckpointError,
     load_checkpoint,
+    same_corpus,
     save_checkpoint,
 )
 from unmasked.env import pick_device, seed_everything
@@ -1145,7 +1146,7 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
     answer positions would mean something else now.
     """
     model, old_vocab, old_layout, meta = load_checkpoint(path, device)
-    if old_vocab.itos != vocab.itos or old_layout.to_dict() != layout.to_dict():
+    if not same_corpus(old_vocab, old_layout, vocab, layout):
         raise CheckpointError(
             f"{path} was made from another corpus or record layout; train from scratch instead"
         )
