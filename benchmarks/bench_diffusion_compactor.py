@@ -30,6 +30,18 @@ processes on two cores, then are merged into one file:
     python benchmarks/bench_diffusion_compactor.py --merge build/dc_plain.json build/dc_para.json \
         --json data/bench/diffusion_compactor_250.json
 
+When only the twin is retrained, its rows are scored again and the rest of the file stands
+(--twin-only scores full context, as a check, and the twin; the file says so under "rescored"):
+
+    python benchmarks/bench_diffusion_compactor.py --twin-only --sessions 250 --styles plain \
+        --core 0 --json build/twin_plain.json &
+    python benchmarks/bench_diffusion_compactor.py --twin-only --sessions 250 \
+        --styles paraphrased --core 1 --no-extras --json build/twin_para.json
+    wait
+    python benchmarks/bench_diffusion_compactor.py --replace-twin \
+        data/bench/diffusion_compactor_250.json build/twin_plain.json build/twin_para.json \
+        --json data/bench/diffusion_compactor_250.json
+
 Prints measured figures; it is not a test. Runs on one core (unmasked.env.pin_to_one_core).
 """
 
@@ -144,7 +156,9 @@ def _header(args, where: str, torch, diffusion, ar_trained: bool) -> dict:
             "not found in its window is dropped)",
         },
         "ar_trained": ar_trained,
-        "ar_note": ("trained twin: scored" + ("" if args.no_extras else " and timed"))
+        "ar_note": (
+            "trained twin: scored" + ("" if args.no_extras or args.twin_only else " and timed")
+        )
         if ar_trained
         else "no data/checkpoints/autoregressive.pt: an untrained twin, timed only",
     }
@@ -199,6 +213,53 @@ def merge_parts(parts: list[dict]) -> dict:
     return merged
 
 
+TWIN = "autoregressive"
+TWIN_KEYS = ("mean_score", "verdicts", "compact_seconds_per_session", "median_ratio")
+
+
+def replace_twin(recorded: dict, part: dict) -> dict:
+    """The recorded run with the twin's scores taken from a --twin-only run of a retrained twin.
+
+    Every other context's figures stand, and so does the speed race: greedy decoding writes 218
+    tokens a window whatever the weights. A part whose full-context scores differ from the
+    recorded ones is refused: the sessions or the harness changed, and the whole run must be
+    redone."""
+    if not part.get("ar_trained"):
+        raise ValueError("the part scored no trained twin")
+    if _run_key(part) != _run_key(recorded):
+        raise ValueError("the part was run at other settings or torch than the recorded run")
+    out = json.loads(json.dumps(recorded))
+    places = [(out["styles"].get(k), v, k) for k, v in part.get("styles", {}).items()]
+    if "fixtures" in part:
+        places.append((out.get("fixtures"), part["fixtures"], "fixtures"))
+    if not places:
+        raise ValueError("the part scored nothing")
+    for old, new, name in places:
+        if old is None:
+            raise ValueError(f"the recorded run has no {name}")
+        if new.get("sessions", new.get("files")) != old.get("sessions", old.get("files")):
+            raise ValueError(f"{name}: the part scored other sessions")
+        if new["mean_score"]["full"] != old["mean_score"]["full"]:
+            raise ValueError(
+                f"{name}: full context scores differ from the recorded run's, so the harness "
+                "or the sessions changed: redo the whole run"
+            )
+        for key in (*TWIN_KEYS, "session_scores"):
+            if key in old:
+                old[key][TWIN] = new[key][TWIN]
+    out.setdefault("rescored", []).append(
+        {
+            **{k: part.get(k) for k in ("command", "date", "device", "wall_seconds")},
+            "context": TWIN,
+            "scored": [name for _, _, name in places],
+            "why": "the twin was retrained: its scores were measured again; every other "
+            "context's scores and the speed race stand (greedy decoding's time does not depend "
+            "on the weights)",
+        }
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8, help="sessions per style")
@@ -219,6 +280,21 @@ def main() -> None:
         help="score the sessions only: no transcript fixtures, no speed race",
     )
     parser.add_argument(
+        "--twin-only",
+        action="store_true",
+        help="score full context and the trained twin only (sessions, and the fixtures unless "
+        "--no-extras; no speed race): a part for --replace-twin",
+    )
+    parser.add_argument(
+        "--replace-twin",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="RECORDED PART [PART ...]: the recorded run with the twin's scores from "
+        "--twin-only parts, written to --json, and exit",
+    )
+    parser.add_argument(
         "--merge",
         type=Path,
         nargs="+",
@@ -231,6 +307,14 @@ def main() -> None:
             parser.error("--merge needs --json, the file to write")
         merged = merge_parts([json.loads(p.read_text()) for p in args.merge])
         _write_json(args.json, merged)
+        return
+    if args.replace_twin:
+        if args.json is None or len(args.replace_twin) < 2:
+            parser.error("--replace-twin needs the recorded run, at least one part, and --json")
+        out = json.loads(args.replace_twin[0].read_text())
+        for p in args.replace_twin[1:]:
+            out = replace_twin(out, json.loads(p.read_text()))
+        _write_json(args.json, out)
         return
     styles = [s for s in args.styles.split(",") if s]
     if not styles or set(styles) - {"plain", "paraphrased"}:
@@ -283,6 +367,10 @@ def main() -> None:
     contexts = [*CATEGORY_CONTEXTS, diffusion, record_only]
     if ar_trained:
         contexts.append(AutoregressiveCompactor(batch_size=args.batch_size))
+    if args.twin_only:
+        if not ar_trained:
+            parser.error(f"--twin-only needs a trained twin at {DEFAULT_AR_CHECKPOINT}")
+        contexts = ["full", contexts[-1]]
 
     result: dict = {"styles": {}}
     kept: dict = {}
@@ -315,7 +403,15 @@ def main() -> None:
             "session_scores": _session_scores(df, [s.id for s in sessions]),
         }
 
-    if args.no_extras:
+    if args.twin_only and not args.no_extras:
+        fixture_df = evaluate(transcripts, contexts, target_ratio=0.6, keep_last=1, progress=False)
+        _show(f"transcript fixtures (n={len(transcripts)}, structural probes)", fixture_df)
+        result["fixtures"] = {
+            "files": [p.name for p in fixtures if p.name != "README.md"],
+            "mean_score": _means(fixture_df),
+            "verdicts": _verdicts(fixture_df),
+        }
+    if args.no_extras or args.twin_only:
         wall = time.perf_counter() - started
         print(f"\nwall time {wall:.0f} s on {where}")
         if args.json is not None:

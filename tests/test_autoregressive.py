@@ -360,6 +360,10 @@ def test_the_report_sets_the_twins_budget_beside_the_diffusion_models():
     assert "interim twin" in short
     same = "\n".join(_budget_lines({**meta, "steps": 125}))
     assert "100.0% of that budget" in same and "interim" not in same
+    continued = "\n".join(_budget_lines({**meta, "steps": 100, "init_from": meta}))
+    assert "- rows trained: 1,000 (25 steps x batch 8 + 100 steps x batch 8, over 2 stages)" in (
+        continued
+    )
 
 
 # ---------------------------------------------------------------------------- the shipped twin

@@ -191,3 +191,43 @@ def test_decode_cli_records_budget_and_rejects_bad_values(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([*args, *bad])
         assert "must be" in capsys.readouterr().err
+
+
+def test_rescore_measures_the_twins_accuracy_again_and_keeps_every_speed(tmp_path, capsys):
+    """After the twin is retrained its accuracy column changes and its speeds do not (greedy
+    decoding runs L passes whatever the weights): rescore rewrites that column only, and says
+    so."""
+    from unmasked.bench import rescore, tiny_models
+
+    models = tiny_models()
+    A = models["layout"].length(models["vocab"])
+    out = tmp_path / "decode.json"
+    common = ["--quiet", "--threads", "1", "--repeats", "1", "--batches", "1"]
+    assert main(["decode", "--tiny", *common, "--lengths", f"8,{A}", "--out", str(out)]) == 0
+    recorded = json.loads(out.read_text())
+    models["autoregressive"]["trained"] = True  # as if a checkpoint had been trained
+    result = rescore(recorded, models, "autoregressive", "python -m unmasked.bench rescore x", 3)
+    assert recorded["rows"][0]["accuracy"] is None  # the recorded race is not changed in place
+    for old, new in zip(recorded["rows"], result["rows"]):
+        assert new["seconds"] == old["seconds"] and new["tokens_per_s"] == old["tokens_per_s"]
+        if new["arch"] == "autoregressive" and new["L"] == A:
+            assert 0 <= new["accuracy"] <= 100 and "rescored" in new["accuracy_note"]
+        else:
+            assert (new["accuracy"], new["accuracy_note"]) == (
+                old["accuracy"],
+                old["accuracy_note"],
+            )
+    at_a = {r["method"]: r["accuracy"] for r in result["rows"] if r["L"] == A}
+    assert at_a["AR, KV cache"] == at_a["AR, no cache"]  # the same tokens, cache or not
+    (entry,) = result["rescored"]
+    assert entry["accuracy_n"] == 3 and entry["accuracy_before"]["AR, KV cache"] is None
+    assert entry["accuracy_after"]["AR, KV cache"] == at_a["AR, KV cache"]
+    assert {"command", "date", "why"} <= set(entry)
+    with pytest.raises(ValueError, match="re-run the race"):
+        rescore(recorded, models, "diffusion", "x", 3)
+    models["autoregressive"]["trained"] = False
+    with pytest.raises(ValueError, match="no trained"):
+        rescore(recorded, models, "autoregressive", "x", 3)
+    with pytest.raises(SystemExit):  # a tiny race is not a race of the shipped models
+        main(["rescore", str(out)])
+    assert "not a recorded race" in capsys.readouterr().err

@@ -370,6 +370,64 @@ def test_bench_merges_style_runs_and_refuses_parts_that_do_not_fit():
         merge([])
 
 
+def test_a_retrained_twins_scores_replace_only_its_own_rows():
+    """--replace-twin: the twin's means, verdicts, seconds, ratios and per-session scores come from
+    the part; every other context and the speed race stay; the file records the rescoring; and a
+    part whose full-context scores differ (another harness) or that scored other sessions is
+    refused."""
+    replace = _bench_script().replace_twin
+    scores = {
+        "full": {"recall": 5.0},
+        "extractive": {"recall": 4.9},
+        "autoregressive": {"recall": 1.0},
+    }
+    style = {
+        "sessions": ["a", "b"],
+        "mean_score": scores,
+        "verdicts": {"extractive": {"recall": 0.1}, "autoregressive": {"recall": 4.0}},
+        "compact_seconds_per_session": {"full": 0.0, "autoregressive": 1.7},
+        "median_ratio": {"full": 1.0, "autoregressive": 11.0},
+        "session_scores": {"full": {"recall": [5, 5]}, "autoregressive": {"recall": [1, 1]}},
+    }
+    header = {"settings": {"tau": 0.9}, "ar_trained": True, "torch": "2"}
+    recorded = {**header, "styles": {"plain": style}, "speed": {"ratio_ar_over_diffusion": 0.17}}
+    new_style = {
+        "sessions": ["a", "b"],
+        "mean_score": {"full": {"recall": 5.0}, "autoregressive": {"recall": 3.0}},
+        "verdicts": {"autoregressive": {"recall": 2.0}},
+        "compact_seconds_per_session": {"full": 0.0, "autoregressive": 1.8},
+        "median_ratio": {"full": 1.0, "autoregressive": 10.5},
+        "session_scores": {"full": {"recall": [5, 5]}, "autoregressive": {"recall": [3, 3]}},
+    }
+    part = {
+        **header,
+        "command": "python b.py --twin-only",
+        "date": "d2",
+        "styles": {"plain": new_style},
+    }
+    out = replace(recorded, part)
+    got = out["styles"]["plain"]
+    assert got["mean_score"]["autoregressive"] == {"recall": 3.0}
+    assert got["mean_score"]["extractive"] == {"recall": 4.9}
+    assert got["verdicts"] == {"extractive": {"recall": 0.1}, "autoregressive": {"recall": 2.0}}
+    assert got["session_scores"]["autoregressive"] == {"recall": [3, 3]}
+    assert got["median_ratio"]["autoregressive"] == 10.5 and out["speed"] == recorded["speed"]
+    assert recorded["styles"]["plain"]["mean_score"]["autoregressive"] == {"recall": 1.0}
+    (entry,) = out["rescored"]
+    assert entry["command"] == part["command"] and entry["scored"] == ["plain"]
+    moved = {**new_style, "mean_score": {**new_style["mean_score"], "full": {"recall": 4.0}}}
+    with pytest.raises(ValueError, match="full context"):
+        replace(recorded, {**part, "styles": {"plain": moved}})
+    with pytest.raises(ValueError, match="other sessions"):
+        replace(recorded, {**part, "styles": {"plain": {**new_style, "sessions": ["a"]}}})
+    with pytest.raises(ValueError, match="no paraphrased"):
+        replace(recorded, {**part, "styles": {"paraphrased": new_style}})
+    with pytest.raises(ValueError, match="other settings"):
+        replace(recorded, {**part, "settings": {"tau": 0.5}})
+    with pytest.raises(ValueError, match="no trained twin"):
+        replace(recorded, {**part, "ar_trained": False})
+
+
 def test_the_recorded_250_session_run_is_whole_and_agrees_with_itself():
     """data/bench/diffusion_compactor_250.json (lecture 10 reads it): every committed session in
     each style, every context's per-session scores, and the means and verdicts recomputed from

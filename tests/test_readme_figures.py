@@ -8,6 +8,7 @@ from nbhelpers import ROOT
 ARTIFACTS = (
     sorted((ROOT / "data" / "bench").glob("*.json"))
     + [ROOT / "data" / "checkpoints" / "diffusion.json"]
+    + [ROOT / "data" / "checkpoints" / "autoregressive.json"]
     + sorted((ROOT / "data" / "checkpoints" / "spans").glob("*.json"))
 )
 
@@ -40,7 +41,7 @@ def test_every_percentage_in_the_readme_is_recorded_in_an_artifact():
         p for p in quoted if not any(abs(100 * x - p) < 0.05 or abs(x - p) < 0.05 for x in recorded)
     ]
     assert not missing, (
-        f"README figures in no artifact (data/bench/, diffusion.json, spans/): {missing}"
+        f"README figures in no artifact (data/bench/, the checkpoints' .json, spans/): {missing}"
     )
     for name in re.findall(r"data/bench/([\w.-]+\.json)", readme):
         assert (ROOT / "data" / "bench" / name).is_file(), name

@@ -19,6 +19,11 @@ other lengths, which are not a record, "not a record".
     python -m unmasked.bench decode --lengths 64,218 --batches 1 --repeats 2 --threads 1
     python -m unmasked.bench decode --tiny                    # tiny random models: a smoke test
 
+rescore: after the autoregressive twin is retrained, its accuracy column of a recorded race
+measured again (its speeds do not depend on its weights); the JSON says so under "rescored":
+
+    python -m unmasked.bench rescore data/bench/decode_cpu.json --threads 1
+
 tau: forward passes per record against record accuracy as the adaptive threshold tau moves from
 0.3 to 0.99, and the reliability curve (committed-token confidence against correctness) at each
 tau, for the shipped diffusion checkpoint on held-out sessions (sampling.tau_sweep):
@@ -360,6 +365,57 @@ def crossover(rows: list[dict]) -> list[dict]:
     return out
 
 
+def rescore(result: dict, models: dict, arch: str, command: str, accuracy_n: int) -> dict:
+    """A recorded race with one retrained model's accuracy measured again, its speeds kept.
+
+    Only the autoregressive twin qualifies: greedy decoding writes L tokens in L passes whatever
+    the weights, so its timings stand, while diffusion's adaptive passes depend on its weights
+    (re-run the race for it). The JSON keeps the old figures and says when and why they
+    changed under "rescored"."""
+    if arch != "autoregressive":
+        raise ValueError(
+            f"only the autoregressive rows can be rescored: {arch}'s passes depend on its "
+            "weights, so re-run the race"
+        )
+    if not models[arch]["trained"]:
+        raise ValueError(f"no trained {arch} checkpoint to rescore with")
+    A = result["grid"]["record_length"]
+    if models["layout"].length(models["vocab"]) != A:
+        raise ValueError(f"the race wrote {A}-token records; this model's layout differs")
+    sessions = models["sessions"][:accuracy_n]
+    out = json.loads(json.dumps(result))
+    accuracy, before = {}, {}
+    for r in out["rows"]:
+        if r["arch"] != arch or r["L"] != A:
+            continue
+        key = r["method"]
+        if key not in accuracy:
+            method = {"method": key, "arch": arch, "cache": r["cache"]}
+            accuracy[key] = record_accuracy(method, models, sessions, models["vocab"])
+            before[key] = r["accuracy"]
+        r["accuracy"] = accuracy[key]
+        r["accuracy_note"] = f"mean field exact match on {len(sessions)} held-out (rescored)"
+    out["models"][arch] = {
+        **out["models"][arch],
+        "path": models[arch]["path"],
+        "parameters": models[arch]["model"].num_params(),
+    }
+    out.setdefault("rescored", []).append(
+        {
+            "arch": arch,
+            "path": models[arch]["path"],
+            "command": command,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "accuracy_n": len(sessions),
+            "accuracy_before": before,
+            "accuracy_after": accuracy,
+            "why": "the checkpoint was retrained: its accuracy changed, its speed rows did not "
+            "(greedy decoding runs L passes whatever the weights)",
+        }
+    )
+    return out
+
+
 def _accuracy_cell(r: dict) -> str:
     return f"{r['accuracy']:.1f}%" if r["accuracy"] is not None else r["accuracy_note"]
 
@@ -517,6 +573,17 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON path (default data/bench/decode_<device>.json; --tiny writes only with --out)",
     )
     dec.add_argument("--quiet", action="store_true", help="no progress bar")
+    res = sub.add_parser(
+        "rescore",
+        help="measure one retrained model's accuracy column of a recorded race again (its "
+        "speeds stand)",
+    )
+    res.add_argument("json", type=Path, help="the race's JSON, rewritten in place")
+    res.add_argument("--arch", default="autoregressive", choices=("autoregressive", "diffusion"))
+    res.add_argument("--threads", type=int, default=None)
+    res.add_argument("--device", default=None)
+    res.add_argument("--diffusion", type=Path, default=DEFAULT_CHECKPOINT)
+    res.add_argument("--ar", type=Path, default=DEFAULT_AR_CHECKPOINT)
     tau = sub.add_parser("tau", help="passes against accuracy over tau, and the reliability curve")
     tau.add_argument("--n", type=int, default=64, help="held-out sessions")
     tau.add_argument("--taus", type=_floats, default=list(TAUS))
@@ -541,6 +608,28 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {out}")
+        return 0
+    if args.bench == "rescore":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        recorded = json.loads(args.json.read_text(encoding="utf-8"))
+        if recorded.get("name") != "decode" or recorded["grid"].get("tiny"):
+            parser.error(f"{args.json} is not a recorded race of the shipped models")
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        models = shipped_models(args.diffusion, args.ar, device)
+        try:
+            result = rescore(
+                recorded,
+                models,
+                args.arch,
+                "python -m unmasked.bench " + " ".join(argv),
+                recorded["grid"]["accuracy_n"],
+            )
+        except ValueError as err:
+            parser.error(str(err))
+        print(decode_table(result))
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
         return 0
     if args.warmup < 0 or args.repeats < 1:
         parser.error("--warmup must be >= 0 and --repeats >= 1")

@@ -936,9 +936,13 @@ def _loss_lines(meta: dict) -> list[str]:
 def _budget_lines(meta: dict) -> list[str]:
     """The twin's training rows against those of the diffusion model it races (issue #19 asks for
     the same budget), and what writing a record costs it."""
-    rows = sum(s["rows"] for s in rows_trained(meta))
+    stages = rows_trained(meta)
+    rows = sum(s["rows"] for s in stages)
+    how = " + ".join(f"{s['steps']} steps x batch {s['batch_size']}" for s in stages)
     lines = [
-        f"- rows trained: {rows:,} ({meta['steps']} steps x batch {meta['train']['batch_size']})",
+        f"- rows trained: {rows:,} ({how}"
+        + (f", over {len(stages)} stages" if len(stages) > 1 else "")
+        + ")",
         f"- forward passes per record: {meta['answer_len']}, one per answer token (greedy, left to "
         "right; with the KV cache the first pass also reads the prompt)",
     ]
