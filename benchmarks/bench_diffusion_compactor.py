@@ -234,6 +234,7 @@ def replace_twin(recorded: dict, part: dict) -> dict:
         places.append((out.get("fixtures"), part["fixtures"], "fixtures"))
     if not places:
         raise ValueError("the part scored nothing")
+    before = {}
     for old, new, name in places:
         if old is None:
             raise ValueError(f"the recorded run has no {name}")
@@ -244,6 +245,7 @@ def replace_twin(recorded: dict, part: dict) -> dict:
                 f"{name}: full context scores differ from the recorded run's, so the harness "
                 "or the sessions changed: redo the whole run"
             )
+        before[name] = old["mean_score"].get(TWIN)
         for key in (*TWIN_KEYS, "session_scores"):
             if key in old:
                 old[key][TWIN] = new[key][TWIN]
@@ -252,6 +254,7 @@ def replace_twin(recorded: dict, part: dict) -> dict:
             **{k: part.get(k) for k in ("command", "date", "device", "wall_seconds")},
             "context": TWIN,
             "scored": [name for _, _, name in places],
+            "mean_score_before": before,
             "why": "the twin was retrained: its scores were measured again; every other "
             "context's scores and the speed race stand (greedy decoding's time does not depend "
             "on the weights)",

@@ -415,6 +415,7 @@ def test_a_retrained_twins_scores_replace_only_its_own_rows():
     assert recorded["styles"]["plain"]["mean_score"]["autoregressive"] == {"recall": 1.0}
     (entry,) = out["rescored"]
     assert entry["command"] == part["command"] and entry["scored"] == ["plain"]
+    assert entry["mean_score_before"] == {"plain": {"recall": 1.0}}
     moved = {**new_style, "mean_score": {**new_style["mean_score"], "full": {"recall": 4.0}}}
     with pytest.raises(ValueError, match="full context"):
         replace(recorded, {**part, "styles": {"plain": moved}})
