@@ -406,14 +406,18 @@ def main() -> None:
             "session_scores": _session_scores(df, [s.id for s in sessions]),
         }
 
-    if args.twin_only and not args.no_extras:
+    if not args.no_extras:
+        diffusion.seen = []
         fixture_df = evaluate(transcripts, contexts, target_ratio=0.6, keep_last=1, progress=False)
+        kept["fixtures"] = _kept(diffusion.seen)
         _show(f"transcript fixtures (n={len(transcripts)}, structural probes)", fixture_df)
         result["fixtures"] = {
             "files": [p.name for p in fixtures if p.name != "README.md"],
+            "fields_kept": kept["fixtures"],
             "mean_score": _means(fixture_df),
             "verdicts": _verdicts(fixture_df),
         }
+
     if args.no_extras or args.twin_only:
         wall = time.perf_counter() - started
         print(f"\nwall time {wall:.0f} s on {where}")
@@ -425,17 +429,6 @@ def main() -> None:
             }
             _write_json(args.json, record)
         return
-
-    diffusion.seen = []
-    fixture_df = evaluate(transcripts, contexts, target_ratio=0.6, keep_last=1, progress=False)
-    kept["fixtures"] = _kept(diffusion.seen)
-    _show(f"transcript fixtures (n={len(transcripts)}, structural probes)", fixture_df)
-    result["fixtures"] = {
-        "files": [p.name for p in fixtures if p.name != "README.md"],
-        "fields_kept": kept["fixtures"],
-        "mean_score": _means(fixture_df),
-        "verdicts": _verdicts(fixture_df),
-    }
 
     # ---- speed: the same windows through both models, one after the other
     twin = (

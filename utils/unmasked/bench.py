@@ -238,13 +238,18 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _threads_and_device(args) -> str:
+    """Apply --threads, and return --device or, without it, cuda where there is one, else cpu."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def decode_bench(args) -> dict:
     """Every row of the race, and its setting: the JSON that decode writes."""
     from tqdm.auto import tqdm
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _threads_and_device(args)
     models = tiny_models() if args.tiny else shipped_models(args.diffusion, args.ar, device)
     vocab, layout, sessions = models["vocab"], models["layout"], models["sessions"]
     A = layout.length(vocab)
@@ -442,9 +447,7 @@ def tau_bench(args) -> dict:
     tau."""
     from unmasked.sessions import load_short_sessions
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _threads_and_device(args)
     model, vocab, layout, _ = load_checkpoint(args.diffusion, device)
     sessions = load_short_sessions("test", limit=args.n)
     start = time.perf_counter()
@@ -610,12 +613,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out}")
         return 0
     if args.bench == "rescore":
-        if args.threads:
-            torch.set_num_threads(args.threads)
         recorded = json.loads(args.json.read_text(encoding="utf-8"))
         if recorded.get("name") != "decode" or recorded["grid"].get("tiny"):
             parser.error(f"{args.json} is not a recorded race of the shipped models")
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = _threads_and_device(args)
         models = shipped_models(args.diffusion, args.ar, device)
         try:
             result = rescore(
