@@ -1,15 +1,22 @@
-"""The training loop's parts (unmasked.train): lr schedule, batches, sizing, a run that learns."""
+"""The training loop's parts (unmasked.train): lr schedule, batches, sizing, a run that learns, a
+run in sittings, bfloat16."""
 
+import copy
+import importlib.util
+import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
 
+from unmasked.checkpoints import load_checkpoint
 from unmasked.sessions import generate_short_sessions
 from unmasked.train import (
     RecordLayout,
     TrainConfig,
+    TrainRun,
     batches,
     build_vocab,
     encode_example,
@@ -345,3 +352,136 @@ def test_files_misses_are_counted_per_number_of_changed_files_and_drawn_stacked(
     assert totals == [sum(len(r["files"]) == n for r in records) for n in lengths]
     with pytest.raises(ValueError, match="as many texts"):
         files_misses_by_length(texts[:-1], records)
+
+
+# ---------------------------------------------------------------- sittings (--stop-after, --resume)
+# Stopping and going on must train exactly the run one sitting would have, or a long run could not
+# be split across a machine's idle hours.
+
+
+def _progress_script():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run_progress.py"
+    spec = importlib.util.spec_from_file_location("run_progress", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Stop(Exception):
+    pass
+
+
+def _cfg(examples, **kw):
+    base = dict(n_layer=1, n_head=2, n_embd=32, batch_size=4, steps=9, warmup=2, lr=3e-3)
+    return sized_for(TrainConfig(**{**base, "device": "cpu", "threads": 1, **kw}), examples)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(arch="diffusion", sampler_frac=0.5),  # draws masks: the generator must go on too
+        dict(arch="autoregressive", autocast="bfloat16"),
+    ],
+    ids=["diffusion", "autoregressive-bf16"],
+)
+def test_a_run_stopped_and_resumed_trains_exactly_as_one_sitting(tiny_task, kw):
+    vocab, layout, examples = tiny_task
+    cfg = _cfg(examples, **kw)
+    torch.manual_seed(0)
+    start = new_model(vocab, cfg).state_dict()
+
+    whole = new_model(vocab, cfg)
+    whole.load_state_dict(start)
+    history = train_model(whole, vocab, examples, cfg, progress=False, layout=layout)
+    assert len(history) == cfg.steps
+
+    split = new_model(vocab, cfg)
+    split.load_state_dict(start)
+    run = TrainRun()
+
+    def stop_at_4(step, loss, elapsed):
+        if step == 4:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_model(
+            split, vocab, examples, cfg, progress=False, layout=layout, run=run, on_step=stop_at_4
+        )
+    saved = copy.deepcopy({"weights": split.state_dict(), "run": run.state()})
+    later = new_model(vocab, cfg)  # a new process: nothing but what was saved
+    later.load_state_dict(saved["weights"])
+    resumed = TrainRun.from_state(saved["run"])
+    train_model(later, vocab, examples, cfg, progress=False, layout=layout, run=resumed)
+
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in history]
+    for name, p in whole.state_dict().items():
+        assert torch.equal(p, later.state_dict()[name]), name
+    # and the optimizer state is what carried it: without it the same weights train otherwise
+    fresh = new_model(vocab, cfg)
+    fresh.load_state_dict(saved["weights"])
+    no_opt = TrainRun(history=list(saved["run"]["history"]), gen_state=saved["run"]["gen"])
+    train_model(fresh, vocab, examples, cfg, progress=False, layout=layout, run=no_opt)
+    assert not torch.equal(fresh.wte.weight, whole.wte.weight)
+
+
+def test_bf16_autocast_trains_and_is_recorded(tiny_task):
+    vocab, layout, examples = tiny_task
+    cfg = _cfg(examples, arch="autoregressive", autocast="bfloat16", steps=60, lr=1e-2)
+    history = train_model(new_model(vocab, cfg), vocab, examples, cfg, progress=False)
+    first = sum(h["loss"] for h in history[:5]) / 5
+    last = sum(h["loss"] for h in history[-5:]) / 5
+    assert last < first / 2, (first, last)
+    with pytest.raises(ValueError, match="autocast"):
+        TrainConfig(autocast="float16")
+
+
+def _tiny_cli(out, *extra):
+    return [
+        "--out", str(out), "--limit", "24", "--steps", "12", "--n-layer", "1", "--n-head", "2",
+        "--n-embd", "32", "--batch-size", "4", "--warmup", "1", "--eval-n", "2",
+        "--eval-every", "0", "--threads", "1", "--device", "cpu", "--arch", "autoregressive",
+        "--bf16", *extra,
+    ]  # fmt: skip
+
+
+def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
+    one, split = tmp_path / "one", tmp_path / "split"
+    assert main(_tiny_cli(one)) == 0
+    # the first sitting trains nothing (zero seconds), the second at least a step, the last the rest
+    assert main(_tiny_cli(split, "--stop-after", "0")) == 0
+    assert "sitting 1 stopped at step 0 of 12" in capsys.readouterr().out
+    assert not (split / "autoregressive.md").exists()  # no report for a run not yet finished
+    with pytest.raises(SystemExit):  # a second start would overwrite the saved run
+        main(_tiny_cli(split, "--stop-after", "5"))
+    assert "holds a run not yet finished" in capsys.readouterr().err
+    resume = ["--resume", "--arch", "autoregressive", "--out", str(split)]
+    assert main([*resume, "--stop-after", "0.05"]) == 0
+    progress = _progress_script()
+    record = tmp_path / "progress.json"
+    assert progress.main([str(split), "--out", str(record)]) == 0
+    mid = json.loads(record.read_text())
+    assert 1 <= mid["steps_done"] < 12 or mid["finished"]  # the sitting trains at least one step
+    assert mid["steps_total"] == 12 and mid["rows_this_run"] == 4 * mid["steps_done"]
+    assert [s["steps"] for s in mid["sittings"]][0] == 0 and len(mid["sittings"]) == 2
+    assert mid["autocast"] == "bfloat16" and "run_progress.py" in mid["command"]
+    assert main(resume) == 0
+
+    a, b = load_checkpoint(one / "autoregressive.pt"), load_checkpoint(split / "autoregressive.pt")
+    for name, p in a[0].state_dict().items():
+        assert torch.equal(p, b[0].state_dict()[name]), name
+    meta = b[3]
+    assert meta["steps"] == 12 and "--stop-after" not in meta["command"]
+    assert [s["upto_step"] for s in meta["sittings"]][0] == 0 and len(meta["sittings"]) == 3
+    assert sum(s["steps"] for s in meta["sittings"]) == 12
+    assert meta["train"]["autocast"] == "bfloat16"
+    report = (split / "autoregressive.md").read_text()
+    assert "- trained in 3 sittings" in report and "matmuls in bfloat16" in report
+    assert json.loads((split / "autoregressive.json").read_text())["sittings"][2][
+        "command"
+    ].endswith(f"--out {split}")
+
+
+def test_resume_without_a_saved_run_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--resume", "--arch", "autoregressive", "--out", str(tmp_path)])
+    assert "--resume" in capsys.readouterr().err

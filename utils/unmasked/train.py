@@ -11,6 +11,8 @@ LLaDA's supervised fine-tuning recipe applied from scratch.
     python -m unmasked.train --eval-only --eval-n 500 --update-report \
         --methods one_shot,adaptive:0.5,adaptive:0.9,adaptive:0.99,slots   # its report's table
     python -m unmasked.train --arch autoregressive      # the causal twin (`make checkpoint-ar`)
+    python -m unmasked.train ... --stop-after 7000      # a long run, one sitting at a time:
+    python -m unmasked.train --resume --arch autoregressive --out DIR   # ... and go on with it
 
 Records are filled by chapter 04's sampler (unmasked.sampling.fill_records: each method a policy
 over one decoding loop and one commit rule), and every score comes with its forward passes per
@@ -27,6 +29,7 @@ A checkpoint is a plain dict (config, vocab as lists of ints, state_dict, meta),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -37,7 +40,7 @@ import re
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -262,6 +265,7 @@ class TrainConfig:
     arch: str = "diffusion"  # or "autoregressive": the causal twin, next-token loss (ARCHS)
     span_task: bool = False  # also train on span filling (unmasked.spans), one row per session
     span_weight: float = 1.0  # each span row's loss times this (the record rows' times 1)
+    autocast: str | None = None  # "bfloat16": matmuls in bf16, weights and loss in float32
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -283,6 +287,8 @@ class TrainConfig:
             raise ValueError(f"sampler_frac must be in [0, 1], got {self.sampler_frac}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
+        if self.autocast not in (None, "bfloat16"):
+            raise ValueError(f"autocast must be None or 'bfloat16', got {self.autocast!r}")
 
 
 # Model size and length of training for `make checkpoint`. The gpu preset keeps the model size, so
@@ -397,6 +403,34 @@ def row_weights(ids: torch.Tensor, vocab: Vocab, cfg: TrainConfig) -> torch.Tens
     return w
 
 
+@dataclass
+class TrainRun:
+    """A training run spread over sittings: what the next one needs to go on exactly.
+
+    train_model appends to history and sets opt and gen (the live optimizer and mask generator),
+    so a caller can save them mid-run (state()); opt_state and gen_state come from a saved run
+    and are loaded when training starts.
+    """
+
+    history: list[dict] = field(default_factory=list)
+    opt_state: dict | None = None
+    gen_state: torch.Tensor | None = None
+    opt: torch.optim.Optimizer | None = None
+    gen: torch.Generator | None = None
+
+    def state(self) -> dict:
+        """What to save: plain dicts, lists and tensors, for weights_only loading."""
+        return {
+            "history": self.history,
+            "opt": self.opt.state_dict() if self.opt is not None else self.opt_state,
+            "gen": self.gen.get_state() if self.gen is not None else self.gen_state,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> TrainRun:
+        return cls(history=list(state["history"]), opt_state=state["opt"], gen_state=state["gen"])
+
+
 def train_model(
     model: TransformerLM,
     vocab: Vocab,
@@ -407,6 +441,8 @@ def train_model(
     progress: bool = True,
     history: list | None = None,
     layout: RecordLayout | None = None,
+    run: TrainRun | None = None,
+    stop_after_s: float | None = None,
 ) -> list[dict]:
     """Train in place; `on_step(step, loss, elapsed)` is called every step (plots, evals, saves).
 
@@ -415,6 +451,11 @@ def train_model(
 
     Returns the history (appended to `history` if given): one dict per step with loss, lr,
     tokens and seconds so far. `layout` is needed when cfg.sampler_frac > 0.
+
+    A run longer than one sitting passes a TrainRun: training goes on from its history, optimizer
+    and mask generator exactly where they stopped, replaying the batch order up to there, and
+    stop_after_s (seconds of training in this sitting) ends the sitting without shortening the
+    run, whose learning rate goes by steps.
     """
     from tqdm.auto import tqdm
 
@@ -440,12 +481,34 @@ def train_model(
     gen = torch.Generator().manual_seed(cfg.seed)
     lengths = [bucket_length(p, t, vocab) for p, t in examples]
     stream = batches(len(examples), cfg.batch_size, lengths, rng)
+    if run is not None:
+        if history is not None and history is not run.history:
+            raise ValueError("pass the history inside the TrainRun, not beside it")
+        history = run.history
+        if run.opt_state is not None:
+            opt.load_state_dict(run.opt_state)
+        if run.gen_state is not None:
+            gen.set_state(run.gen_state)
+        run.opt, run.gen = opt, gen
+        for _ in history:  # the batches already trained on, in the order they came
+            next(stream)
     history = [] if history is None else history
-    tokens, start, paused = 0, time.perf_counter(), 0.0
-    bar = tqdm(total=cfg.steps, desc="training", disable=not progress)
-    for step in range(cfg.steps):
-        elapsed = time.perf_counter() - start - paused
+    first = len(history)
+    tokens = history[-1]["tokens"] if history else 0
+    earlier = history[-1]["seconds"] if history else 0.0  # training seconds of earlier sittings
+    start, paused = time.perf_counter(), 0.0
+    amp = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if cfg.autocast == "bfloat16"
+        else contextlib.nullcontext()
+    )
+    bar = tqdm(total=cfg.steps, initial=first, desc="training", disable=not progress)
+    for step in range(first, cfg.steps):
+        sitting = time.perf_counter() - start - paused
+        elapsed = earlier + sitting
         if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s:
+            break
+        if stop_after_s is not None and sitting >= stop_after_s:
             break
         prog = step / cfg.steps
         if cfg.time_budget_s:
@@ -454,17 +517,18 @@ def train_model(
         for group in opt.param_groups:
             group["lr"] = lr
         ids, answer, lens = make_batch([examples[i] for i in next(stream)], vocab)
-        if cfg.arch == "autoregressive":  # the same batches, scored left to right
-            weight = row_weights(ids, vocab, cfg) if cfg.span_weight != 1.0 else None
-            loss = next_token_loss(model, ids.to(device), answer.to(device), weight)
-        else:
-            loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen, layout)
+        with amp:
+            if cfg.arch == "autoregressive":  # the same batches, scored left to right
+                weight = row_weights(ids, vocab, cfg) if cfg.span_weight != 1.0 else None
+                loss = next_token_loss(model, ids.to(device), answer.to(device), weight)
+            else:
+                loss = diffusion_step_loss(model, ids, answer, lens, vocab, cfg, gen, layout)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         tokens += ids.numel()
-        elapsed = time.perf_counter() - start - paused
+        elapsed = earlier + time.perf_counter() - start - paused
         # tokens: every position of the padded batch, prompt included, as processed by forward and
         # backward
         history.append(
@@ -961,6 +1025,64 @@ def _budget_lines(meta: dict) -> list[str]:
     return lines
 
 
+def _sitting_lines(meta: dict) -> list[str]:
+    """How the run was done: in bfloat16 matmuls, and in how many sittings (--stop-after and
+    --resume), each with its own threads and date."""
+    lines = []
+    if meta["train"].get("autocast"):
+        lines.append(
+            f"- matmuls in {meta['train']['autocast']} (`--bf16`, torch.autocast); weights, "
+            "optimizer and loss in float32"
+        )
+    sittings = meta.get("sittings", [])
+    if len(sittings) > 1:
+        lines.append(
+            f"- trained in {len(sittings)} sittings (`--stop-after`, then `--resume`; the learning "
+            "rate goes by steps, so the run is the same as in one): "
+            + "; ".join(
+                f"{s['steps']} steps in {s['seconds'] / 60:.1f} min on {s['threads']} threads, "
+                f"{s['date'][:10]}"
+                for s in sittings
+            )
+        )
+    return lines
+
+
+def run_progress(meta: dict) -> dict:
+    """Where a run spread over sittings stands, from the meta of its latest checkpoint: steps and
+    rows so far, the twin's share of the diffusion model's budget, speed and quick scores per
+    sitting. Why: a run that takes several days' idle hours needs a record of each sitting that a
+    report can quote before the run ends."""
+    stages = rows_trained(meta)
+    rows = sum(s["rows"] for s in stages)
+    race = meta.get("diffusion_budget")
+    steps_total = meta["train"]["steps"]
+    return {
+        "run_command": meta["command"],
+        "started": meta.get("date"),
+        "arch": _arch(meta),
+        "autocast": meta["train"].get("autocast"),
+        "steps_done": meta["steps"],
+        "steps_total": steps_total,
+        "finished": meta["steps"] >= steps_total,
+        "rows_this_run": meta["steps"] * meta["train"]["batch_size"],
+        "rows_this_run_total": steps_total * meta["train"]["batch_size"],
+        "rows_all_stages": rows,
+        "rows_all_stages_when_finished": rows
+        + (steps_total - meta["steps"]) * meta["train"]["batch_size"],
+        **(
+            {"diffusion_rows": race["rows"], "share_of_diffusion_budget": rows / race["rows"]}
+            if race
+            else {}
+        ),
+        "train_seconds": meta["train_seconds"],
+        "tokens_per_s": meta["tokens_per_s"],
+        "final_loss": meta["final_loss"],
+        "sittings": meta.get("sittings", []),
+        "quick_evals": meta.get("quick_evals", []),
+    }
+
+
 def _arch(meta: dict) -> str:
     """Which model a checkpoint's meta describes (older checkpoints are all diffusion)."""
     return meta.get("train", {}).get("arch", "diffusion")
@@ -1015,6 +1137,7 @@ def _write_report(out: Path, meta: dict, decoding: dict | None = None) -> None:
         f"- training time: {meta['train_seconds'] / 60:.1f} min, {meta['tokens_per_s']:.0f} "
         "tokens/s "
         f"(torch threads: {meta['train']['threads'] or 'default'})",
+        *_sitting_lines(meta),
         f"- final training loss (mean of last 100 steps): {meta['final_loss']:.4f}"
         + (", over both kinds of rows below" if _sampler_frac(meta) else ""),
         *(
@@ -1184,6 +1307,19 @@ def continue_from(path, vocab: Vocab, layout: RecordLayout, cfg: TrainConfig, de
     return model.train(), cfg, start
 
 
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """argv without `option VALUE` or `option=VALUE`."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == option:
+            skip = True
+        elif not a.startswith(option + "="):
+            out.append(a)
+    return out
+
+
 def _shown(path: Path) -> str:
     """A path as a report records it: relative to the repository when inside it."""
     path = Path(path).resolve()
@@ -1261,6 +1397,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--time-budget", type=float, default=None, help="seconds; stop training early"
     )
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        help="seconds of training in this sitting; then save the run (<arch>.run.pt in --out) and "
+        "stop, and --resume goes on from there. Unlike --time-budget, it does not shorten the run",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the run saved in --out (<arch>.run.pt) under its own command; only "
+        "--stop-after, --threads and --save-every are this sitting's",
+    )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="matmuls in bfloat16 (torch.autocast); weights, optimizer and loss stay float32",
+    )
     parser.add_argument("--weighting", choices=WEIGHTINGS, default=defaults.weighting)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
@@ -1326,6 +1480,31 @@ def main(argv: list[str] | None = None) -> int:
         "(<arch>.json and .md, as its decoding section); the checkpoint itself is not changed",
     )
     args = parser.parse_args(argv)
+    sitting_argv = list(sys.argv[1:] if argv is None else argv)
+    argv, saved = _without_option(sitting_argv, "--stop-after"), None  # the run's own command
+    run_file = args.out / f"{args.arch}.run.pt"
+    if args.resume:  # the run's own command, with this sitting's stop, threads and saving
+        if args.eval_only:
+            parser.error("--resume trains; it does not go with --eval-only")
+        try:
+            resumed = load_checkpoint(run_file, "cpu")
+        except CheckpointError as e:
+            parser.error(f"--resume: {e}")
+        saved = resumed[3].get("run")
+        if not saved:
+            parser.error(f"--resume: {run_file} holds no saved run")
+        sitting = {k: getattr(args, k) for k in ("out", "stop_after", "save_every")}
+        threads = args.threads
+        argv = saved["argv"]
+        args = parser.parse_args(argv)
+        for k, v in sitting.items():
+            setattr(args, k, v)
+        args.threads = threads or args.threads
+    elif args.stop_after is not None and run_file.exists():
+        parser.error(
+            f"{run_file} holds a run not yet finished: go on with it (--resume), or delete it to "
+            "start another"
+        )
 
     from unmasked.sessions import load_short_sessions
 
@@ -1422,6 +1601,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             time_budget_s=args.time_budget,
             device=device,
+            autocast="bfloat16" if args.bf16 else None,
         ),
         examples,
     )
@@ -1437,7 +1617,12 @@ def main(argv: list[str] | None = None) -> int:
             "lower --batch-size or raise --limit"
         )
     seed_everything(cfg.seed)
-    if args.init_from is not None:
+    if saved is not None:  # the saved weights, size and origin; the data rebuilt as it was
+        if not same_corpus(vocab, layout, resumed[1], resumed[2]):
+            parser.error(f"--resume: {run_file} was made from another corpus or record layout")
+        cfg = replace(TrainConfig(**saved["cfg"]), threads=args.threads, device=device)
+        model, start = resumed[0].to(device).train(), saved.get("start")
+    elif args.init_from is not None:
         model, cfg, start = continue_from(args.init_from, vocab, layout, cfg, device)
     else:
         model, start = new_model(vocab, cfg), None
@@ -1455,16 +1640,37 @@ def main(argv: list[str] | None = None) -> int:
             "stages": stages,
         }
     quick = test[: args.quick_n]
-    evals: list[dict] = []
+    evals: list[dict] = saved["evals"] if saved else []
     last_save = [time.perf_counter()]
     run_start = time.perf_counter()
-    run_date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    run_date = saved["date"] if saved else now
+    run = TrainRun.from_state(saved["state"]) if saved else TrainRun()
+    sittings = saved["sittings"] if saved else []
+    resumable = saved is not None or args.stop_after is not None
+    upto_seconds = run.history[-1]["seconds"] if run.history else 0.0  # earlier sittings'
+    upto_tokens = run.history[-1]["tokens"] if run.history else 0
 
     def meta_now(history, evaluations):
         secs = history[-1]["seconds"] if history else 0.0
+        this = {
+            "date": now,
+            "command": "python -m unmasked.train " + " ".join(sitting_argv),
+            "steps": len(history) - (sittings[-1]["upto_step"] if sittings else 0),
+            "upto_step": len(history),
+            "seconds": round(secs - upto_seconds, 1),
+            "upto_seconds": round(secs, 1),
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "tokens_per_s": round(
+                (history[-1]["tokens"] - upto_tokens) / max(secs - upto_seconds, 1e-9)
+                if history
+                else 0.0
+            ),
+        }
         return {
-            "command": "python -m unmasked.train "
-            + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": "python -m unmasked.train " + " ".join(argv),
             "date": run_date,
             "device": str(device),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
@@ -1491,9 +1697,19 @@ def main(argv: list[str] | None = None) -> int:
             ),
             **({"init_from": start} if start else {}),
             **({"diffusion_budget": race} if race else {}),
+            **({"sittings": [*sittings, this]} if resumable else {}),
         }
 
-    history: list[dict] = []
+    history = run.history
+
+    def save(evaluations):
+        meta = meta_now(history, evaluations)
+        save_checkpoint(ckpt, model, vocab, layout, meta)
+        if resumable:  # full-precision weights, optimizer and place in the batch order
+            run_meta = {"argv": argv, "cfg": asdict(cfg), "start": start, "date": run_date}
+            run_meta |= {"evals": evals, "sittings": meta["sittings"], "state": run.state()}
+            save_checkpoint(run_file, model, vocab, layout, {"run": run_meta}, half=False)
+        return meta
 
     def on_step(step, loss, elapsed):
         if args.eval_every and step % args.eval_every == 0:
@@ -1518,13 +1734,31 @@ def main(argv: list[str] | None = None) -> int:
             )
             model.train()
         if time.perf_counter() - last_save[0] > args.save_every:
-            save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
+            save([])
             last_save[0] = time.perf_counter()
 
     train_model(
-        model, vocab, examples, cfg, on_step=on_step, progress=True, history=history, layout=layout
+        model,
+        vocab,
+        examples,
+        cfg,
+        on_step=on_step,
+        progress=True,
+        layout=layout,
+        run=run,
+        stop_after_s=args.stop_after,
     )
-    save_checkpoint(ckpt, model, vocab, layout, meta_now(history, []))
+    save([])
+    budget_spent = cfg.time_budget_s is not None and (
+        history and history[-1]["seconds"] >= cfg.time_budget_s
+    )
+    if len(history) < cfg.steps and not budget_spent:
+        print(
+            f"sitting {len(sittings) + 1} stopped at step {len(history)} of {cfg.steps} "
+            f"({len(history) * cfg.batch_size:,} rows); {ckpt} holds the weights so far. Go on "
+            f"with: python -m unmasked.train --resume --arch {cfg.arch} --out {args.out}"
+        )
+        return 0
     results = final_evals(model, vocab, layout)
     meta = meta_now(history, results)
     if cfg.span_task:  # the span as long as the record, in the middle of each long-enough session
