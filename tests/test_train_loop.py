@@ -2,11 +2,9 @@
 run in sittings, bfloat16."""
 
 import copy
-import importlib.util
 import json
 import math
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -359,14 +357,6 @@ def test_files_misses_are_counted_per_number_of_changed_files_and_drawn_stacked(
 # be split across a machine's idle hours.
 
 
-def _progress_script():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run_progress.py"
-    spec = importlib.util.spec_from_file_location("run_progress", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class _Stop(Exception):
     pass
 
@@ -456,14 +446,13 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
     assert "holds a run not yet finished" in capsys.readouterr().err
     resume = ["--resume", "--arch", "autoregressive", "--out", str(split)]
     assert main([*resume, "--stop-after", "0.05"]) == 0
-    progress = _progress_script()
     record = tmp_path / "progress.json"
-    assert progress.main([str(split), "--out", str(record)]) == 0
+    assert main(["--progress", str(record), "--arch", "autoregressive", "--out", str(split)]) == 0
     mid = json.loads(record.read_text())
     assert 1 <= mid["steps_done"] < 12 or mid["finished"]  # the sitting trains at least one step
     assert mid["steps_total"] == 12 and mid["rows_this_run"] == 4 * mid["steps_done"]
     assert [s["steps"] for s in mid["sittings"]][0] == 0 and len(mid["sittings"]) == 2
-    assert mid["autocast"] == "bfloat16" and "run_progress.py" in mid["command"]
+    assert mid["autocast"] == "bfloat16" and "--progress" in mid["command"]
     assert main(resume) == 0
 
     a, b = load_checkpoint(one / "autoregressive.pt"), load_checkpoint(split / "autoregressive.pt")

@@ -13,6 +13,7 @@ LLaDA's supervised fine-tuning recipe applied from scratch.
     python -m unmasked.train --arch autoregressive      # the causal twin (`make checkpoint-ar`)
     python -m unmasked.train ... --stop-after 7000      # a long run, one sitting at a time:
     python -m unmasked.train --resume --arch autoregressive --out DIR   # ... and go on with it
+    python -m unmasked.train --progress FILE.json --arch autoregressive --out DIR  # where it stands
 
 Records are filled by chapter 04's sampler (unmasked.sampling.fill_records: each method a policy
 over one decoding loop and one commit rule), and every score comes with its forward passes per
@@ -1057,6 +1058,9 @@ def run_progress(meta: dict) -> dict:
     rows = sum(s["rows"] for s in stages)
     race = meta.get("diffusion_budget")
     steps_total = meta["train"]["steps"]
+    sittings = [dict(s) for s in meta.get("sittings", [])]
+    if len(sittings) == 1:  # a first sitting saved before sittings kept their own speed
+        sittings[0].setdefault("tokens_per_s", round(meta["tokens_per_s"]))
     return {
         "run_command": meta["command"],
         "started": meta.get("date"),
@@ -1078,9 +1082,44 @@ def run_progress(meta: dict) -> dict:
         "train_seconds": meta["train_seconds"],
         "tokens_per_s": meta["tokens_per_s"],
         "final_loss": meta["final_loss"],
-        "sittings": meta.get("sittings", []),
+        "sittings": sittings,
         "quick_evals": meta.get("quick_evals", []),
     }
+
+
+def _report_progress(p: dict, out: Path | None, command: str) -> int:
+    """Print run_progress's summary, and write it with the command and date if out is given."""
+    print(
+        f"{p['arch']} run: step {p['steps_done']:,} of {p['steps_total']:,}, "
+        f"{p['rows_all_stages']:,} rows over every stage"
+        + (
+            f" ({p['share_of_diffusion_budget']:.1%} of the diffusion model's "
+            f"{p['diffusion_rows']:,})"
+            if "diffusion_rows" in p
+            else ""
+        )
+        + f"; {p['train_seconds'] / 3600:.2f} h of training at {p['tokens_per_s']:,.0f} tokens/s"
+    )
+    for i, s in enumerate(p["sittings"], 1):
+        speed = f"{s['tokens_per_s']:,} tokens/s" if "tokens_per_s" in s else "speed not recorded"
+        print(
+            f"  sitting {i} ({s['date']}): {s['steps']:,} steps in {s['seconds'] / 60:.1f} min, "
+            f"{speed} on {s['threads']} threads"
+        )
+    for e in p["quick_evals"]:
+        acc = ", ".join(f"{k} {100 * v:.0f}%" for k, v in e["accuracy"].items())
+        print(f"  step {e['step']:,}: {e['method']}, {acc}")
+    if out is not None:
+        record = {
+            "what": "progress of a training run spread over sittings",
+            "command": command,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **p,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+    return 0
 
 
 def _arch(meta: dict) -> str:
@@ -1474,6 +1513,16 @@ def main(argv: list[str] | None = None) -> int:
         "--eval-only", action="store_true", help="score the checkpoint in --out, do not train"
     )
     parser.add_argument(
+        "--progress",
+        type=Path,
+        nargs="?",
+        const=Path("-"),
+        default=None,
+        metavar="JSON",
+        help="print where the run in --out stands (steps, rows, each sitting's speed, the quick "
+        "scores), and write it as JSON to this file if one is named; do not train",
+    )
+    parser.add_argument(
         "--update-report",
         action="store_true",
         help="with --eval-only: write the scores into the report beside the checkpoint "
@@ -1481,6 +1530,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sitting_argv = list(sys.argv[1:] if argv is None else argv)
+    if args.progress is not None:
+        meta = load_checkpoint(args.out / f"{args.arch}.pt")[3]
+        return _report_progress(
+            run_progress(meta),
+            None if args.progress == Path("-") else args.progress,
+            "python -m unmasked.train " + " ".join(sitting_argv),
+        )
     argv, saved = _without_option(sitting_argv, "--stop-after"), None  # the run's own command
     run_file = args.out / f"{args.arch}.run.pt"
     if args.resume:  # the run's own command, with this sitting's stop, threads and saving
