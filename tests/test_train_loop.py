@@ -441,10 +441,14 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
     assert main(_tiny_cli(split, "--stop-after", "0")) == 0
     assert "sitting 1 stopped at step 0 of 12" in capsys.readouterr().out
     assert not (split / "autoregressive.md").exists()  # no report for a run not yet finished
-    with pytest.raises(SystemExit):  # a second start would overwrite the saved run
-        main(_tiny_cli(split, "--stop-after", "5"))
-    assert "holds a run not yet finished" in capsys.readouterr().err
+    for again in (["--stop-after", "5"], ["--seed", "7"]):  # a new start would overwrite it
+        with pytest.raises(SystemExit):
+            main(_tiny_cli(split, *again))
+        assert "holds a run not yet finished" in capsys.readouterr().err
     resume = ["--resume", "--arch", "autoregressive", "--out", str(split)]
+    with pytest.raises(SystemExit):  # a sitting cannot change the run
+        main([*resume, "--steps", "20"])
+    assert "--steps would change the run" in capsys.readouterr().err
     assert main([*resume, "--stop-after", "0.05"]) == 0
     record = tmp_path / "progress.json"
     assert main(["--progress", str(record), "--arch", "autoregressive", "--out", str(split)]) == 0
@@ -453,6 +457,11 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
     assert mid["steps_total"] == 12 and mid["rows_this_run"] == 4 * mid["steps_done"]
     assert [s["steps"] for s in mid["sittings"]][0] == 0 and len(mid["sittings"]) == 2
     assert mid["autocast"] == "bfloat16" and "--progress" in mid["command"]
+    # a run saved before sittings kept their own speed gets it back from the history
+    blob = torch.load(split / "autoregressive.run.pt", weights_only=True)
+    for sitting in blob["meta"]["run"]["sittings"]:
+        sitting.pop("tokens_per_s")
+    torch.save(blob, split / "autoregressive.run.pt")
     assert main(resume) == 0
 
     a, b = load_checkpoint(one / "autoregressive.pt"), load_checkpoint(split / "autoregressive.pt")
@@ -462,12 +471,26 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
     assert meta["steps"] == 12 and "--stop-after" not in meta["command"]
     assert [s["upto_step"] for s in meta["sittings"]][0] == 0 and len(meta["sittings"]) == 3
     assert sum(s["steps"] for s in meta["sittings"]) == 12
+    assert meta["sittings"][1]["tokens_per_s"] > 0  # the second sitting trained at least a step
     assert meta["train"]["autocast"] == "bfloat16"
     report = (split / "autoregressive.md").read_text()
     assert "- trained in 3 sittings" in report and "matmuls in bfloat16" in report
     assert json.loads((split / "autoregressive.json").read_text())["sittings"][2][
         "command"
     ].endswith(f"--out {split}")
+    assert not (split / "autoregressive.run.pt").exists()  # a finished run leaves none behind
+    with pytest.raises(SystemExit):
+        main([*resume, "--stop-after", "1"])
+    assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_a_time_budget_run_is_always_scored_and_never_told_to_resume(tmp_path, capsys):
+    """A run cut by --time-budget is over, not a sitting: it gets its final scores and report."""
+    out = tmp_path / "budget"
+    assert main(_tiny_cli(out, "--time-budget", "1e-6")) == 0
+    printed = capsys.readouterr().out
+    assert "--resume" not in printed and "| autoregressive |" in printed
+    assert (out / "autoregressive.md").exists() and not (out / "autoregressive.run.pt").exists()
 
 
 def test_resume_without_a_saved_run_says_so(tmp_path, capsys):

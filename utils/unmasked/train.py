@@ -418,6 +418,7 @@ class TrainRun:
     gen_state: torch.Tensor | None = None
     opt: torch.optim.Optimizer | None = None
     gen: torch.Generator | None = None
+    stopped_by: str | None = None  # "stop_after" when the sitting ended before the run did
 
     def state(self) -> dict:
         """What to save: plain dicts, lists and tensors, for weights_only loading."""
@@ -510,6 +511,8 @@ def train_model(
         if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s:
             break
         if stop_after_s is not None and sitting >= stop_after_s:
+            if run is not None:
+                run.stopped_by = "stop_after"
             break
         prog = step / cfg.steps
         if cfg.time_budget_s:
@@ -1386,8 +1389,9 @@ def parse_methods(text: str, threshold: float) -> list[tuple[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # the run's command is saved without --stop-after, spelled in full
         description="Train (or score) the toy masked diffusion LM, or its autoregressive"
-        " twin, on the short corpus."
+        " twin, on the short corpus.",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT.parent)
     parser.add_argument(
@@ -1540,8 +1544,17 @@ def main(argv: list[str] | None = None) -> int:
     argv, saved = _without_option(sitting_argv, "--stop-after"), None  # the run's own command
     run_file = args.out / f"{args.arch}.run.pt"
     if args.resume:  # the run's own command, with this sitting's stop, threads and saving
-        if args.eval_only:
-            parser.error("--resume trains; it does not go with --eval-only")
+        own = ("resume", "arch", "out", "stop_after", "threads", "save_every")
+        changed = [
+            "--" + k.replace("_", "-")
+            for k, v in vars(args).items()
+            if k not in own and v != parser.get_default(k)
+        ]
+        if changed:
+            parser.error(
+                f"--resume goes on under the run's own command; {', '.join(changed)} would change"
+                " the run (a sitting takes only --stop-after, --threads and --save-every)"
+            )
         try:
             resumed = load_checkpoint(run_file, "cpu")
         except CheckpointError as e:
@@ -1556,7 +1569,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in sitting.items():
             setattr(args, k, v)
         args.threads = threads or args.threads
-    elif args.stop_after is not None and run_file.exists():
+    elif not args.eval_only and run_file.exists():
         parser.error(
             f"{run_file} holds a run not yet finished: go on with it (--resume), or delete it to "
             "start another"
@@ -1706,6 +1719,18 @@ def main(argv: list[str] | None = None) -> int:
     resumable = saved is not None or args.stop_after is not None
     upto_seconds = run.history[-1]["seconds"] if run.history else 0.0  # earlier sittings'
     upto_tokens = run.history[-1]["tokens"] if run.history else 0
+    for i, s in enumerate(sittings):  # saved before sittings kept their own speed
+        if "tokens_per_s" not in s and s["upto_step"]:
+            lo = (
+                run.history[sittings[i - 1]["upto_step"] - 1]
+                if i and sittings[i - 1]["upto_step"]
+                else None
+            )
+            hi = run.history[s["upto_step"] - 1]
+            s["tokens_per_s"] = round(
+                (hi["tokens"] - (lo["tokens"] if lo else 0))
+                / max(hi["seconds"] - (lo["seconds"] if lo else 0.0), 1e-9)
+            )
 
     def meta_now(history, evaluations):
         secs = history[-1]["seconds"] if history else 0.0
@@ -1805,10 +1830,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_after_s=args.stop_after,
     )
     save([])
-    budget_spent = cfg.time_budget_s is not None and (
-        history and history[-1]["seconds"] >= cfg.time_budget_s
-    )
-    if len(history) < cfg.steps and not budget_spent:
+    if run.stopped_by == "stop_after":
         print(
             f"sitting {len(sittings) + 1} stopped at step {len(history)} of {cfg.steps} "
             f"({len(history) * cfg.batch_size:,} rows); {ckpt} holds the weights so far. Go on "
@@ -1827,6 +1849,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["total_seconds"] = round(time.perf_counter() - run_start, 1)
     save_checkpoint(ckpt, model, vocab, layout, meta)
     _write_report(args.out, meta)
+    run_file.unlink(missing_ok=True)  # the run is over: nothing is left to go on with
     print(accuracy_table(results))
     return 0
 
