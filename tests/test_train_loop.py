@@ -457,6 +457,7 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
     assert mid["steps_total"] == 12 and mid["rows_this_run"] == 4 * mid["steps_done"]
     assert [s["steps"] for s in mid["sittings"]][0] == 0 and len(mid["sittings"]) == 2
     assert mid["autocast"] == "bfloat16" and "--progress" in mid["command"]
+    assert mid["device"] == "cpu" and mid["date"]  # what a data/bench/ artifact must name
     # a run saved before sittings kept their own speed gets it back from the history
     blob = torch.load(split / "autoregressive.run.pt", weights_only=True)
     for sitting in blob["meta"]["run"]["sittings"]:

@@ -1067,6 +1067,9 @@ def run_progress(meta: dict) -> dict:
     return {
         "run_command": meta["command"],
         "started": meta.get("date"),
+        "device": meta["device"],  # the latest sitting's; each sitting names its own
+        "machine": meta.get("machine"),
+        "torch": meta.get("torch"),
         "arch": _arch(meta),
         "autocast": meta["train"].get("autocast"),
         "steps_done": meta["steps"],
