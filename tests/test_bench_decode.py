@@ -170,7 +170,7 @@ def test_time_method_budget_stops_repeats_and_warmup_batch_warms_on_fewer_prompt
         time.sleep(0.02)
         return [[0] * length for _ in prompts], float(length)
 
-    monkeypatch.setattr(bench, "_run", fake_run)
+    monkeypatch.setattr(bench, "run_method", fake_run)
     prompts = [[1, 2]] * 8
     timing = bench.time_method({}, {}, prompts, 4, None, "cpu", 2, 5, budget_s=0.01, warmup_batch=1)
     assert calls == [1, 1, 8] and len(timing["seconds"]) == 1

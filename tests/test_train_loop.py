@@ -15,6 +15,7 @@ from unmasked.train import (
     RecordLayout,
     TrainConfig,
     TrainRun,
+    _speed_between,
     batches,
     build_vocab,
     encode_example,
@@ -498,3 +499,16 @@ def test_resume_without_a_saved_run_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--resume", "--arch", "autoregressive", "--out", str(tmp_path)])
     assert "--resume" in capsys.readouterr().err
+
+
+def test_a_sittings_speed_is_its_own_tokens_over_its_own_seconds():
+    """Sitting 2 ran twice as fast as sitting 1: the run's mean would say neither."""
+    history = [
+        {"tokens": 100, "seconds": 1.0},
+        {"tokens": 200, "seconds": 2.0},  # sitting 1 ends: 100 tokens/s
+        {"tokens": 400, "seconds": 3.0},
+        {"tokens": 600, "seconds": 4.0},  # sitting 2: 400 tokens in 2 s
+    ]
+    assert _speed_between(history, 0, 2) == 100
+    assert _speed_between(history, 2, 4) == 200
+    assert _speed_between(history, 4, 4) == 0  # a sitting that trained nothing

@@ -97,10 +97,12 @@ def decode_methods(
     return out
 
 
-def _run(
+def run_method(
     method: dict, models: dict, prompts: list[list[int]], length: int, vocab
 ) -> tuple[list[list[int]], float]:
-    """(written answer ids per prompt, mean forward passes per record) for one method."""
+    """(written answer ids per prompt, mean forward passes per record) for one method of
+    decode_methods. Why one entry point: the timed race, the accuracy scores and the warm-ups all
+    write records the same way, so a change to a sampler's knobs reaches all of them."""
     model = models[method["arch"]]["model"]
     if method["arch"] == "autoregressive":
         return greedy_decode(model, prompts, length, vocab, cache=method["cache"]), float(length)
@@ -139,12 +141,12 @@ def time_method(
     warm-up on that many prompts only: it loads the code paths and the allocator, and at batch
     64 on a CPU a full-batch warm-up would cost as much as a timed run."""
     for _ in range(warmup):
-        _run(method, models, prompts[:warmup_batch], length, vocab)
+        run_method(method, models, prompts[:warmup_batch], length, vocab)
     seconds, passes = [], 0.0
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
-        _, passes = _run(method, models, prompts, length, vocab)
+        _, passes = run_method(method, models, prompts, length, vocab)
         _sync(device)
         seconds.append(time.perf_counter() - start)
         if budget_s is not None and sum(seconds) >= budget_s:
@@ -164,7 +166,7 @@ def record_accuracy(method, models, sessions, vocab, batch_size: int = 64) -> fl
     length = models["layout"].length(vocab)
     texts = []
     for i in range(0, len(prompts), batch_size):
-        answers, _ = _run(method, models, prompts[i : i + batch_size], length, vocab)
+        answers, _ = run_method(method, models, prompts[i : i + batch_size], length, vocab)
         texts += [answer_text(a, vocab) for a in answers]
     acc = field_accuracy(texts, [s.record for s in sessions])
     return 100 * sum(acc[k] for k in FIELDS) / len(FIELDS)

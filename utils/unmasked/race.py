@@ -70,7 +70,7 @@ def race(
     vocab = models["vocab"]
     for arch in ("autoregressive", "diffusion"):
         warm = next(m for m in methods if m["arch"] == arch)
-        bench._run(warm, models, prompts[:1], 4, vocab)
+        bench.run_method(warm, models, prompts[:1], 4, vocab)
     rows = []
     for method in tqdm(methods, desc="decode race", disable=not progress):
         timing = time_within(method, models, prompts, length, vocab, device, repeats, budget_s)

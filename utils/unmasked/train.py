@@ -1029,6 +1029,17 @@ def _budget_lines(meta: dict) -> list[str]:
     return lines
 
 
+def _speed_between(history: list[dict], lo: int, hi: int) -> int:
+    """Tokens/s over steps lo+1..hi of a run's history (lo 0 for the run's start). Why: a
+    sitting's speed is its own tokens over its own seconds; the run's mean would hide a sitting
+    on fewer threads or in another precision."""
+    if hi <= lo:
+        return 0
+    a = history[lo - 1] if lo else {"tokens": 0, "seconds": 0.0}
+    b = history[hi - 1]
+    return round((b["tokens"] - a["tokens"]) / max(b["seconds"] - a["seconds"], 1e-9))
+
+
 def _sitting_lines(meta: dict) -> list[str]:
     """How the run was done: in bfloat16 matmuls, and in how many sittings (--stop-after and
     --resume), each with its own threads and date."""
@@ -1062,8 +1073,6 @@ def run_progress(meta: dict) -> dict:
     race = meta.get("diffusion_budget")
     steps_total = meta["train"]["steps"]
     sittings = [dict(s) for s in meta.get("sittings", [])]
-    if len(sittings) == 1:  # a first sitting saved before sittings kept their own speed
-        sittings[0].setdefault("tokens_per_s", round(meta["tokens_per_s"]))
     return {
         "run_command": meta["command"],
         "started": meta.get("date"),
@@ -1721,19 +1730,10 @@ def main(argv: list[str] | None = None) -> int:
     sittings = saved["sittings"] if saved else []
     resumable = saved is not None or args.stop_after is not None
     upto_seconds = run.history[-1]["seconds"] if run.history else 0.0  # earlier sittings'
-    upto_tokens = run.history[-1]["tokens"] if run.history else 0
     for i, s in enumerate(sittings):  # saved before sittings kept their own speed
-        if "tokens_per_s" not in s and s["upto_step"]:
-            lo = (
-                run.history[sittings[i - 1]["upto_step"] - 1]
-                if i and sittings[i - 1]["upto_step"]
-                else None
-            )
-            hi = run.history[s["upto_step"] - 1]
-            s["tokens_per_s"] = round(
-                (hi["tokens"] - (lo["tokens"] if lo else 0))
-                / max(hi["seconds"] - (lo["seconds"] if lo else 0.0), 1e-9)
-            )
+        if "tokens_per_s" not in s:
+            lo = sittings[i - 1]["upto_step"] if i else 0
+            s["tokens_per_s"] = _speed_between(run.history, lo, s["upto_step"])
 
     def meta_now(history, evaluations):
         secs = history[-1]["seconds"] if history else 0.0
@@ -1747,10 +1747,8 @@ def main(argv: list[str] | None = None) -> int:
             "threads": torch.get_num_threads(),
             "device": str(device),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "tokens_per_s": round(
-                (history[-1]["tokens"] - upto_tokens) / max(secs - upto_seconds, 1e-9)
-                if history
-                else 0.0
+            "tokens_per_s": _speed_between(
+                history, sittings[-1]["upto_step"] if sittings else 0, len(history)
             ),
         }
         return {
