@@ -28,7 +28,7 @@ DEFAULTS ?=
 FULL_TIMEOUT ?= 600
 FULL_OUT ?= data/bench/notebooks_defaults.json
 
-.PHONY: help setup lab lint test test-full test-browser site labs data checkpoint checkpoint-ar checkpoint-spans grade bench bench-decode check-env clean
+.PHONY: help setup lab lint test test-full test-browser site labs data checkpoint checkpoint-ar checkpoint-spans twin-sitting grade bench bench-decode check-env clean
 
 help:
 	@echo "make lab         set up, then open JupyterLab at the course"
@@ -45,6 +45,8 @@ help:
 	@echo "make checkpoint  retrain the shipped toy model checkpoint"
 	@echo "make checkpoint-ar  train its autoregressive twin (same examples, batches and size)"
 	@echo "make checkpoint-spans  continue both on records and span filling (data/checkpoints/spans/)"
+	@echo "make twin-sitting  one more sitting ($(SITTING) s) of the twin's same-budget run in data/runs/;"
+	@echo "                 then commit data/runs/autoregressive.run.pt and data/bench/twin_budget_run.json"
 	@echo "make grade LAB=labs/lab01_tokens.ipynb SUBMISSIONS=dir   grade a class's submissions"
 	@echo "make bench       run the benchmarks and print measured figures"
 	@echo "make bench-decode  race diffusion against its autoregressive twin (tokens/s), JSON to data/bench/"
@@ -113,6 +115,16 @@ checkpoint-spans: setup
 	  --methods adaptive:0.9 $(SPANS_ARGS)
 	"$(PY)" -m unmasked.train --arch autoregressive --init-from data/checkpoints/autoregressive.pt \
 	  $(SPANS_ARGS)
+
+# The twin's same-budget run (issue #19) goes on one sitting at a time. Its saved run (weights,
+# optimizer, place in the batch order) is committed in data/runs/ after every sitting, as a machine
+# here does not outlive a session; the progress record is rewritten from it.
+SITTING ?= 7000
+twin-sitting: setup
+	"$(PY)" -m unmasked.train --resume --arch autoregressive --out data/runs --threads 2 \
+	  --stop-after $(SITTING)
+	"$(PY)" -m unmasked.train --progress data/bench/twin_budget_run.json --arch autoregressive \
+	  --out data/runs
 
 grade: setup
 	@if [ -z "$(LAB)" ] || [ -z "$(SUBMISSIONS)" ]; then \

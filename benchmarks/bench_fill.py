@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from unmasked.env import describe_machine
 from unmasked.sessions import load_short_sessions
 from unmasked.train import (
     DEFAULT_CHECKPOINT,
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "and slot "
         "filling's seconds per record (finished rows dropped), before against after, in one run",
         "device": "cpu",
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or '?'}",
+        "machine": describe_machine(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "command": "python benchmarks/bench_fill.py "

@@ -37,6 +37,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
+from unmasked.env import describe_machine
+
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = "[0-9][0-9]_*.ipynb"
 TIMEOUT_S = 600  # per notebook: a loaded CI machine runs the 3-minute lectures 2-3 times slower
@@ -245,7 +247,7 @@ def report(
     return {
         "what": "issue #25: Run All seconds per notebook, executed headless with nbclient " + mode,
         "device": device,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or '?'}",
+        "machine": describe_machine(),
         "python": platform.python_version(),
         "command": command,
         "date": date,

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import torch
 
-from unmasked.env import pick_device, seed_everything
+from unmasked.env import describe_machine, pick_device, seed_everything
 from unmasked.sessions import load_short_sessions
 from unmasked.train import (
     RecordLayout,
@@ -55,7 +54,7 @@ def main() -> None:
     seconds = timed[-1]["seconds"] - history[warmup - 1]["seconds"]
     tokens = timed[-1]["tokens"] - history[warmup - 1]["tokens"]
     print(
-        f"device: {device} ({platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+        f"device: {device} ({describe_machine()}, torch threads "
         f"{torch.get_num_threads()}, "
         f"load average {os.getloadavg()[0]:.1f})"
     )

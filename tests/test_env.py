@@ -98,3 +98,16 @@ def test_pin_to_one_core_takes_a_chosen_core_and_refuses_one_it_may_not_use(monk
             env.pin_to_one_core(10_000)
     finally:
         os.sched_setaffinity(0, before)
+
+
+def test_describe_machine_names_the_chip_so_speeds_can_be_compared(tmp_path, monkeypatch):
+    monkeypatch.setattr(env.platform, "processor", lambda: "")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: Chip\nmodel name\t: Example Chip 9000\n")
+    line = env.describe_machine(str(cpuinfo))
+    assert line.endswith(", Example Chip 9000")
+    assert f"{os.cpu_count()} CPUs" in line
+    # no cpuinfo (macOS, Windows) and no processor string: the architecture and count still
+    assert env.describe_machine(str(tmp_path / "missing")) == (
+        f"{env.platform.machine()}, {os.cpu_count()} CPUs"
+    )

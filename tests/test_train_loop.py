@@ -471,6 +471,9 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
         assert torch.equal(p, b[0].state_dict()[name]), name
     meta = b[3]
     assert meta["steps"] == 12 and "--stop-after" not in meta["command"]
+    # the process's clock saw only the last sitting, and the key says so
+    assert "total_seconds" in a[3] and "total_seconds" not in meta
+    assert 0 < meta["last_sitting_seconds"]
     assert [s["upto_step"] for s in meta["sittings"]][0] == 0 and len(meta["sittings"]) == 3
     assert sum(s["steps"] for s in meta["sittings"]) == 12
     assert meta["sittings"][1]["tokens_per_s"] > 0  # the second sitting trained at least a step

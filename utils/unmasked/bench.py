@@ -37,7 +37,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -55,6 +54,7 @@ from unmasked.checkpoints import (
     load_checkpoint,
     same_corpus,
 )
+from unmasked.env import describe_machine
 from unmasked.records import (
     FIELDS,
     RecordLayout,
@@ -316,7 +316,7 @@ def decode_bench(args) -> dict:
             if str(device).startswith("cuda")
             else {}
         ),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": describe_machine(),
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
         "command": "python -m unmasked.bench " + " ".join(args.argv),
@@ -483,7 +483,7 @@ def tau_bench(args) -> dict:
         "answer position, "
         "reliability_values over the value slots only",
         "device": str(device),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": describe_machine(),
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
         "command": "python -m unmasked.bench " + " ".join(args.argv),

@@ -7,6 +7,7 @@ always says why it chose what it chose, so a learner on a laptop knows what to e
 from __future__ import annotations
 
 import os
+import platform
 import random
 from dataclasses import dataclass
 
@@ -70,6 +71,25 @@ def pick_device(prefer: str | None = None, *, verbose: bool = False) -> DeviceCh
     if verbose:
         print(choice)
     return choice
+
+
+def describe_machine(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The machine a figure was measured on, down to the chip's name.
+
+    Two runs on "x86_64, 2 CPUs" can differ by half in speed (bfloat16 matmuls run on AMX on
+    one chip and not on another), so every artifact names the chip where the OS says it.
+    """
+    model = platform.processor() or ""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    line = f"{platform.machine()}, {os.cpu_count()} CPUs"
+    return f"{line}, {model}" if model else line
 
 
 def seed_everything(seed: int) -> None:

@@ -34,8 +34,6 @@ import contextlib
 import datetime
 import json
 import math
-import os
-import platform
 import random
 import re
 import statistics
@@ -61,7 +59,7 @@ from unmasked.checkpoints import (  # noqa: F401
     same_corpus,
     save_checkpoint,
 )
-from unmasked.env import pick_device, seed_everything
+from unmasked.env import describe_machine, pick_device, seed_everything
 from unmasked.masking import (
     WEIGHTINGS,
     mask_tokens,
@@ -1635,7 +1633,7 @@ def main(argv: list[str] | None = None) -> int:
                 + " ".join(argv if argv is not None else sys.argv[1:]),
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "device": str(device),
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                "machine": describe_machine(),
                 "torch": str(torch.__version__),
                 "threads": torch.get_num_threads(),
                 "checkpoint": _shown(ckpt),
@@ -1746,7 +1744,7 @@ def main(argv: list[str] | None = None) -> int:
             "upto_seconds": round(secs, 1),
             "threads": torch.get_num_threads(),
             "device": str(device),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "machine": describe_machine(),
             "tokens_per_s": _speed_between(
                 history, sittings[-1]["upto_step"] if sittings else 0, len(history)
             ),
@@ -1755,7 +1753,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m unmasked.train " + " ".join(argv),
             "date": run_date,
             "device": str(device),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "machine": describe_machine(),
             "torch": str(torch.__version__),
             "parameters": model.num_params(),
             "train": asdict(cfg),
@@ -1847,7 +1845,9 @@ def main(argv: list[str] | None = None) -> int:
             ]
         else:
             print(f"no held-out session can hide {answer_len} tokens: spans not scored")
-    meta["total_seconds"] = round(time.perf_counter() - run_start, 1)
+    # the clock started with this process: over several sittings it times only the last one
+    clock = "last_sitting_seconds" if sittings else "total_seconds"
+    meta[clock] = round(time.perf_counter() - run_start, 1)
     save_checkpoint(ckpt, model, vocab, layout, meta)
     _write_report(args.out, meta)
     run_file.unlink(missing_ok=True)  # the run is over: nothing is left to go on with
