@@ -31,6 +31,7 @@ from pathlib import Path
 
 import nbformat
 
+from unmasked.env import describe_machine
 from unmasked.grading import grade
 from unmasked.labs import make_lab
 
@@ -87,15 +88,8 @@ def run_once(subs: Path, out: Path, jobs: int, sandbox: str) -> dict:
 
 
 def device() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+    # The kernel release matters here too: the sandbox is built from its namespaces.
+    return f"{describe_machine()}, {platform.system()} {platform.release()}"
 
 
 def main() -> None:
