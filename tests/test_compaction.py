@@ -535,6 +535,27 @@ def test_threshold_line_moves_with_every_threshold_step():
     assert "short" in figures.threshold_line(40_000, 41_000)
 
 
+def test_keep_last_line_moves_with_every_keep_last_step():
+    from unmasked.compaction import figures
+
+    # the playground's second line: when the pairing rule keeps 4 turns for keep_last 3 and 4, the
+    # rest of the output is the same for both, and only this line shows the step (CI's browser test)
+    session = generate_session(0, 40_000)
+    lines, kept = [], []
+    for k in range(0, 8):
+        ctx = compact_context(session.turns, session.task, threshold_tokens=25_000, keep_last=k)
+        lines.append(figures.keep_last_line(k, ctx))
+        kept.append(len(ctx.recent_turns))
+    assert len(set(lines)) == 8
+    absorbed = [k for k in range(1, 8) if kept[k] == kept[k - 1]]
+    assert absorbed, f"no keep_last step was absorbed by the pairing rule: {kept}"
+    k = absorbed[0] - 1
+    assert "further back" in lines[k] and f"{kept[k]} turns kept" in lines[k]
+    assert "the last" in lines[absorbed[0]]
+    ctx = compact_context(session.turns[:4], "t", keep_last=2)
+    assert "nothing is compacted" in figures.keep_last_line(2, ctx)
+
+
 def test_playground_builds_headless(session):
     import ipywidgets as W
 

@@ -177,6 +177,20 @@ def threshold_line(raw_tokens: int, threshold_tokens: int) -> str:
     )
 
 
+def keep_last_line(keep_last: int, ctx: CompactedContext) -> str:
+    """What keep_last asked for against what stayed verbatim: a step that the pairing rule absorbs
+    (a tool call kept with its result) still shows, and says why the count is not keep_last."""
+    if not ctx.was_compacted:
+        return f"keep_last {keep_last}: nothing is compacted, so every turn goes as is"
+    kept = len(ctx.recent_turns)
+    if kept > keep_last:
+        return (
+            f"keep_last {keep_last}: {kept} turns kept verbatim, reaching {kept - keep_last} "
+            "further back so that a tool call is not separated from its result"
+        )
+    return f"keep_last {keep_last}: the last {kept} turns kept verbatim"
+
+
 def compaction_playground(turns, current_task: str, compactors: Sequence[str] | None = None):
     """ipywidgets controls (threshold, keep_last, ratio, compactor) that re-run compact_context
     live.
@@ -241,6 +255,7 @@ def compaction_playground(turns, current_task: str, compactors: Sequence[str] | 
             compactor=compactor,
         )
         print(threshold_line(ctx.raw_tokens, threshold))
+        print(keep_last_line(keep_last, ctx))
         # the budget rule in full, so that a knob that doesn't bind still shows it was read
         print(
             f"summary budget: min({ctx.raw_tokens:,} x {ratio:.3g}, {max_summary:,}) = "
