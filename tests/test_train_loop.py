@@ -459,6 +459,12 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
     assert [s["steps"] for s in mid["sittings"]][0] == 0 and len(mid["sittings"]) == 2
     assert mid["autocast"] == "bfloat16" and "--progress" in mid["command"]
     assert mid["device"] == "cpu" and mid["date"]  # what a data/bench/ artifact must name
+    # a fresh clone holds only the committed run file, not the checkpoint beside it
+    (split / "autoregressive.pt").unlink()
+    assert main(["--progress", str(record), "--arch", "autoregressive", "--out", str(split)]) == 0
+    assert {k: v for k, v in json.loads(record.read_text()).items() if k != "date"} == {
+        k: v for k, v in mid.items() if k != "date"
+    }
     # a run saved before sittings kept their own speed gets it back from the history
     blob = torch.load(split / "autoregressive.run.pt", weights_only=True)
     for sitting in blob["meta"]["run"]["sittings"]:

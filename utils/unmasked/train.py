@@ -1545,7 +1545,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sitting_argv = list(sys.argv[1:] if argv is None else argv)
     if args.progress is not None:
-        meta = load_checkpoint(args.out / f"{args.arch}.pt")[3]
+        # a sitting commits only the run file (<arch>.pt is not kept in git), so read its copy
+        run_file = args.out / f"{args.arch}.run.pt"
+        meta = load_checkpoint(run_file)[3]["run"].get("meta") if run_file.exists() else None
+        meta = meta or load_checkpoint(args.out / f"{args.arch}.pt")[3]
         return _report_progress(
             run_progress(meta),
             None if args.progress == Path("-") else args.progress,
@@ -1788,6 +1791,7 @@ def main(argv: list[str] | None = None) -> int:
         if resumable:  # full-precision weights, optimizer and place in the batch order
             run_meta = {"argv": argv, "cfg": asdict(cfg), "start": start, "date": run_date}
             run_meta |= {"evals": evals, "sittings": meta["sittings"], "state": run.state()}
+            run_meta["meta"] = meta  # what --progress reports, on a clone that has only this file
             save_checkpoint(run_file, model, vocab, layout, {"run": run_meta}, half=False)
         return meta
 
