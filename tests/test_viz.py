@@ -151,8 +151,11 @@ def test_sample_figure_and_panel_build():
     assert (
         shown_step() == 3 and "step 3 of 3" in shown_title()
     )  # a redraw shows the end, not step 0
+    assert controls["tau"].disabled  # tau moves nothing while adaptive is off
     controls["adaptive (tau)"].value = True
-    assert "tau=0.9" in shown_title()
+    assert "tau=0.9" in shown_title() and not controls["tau"].disabled
+    controls["tau"].value = 0.5
+    assert "tau=0.5" in shown_title()
     controls["adaptive (tau)"].value, controls["block length"].value = (
         False,
         4,

@@ -418,6 +418,11 @@ def sampling_panel(model, prompt, length: int, token_str, *, mask_id: int, cols:
         # clients (nbclient, papermill) were seen to hang on output captured while a cell runs.
         out.outputs = ({"output_type": "display_data", "data": figure_bundle(fig), "metadata": {}},)
 
+    def tau_follows_adaptive(change=None):  # tau does nothing until adaptive is on: say so
+        tau.disabled = not adaptive.value
+
+    adaptive.observe(tau_follows_adaptive, names="value")
+    tau_follows_adaptive()
     controls = (steps, schedule, adaptive, tau, temperature, block, color_by)
     for control in controls:
         control.observe(redraw, names="value")
