@@ -46,7 +46,8 @@ help:
 	@echo "make checkpoint-ar  train its autoregressive twin (same examples, batches and size)"
 	@echo "make checkpoint-spans  continue both on records and span filling (data/checkpoints/spans/)"
 	@echo "make twin-sitting  one more sitting ($(SITTING) s) of the twin's same-budget run in data/runs/;"
-	@echo "                 then commit data/runs/autoregressive.run.pt and data/bench/twin_budget_run.json"
+	@echo "                 then commit data/runs/autoregressive.run.pt and data/bench/twin_budget_run.json;"
+	@echo "                 SITTING_FLAGS=--float32-sitting on a CPU without avx512_bf16 or AMX (bf16 is ~10x slower there)"
 	@echo "make grade LAB=labs/lab01_tokens.ipynb SUBMISSIONS=dir   grade a class's submissions"
 	@echo "make bench       run the benchmarks and print measured figures"
 	@echo "make bench-decode  race diffusion against its autoregressive twin (tokens/s), JSON to data/bench/"
@@ -120,9 +121,10 @@ checkpoint-spans: setup
 # optimizer, place in the batch order) is committed in data/runs/ after every sitting, as a machine
 # here does not outlive a session; the progress record is rewritten from it.
 SITTING ?= 7000
+SITTING_FLAGS ?=
 twin-sitting: setup
 	"$(PY)" -m unmasked.train --resume --arch autoregressive --out data/runs --threads 2 \
-	  --stop-after $(SITTING)
+	  --stop-after $(SITTING) $(SITTING_FLAGS)
 	"$(PY)" -m unmasked.train --progress data/bench/twin_budget_run.json --arch autoregressive \
 	  --out data/runs
 

@@ -504,6 +504,35 @@ def test_a_time_budget_run_is_always_scored_and_never_told_to_resume(tmp_path, c
     assert (out / "autoregressive.md").exists() and not (out / "autoregressive.run.pt").exists()
 
 
+def test_a_float32_sitting_changes_only_its_own_matmuls(tmp_path, capsys):
+    """A CPU without native bfloat16 emulates autocast about 10x slower than float32: a sitting
+    there may train in float32, and says so, while the run stays a bfloat16 run."""
+    one, split = tmp_path / "one", tmp_path / "split"
+    assert main(_tiny_cli(one)) == 0
+    assert main(_tiny_cli(split, "--stop-after", "0")) == 0
+    resume = ["--resume", "--arch", "autoregressive", "--out", str(split)]
+    assert main([*resume, "--stop-after", "0.05", "--float32-sitting"]) == 0
+    assert "this sitting: matmuls in float32 (the run asks for bfloat16)" in capsys.readouterr().out
+    assert main(resume) == 0
+    a, b = load_checkpoint(one / "autoregressive.pt"), load_checkpoint(split / "autoregressive.pt")
+    meta = b[3]
+    assert (
+        meta["train"]["autocast"] == "bfloat16"
+    )  # the run's, and the next sitting went back to it
+    assert [s["autocast"] for s in meta["sittings"]] == ["bfloat16", None, "bfloat16"]
+    assert meta["sittings"][1]["steps"] >= 1  # it trained, in float32, so the weights moved apart
+    report = (split / "autoregressive.md").read_text()
+    assert "but for the sittings with matmuls in float32" in report
+    assert report.count("matmuls in float32") == 2  # the caveat and the one sitting
+    assert not all(torch.equal(p, b[0].state_dict()[n]) for n, p in a[0].state_dict().items())
+
+
+def test_a_float32_sitting_needs_a_run_to_resume(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(_tiny_cli(tmp_path, "--float32-sitting"))
+    assert "goes with --resume" in capsys.readouterr().err
+
+
 def test_resume_without_a_saved_run_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--resume", "--arch", "autoregressive", "--out", str(tmp_path)])

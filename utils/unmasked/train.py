@@ -1049,16 +1049,25 @@ def _sitting_lines(meta: dict) -> list[str]:
         )
     sittings = meta.get("sittings", [])
     if len(sittings) > 1:
+        same = not any(_float32_sitting(meta["train"], s) for s in sittings)
         lines.append(
             f"- trained in {len(sittings)} sittings (`--stop-after`, then `--resume`; the learning "
-            "rate goes by steps, so the run is the same as in one): "
+            "rate goes by steps, so the run is the same as in one"
+            + ("" if same else ", but for the sittings with matmuls in float32")
+            + "): "
             + "; ".join(
                 f"{s['steps']} steps in {s['seconds'] / 60:.1f} min on {s['threads']} threads, "
                 f"{s['date'][:10]}"
+                + (", matmuls in float32" if _float32_sitting(meta["train"], s) else "")
                 for s in sittings
             )
         )
     return lines
+
+
+def _float32_sitting(train: dict, sitting: dict) -> bool:
+    """Did this sitting of a bfloat16 run train in float32 (--float32-sitting)?"""
+    return bool(train.get("autocast")) and sitting.get("autocast", train["autocast"]) is None
 
 
 def run_progress(meta: dict) -> dict:
@@ -1118,6 +1127,7 @@ def _report_progress(p: dict, out: Path | None, command: str) -> int:
         print(
             f"  sitting {i} ({s['date']}): {s['steps']:,} steps in {s['seconds'] / 60:.1f} min, "
             f"{speed} on {s['threads']} threads"
+            + (", matmuls in float32" if s.get("autocast", p["autocast"]) is None else "")
         )
     for e in p["quick_evals"]:
         acc = ", ".join(f"{k} {100 * v:.0f}%" for k, v in e["accuracy"].items())
@@ -1461,7 +1471,14 @@ def main(argv: list[str] | None = None) -> int:
         "--resume",
         action="store_true",
         help="go on with the run saved in --out (<arch>.run.pt) under its own command; only "
-        "--stop-after, --threads and --save-every are this sitting's",
+        "--stop-after, --threads, --save-every and --float32-sitting are this sitting's",
+    )
+    parser.add_argument(
+        "--float32-sitting",
+        action="store_true",
+        help="with --resume: this sitting's matmuls in float32 although the run asks for "
+        "bfloat16. For a CPU without native bfloat16 (no avx512_bf16 or AMX), where autocast is "
+        "emulated and about 10x slower than float32; the sitting's record says which it used",
     )
     parser.add_argument(
         "--bf16",
@@ -1557,7 +1574,7 @@ def main(argv: list[str] | None = None) -> int:
     argv, saved = _without_option(sitting_argv, "--stop-after"), None  # the run's own command
     run_file = args.out / f"{args.arch}.run.pt"
     if args.resume:  # the run's own command, with this sitting's stop, threads and saving
-        own = ("resume", "arch", "out", "stop_after", "threads", "save_every")
+        own = ("resume", "arch", "out", "stop_after", "threads", "save_every", "float32_sitting")
         changed = [
             "--" + k.replace("_", "-")
             for k, v in vars(args).items()
@@ -1566,7 +1583,8 @@ def main(argv: list[str] | None = None) -> int:
         if changed:
             parser.error(
                 f"--resume goes on under the run's own command; {', '.join(changed)} would change"
-                " the run (a sitting takes only --stop-after, --threads and --save-every)"
+                " the run (a sitting takes only --stop-after, --threads, --save-every and "
+                "--float32-sitting)"
             )
         try:
             resumed = load_checkpoint(run_file, "cpu")
@@ -1575,13 +1593,17 @@ def main(argv: list[str] | None = None) -> int:
         saved = resumed[3].get("run")
         if not saved:
             parser.error(f"--resume: {run_file} holds no saved run")
-        sitting = {k: getattr(args, k) for k in ("out", "stop_after", "save_every")}
+        sitting = {
+            k: getattr(args, k) for k in ("out", "stop_after", "save_every", "float32_sitting")
+        }
         threads = args.threads
         argv = saved["argv"]
         args = parser.parse_args(argv)
         for k, v in sitting.items():
             setattr(args, k, v)
         args.threads = threads or args.threads
+    elif args.float32_sitting:
+        parser.error("--float32-sitting goes with --resume; a new run chooses with --bf16")
     elif not args.eval_only and run_file.exists():
         parser.error(
             f"{run_file} holds a run not yet finished: go on with it (--resume), or delete it to "
@@ -1722,6 +1744,10 @@ def main(argv: list[str] | None = None) -> int:
             "stages": stages,
         }
     quick = test[: args.quick_n]
+    # the run's cfg is what it saves and reports; this sitting may only change its matmuls
+    sitting_cfg = replace(cfg, autocast=None) if args.float32_sitting else cfg
+    if sitting_cfg.autocast != cfg.autocast:
+        print(f"this sitting: matmuls in float32 (the run asks for {cfg.autocast})")
     evals: list[dict] = saved["evals"] if saved else []
     last_save = [time.perf_counter()]
     run_start = time.perf_counter()
@@ -1751,6 +1777,7 @@ def main(argv: list[str] | None = None) -> int:
             "tokens_per_s": _speed_between(
                 history, sittings[-1]["upto_step"] if sittings else 0, len(history)
             ),
+            "autocast": sitting_cfg.autocast,
         }
         return {
             "command": "python -m unmasked.train " + " ".join(argv),
@@ -1825,7 +1852,7 @@ def main(argv: list[str] | None = None) -> int:
         model,
         vocab,
         examples,
-        cfg,
+        sitting_cfg,
         on_step=on_step,
         progress=True,
         layout=layout,
