@@ -107,6 +107,11 @@ def test_describe_machine_names_the_chip_so_speeds_can_be_compared(tmp_path, mon
     line = env.describe_machine(str(cpuinfo))
     assert line.endswith(", Example Chip 9000")
     assert f"{os.cpu_count()} CPUs" in line
+    # the same name with and without native bfloat16 trained the twin 10x apart: say which
+    cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16\n" * 2)
+    assert env.describe_machine(str(cpuinfo)).endswith(", AMD EPYC, avx512_bf16")
+    cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu avx2\n")
+    assert env.describe_machine(str(cpuinfo)).endswith(", AMD EPYC, no native bf16")
     # no cpuinfo (macOS, Windows) and no processor string: the architecture and count still
     assert env.describe_machine(str(tmp_path / "missing")) == (
         f"{env.platform.machine()}, {os.cpu_count()} CPUs"

@@ -79,17 +79,23 @@ def describe_machine(cpuinfo: str = "/proc/cpuinfo") -> str:
     Two runs on "x86_64, 2 CPUs" can differ by half in speed (bfloat16 matmuls run on AMX on
     one chip and not on another), so every artifact names the chip where the OS says it.
     """
-    model = platform.processor() or ""
+    model, named, flags = platform.processor() or "", False, None
     try:
         with open(cpuinfo, encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                if line.startswith("model name") and not named:
+                    model, named = line.split(":", 1)[1].strip(), True
+                elif line.startswith("flags") and flags is None:
+                    flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
     line = f"{platform.machine()}, {os.cpu_count()} CPUs"
-    return f"{line}, {model}" if model else line
+    line = f"{line}, {model}" if model else line
+    if flags is None:  # no flags to read: say nothing rather than guess
+        return line
+    # the same chip name came with and without these, and bf16 training ran 10x apart (#19)
+    bf16 = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return f"{line}, " + (" and ".join(bf16) if bf16 else "no native bf16")
 
 
 def seed_everything(seed: int) -> None:
