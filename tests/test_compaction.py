@@ -547,11 +547,15 @@ def test_keep_last_line_moves_with_every_keep_last_step():
         lines.append(figures.keep_last_line(k, ctx))
         kept.append(len(ctx.recent_turns))
     assert len(set(lines)) == 8
+    assert all(kept[k] >= k for k in range(8)), kept  # the pairing rule only reaches further back
     absorbed = [k for k in range(1, 8) if kept[k] == kept[k - 1]]
     assert absorbed, f"no keep_last step was absorbed by the pairing rule: {kept}"
-    k = absorbed[0] - 1
-    assert "further back" in lines[k] and f"{kept[k]} turns kept" in lines[k]
-    assert "the last" in lines[absorbed[0]]
+    exact = [k for k in range(1, 8) if kept[k] == k]
+    reached = [k for k in range(1, 8) if kept[k] > k]
+    assert exact and reached, kept
+    assert all(f"the last {k} turns kept" in lines[k] for k in exact)
+    for k in reached:
+        assert f"{kept[k]} turns kept verbatim, reaching {kept[k] - k} further back" in lines[k]
     ctx = compact_context(session.turns[:4], "t", keep_last=2)
     assert "nothing is compacted" in figures.keep_last_line(2, ctx)
 

@@ -112,6 +112,12 @@ def test_describe_machine_names_the_chip_so_speeds_can_be_compared(tmp_path, mon
     assert env.describe_machine(str(cpuinfo)).endswith(", AMD EPYC, avx512_bf16")
     cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu avx2\n")
     assert env.describe_machine(str(cpuinfo)).endswith(", AMD EPYC, no native bf16")
+    cpuinfo.write_text(
+        "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+    )  # Arm's name for them
+    assert env.describe_machine(str(cpuinfo)).endswith(", bf16")
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm\n")
+    assert env.describe_machine(str(cpuinfo)).endswith(", no native bf16")
     # no cpuinfo (macOS, Windows) and no processor string: the architecture and count still
     assert env.describe_machine(str(tmp_path / "missing")) == (
         f"{env.platform.machine()}, {os.cpu_count()} CPUs"

@@ -15,6 +15,7 @@ from unmasked.train import (
     RecordLayout,
     TrainConfig,
     TrainRun,
+    _report_progress,
     _speed_between,
     batches,
     build_vocab,
@@ -426,6 +427,21 @@ def test_bf16_autocast_trains_and_is_recorded(tiny_task):
         TrainConfig(autocast="float16")
 
 
+@pytest.fixture
+def steady_clock(monkeypatch):
+    """train.py's clock ticks 10 ms per reading, so that --stop-after 0.05 stops a tiny run after a
+    step or two on any host: on a fast laptop, 0.05 real seconds trained all 12 steps."""
+    import itertools
+    import types
+
+    import unmasked.train
+
+    ticks = itertools.count()
+    monkeypatch.setattr(
+        unmasked.train, "time", types.SimpleNamespace(perf_counter=lambda: 0.01 * next(ticks))
+    )
+
+
 def _tiny_cli(out, *extra):
     return [
         "--out", str(out), "--limit", "24", "--steps", "12", "--n-layer", "1", "--n-head", "2",
@@ -435,7 +451,7 @@ def _tiny_cli(out, *extra):
     ]  # fmt: skip
 
 
-def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
+def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys, steady_clock):
     one, split = tmp_path / "one", tmp_path / "split"
     assert main(_tiny_cli(one)) == 0
     # the first sitting trains nothing (zero seconds), the second at least a step, the last the rest
@@ -454,7 +470,7 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
     record = tmp_path / "progress.json"
     assert main(["--progress", str(record), "--arch", "autoregressive", "--out", str(split)]) == 0
     mid = json.loads(record.read_text())
-    assert 1 <= mid["steps_done"] < 12 or mid["finished"]  # the sitting trains at least one step
+    assert 1 <= mid["steps_done"] < 12  # the sitting trains at least one step, not the whole run
     assert mid["steps_total"] == 12 and mid["rows_this_run"] == 4 * mid["steps_done"]
     assert [s["steps"] for s in mid["sittings"]][0] == 0 and len(mid["sittings"]) == 2
     assert mid["autocast"] == "bfloat16" and "--progress" in mid["command"]
@@ -465,8 +481,23 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys):
     assert {k: v for k, v in json.loads(record.read_text()).items() if k != "date"} == {
         k: v for k, v in mid.items() if k != "date"
     }
-    # a run saved before sittings kept their own speed gets it back from the history
+    # sittings saved before --float32-sitting trained at the run's autocast, and say so
     blob = torch.load(split / "autoregressive.run.pt", weights_only=True)
+    for sitting in blob["meta"]["run"]["meta"]["sittings"]:
+        sitting.pop("autocast")
+    torch.save(blob, split / "autoregressive.run.pt")
+    assert main(["--progress", str(record), "--arch", "autoregressive", "--out", str(split)]) == 0
+    assert [s["autocast"] for s in json.loads(record.read_text())["sittings"]] == ["bfloat16"] * 2
+    assert "float32" not in capsys.readouterr().out
+    # a run file saved before it kept the run's meta, with no checkpoint beside it: say which
+    meta_copy = blob["meta"]["run"].pop("meta")
+    torch.save(blob, split / "autoregressive.run.pt")
+    with pytest.raises(SystemExit):
+        main(["--progress", "-", "--arch", "autoregressive", "--out", str(split)])
+    assert "was saved before run files kept a copy of the run's meta" in capsys.readouterr().err
+    blob["meta"]["run"]["meta"] = meta_copy
+    torch.save(blob, split / "autoregressive.run.pt")
+    # a run saved before sittings kept their own speed gets it back from the history
     for sitting in blob["meta"]["run"]["sittings"]:
         sitting.pop("tokens_per_s")
     torch.save(blob, split / "autoregressive.run.pt")
@@ -504,7 +535,7 @@ def test_a_time_budget_run_is_always_scored_and_never_told_to_resume(tmp_path, c
     assert (out / "autoregressive.md").exists() and not (out / "autoregressive.run.pt").exists()
 
 
-def test_a_float32_sitting_changes_only_its_own_matmuls(tmp_path, capsys):
+def test_a_float32_sitting_changes_only_its_own_matmuls(tmp_path, capsys, steady_clock):
     """A CPU without native bfloat16 emulates autocast about 10x slower than float32: a sitting
     there may train in float32, and says so, while the run stays a bfloat16 run."""
     one, split = tmp_path / "one", tmp_path / "split"
@@ -525,6 +556,19 @@ def test_a_float32_sitting_changes_only_its_own_matmuls(tmp_path, capsys):
     assert "but for the sittings with matmuls in float32" in report
     assert report.count("matmuls in float32") == 2  # the caveat and the one sitting
     assert not all(torch.equal(p, b[0].state_dict()[n]) for n, p in a[0].state_dict().items())
+
+
+def test_progress_names_float32_sittings_only_in_a_bfloat16_run(capsys):
+    """A run that never asked for bfloat16 trained every sitting in float32: nothing to flag."""
+    base = {"arch": "autoregressive", "steps_done": 2, "steps_total": 4, "rows_all_stages": 8}
+    base |= {"train_seconds": 120.0, "tokens_per_s": 10.0, "quick_evals": []}
+    sittings = [
+        {"date": "d", "steps": 1, "seconds": 60.0, "threads": 2, "autocast": autocast}
+        for autocast in ("bfloat16", None)
+    ]
+    for run_autocast, flagged in (("bfloat16", 1), (None, 0)):
+        _report_progress({**base, "autocast": run_autocast, "sittings": sittings}, None, "x")
+        assert capsys.readouterr().out.count("matmuls in float32") == flagged
 
 
 def test_a_float32_sitting_needs_a_run_to_resume(tmp_path, capsys):

@@ -76,8 +76,9 @@ def pick_device(prefer: str | None = None, *, verbose: bool = False) -> DeviceCh
 def describe_machine(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The machine a figure was measured on, down to the chip's name.
 
-    Two runs on "x86_64, 2 CPUs" can differ by half in speed (bfloat16 matmuls run on AMX on
-    one chip and not on another), so every artifact names the chip where the OS says it.
+    Two hosts both called "x86_64, 2 CPUs, AMD EPYC" ran the twin's bfloat16 step an order of
+    magnitude apart (one has avx512_bf16, the other emulates it), so every artifact names the chip,
+    and whether it does bfloat16 natively, where the OS says it.
     """
     model, named, flags = platform.processor() or "", False, None
     try:
@@ -85,7 +86,7 @@ def describe_machine(cpuinfo: str = "/proc/cpuinfo") -> str:
             for line in f:
                 if line.startswith("model name") and not named:
                     model, named = line.split(":", 1)[1].strip(), True
-                elif line.startswith("flags") and flags is None:
+                elif line.startswith(("flags", "Features")) and flags is None:  # x86, Arm
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
@@ -94,7 +95,7 @@ def describe_machine(cpuinfo: str = "/proc/cpuinfo") -> str:
     if flags is None:  # no flags to read: say nothing rather than guess
         return line
     # the same chip name came with and without these, and bf16 training ran 10x apart (#19)
-    bf16 = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    bf16 = [f for f in ("amx_bf16", "avx512_bf16", "bf16") if f in flags]
     return f"{line}, " + (" and ".join(bf16) if bf16 else "no native bf16")
 
 

@@ -1079,7 +1079,9 @@ def run_progress(meta: dict) -> dict:
     rows = sum(s["rows"] for s in stages)
     race = meta.get("diffusion_budget")
     steps_total = meta["train"]["steps"]
-    sittings = [dict(s) for s in meta.get("sittings", [])]
+    # sittings saved before --float32-sitting existed trained at the run's autocast
+    autocast = meta["train"].get("autocast")
+    sittings = [{"autocast": autocast, **s} for s in meta.get("sittings", [])]
     return {
         "run_command": meta["command"],
         "started": meta.get("date"),
@@ -1087,7 +1089,7 @@ def run_progress(meta: dict) -> dict:
         "machine": meta.get("machine"),
         "torch": meta.get("torch"),
         "arch": _arch(meta),
-        "autocast": meta["train"].get("autocast"),
+        "autocast": autocast,
         "steps_done": meta["steps"],
         "steps_total": steps_total,
         "finished": meta["steps"] >= steps_total,
@@ -1127,7 +1129,7 @@ def _report_progress(p: dict, out: Path | None, command: str) -> int:
         print(
             f"  sitting {i} ({s['date']}): {s['steps']:,} steps in {s['seconds'] / 60:.1f} min, "
             f"{speed} on {s['threads']} threads"
-            + (", matmuls in float32" if s.get("autocast", p["autocast"]) is None else "")
+            + (", matmuls in float32" if _float32_sitting(p, s) else "")
         )
     for e in p["quick_evals"]:
         acc = ", ".join(f"{k} {100 * v:.0f}%" for k, v in e["accuracy"].items())
@@ -1563,9 +1565,18 @@ def main(argv: list[str] | None = None) -> int:
     sitting_argv = list(sys.argv[1:] if argv is None else argv)
     if args.progress is not None:
         # a sitting commits only the run file (<arch>.pt is not kept in git), so read its copy
-        run_file = args.out / f"{args.arch}.run.pt"
-        meta = load_checkpoint(run_file)[3]["run"].get("meta") if run_file.exists() else None
-        meta = meta or load_checkpoint(args.out / f"{args.arch}.pt")[3]
+        run_file, checkpoint = args.out / f"{args.arch}.run.pt", args.out / f"{args.arch}.pt"
+        run = load_checkpoint(run_file)[3].get("run", {}) if run_file.exists() else {}
+        if "meta" not in run and not checkpoint.exists():
+            parser.error(
+                f"--progress: no {checkpoint}, and "
+                + (
+                    f"{run_file} was saved before run files kept a copy of the run's meta"
+                    if run_file.exists()
+                    else f"no run at {run_file}"
+                )
+            )
+        meta = run.get("meta") or load_checkpoint(checkpoint)[3]
         return _report_progress(
             run_progress(meta),
             None if args.progress == Path("-") else args.progress,
