@@ -152,15 +152,17 @@ def test_sample_figure_and_panel_build():
         shown_step() == 3 and "step 3 of 3" in shown_title()
     )  # a redraw shows the end, not step 0
     assert controls["tau"].disabled  # tau moves nothing while adaptive is off
+    assert not controls["steps"].disabled and not controls["schedule"].disabled
     controls["adaptive (tau)"].value = True
     assert "tau=0.9" in shown_title() and not controls["tau"].disabled
+    assert controls["steps"].disabled and controls["schedule"].disabled  # and these, while it is on
     controls["tau"].value = 0.5
     assert "tau=0.5" in shown_title()
     controls["adaptive (tau)"].value, controls["block length"].value = (
         False,
         4,
     )  # 3 blocks, 3 steps: fine
-    assert "blocks of 4" in shown_title()
+    assert "blocks of 4" in shown_title() and not controls["steps"].disabled
     controls["steps"].value = 2  # fewer steps than blocks: the panel says why instead of drawing
     assert "fewer than the 3 blocks" in out.outputs[0]["text"]
 

@@ -418,8 +418,10 @@ def sampling_panel(model, prompt, length: int, token_str, *, mask_id: int, cols:
         # clients (nbclient, papermill) were seen to hang on output captured while a cell runs.
         out.outputs = ({"output_type": "display_data", "data": figure_bundle(fig), "metadata": {}},)
 
-    def tau_follows_adaptive(change=None):  # tau does nothing until adaptive is on: say so
+    def tau_follows_adaptive(change=None):
+        # adaptive decoding reads tau and ignores steps and schedule: grey out what moves nothing
         tau.disabled = not adaptive.value
+        steps.disabled = schedule.disabled = adaptive.value
 
     adaptive.observe(tau_follows_adaptive, names="value")
     tau_follows_adaptive()
