@@ -112,9 +112,8 @@ def test_describe_machine_names_the_chip_so_speeds_can_be_compared(tmp_path, mon
     assert env.describe_machine(str(cpuinfo)).endswith(", AMD EPYC, avx512_bf16")
     cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu avx2\n")
     assert env.describe_machine(str(cpuinfo)).endswith(", AMD EPYC, no native bf16")
-    cpuinfo.write_text(
-        "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
-    )  # Arm's name for them
+    # Arm lists them as Features, not flags
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
     assert env.describe_machine(str(cpuinfo)).endswith(", bf16")
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm\n")
     assert env.describe_machine(str(cpuinfo)).endswith(", no native bf16")

@@ -1563,9 +1563,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sitting_argv = list(sys.argv[1:] if argv is None else argv)
+    run_file = args.out / f"{args.arch}.run.pt"
     if args.progress is not None:
         # a sitting commits only the run file (<arch>.pt is not kept in git), so read its copy
-        run_file, checkpoint = args.out / f"{args.arch}.run.pt", args.out / f"{args.arch}.pt"
+        checkpoint = args.out / f"{args.arch}.pt"
         run = load_checkpoint(run_file)[3].get("run", {}) if run_file.exists() else {}
         if "meta" not in run and not checkpoint.exists():
             parser.error(
@@ -1583,7 +1584,6 @@ def main(argv: list[str] | None = None) -> int:
             "python -m unmasked.train " + " ".join(sitting_argv),
         )
     argv, saved = _without_option(sitting_argv, "--stop-after"), None  # the run's own command
-    run_file = args.out / f"{args.arch}.run.pt"
     if args.resume:  # the run's own command, with this sitting's stop, threads and saving
         own = ("resume", "arch", "out", "stop_after", "threads", "save_every", "float32_sitting")
         changed = [

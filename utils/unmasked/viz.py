@@ -418,13 +418,13 @@ def sampling_panel(model, prompt, length: int, token_str, *, mask_id: int, cols:
         # clients (nbclient, papermill) were seen to hang on output captured while a cell runs.
         out.outputs = ({"output_type": "display_data", "data": figure_bundle(fig), "metadata": {}},)
 
-    def tau_follows_adaptive(change=None):
+    def grey_out_unused(change=None):
         # adaptive decoding reads tau and ignores steps and schedule: grey out what moves nothing
         tau.disabled = not adaptive.value
         steps.disabled = schedule.disabled = adaptive.value
 
-    adaptive.observe(tau_follows_adaptive, names="value")
-    tau_follows_adaptive()
+    adaptive.observe(grey_out_unused, names="value")
+    grey_out_unused()
     controls = (steps, schedule, adaptive, tau, temperature, block, color_by)
     for control in controls:
         control.observe(redraw, names="value")
