@@ -521,6 +521,11 @@ def test_command_line_sittings_end_where_one_run_does(tmp_path, capsys, steady_c
         "command"
     ].endswith(f"--out {split}")
     assert not (split / "autoregressive.run.pt").exists()  # a finished run leaves none behind
+    # make twin-sitting's --progress after the last sitting reads the finished checkpoint
+    assert main(["--progress", str(record), "--arch", "autoregressive", "--out", str(split)]) == 0
+    done = json.loads(record.read_text())
+    assert done["finished"] and done["steps_done"] == done["steps_total"] == 12
+    assert len(done["sittings"]) == 3 and done["sittings"][2]["upto_step"] == 12
     with pytest.raises(SystemExit):
         main([*resume, "--stop-after", "1"])
     assert "no checkpoint at" in capsys.readouterr().err
