@@ -40,6 +40,7 @@ help:
 	@echo "make site        build site/: the executed lectures as static HTML that reads offline"
 	@echo "                 (math and diagrams drawn by MathJax and Mermaid from npm, installed by make setup)"
 	@echo "                 (fast mode; DEFAULTS=1 runs them at their default knobs; SITE=dir to write elsewhere)"
+	@echo "                 (EXECUTED=build/test-full exports what make test-full ran, without running them again)"
 	@echo "make labs        regenerate labs/ from solutions/"
 	@echo "make data        regenerate data/ with the project's own scripts"
 	@echo "make checkpoint  retrain the shipped toy model checkpoint"
@@ -91,7 +92,8 @@ test-browser: setup
 	UNMASKED_FAST=1 "$(PY)" -m pytest tests/test_browser.py -m browser
 
 site: setup
-	"$(PY)" -m unmasked.site --out "$(SITE)" $(if $(DEFAULTS),--defaults,)
+	"$(PY)" -m unmasked.site --out "$(SITE)" $(if $(DEFAULTS),--defaults,) \
+	  $(if $(EXECUTED),--executed "$(EXECUTED)",)
 
 labs: setup
 	"$(PY)" -m unmasked.labs

@@ -37,7 +37,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
-from unmasked.env import describe_machine
+from unmasked.env import describe_machine, fast_mode
+from unmasked.site import cell_stamp, run_all_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = "[0-9][0-9]_*.ipynb"
@@ -82,20 +83,13 @@ def remaining(deadline: float, now: float) -> int:
     return max(1, int(deadline - now + 0.999))
 
 
-def _stamp(value: str | None) -> float | None:
-    if not value:
-        return None
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
 def cell_seconds(nb) -> list[tuple[int, str, float]]:
     """(cell index, first line, seconds) of each executed code cell, from nbclient's timing
     metadata."""
     rows = []
     for i, cell in enumerate(nb.cells):
-        timing = cell.get("metadata", {}).get("execution", {})
-        start = _stamp(timing.get("iopub.execute_input"))
-        end = _stamp(timing.get("shell.execute_reply"))
+        start = cell_stamp(cell, "iopub.execute_input")
+        end = cell_stamp(cell, "shell.execute_reply")
         if cell.cell_type == "code" and start is not None and end is not None:
             first = cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ""
             rows.append((i, first, end - start))
@@ -173,15 +167,13 @@ def run_notebook(path: Path, timeout: int, keep: Path | None = None) -> dict:
     # leaves this future behind, so a Ctrl-C stops the whole run instead of the next notebook
     # starting.
     interrupted = getattr(client, "_async_cleanup_kernel_future", None) is not None
-    if keep is not None:
+    if keep is not None:  # stamped with its mode, for `python -m unmasked.site --executed`
+        nb.metadata["unmasked"] = {"fast_mode": fast_mode()}
         keep.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, keep / path.name)
     kernel_cpu = children_cpu_s() - cpu_before  # the kernel is our child, reaped at shutdown
     cells = cell_seconds(nb)
-    starts = [_stamp(c.metadata.get("execution", {}).get("iopub.execute_input")) for c in nb.cells]
-    ends = [_stamp(c.metadata.get("execution", {}).get("shell.execute_reply")) for c in nb.cells]
-    starts, ends = [s for s in starts if s], [e for e in ends if e]
-    run_all = (max(ends) - min(starts)) if starts and ends else None
+    run_all = run_all_seconds(nb)
     slowest = sorted(cells, key=lambda r: -r[2])[:3]
     return {
         "notebook": display_name(path),

@@ -179,6 +179,106 @@ def test_build_site_from_tiny_notebooks(tmp_path, node_modules):
     assert 'href="index.html"' in widget_page
 
 
+@pytest.mark.slow
+def test_build_site_from_notebooks_make_test_full_kept(tmp_path, node_modules, monkeypatch):
+    """CI builds the site from the lectures make test-full has just run: the page shows that
+    run's outputs (a random number the site could not print again), nothing is run twice, and the
+    index says the mode the kept copies ran in."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_notebooks", site.ROOT / "benchmarks" / "bench_notebooks.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    src, kept = tmp_path / "notebooks", tmp_path / "kept"
+    src.mkdir()
+    lecture = src / "00_random.ipynb"
+    nbformat.write(_notebook("Random", ["import random\nprint('drew', random.random())"]), lecture)
+    monkeypatch.delenv("UNMASKED_FAST", raising=False)  # as make test-full runs them
+    row = bench.run_notebook(lecture, timeout=300, keep=kept)
+    assert row["error"] is None and row["run_all_s"] is not None
+    drew = re.search(r"drew [0-9.]+", row["printed"]["1"]).group()
+
+    def never(*_):
+        raise AssertionError("a kept lecture was executed again")
+
+    monkeypatch.setattr(site, "execute", never)
+    out = tmp_path / "site"
+    pages = site.build_site(
+        [lecture], out, executed=kept, node_modules=node_modules, log=lambda _: None
+    )
+
+    assert drew in pages[0].read_text()
+    index = (out / "index.html").read_text()
+    assert "(default knobs)" in index and "00_random.html" in index
+    assert f"ran in {row['run_all_s']:.0f} s" in index
+
+
+def _kept(tmp_path, cells: list[tuple[str, list]], counts=True):
+    """A lecture and an executed copy of it in tmp_path/kept: cells are (source, outputs)."""
+    lecture = _notebook("Kept", [src for src, _ in cells])
+    (tmp_path / "kept").mkdir(exist_ok=True)
+    nbformat.write(lecture, tmp_path / "00_kept.ipynb")
+    copy = nbformat.from_dict(json.loads(json.dumps(lecture)))
+    for i, (cell, (_, outputs)) in enumerate(zip(copy.cells[1:], cells), 1):
+        cell.outputs = [nbformat.v4.new_output(**o) for o in outputs]
+        cell.execution_count = i if counts else None
+    copy.metadata["unmasked"] = {"fast_mode": True}
+    nbformat.write(copy, tmp_path / "kept" / "00_kept.ipynb")
+    return tmp_path / "00_kept.ipynb"
+
+
+def test_read_executed_takes_a_whole_clean_run_of_the_same_lecture(tmp_path):
+    printed = {"output_type": "stream", "name": "stdout", "text": "4\n"}
+    lecture = _kept(tmp_path, [("print(2 + 2)", [printed]), ("x = 1", [])])
+    nb = site.read_executed(lecture, tmp_path / "kept")
+    assert nb.cells[1].outputs[0]["text"] == "4\n"
+    assert nb.metadata["unmasked"] == {"fast_mode": True}
+
+
+@pytest.mark.parametrize(
+    "problem, says",
+    [
+        ("missing", "is missing: make test-full keeps"),
+        ("raised", "cell 1 raised"),
+        ("never ran", "cell 1 never ran"),
+        ("edited since", "was run from another version"),
+    ],
+)
+def test_read_executed_refuses_a_copy_the_site_must_not_show(tmp_path, capsys, problem, says):
+    error = {"output_type": "error", "ename": "ZeroDivisionError", "evalue": "", "traceback": []}
+    outputs = [error] if problem == "raised" else []
+    lecture = _kept(tmp_path, [("1 / 0", outputs)], counts=problem != "never ran")
+    if problem == "missing":
+        (tmp_path / "kept" / "00_kept.ipynb").unlink()
+    if problem == "edited since":
+        nb = nbformat.read(lecture, as_version=4)
+        nb.cells[1].source = "1 / 1"
+        nbformat.write(nb, lecture)
+    with pytest.raises(site.StaleExecution, match=re.escape(says)):
+        site.read_executed(lecture, tmp_path / "kept")
+    # the command line says the same in a line, not a traceback, and writes nothing
+    code = site.main(
+        [str(lecture), "--executed", str(tmp_path / "kept"), "--out", str(tmp_path / "site")]
+    )
+    assert code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "site").exists()
+
+
+def test_run_all_seconds_spans_first_start_to_last_reply():
+    nb = nbformat.v4.new_notebook()
+    stamps = [("2026-12-04T10:00:00.000000Z", "2026-12-04T10:00:02.500000Z"), (None, None)]
+    stamps.append(("2026-12-04T10:00:03.000000Z", "2026-12-04T10:00:10.250000Z"))
+    for start, end in stamps:
+        cell = nbformat.v4.new_code_cell("pass")
+        if start:
+            cell.metadata["execution"] = {"iopub.execute_input": start, "shell.execute_reply": end}
+        nb.cells.append(cell)
+    assert site.run_all_seconds(nb) == pytest.approx(10.25)
+    assert site.run_all_seconds(nbformat.v4.new_notebook()) is None
+
+
 def test_math_and_mermaid_reach_the_page_for_the_local_renderers():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell(MATH_AND_DIAGRAM)]

@@ -7,7 +7,10 @@ out, and what the pages need is copied once beside them and loaded from there: p
 plotly package, and MathJax (math typeset as SVG, so no font files) and Mermaid (diagrams drawn from
 the ```mermaid fences) from the npm packages that package.json pins, with their licence files.
 `npm ci` installs those into node_modules/ (`make setup` runs it). Widgets need a live kernel, so a
-widget output becomes a note that says so.
+widget output becomes a note that says so. With --executed DIR the lectures are not run again:
+the copies another run left in DIR are exported (CI passes make test-full's build/test-full, which
+ran them at their default knobs a moment before), and a copy that raised, stopped early, or came
+from another version of the lecture is refused.
 """
 
 from __future__ import annotations
@@ -113,6 +116,9 @@ for _name, _value in {
 }.items():
     _TEMPLATE = _TEMPLATE.replace(_name, _value)
 
+# What a notebook kept by `make test-full` says it ran in (benchmarks/bench_notebooks.py stamps it).
+EXECUTED_MODES = {True: "fast mode", False: "default knobs"}
+
 WIDGET_NOTE = (
     "<p><em>An interactive control is shown here when the notebook runs in JupyterLab "
     "(<code>make lab</code>); it needs a live kernel.</em></p>"
@@ -167,6 +173,52 @@ def static_outputs(nb) -> None:
                     )
                 }
     nb.metadata.pop("widgets", None)
+
+
+def cell_stamp(cell, key: str) -> float | None:
+    """One of nbclient's timing stamps for a cell (record_timing: "iopub.execute_input" when it
+    started, "shell.execute_reply" when it ended), as a POSIX time; None if it has none."""
+    value = cell.get("metadata", {}).get("execution", {}).get(key)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def run_all_seconds(nb) -> float | None:
+    """Seconds from the first cell's start to the last cell's end: Run All as a learner waits
+    for it, the kernel's start-up left out."""
+    starts = [t for c in nb.cells if (t := cell_stamp(c, "iopub.execute_input")) is not None]
+    ends = [t for c in nb.cells if (t := cell_stamp(c, "shell.execute_reply")) is not None]
+    return max(ends) - min(starts) if starts and ends else None
+
+
+class StaleExecution(ValueError):
+    """An executed notebook that the site must not show: it raised, stopped early, or was run
+    from a different version of the lecture."""
+
+
+def read_executed(path: Path, executed: Path):
+    """The lecture as another run left it (`make test-full` keeps each notebook it executes), so
+    that CI exports what it has just run instead of running every lecture once more. Refuses a
+    copy that raised, did not run to the end, or no longer matches the lecture's cells."""
+    kept = executed / path.name
+    if not kept.is_file():
+        raise StaleExecution(
+            f"{kept} is missing: make test-full keeps each notebook it runs there; run it, or "
+            "build without --executed"
+        )
+    nb = nbformat.read(kept, as_version=4)
+    lecture = nbformat.read(path, as_version=4)
+    if [(c.cell_type, c.source) for c in nb.cells] != [
+        (c.cell_type, c.source) for c in lecture.cells
+    ]:
+        raise StaleExecution(f"{kept} was run from another version of {path}: run it again")
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            raise StaleExecution(f"{kept}: cell {i} raised; the site shows lectures that ran")
+        if cell.get("execution_count") is None:
+            raise StaleExecution(f"{kept}: cell {i} never ran; the site shows whole runs")
+    return nb
 
 
 def execute(nb, cwd: Path, timeout: int) -> None:
@@ -291,40 +343,50 @@ def build_site(
     *,
     readme: Path | None = None,
     fast: bool = True,
+    executed: Path | None = None,
     timeout: int = 1800,
     node_modules: Path = ROOT / "node_modules",
     log=print,
 ) -> list[Path]:
-    """Execute each notebook, export it to out/<stem>.html, write out/index.html; returns the
-    pages."""
+    """Execute each notebook (or, with `executed`, take the copy another run left there), export
+    it to out/<stem>.html, write out/index.html; returns the pages."""
+    order = lecture_order(notebooks, readme)
+    # every kept copy is checked before anything is written
+    kept = {path: read_executed(path, executed) for path in order} if executed else {}
     js_versions = copy_scripts(out, node_modules)
-    entries, pages = [], []
+    entries, pages, modes = [], [], set()
     saved = os.environ.get("UNMASKED_FAST")
     if fast:
         os.environ["UNMASKED_FAST"] = "1"  # the kernels inherit it
     else:
         os.environ.pop("UNMASKED_FAST", None)
     try:
-        for path in lecture_order(notebooks, readme):
+        for path in order:
             t0 = time.monotonic()
-            nb = nbformat.read(path, as_version=4)
-            execute(nb, path.parent, timeout)
-            secs = time.monotonic() - t0
+            if executed is None:
+                nb = nbformat.read(path, as_version=4)
+                execute(nb, path.parent, timeout)
+                secs = time.monotonic() - t0
+                modes.add("fast mode" if fast else "default knobs")
+            else:
+                nb = kept[path]
+                secs = run_all_seconds(nb) or 0.0
+                stamped = nb.metadata.get("unmasked", {}).get("fast_mode")
+                modes.add(EXECUTED_MODES.get(stamped, f"as kept in {executed}"))
             static_outputs(nb)
             page = out / f"{path.stem}.html"
             page.write_text(export_html(nb), encoding="utf-8")
             entries.append((page.name, path.stem, notebook_title(nb), secs))
             pages.append(page)
-            log(f"site: {path.name} ran in {secs:.1f} s -> {page}")
+            how = "ran" if executed is None else f"as run in {executed},"
+            log(f"site: {path.name} {how} in {secs:.1f} s -> {page}")
     finally:
         if saved is None:
             os.environ.pop("UNMASKED_FAST", None)
         else:
             os.environ["UNMASKED_FAST"] = saved
-    (out / "index.html").write_text(
-        index_html(entries, "fast mode" if fast else "default knobs", js_versions),
-        encoding="utf-8",
-    )
+    mode = modes.pop() if len(modes) == 1 else "in more than one mode"
+    (out / "index.html").write_text(index_html(entries, mode, js_versions), encoding="utf-8")
     return pages
 
 
@@ -340,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--defaults", action="store_true", help="run at the default knobs, not fast mode"
+    )
+    parser.add_argument(
+        "--executed",
+        type=Path,
+        help="export the lectures as executed in this folder (make test-full keeps them in "
+        "build/test-full) instead of running them again",
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument(
@@ -360,10 +428,11 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             readme=args.readme,
             fast=not args.defaults,
+            executed=args.executed,
             timeout=args.timeout,
             node_modules=args.node_modules,
         )
-    except MissingJavaScript as err:
+    except (MissingJavaScript, StaleExecution) as err:
         print(f"site: {err}", file=sys.stderr)
         return 2
     print(
