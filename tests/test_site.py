@@ -194,7 +194,8 @@ def test_build_site_from_notebooks_make_test_full_kept(tmp_path, node_modules, m
     src, kept = tmp_path / "notebooks", tmp_path / "kept"
     src.mkdir()
     lecture = src / "00_random.ipynb"
-    nbformat.write(_notebook("Random", ["import random\nprint('drew', random.random())"]), lecture)
+    draw = "import random, time\ntime.sleep(1.2)\nprint('drew', random.random())"
+    nbformat.write(_notebook("Random", [draw]), lecture)
     monkeypatch.delenv("UNMASKED_FAST", raising=False)  # as make test-full runs them
     row = bench.run_notebook(lecture, timeout=300, keep=kept)
     assert row["error"] is None and row["run_all_s"] is not None
@@ -212,21 +213,34 @@ def test_build_site_from_notebooks_make_test_full_kept(tmp_path, node_modules, m
     assert drew in pages[0].read_text()
     index = (out / "index.html").read_text()
     assert "(default knobs)" in index and "00_random.html" in index
-    assert f"ran in {row['run_all_s']:.0f} s" in index
+    seconds = site.run_all_seconds(nbformat.read(kept / lecture.name, as_version=4))
+    assert seconds >= 1.2 and f"ran in {seconds:.0f} s" in index  # the run's, not a new one's
 
 
-def _kept(tmp_path, cells: list[tuple[str, list]], counts=True):
-    """A lecture and an executed copy of it in tmp_path/kept: cells are (source, outputs)."""
+START, REPLY = "2026-12-04T10:00:00.000000Z", "2026-12-04T10:00:01.000000Z"
+
+
+def _kept(tmp_path, cells: list[tuple[str, list]], ran=True, tags=()):
+    """A lecture and an executed copy of it in tmp_path/kept: cells are (source, outputs). With
+    ran=False the last cell started and never answered, as a timeout or a crash leaves it."""
     lecture = _notebook("Kept", [src for src, _ in cells])
+    for cell in lecture.cells[1:]:
+        cell.metadata["tags"] = list(tags)
     (tmp_path / "kept").mkdir(exist_ok=True)
     nbformat.write(lecture, tmp_path / "00_kept.ipynb")
     copy = nbformat.from_dict(json.loads(json.dumps(lecture)))
     for i, (cell, (_, outputs)) in enumerate(zip(copy.cells[1:], cells), 1):
         cell.outputs = [nbformat.v4.new_output(**o) for o in outputs]
-        cell.execution_count = i if counts else None
+        cell.execution_count = i  # nbclient numbers a cell as it starts
+        cell.metadata["execution"] = {"iopub.execute_input": START, "shell.execute_reply": REPLY}
+    if not ran:
+        del copy.cells[-1].metadata["execution"]["shell.execute_reply"]
     copy.metadata["unmasked"] = {"fast_mode": True}
     nbformat.write(copy, tmp_path / "kept" / "00_kept.ipynb")
     return tmp_path / "00_kept.ipynb"
+
+
+ERROR = {"output_type": "error", "ename": "ZeroDivisionError", "evalue": "", "traceback": []}
 
 
 def test_read_executed_takes_a_whole_clean_run_of_the_same_lecture(tmp_path):
@@ -235,6 +249,9 @@ def test_read_executed_takes_a_whole_clean_run_of_the_same_lecture(tmp_path):
     nb = site.read_executed(lecture, tmp_path / "kept")
     assert nb.cells[1].outputs[0]["text"] == "4\n"
     assert nb.metadata["unmasked"] == {"fast_mode": True}
+    # what nbclient lets through, the site does too: an error a cell is tagged to raise
+    lecture = _kept(tmp_path, [("1 / 0", [ERROR])], tags=["raises-exception"])
+    assert site.read_executed(lecture, tmp_path / "kept").cells[1].outputs[0]["ename"]
 
 
 @pytest.mark.parametrize(
@@ -242,21 +259,21 @@ def test_read_executed_takes_a_whole_clean_run_of_the_same_lecture(tmp_path):
     [
         ("missing", "is missing: make test-full keeps"),
         ("raised", "cell 1 raised"),
-        ("never ran", "cell 1 never ran"),
+        ("stopped mid-cell", "cell 2 never finished"),
         ("edited since", "was run from another version"),
     ],
 )
 def test_read_executed_refuses_a_copy_the_site_must_not_show(tmp_path, capsys, problem, says):
-    error = {"output_type": "error", "ename": "ZeroDivisionError", "evalue": "", "traceback": []}
-    outputs = [error] if problem == "raised" else []
-    lecture = _kept(tmp_path, [("1 / 0", outputs)], counts=problem != "never ran")
+    outputs = [ERROR] if problem == "raised" else []
+    cells = [("1 / 0", outputs), ("while True: pass", [])]
+    lecture = _kept(tmp_path, cells, ran=problem != "stopped mid-cell")
     if problem == "missing":
         (tmp_path / "kept" / "00_kept.ipynb").unlink()
     if problem == "edited since":
         nb = nbformat.read(lecture, as_version=4)
         nb.cells[1].source = "1 / 1"
         nbformat.write(nb, lecture)
-    with pytest.raises(site.StaleExecution, match=re.escape(says)):
+    with pytest.raises(site.UnusableExecution, match=re.escape(says)):
         site.read_executed(lecture, tmp_path / "kept")
     # the command line says the same in a line, not a traceback, and writes nothing
     code = site.main(
@@ -264,6 +281,12 @@ def test_read_executed_refuses_a_copy_the_site_must_not_show(tmp_path, capsys, p
     )
     assert code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "site").exists()
+
+
+def test_executed_and_defaults_do_not_go_together(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        site.main(["--executed", str(tmp_path), "--defaults", "--out", str(tmp_path / "site")])
+    assert exit_.value.code == 2 and "--defaults would run them again" in capsys.readouterr().err
 
 
 def test_run_all_seconds_spans_first_start_to_last_reply():

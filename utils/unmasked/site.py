@@ -190,18 +190,20 @@ def run_all_seconds(nb) -> float | None:
     return max(ends) - min(starts) if starts and ends else None
 
 
-class StaleExecution(ValueError):
-    """An executed notebook that the site must not show: it raised, stopped early, or was run
-    from a different version of the lecture."""
+class UnusableExecution(ValueError):
+    """A kept copy the site must not show: missing, raised, stopped early, or run from a
+    different version of the lecture."""
 
 
 def read_executed(path: Path, executed: Path):
-    """The lecture as another run left it (`make test-full` keeps each notebook it executes), so
-    that CI exports what it has just run instead of running every lecture once more. Refuses a
-    copy that raised, did not run to the end, or no longer matches the lecture's cells."""
+    """The lecture as another run left it (`make test-full` keeps each notebook it executes, with
+    nbclient's timings), so that CI exports what it has just run instead of running every lecture
+    once more. Refuses a copy that raised, did not finish a cell (a timeout or a crash leaves the
+    cell started and never answered), or no longer matches the lecture's cells. Only the cells
+    are compared: a copy is as fresh as the run that kept it, which in CI is a moment before."""
     kept = executed / path.name
     if not kept.is_file():
-        raise StaleExecution(
+        raise UnusableExecution(
             f"{kept} is missing: make test-full keeps each notebook it runs there; run it, or "
             "build without --executed"
         )
@@ -210,14 +212,16 @@ def read_executed(path: Path, executed: Path):
     if [(c.cell_type, c.source) for c in nb.cells] != [
         (c.cell_type, c.source) for c in lecture.cells
     ]:
-        raise StaleExecution(f"{kept} was run from another version of {path}: run it again")
+        raise UnusableExecution(f"{kept} was run from another version of {path}: run it again")
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or not cell.source.strip():
-            continue
-        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
-            raise StaleExecution(f"{kept}: cell {i} raised; the site shows lectures that ran")
-        if cell.get("execution_count") is None:
-            raise StaleExecution(f"{kept}: cell {i} never ran; the site shows whole runs")
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.cell_type != "code" or not cell.source.strip() or "skip-execution" in tags:
+            continue  # nbclient does not run these either
+        raised = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        if raised and "raises-exception" not in tags:
+            raise UnusableExecution(f"{kept}: cell {i} raised; the site shows lectures that ran")
+        if cell_stamp(cell, "shell.execute_reply") is None:
+            raise UnusableExecution(f"{kept}: cell {i} never finished; the site shows whole runs")
     return nb
 
 
@@ -348,8 +352,10 @@ def build_site(
     node_modules: Path = ROOT / "node_modules",
     log=print,
 ) -> list[Path]:
-    """Execute each notebook (or, with `executed`, take the copy another run left there), export
-    it to out/<stem>.html, write out/index.html; returns the pages."""
+    """Execute each notebook (or, with `executed`, take the copy another run left there, in the
+    mode it ran in: `fast` is then ignored), export it to out/<stem>.html, write out/index.html;
+    returns the pages. The index gives each lecture's seconds: with `executed`, Run All's, kernel
+    start-up left out."""
     order = lecture_order(notebooks, readme)
     # every kept copy is checked before anything is written
     kept = {path: read_executed(path, executed) for path in order} if executed else {}
@@ -407,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         "--executed",
         type=Path,
         help="export the lectures as executed in this folder (make test-full keeps them in "
-        "build/test-full) instead of running them again",
+        "build/test-full) instead of running them again; a copy must match the lecture's cells, "
+        "and is as fresh as the run that kept it",
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument(
@@ -417,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where `npm ci` installed MathJax and Mermaid",
     )
     args = parser.parse_args(argv)
+    if args.executed and args.defaults:
+        parser.error("--executed shows the copies as they ran; --defaults would run them again")
     notebooks = args.notebooks or sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         print("site: no notebooks found (run from the repository root)", file=sys.stderr)
@@ -432,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             node_modules=args.node_modules,
         )
-    except (MissingJavaScript, StaleExecution) as err:
+    except (MissingJavaScript, UnusableExecution) as err:
         print(f"site: {err}", file=sys.stderr)
         return 2
     print(
