@@ -116,8 +116,9 @@ for _name, _value in {
 }.items():
     _TEMPLATE = _TEMPLATE.replace(_name, _value)
 
-# What a notebook kept by `make test-full` says it ran in (benchmarks/bench_notebooks.py stamps it).
-EXECUTED_MODES = {True: "fast mode", False: "default knobs"}
+# The index's words for a run's mode, by fast_mode: this build's, or the one that
+# benchmarks/bench_notebooks.py stamps on each copy `make test-full` keeps.
+MODES = {True: "fast mode", False: "default knobs"}
 
 WIDGET_NOTE = (
     "<p><em>An interactive control is shown here when the notebook runs in JupyterLab "
@@ -373,12 +374,12 @@ def build_site(
                 nb = nbformat.read(path, as_version=4)
                 execute(nb, path.parent, timeout)
                 secs = time.monotonic() - t0
-                modes.add("fast mode" if fast else "default knobs")
+                modes.add(MODES[fast])
             else:
                 nb = kept[path]
                 secs = run_all_seconds(nb) or 0.0
                 stamped = nb.metadata.get("unmasked", {}).get("fast_mode")
-                modes.add(EXECUTED_MODES.get(stamped, f"as kept in {executed}"))
+                modes.add(MODES.get(stamped, f"as kept in {executed}"))
             static_outputs(nb)
             page = out / f"{path.stem}.html"
             page.write_text(export_html(nb), encoding="utf-8")
