@@ -46,8 +46,8 @@ help:
 	@echo "make checkpoint  retrain the shipped toy model checkpoint"
 	@echo "make checkpoint-ar  train its autoregressive twin (same examples, batches and size)"
 	@echo "make checkpoint-spans  continue both on records and span filling (data/checkpoints/spans/)"
-	@echo "make twin-sitting  one more sitting ($(SITTING) s) of the twin's same-budget run in data/runs/;"
-	@echo "                 then commit data/runs/autoregressive.run.pt and data/bench/twin_budget_run.json;"
+	@echo "make twin-sitting  one more sitting ($(SITTING) s) of a twin run saved in data/runs/ (the same-budget"
+	@echo "                 run finished in 9 sittings; data/bench/twin_budget_run.json); commit the run file after each;"
 	@echo "                 SITTING_FLAGS=--float32-sitting on a CPU without avx512_bf16 or AMX (bf16 is ~10x slower there)"
 	@echo "make grade LAB=labs/lab01_tokens.ipynb SUBMISSIONS=dir   grade a class's submissions"
 	@echo "make bench       run the benchmarks and print measured figures"
@@ -119,9 +119,10 @@ checkpoint-spans: setup
 	"$(PY)" -m unmasked.train --arch autoregressive --init-from data/checkpoints/autoregressive.pt \
 	  $(SPANS_ARGS)
 
-# The twin's same-budget run (issue #19) goes on one sitting at a time. Its saved run (weights,
-# optimizer, place in the batch order) is committed in data/runs/ after every sitting, as a machine
-# here does not outlive a session; the progress record is rewritten from it.
+# The twin's same-budget run (issue #19) went on one sitting at a time, nine in all (its third stage
+# in data/checkpoints/autoregressive.md). Its saved run (weights, optimizer, place in the batch order)
+# was committed in data/runs/ after every sitting, as a machine here does not outlive a session; the
+# progress record is rewritten from it.
 SITTING ?= 7000
 SITTING_FLAGS ?=
 twin-sitting: setup
