@@ -364,6 +364,19 @@ def test_the_report_sets_the_twins_budget_beside_the_diffusion_models():
     assert "- rows trained: 1,000 (25 steps x batch 8 + 100 steps x batch 8, over 2 stages)" in (
         continued
     )
+    # a span stage (--span-task) drew records and spans mixed: it is not counted as record budget
+    same_budget = {**meta, "steps": 125}
+    spans = {**meta, "steps": 10, "train": {"batch_size": 8, "span_task": True}}
+    after = "\n".join(_budget_lines({**spans, "init_from": same_budget}))
+    rows = "- rows trained: 1,080 (125 steps x batch 8 + 10 steps x batch 8, over 2 stages)"
+    assert rows in after
+    assert (
+        "this twin had 100.0% of that budget in its record-only stages, then 80 rows of records "
+        "and spans mixed (`--span-task`)"
+    ) in after
+    assert "interim" not in after
+    early = "\n".join(_budget_lines({**spans, "init_from": meta}))
+    assert "20.0% of that budget in its record-only stages" in early and "interim twin" in early
 
 
 # ---------------------------------------------------------------------------- the shipped twin

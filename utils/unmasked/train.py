@@ -884,10 +884,12 @@ def rows_trained(meta: dict) -> list[dict]:
 
     The autoregressive twin gets the same budget as the diffusion model it races: as many rows,
     so as many answer tokens. A stage that kept no config gives its batch size in its command
-    (default: its preset's, which this cannot know, so a ValueError says so).
+    (default: its preset's, which this cannot know, so a ValueError says so). A stage trained
+    with --span-task drew its rows from records and spans mixed, so it says so (span_task).
     """
     out = []
     for stage in training_stages(meta):
+        spans = bool(stage.get("train", {}).get("span_task"))
         batch = stage.get("train", {}).get("batch_size")
         if batch is None:
             found = re.search(r"--batch-size[ =](\d+)", stage.get("command", ""))
@@ -901,6 +903,7 @@ def rows_trained(meta: dict) -> list[dict]:
                 "steps": int(stage.get("steps", 0)),
                 "batch_size": int(batch),
                 "rows": int(stage.get("steps", 0)) * int(batch),
+                **({"span_task": True} if spans else {}),
             }
         )
     return out
@@ -1014,13 +1017,22 @@ def _budget_lines(meta: dict) -> list[str]:
     ]
     race = meta.get("diffusion_budget")
     if race:
+        # the race is on records: rows of a span stage were records and spans mixed
+        records = sum(s["rows"] for s in stages if not s.get("span_task"))
+        mixed = [s for s in stages if s.get("span_task")]
         lines.append(
             f"- the diffusion checkpoint it races (`{race['path']}`) trained on "
             f"{race['rows']:,} rows over {len(race['stages'])} stages: this twin had "
-            f"{rows / race['rows']:.1%} of that budget"
+            f"{records / race['rows']:.1%} of that budget"
+            + (
+                f" in its record-only stages, then {sum(s['rows'] for s in mixed):,} rows of "
+                "records and spans mixed (`--span-task`)"
+                if mixed
+                else ""
+            )
             + (
                 ""
-                if rows >= race["rows"]
+                if records >= race["rows"]
                 else ", so it is an interim twin, not yet the same-budget race the issue asks for"
             )
         )
