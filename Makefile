@@ -27,12 +27,15 @@ SITE ?= site
 DEFAULTS ?=
 FULL_TIMEOUT ?= 600
 FULL_OUT ?= data/bench/notebooks_defaults.json
+# make test spreads the test files over this many pytest-xdist workers (0: one process, in order)
+TEST_JOBS ?= 2
 
 .PHONY: help setup lab lint test test-full test-browser site labs data checkpoint checkpoint-ar checkpoint-spans twin-sitting grade bench bench-decode check-env clean
 
 help:
 	@echo "make lab         set up, then open JupyterLab at the course"
 	@echo "make test        set up, lint, then run every test and execute every notebook (fast mode)"
+	@echo "                 (each test file on one of TEST_JOBS=$(TEST_JOBS) workers; TEST_JOBS=0 runs them in one process)"
 	@echo "make test-full   run every lecture and worked lab at its default knobs (what a learner runs);"
 	@echo "                 fails on any error or a notebook over $(FULL_TIMEOUT) s; seconds to $(FULL_OUT)"
 	@echo "make lint        ruff check and ruff format --check (utils, tests, benchmarks, notebooks)"
@@ -48,6 +51,7 @@ help:
 	@echo "make checkpoint-spans  continue both on records and span filling (data/checkpoints/spans/)"
 	@echo "make twin-sitting  one more sitting ($(SITTING) s) of a twin run saved in data/runs/ (the same-budget"
 	@echo "                 run finished in 9 sittings; data/bench/twin_budget_run.json); commit the run file after each;"
+	@echo "                 its progress record goes to PROGRESS=$(PROGRESS)"
 	@echo "                 SITTING_FLAGS=--float32-sitting on a CPU without avx512_bf16 or AMX (bf16 is ~10x slower there)"
 	@echo "make grade LAB=labs/lab01_tokens.ipynb SUBMISSIONS=dir   grade a class's submissions"
 	@echo "make bench       run the benchmarks and print measured figures"
@@ -82,7 +86,7 @@ lint: setup
 	"$(ENV_DIR)/bin/ruff" format --check .
 
 test: lint
-	UNMASKED_FAST=1 "$(PY)" -m pytest
+	UNMASKED_FAST=1 "$(PY)" -m pytest -n $(TEST_JOBS) --dist loadfile
 
 test-full: setup
 	"$(PY)" benchmarks/bench_notebooks.py notebooks solutions --timeout $(FULL_TIMEOUT) \
@@ -125,10 +129,13 @@ checkpoint-spans: setup
 # progress record is rewritten from it.
 SITTING ?= 7000
 SITTING_FLAGS ?=
+# where each sitting rewrites the run's progress record: beside the run by default, so that a new
+# run never overwrites the finished one's data/bench/twin_budget_run.json
+PROGRESS ?= data/runs/autoregressive.progress.json
 twin-sitting: setup
 	"$(PY)" -m unmasked.train --resume --arch autoregressive --out data/runs --threads 2 \
 	  --stop-after $(SITTING) $(SITTING_FLAGS)
-	"$(PY)" -m unmasked.train --progress data/bench/twin_budget_run.json --arch autoregressive \
+	"$(PY)" -m unmasked.train --progress "$(PROGRESS)" --arch autoregressive \
 	  --out data/runs
 
 grade: setup
