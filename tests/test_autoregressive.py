@@ -379,6 +379,34 @@ def test_the_report_sets_the_twins_budget_beside_the_diffusion_models():
     assert "20.0% of that budget in its record-only stages" in early and "interim twin" in early
 
 
+def test_a_runs_progress_counts_the_same_record_rows_as_its_report(capsys):
+    from unmasked.train import _report_progress, run_progress
+
+    race = {"path": "d.pt", "rows": 1000, "stages": [{"steps": 10, "batch_size": 100}]}
+    same_budget = {"command": "c", "steps": 125, "train": {"batch_size": 8}}
+    run = {
+        "command": "python -m unmasked.train --arch autoregressive --span-task",
+        "device": "cpu",
+        "steps": 10,
+        "train": {"batch_size": 8, "span_task": True, "steps": 20},
+        "train_seconds": 60.0,
+        "tokens_per_s": 100.0,
+        "final_loss": 0.1,
+        "diffusion_budget": race,
+        "init_from": same_budget,
+    }
+    p = run_progress(run)
+    assert (p["rows_all_stages"], p["rows_record_stages"]) == (1080, 1000)
+    assert p["share_of_diffusion_budget"] == 1.0
+    _report_progress(p, None, "x")
+    out = capsys.readouterr().out
+    assert (
+        "1,080 rows over every stage (100.0% of the diffusion model's 1,000 in record-only" in out
+    )
+    _report_progress({**p, "rows_record_stages": 1080, "rows_all_stages": 1080}, None, "x")
+    assert "(100.0% of the diffusion model's 1,000);" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------- the shipped twin
 
 

@@ -909,6 +909,12 @@ def rows_trained(meta: dict) -> list[dict]:
     return out
 
 
+def record_rows(stages: list[dict]) -> int:
+    """The rows of rows_trained's stages that count toward the race with the diffusion model,
+    which trained on records only: a --span-task stage drew records and spans mixed."""
+    return sum(s["rows"] for s in stages if not s.get("span_task"))
+
+
 def _where(stage: dict) -> str:
     return stage.get("device", "?") + (
         f" ({stage['accelerator']})" if stage.get("accelerator") else ""
@@ -1017,17 +1023,15 @@ def _budget_lines(meta: dict) -> list[str]:
     ]
     race = meta.get("diffusion_budget")
     if race:
-        # the race is on records: rows of a span stage were records and spans mixed
-        records = sum(s["rows"] for s in stages if not s.get("span_task"))
-        mixed = [s for s in stages if s.get("span_task")]
+        records = record_rows(stages)
         lines.append(
             f"- the diffusion checkpoint it races (`{race['path']}`) trained on "
             f"{race['rows']:,} rows over {len(race['stages'])} stages: this twin had "
             f"{records / race['rows']:.1%} of that budget"
             + (
-                f" in its record-only stages, then {sum(s['rows'] for s in mixed):,} rows of "
+                f" in its record-only stages, then {rows - records:,} rows of "
                 "records and spans mixed (`--span-task`)"
-                if mixed
+                if records < rows
                 else ""
             )
             + (
@@ -1088,7 +1092,7 @@ def run_progress(meta: dict) -> dict:
     sitting. Why: a run that takes several days' idle hours needs a record of each sitting that a
     report can quote before the run ends."""
     stages = rows_trained(meta)
-    rows = sum(s["rows"] for s in stages)
+    rows, records = sum(s["rows"] for s in stages), record_rows(stages)
     race = meta.get("diffusion_budget")
     steps_total = meta["train"]["steps"]
     # sittings saved before --float32-sitting existed trained at the run's autocast
@@ -1111,7 +1115,11 @@ def run_progress(meta: dict) -> dict:
         "rows_all_stages_when_finished": rows
         + (steps_total - meta["steps"]) * meta["train"]["batch_size"],
         **(
-            {"diffusion_rows": race["rows"], "share_of_diffusion_budget": rows / race["rows"]}
+            {
+                "diffusion_rows": race["rows"],
+                "rows_record_stages": records,
+                "share_of_diffusion_budget": records / race["rows"],
+            }
             if race
             else {}
         ),
@@ -1130,7 +1138,13 @@ def _report_progress(p: dict, out: Path | None, command: str) -> int:
         f"{p['rows_all_stages']:,} rows over every stage"
         + (
             f" ({p['share_of_diffusion_budget']:.1%} of the diffusion model's "
-            f"{p['diffusion_rows']:,})"
+            f"{p['diffusion_rows']:,}"
+            + (
+                " in record-only stages"
+                if p.get("rows_record_stages", p["rows_all_stages"]) < p["rows_all_stages"]
+                else ""
+            )
+            + ")"
             if "diffusion_rows" in p
             else ""
         )
